@@ -1,0 +1,133 @@
+/**
+ * Exec and logs through the Kubernetes API: the same path `kubectl exec` takes (apiserver → kubelet),
+ * which in the sandbox is kwok mapping it to a host process.
+ */
+import { Exec, Log, type V1Status } from '@kubernetes/client-node';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import type { Kube } from './kube.js';
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** The command's exit code; -1 when the stream ended without a status. */
+  exitCode: number;
+}
+
+export interface ExecOptions {
+  container: string;
+  stdin?: string | Buffer;
+  /** Settle with an error when the command has not finished within this bound. */
+  timeoutMs?: number;
+}
+
+/** Exit code from the V1Status the API sends at the end of an exec stream. */
+export function exitCodeOf(status: V1Status): number {
+  if (status.status === 'Success') return 0;
+  const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
+  if (cause?.message !== undefined) return Number(cause.message);
+  return -1;
+}
+
+/**
+ * Runs a command in a pod and settles exactly once: on the status frame, on the socket closing, or on
+ * the timeout (which also closes the socket).
+ */
+export async function execInPod(
+  kube: Kube,
+  namespace: string,
+  pod: string,
+  command: string[],
+  options: ExecOptions,
+): Promise<ExecResult> {
+  let stdout = '';
+  let stderr = '';
+  const sink = (append: (s: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        append(chunk.toString('utf8'));
+        done();
+      },
+    });
+  const stdin = options.stdin === undefined ? null : Readable.from([Buffer.from(options.stdin)]);
+  let status: V1Status | undefined;
+
+  return new Promise<ExecResult>((resolve, reject) => {
+    let settled = false;
+    let socket: { close(): void } | undefined;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket?.close();
+      fn();
+    };
+    const timer = setTimeout(
+      () => settle(() => reject(new Error(`exec in ${namespace}/${pod} did not finish within ${options.timeoutMs} ms`))),
+      options.timeoutMs ?? 60_000,
+    );
+    new Exec(kube.config)
+      .exec(
+        namespace,
+        pod,
+        options.container,
+        command,
+        sink((s) => (stdout += s)),
+        sink((s) => (stderr += s)),
+        stdin,
+        false,
+        (s) => {
+          status = s;
+        },
+      )
+      .then((ws) => {
+        socket = ws;
+        if (settled) ws.close();
+        ws.on('close', () =>
+          settle(() => {
+            if (status?.status === 'Failure' && exitCodeOf(status) === -1) {
+              reject(new Error(`exec in ${namespace}/${pod} failed: ${status.message ?? status.reason}`));
+            } else resolve({ stdout, stderr, exitCode: status ? exitCodeOf(status) : -1 });
+          }),
+        );
+      })
+      .catch((error: unknown) => settle(() => reject(error)));
+  });
+}
+
+export interface LogOptions {
+  container: string;
+  follow?: boolean;
+  tailLines?: number;
+}
+
+/** Streams a pod's log into `out`; resolves with a function that stops a follow. */
+export async function streamPodLogs(
+  kube: Kube,
+  namespace: string,
+  pod: string,
+  out: Writable,
+  options: LogOptions,
+): Promise<{ stop(): void; done: Promise<void> }> {
+  const pass = new PassThrough();
+  const done = new Promise<void>((resolve) => pass.on('end', resolve).on('close', resolve));
+  pass.pipe(out, { end: false });
+  const controller = await new Log(kube.config).log(namespace, pod, options.container, pass, {
+    follow: options.follow ?? false,
+    tailLines: options.tailLines,
+  });
+  return { stop: () => controller.abort(), done };
+}
+
+/** Reads a pod's whole log (no follow). */
+export async function readPodLogs(kube: Kube, namespace: string, pod: string, container: string): Promise<string> {
+  let text = '';
+  const out = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      text += chunk.toString('utf8');
+      cb();
+    },
+  });
+  const { done } = await streamPodLogs(kube, namespace, pod, out, { container });
+  await done;
+  return text;
+}

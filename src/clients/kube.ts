@@ -1,0 +1,179 @@
+/**
+ * The only module (with exec.ts) that touches @kubernetes/client-node. Everything else sees plain
+ * Kubernetes objects and the small `Kube` surface below, and asks `isNotFound`/`isConflict`/... instead
+ * of reading SDK error shapes.
+ */
+import {
+  ApiException,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import https from 'node:https';
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+  creationTimestamp?: string | Date;
+  deletionTimestamp?: string | Date;
+  finalizers?: string[];
+}
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  [field: string]: unknown;
+}
+
+export interface KubeTarget {
+  /** Path to a kubeconfig; default as kubectl: $KUBECONFIG, ~/.kube/config, then in-cluster. */
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+}
+
+export class Kube {
+  readonly config: KubeConfig;
+  private readonly objects: KubernetesObjectApi;
+
+  constructor(config: KubeConfig) {
+    this.config = config;
+    this.objects = KubernetesObjectApi.makeApiClient(config);
+  }
+
+  static load(target: KubeTarget = {}): Kube {
+    const config = new KubeConfig();
+    if (target.kubeconfig) config.loadFromFile(target.kubeconfig);
+    else config.loadFromDefault();
+    if (target.context) config.setCurrentContext(target.context);
+    return new Kube(config);
+  }
+
+  /** Wraps a bearer token for the same server and CA, e.g. a ServiceAccount's. */
+  withToken(token: string, user = 'token-user'): Kube {
+    const cluster = this.config.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: user, token }],
+      contexts: [{ name: 'ctx', cluster: cluster.name, user }],
+      currentContext: 'ctx',
+    });
+    return new Kube(config);
+  }
+
+  get server(): string {
+    return this.config.getCurrentCluster()?.server ?? '';
+  }
+
+  get defaultNamespace(): string {
+    return this.config.getContextObject(this.config.getCurrentContext())?.namespace ?? 'default';
+  }
+
+  /** Server-side apply, forcing ownership of the fields we set. */
+  async apply<T extends KubeObject>(object: T, fieldManager = 'codemate'): Promise<T> {
+    return (await this.objects.patch(
+      object as KubernetesObject,
+      undefined,
+      undefined,
+      fieldManager,
+      true,
+      PatchStrategy.ServerSideApply,
+    )) as T;
+  }
+
+  async create<T extends KubeObject>(object: T): Promise<T> {
+    return (await this.objects.create(object as KubernetesObject)) as T;
+  }
+
+  async get<T extends KubeObject>(apiVersion: string, kind: string, name: string, namespace?: string): Promise<T> {
+    return (await this.objects.read({ apiVersion, kind, metadata: { name, namespace } })) as unknown as T;
+  }
+
+  async list<T extends KubeObject>(
+    apiVersion: string,
+    kind: string,
+    namespace?: string,
+    options: { labelSelector?: string; fieldSelector?: string } = {},
+  ): Promise<T[]> {
+    const result = await this.objects.list(
+      apiVersion,
+      kind,
+      namespace,
+      undefined,
+      undefined,
+      undefined,
+      options.fieldSelector,
+      options.labelSelector,
+    );
+    return result.items as unknown as T[];
+  }
+
+  /** Deletes with background propagation; a 404 counts as done. */
+  async delete(apiVersion: string, kind: string, name: string, namespace?: string): Promise<void> {
+    try {
+      await this.objects.delete({ apiVersion, kind, metadata: { name, namespace } }, undefined, undefined, undefined, undefined, 'Background');
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  /** GET on a raw API path such as /readyz or /version, with this config's credentials. */
+  async raw(path: string): Promise<{ status: number; body: string }> {
+    const options: https.RequestOptions = {};
+    await this.config.applyToHTTPSOptions(options);
+    const url = new URL(path, this.server);
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, { ...options, method: 'GET', timeout: 5000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('timeout', () => req.destroy(new Error(`GET ${url.href} timed out`)));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}
+
+/** The HTTP status of a Kubernetes API error, or undefined for other errors. */
+export function statusCode(error: unknown): number | undefined {
+  if (error instanceof ApiException) return error.code;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** The apiserver's own message from an API error (the Status object's `message`). */
+export function statusMessage(error: unknown): string {
+  if (error instanceof ApiException) {
+    const body = error.body as unknown;
+    const parsed = typeof body === 'string' ? safeJson(body) : body;
+    const message = (parsed as { message?: unknown } | undefined)?.message;
+    if (typeof message === 'string') return message;
+    return `HTTP ${error.code}`;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export const isNotFound = (error: unknown) => statusCode(error) === 404;
+export const isConflict = (error: unknown) => statusCode(error) === 409;
+export const isForbidden = (error: unknown) => statusCode(error) === 403;
+export const isGone = (error: unknown) => statusCode(error) === 410;

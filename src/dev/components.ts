@@ -1,0 +1,175 @@
+import { readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { BinarySet } from './binaries.js';
+import type { Pki } from './pki.js';
+import { isHealthy, type ProbeTls } from './probe.js';
+import type { BinaryName } from './versions.js';
+
+/** The sandbox's processes, in start order. */
+export const componentNames = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
+export type ComponentName = (typeof componentNames)[number];
+
+export interface SandboxPorts {
+  etcd: number;
+  etcdPeer: number;
+  apiserver: number;
+  controllerManager: number;
+  scheduler: number;
+  kwok: number;
+}
+
+export interface SandboxPaths {
+  dir: string;
+  stateFile: string;
+  kubeconfig: string;
+  pkiDir: string;
+  etcdDataDir: string;
+  kwokConfig: string;
+  logFile(component: string): string;
+  pidFile(component: string): string;
+}
+
+export function sandboxPaths(dir: string): SandboxPaths {
+  return {
+    dir,
+    stateFile: path.join(dir, 'state.json'),
+    kubeconfig: path.join(dir, 'kubeconfig'),
+    pkiDir: path.join(dir, 'pki'),
+    etcdDataDir: path.join(dir, 'etcd'),
+    kwokConfig: path.join(dir, 'kwok.yaml'),
+    logFile: (c) => path.join(dir, 'logs', `${c}.log`),
+    pidFile: (c) => path.join(dir, 'run', `${c}.pid`),
+  };
+}
+
+export interface ComponentContext {
+  paths: SandboxPaths;
+  ports: SandboxPorts;
+  bins: BinarySet;
+  pki: Pki;
+}
+
+export interface Component {
+  name: ComponentName;
+  binary: BinaryName;
+  /** Ports the process binds; each must be free before it starts. */
+  ports(p: SandboxPorts): number[];
+  args(ctx: ComponentContext): string[];
+  /** Prepares files the process reads at start. */
+  prepare?(ctx: ComponentContext): Promise<void>;
+  /** The process's own health endpoint. */
+  healthy(ctx: ComponentContext): Promise<boolean>;
+}
+
+/** The node that kwok plays; untainted, so kube-scheduler places ordinary pods on it. */
+export const sandboxNodeName = 'codemate-sandbox';
+
+async function adminTls(pki: Pki): Promise<ProbeTls> {
+  return { ca: await readFile(pki.caCert), cert: await readFile(pki.adminCert), key: await readFile(pki.adminKey) };
+}
+
+export const components: readonly Component[] = [
+  {
+    name: 'etcd',
+    binary: 'etcd',
+    ports: (p) => [p.etcd, p.etcdPeer],
+    args: ({ paths, ports }) => [
+      '--name=default',
+      `--data-dir=${paths.etcdDataDir}`,
+      `--listen-client-urls=http://127.0.0.1:${ports.etcd}`,
+      `--advertise-client-urls=http://127.0.0.1:${ports.etcd}`,
+      `--listen-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${ports.etcdPeer}`,
+      `--initial-cluster=default=http://127.0.0.1:${ports.etcdPeer}`,
+      // A throwaway sandbox: durability costs more than it is worth here.
+      '--unsafe-no-fsync=true',
+      '--quota-backend-bytes=4294967296',
+    ],
+    healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.etcd}/health`),
+  },
+  {
+    name: 'kube-apiserver',
+    binary: 'kube-apiserver',
+    ports: (p) => [p.apiserver],
+    args: ({ ports, pki }) => [
+      `--etcd-servers=http://127.0.0.1:${ports.etcd}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${ports.apiserver}`,
+      `--tls-cert-file=${pki.servingCert}`,
+      `--tls-private-key-file=${pki.servingKey}`,
+      `--client-ca-file=${pki.caCert}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${pki.serviceAccountPub}`,
+      `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      '--authorization-mode=RBAC',
+      '--allow-privileged=true',
+      // kwok's node advertises 127.0.0.1 as its InternalIP; without --kubelet-certificate-authority the
+      // apiserver accepts kwok's self-signed serving certificate for exec, attach and logs.
+      '--kubelet-preferred-address-types=InternalIP,Hostname',
+      '--endpoint-reconciler-type=none',
+    ],
+    healthy: async ({ ports, pki }) => isHealthy(`https://127.0.0.1:${ports.apiserver}/readyz`, await adminTls(pki)),
+  },
+  {
+    name: 'kube-controller-manager',
+    binary: 'kube-controller-manager',
+    ports: (p) => [p.controllerManager],
+    args: ({ paths, ports, pki }) => [
+      `--kubeconfig=${paths.kubeconfig}`,
+      `--authentication-kubeconfig=${paths.kubeconfig}`,
+      `--authorization-kubeconfig=${paths.kubeconfig}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.controllerManager}`,
+      '--leader-elect=false',
+      // Garbage collection (ownerReferences cascade), namespace deletion, default ServiceAccounts, and the
+      // node lifecycle that lifts the not-ready taint once kwok reports the node Ready.
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller',
+      `--service-account-private-key-file=${pki.serviceAccountKey}`,
+      `--root-ca-file=${pki.caCert}`,
+    ],
+    healthy: ({ ports }) => isHealthy(`https://127.0.0.1:${ports.controllerManager}/healthz`, { insecure: true }),
+  },
+  {
+    name: 'kube-scheduler',
+    binary: 'kube-scheduler',
+    ports: (p) => [p.scheduler],
+    args: ({ paths, ports }) => [
+      `--kubeconfig=${paths.kubeconfig}`,
+      `--authentication-kubeconfig=${paths.kubeconfig}`,
+      `--authorization-kubeconfig=${paths.kubeconfig}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.scheduler}`,
+      '--leader-elect=false',
+    ],
+    healthy: ({ ports }) => isHealthy(`https://127.0.0.1:${ports.scheduler}/healthz`, { insecure: true }),
+  },
+  {
+    name: 'kwok',
+    binary: 'kwok',
+    ports: (p) => [p.kwok],
+    prepare: writeKwokConfig,
+    args: ({ paths, ports }) => [
+      `--kubeconfig=${paths.kubeconfig}`,
+      `--config=${paths.kwokConfig}`,
+      '--manage-all-nodes=true',
+      '--enable-crds=Exec,ClusterExec,Logs,ClusterLogs,Attach,ClusterAttach',
+      `--node-name=${sandboxNodeName}`,
+      '--node-ip=127.0.0.1',
+      `--node-port=${ports.kwok}`,
+      `--server-address=127.0.0.1:${ports.kwok}`,
+      '--node-lease-duration-seconds=40',
+      '--cidr=10.244.0.0/16',
+    ],
+    healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.kwok}/healthz`),
+  },
+];
+
+/** kwok reads its stages from the config file: nodes turn Ready, pods Running, deleted pods go. */
+async function writeKwokConfig({ paths, bins }: ComponentContext): Promise<void> {
+  const stages = (await readdir(bins.kwokStageDir)).filter((f) => f.endsWith('.yaml')).sort();
+  // No KwokConfiguration document: kwok applies its defaults only when the file has none.
+  const documents = await Promise.all(stages.map((f) => readFile(path.join(bins.kwokStageDir, f), 'utf8')));
+  await writeFile(paths.kwokConfig, documents.map((d) => d.trim()).join('\n---\n') + '\n');
+}

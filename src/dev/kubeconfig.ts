@@ -1,0 +1,40 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
+import type { Pki } from './pki.js';
+
+export const sandboxContext = 'codemate-sandbox';
+
+/** An admin kubeconfig (client certificate in system:masters) for the sandbox apiserver. */
+export async function writeAdminKubeconfig(file: string, pki: Pki, apiserverPort: number): Promise<void> {
+  const b64 = async (f: string) => (await readFile(f)).toString('base64');
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      {
+        name: sandboxContext,
+        cluster: {
+          server: `https://127.0.0.1:${apiserverPort}`,
+          'certificate-authority-data': await b64(pki.caCert),
+        },
+      },
+    ],
+    users: [
+      {
+        name: `${sandboxContext}-admin`,
+        user: {
+          'client-certificate-data': await b64(pki.adminCert),
+          'client-key-data': await b64(pki.adminKey),
+        },
+      },
+    ],
+    contexts: [
+      {
+        name: sandboxContext,
+        context: { cluster: sandboxContext, user: `${sandboxContext}-admin`, namespace: 'default' },
+      },
+    ],
+    'current-context': sandboxContext,
+  };
+  await writeFile(file, stringify(config), { mode: 0o600 });
+}

@@ -1,0 +1,312 @@
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { CodemateError } from '../cli/errors.js';
+import { Kube, type KubeObject } from '../clients/kube.js';
+import { binarySetAt, type BinarySet } from './binaries.js';
+import {
+  components,
+  sandboxNodeName,
+  sandboxPaths,
+  type Component,
+  type ComponentContext,
+  type ComponentName,
+  type SandboxPaths,
+  type SandboxPorts,
+} from './components.js';
+import { writeAdminKubeconfig } from './kubeconfig.js';
+import { acquireLock } from './lock.js';
+import { ensurePki, pkiAt } from './pki.js';
+import { freePort, isPortFree } from './ports.js';
+import { waitFor } from './probe.js';
+import { inspectPidFile, isAlive, removePidFile, startDetached, stopProcess } from './processes.js';
+
+interface SandboxState {
+  version: 1;
+  binDir: string;
+  ports: SandboxPorts;
+}
+
+export interface SandboxUpOptions {
+  stateDir: string;
+  bins: BinarySet;
+  /** A fixed apiserver port; a free one is chosen otherwise. */
+  apiserverPort?: number | undefined;
+  onProgress?: (text: string) => void;
+  onWarning?: (text: string) => void;
+  /** How long each component may take to become healthy. */
+  readyTimeoutMs?: number;
+}
+
+export interface SandboxUpResult {
+  paths: SandboxPaths;
+  ports: SandboxPorts;
+  started: ComponentName[];
+  alreadyRunning: ComponentName[];
+}
+
+/**
+ * Starts every sandbox component that is not already running, in order, and waits until each is
+ * healthy. Running it again is safe: running components are kept, stale pid files are reported and
+ * replaced, and the kubeconfig stays valid.
+ */
+export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpResult> {
+  const paths = sandboxPaths(path.resolve(options.stateDir));
+  const progress = options.onProgress ?? (() => {});
+  const warn = options.onWarning ?? (() => {});
+  await mkdir(path.dirname(paths.logFile('x')), { recursive: true });
+  await mkdir(path.dirname(paths.pidFile('x')), { recursive: true });
+  const release = await acquireLock(path.join(paths.dir, 'sandbox.lock'), () =>
+    progress(`waiting for another codemate process that is changing the sandbox in ${paths.dir}`),
+  );
+  try {
+    const running = await runningComponents(paths, options.bins);
+    const state = await loadOrCreateState(paths, options, running.size > 0);
+    const pki = await ensurePki(paths.pkiDir);
+    await writeAdminKubeconfig(paths.kubeconfig, pki, state.ports.apiserver);
+    const ctx: ComponentContext = { paths, ports: state.ports, bins: options.bins, pki };
+    const started: ComponentName[] = [];
+    const alreadyRunning: ComponentName[] = [];
+
+    for (const component of components) {
+      const pidState = await inspectPidFile(paths.pidFile(component.name), options.bins.path(component.binary));
+      if (pidState.kind === 'running' && (await component.healthy(ctx))) {
+        alreadyRunning.push(component.name);
+        continue;
+      }
+      if (pidState.kind === 'running') {
+        warn(`${component.name} (pid ${pidState.pid}) is running but not healthy; restarting it`);
+        await stopProcess(pidState.pid);
+      }
+      if (pidState.kind === 'stale') {
+        warn(
+          `stale pid file ${paths.pidFile(component.name)}: ${component.name} (pid ${pidState.pid}) is no longer running; starting it again`,
+        );
+        await removePidFile(paths.pidFile(component.name));
+      }
+      if (component.name === 'kwok') await bootstrapKwok(paths, options.bins);
+      progress(`starting ${component.name}`);
+      await startComponent(component, ctx, options.readyTimeoutMs ?? 60_000);
+      started.push(component.name);
+    }
+    progress('waiting for the sandbox node and default service account');
+    await waitForWorkloads(paths);
+    return { paths, ports: state.ports, started, alreadyRunning };
+  } finally {
+    await release();
+  }
+}
+
+async function runningComponents(paths: SandboxPaths, bins: BinarySet): Promise<Set<ComponentName>> {
+  const running = new Set<ComponentName>();
+  for (const c of components) {
+    if ((await inspectPidFile(paths.pidFile(c.name), bins.path(c.binary))).kind === 'running') running.add(c.name);
+  }
+  return running;
+}
+
+async function loadOrCreateState(
+  paths: SandboxPaths,
+  options: SandboxUpOptions,
+  anyRunning: boolean,
+): Promise<SandboxState> {
+  const previous = await readState(paths);
+  if (previous && anyRunning) {
+    if (options.apiserverPort && options.apiserverPort !== previous.ports.apiserver) {
+      throw new CodemateError(
+        `the sandbox in ${paths.dir} is already running with its apiserver on port ${previous.ports.apiserver}`,
+        { hint: 'run `codemate dev down` first to move it to another port' },
+      );
+    }
+    return previous;
+  }
+  if (options.apiserverPort && !(await isPortFree(options.apiserverPort))) {
+    throw portInUse(options.apiserverPort, 'kube-apiserver');
+  }
+  const ports: SandboxPorts = previous?.ports ?? {
+    etcd: await freePort(),
+    etcdPeer: await freePort(),
+    apiserver: await freePort(),
+    controllerManager: await freePort(),
+    scheduler: await freePort(),
+    kwok: await freePort(),
+  };
+  if (options.apiserverPort) ports.apiserver = options.apiserverPort;
+  // Ports recorded by an earlier run may have been taken since; pick new ones for those (not for a
+  // port the user asked for, which startComponent reports instead).
+  for (const key of Object.keys(ports) as Array<keyof SandboxPorts>) {
+    if (key === 'apiserver' && options.apiserverPort) continue;
+    if (!(await isPortFree(ports[key]))) ports[key] = await freePort();
+  }
+  const state: SandboxState = { version: 1, binDir: options.bins.dir, ports };
+  await writeFile(paths.stateFile, JSON.stringify(state, null, 2) + '\n');
+  return state;
+}
+
+async function readState(paths: SandboxPaths): Promise<SandboxState | undefined> {
+  const text = await readFile(paths.stateFile, 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  try {
+    const state = JSON.parse(text) as SandboxState;
+    return state.version === 1 ? state : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function portInUse(port: number, component: string): CodemateError {
+  return new CodemateError(`port ${port} on 127.0.0.1, needed by ${component}, is already in use`, {
+    hint: `find the owner with \`ss -ltnp 'sport = :${port}'\`, stop it, or choose another port (--apiserver-port)`,
+  });
+}
+
+async function startComponent(component: Component, ctx: ComponentContext, timeoutMs: number): Promise<void> {
+  for (const port of component.ports(ctx.ports)) {
+    if (!(await isPortFree(port))) throw portInUse(port, component.name);
+  }
+  await component.prepare?.(ctx);
+  const logFile = ctx.paths.logFile(component.name);
+  const pid = await startDetached({
+    command: ctx.bins.path(component.binary),
+    args: component.args(ctx),
+    logFile,
+    pidFile: ctx.paths.pidFile(component.name),
+  });
+  await waitFor(
+    async () => {
+      if (!isAlive(pid)) throw await componentFailure(component.name, 'exited during start', logFile);
+      return component.healthy(ctx);
+    },
+    {
+      timeoutMs,
+      describe: async () => (await componentFailure(component.name, `not healthy after ${timeoutMs} ms`, logFile)).message,
+    },
+  ).catch((error: unknown) => {
+    throw error instanceof CodemateError ? error : new CodemateError((error as Error).message);
+  });
+}
+
+async function componentFailure(name: string, what: string, logFile: string): Promise<CodemateError> {
+  const log = await readFile(logFile, 'utf8').catch(() => '');
+  const tail = log.trim().split('\n').slice(-12).join('\n');
+  return new CodemateError(`${name} ${what}; last lines of ${logFile}:\n${tail}`, {
+    hint: `read ${logFile} for the full log; \`codemate dev down\` then \`codemate dev up\` starts afresh`,
+  });
+}
+
+/** kwok's own CRDs (Exec, Logs, Attach, ...) and the node it plays. */
+async function bootstrapKwok(paths: SandboxPaths, bins: BinarySet): Promise<void> {
+  const kube = Kube.load({ kubeconfig: paths.kubeconfig });
+  for (const file of (await readdir(bins.kwokCrdDir)).filter((f) => f.endsWith('.yaml')).sort()) {
+    const crd = parseYaml(await readFile(path.join(bins.kwokCrdDir, file), 'utf8')) as KubeObject;
+    await kube.apply(crd, 'codemate-sandbox');
+  }
+  await kube.apply(
+    {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: sandboxNodeName,
+        annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+        labels: { 'kubernetes.io/hostname': sandboxNodeName, 'kubernetes.io/os': 'linux', type: 'kwok' },
+      },
+    },
+    'codemate-sandbox',
+  );
+  // kwok only serves Exec/Logs/Attach once the apiserver has established their CRDs.
+  await waitFor(
+    async () => {
+      try {
+        await kube.list('kwok.x-k8s.io/v1alpha1', 'Exec', 'default');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 30_000, describe: () => 'kwok CRDs were not served within 30 s' },
+  );
+}
+
+async function waitForWorkloads(paths: SandboxPaths): Promise<void> {
+  const kube = Kube.load({ kubeconfig: paths.kubeconfig });
+  await waitFor(
+    async () => {
+      try {
+        const node = await kube.get<KubeObject>('v1', 'Node', sandboxNodeName);
+        const conditions = (node.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
+          ?.conditions;
+        if (!conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+        await kube.get('v1', 'ServiceAccount', 'default', 'default');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { timeoutMs: 60_000, describe: () => `node ${sandboxNodeName} or the default ServiceAccount not ready in 60 s` },
+  );
+}
+
+export interface ComponentStatus {
+  name: ComponentName;
+  state: 'running' | 'stopped' | 'stale' | 'unhealthy';
+  pid?: number;
+  port?: number;
+  log: string;
+}
+
+export interface SandboxStatus {
+  dir: string;
+  kubeconfig: string;
+  exists: boolean;
+  components: ComponentStatus[];
+}
+
+/** What each component is doing, from pid files and health endpoints. */
+export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
+  const paths = sandboxPaths(path.resolve(stateDir));
+  const state = await readState(paths);
+  if (!state) return { dir: paths.dir, kubeconfig: paths.kubeconfig, exists: false, components: [] };
+  const bins = binarySetAt(state.binDir);
+  const pki = pkiAt(paths.pkiDir);
+  const ctx: ComponentContext = { paths, ports: state.ports, bins, pki };
+  const result: ComponentStatus[] = [];
+  for (const c of components) {
+    const pidState = await inspectPidFile(paths.pidFile(c.name), bins.path(c.binary));
+    const port = c.ports(state.ports)[0];
+    const log = paths.logFile(c.name);
+    if (pidState.kind === 'none') result.push({ name: c.name, state: 'stopped', port, log });
+    else if (pidState.kind === 'stale') result.push({ name: c.name, state: 'stale', pid: pidState.pid, port, log });
+    else {
+      const healthy = await c.healthy(ctx);
+      result.push({ name: c.name, state: healthy ? 'running' : 'unhealthy', pid: pidState.pid, port, log });
+    }
+  }
+  return { dir: paths.dir, kubeconfig: paths.kubeconfig, exists: true, components: result };
+}
+
+export interface SandboxDownResult {
+  stopped: Array<{ name: ComponentName; pid: number }>;
+  stale: Array<{ name: ComponentName; pid: number }>;
+}
+
+/** Stops every component in reverse order; with `purge`, also deletes the state directory. */
+export async function sandboxDown(stateDir: string, options: { purge?: boolean } = {}): Promise<SandboxDownResult> {
+  const paths = sandboxPaths(path.resolve(stateDir));
+  const state = await readState(paths);
+  const result: SandboxDownResult = { stopped: [], stale: [] };
+  if (state) {
+    const bins = binarySetAt(state.binDir);
+    for (const c of [...components].reverse()) {
+      const pidState = await inspectPidFile(paths.pidFile(c.name), bins.path(c.binary));
+      if (pidState.kind === 'running') {
+        await stopProcess(pidState.pid);
+        result.stopped.push({ name: c.name, pid: pidState.pid });
+      } else if (pidState.kind === 'stale') {
+        result.stale.push({ name: c.name, pid: pidState.pid });
+      }
+      await removePidFile(paths.pidFile(c.name));
+    }
+  }
+  if (options.purge) await rm(paths.dir, { recursive: true, force: true });
+  return result;
+}

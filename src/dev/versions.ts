@@ -1,0 +1,26 @@
+/**
+ * Pinned versions of the sandbox's control plane. Changing any of them changes the cache key, so a
+ * different set is built next to the old one instead of over it. See docs/sandbox.md for why these.
+ */
+export const versions = {
+  kubernetes: 'v1.36.3',
+  /** k8s.io/* staging modules that belong to `kubernetes`. */
+  staging: 'v0.36.3',
+  /** Must match the etcd server version in k8s.io/kubernetes' own module graph. */
+  etcd: 'v3.6.8',
+  kwok: 'v0.8.0',
+} as const;
+
+export const binaryNames = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kubectl',
+  'kwok',
+] as const;
+export type BinaryName = (typeof binaryNames)[number];
+
+export function versionKey(): string {
+  return `k8s-${versions.kubernetes}_etcd-${versions.etcd}_kwok-${versions.kwok}`;
+}
