@@ -11,7 +11,9 @@ export interface CliDeps {
 }
 
 export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -46,7 +48,8 @@ Docs: docs/README.md`,
 /** The single place that turns errors into exit codes and messages. */
 export function exitCodeFor(error: unknown, out: Output): ExitCode {
   if (error instanceof CommanderError) {
-    if (['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(error.code)) return ExitCode.ok;
+    if (['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(error.code))
+      return ExitCode.ok;
     // commander has already printed its message.
     return ExitCode.usage;
   }

@@ -42,7 +42,8 @@ export function createOutput(options: OutputOptions = {}): Output {
     data: (text) => void stdout.write(text.endsWith('\n') ? text : `${text}\n`),
     info: (text) => void stderr.write(`${text}\n`),
     warn: (text) => void stderr.write(`${color.yellow('warning:')} ${text}\n`),
-    progress: (text) => (interactive ? spinnerProgress(ora({ text, stream: stderr }).start()) : lineProgress(stderr, text)),
+    progress: (text) =>
+      interactive ? spinnerProgress(ora({ text, stream: stderr }).start()) : lineProgress(stderr, text),
   };
 }
 
@@ -67,5 +68,7 @@ function lineProgress(stream: Writable, first: string): Progress {
 /** Left-aligned columns separated by three spaces, as kubectl prints them. */
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('')).join('\n');
+  return rows
+    .map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join(''))
+    .join('\n');
 }

@@ -20,12 +20,17 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
-/** Exit code from the V1Status the API sends at the end of an exec stream. */
+/**
+ * Exit code from the V1Status the API sends at the end of an exec stream. A kubelet reports a
+ * non-zero exit as reason NonZeroExitCode with an ExitCode cause; kwok (v0.8) reports it as an
+ * InternalError whose message ends in Go's "exit status N", so that form is read too.
+ */
 export function exitCodeOf(status: V1Status): number {
   if (status.status === 'Success') return 0;
   const cause = status.details?.causes?.find((c) => c.reason === 'ExitCode');
   if (cause?.message !== undefined) return Number(cause.message);
-  return -1;
+  const goExit = /\bexit status (\d+)\s*$/.exec(status.message ?? '');
+  return goExit ? Number(goExit[1]) : -1;
 }
 
 /**
@@ -62,7 +67,10 @@ export async function execInPod(
       fn();
     };
     const timer = setTimeout(
-      () => settle(() => reject(new Error(`exec in ${namespace}/${pod} did not finish within ${options.timeoutMs} ms`))),
+      () =>
+        settle(() =>
+          reject(new Error(`exec in ${namespace}/${pod} did not finish within ${options.timeoutMs} ms`)),
+        ),
       options.timeoutMs ?? 60_000,
     );
     new Exec(kube.config)
@@ -119,7 +127,12 @@ export async function streamPodLogs(
 }
 
 /** Reads a pod's whole log (no follow). */
-export async function readPodLogs(kube: Kube, namespace: string, pod: string, container: string): Promise<string> {
+export async function readPodLogs(
+  kube: Kube,
+  namespace: string,
+  pod: string,
+  container: string,
+): Promise<string> {
   let text = '';
   const out = new Writable({
     write(chunk: Buffer, _enc, cb) {

@@ -5,6 +5,7 @@
  */
 import {
   ApiException,
+  CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
@@ -21,7 +22,14 @@ export interface ObjectMeta {
   generation?: number;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
-  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+  ownerReferences?: Array<{
+    apiVersion: string;
+    kind: string;
+    name: string;
+    uid: string;
+    controller?: boolean;
+    blockOwnerDeletion?: boolean;
+  }>;
   creationTimestamp?: string | Date;
   deletionTimestamp?: string | Date;
   finalizers?: string[];
@@ -80,7 +88,10 @@ export class Kube {
   }
 
   /** Server-side apply, forcing ownership of the fields we set. */
-  async apply<T extends KubeObject>(object: T, fieldManager = 'codemate'): Promise<T> {
+  async apply<T extends KubeObject>(
+    object: T,
+    fieldManager = 'codemate',
+  ): Promise<T & { metadata: ObjectMeta }> {
     return (await this.objects.patch(
       object as KubernetesObject,
       undefined,
@@ -88,14 +99,19 @@ export class Kube {
       fieldManager,
       true,
       PatchStrategy.ServerSideApply,
-    )) as T;
+    )) as T & { metadata: ObjectMeta };
   }
 
-  async create<T extends KubeObject>(object: T): Promise<T> {
-    return (await this.objects.create(object as KubernetesObject)) as T;
+  async create<T extends KubeObject>(object: T): Promise<T & { metadata: ObjectMeta }> {
+    return (await this.objects.create(object as KubernetesObject)) as T & { metadata: ObjectMeta };
   }
 
-  async get<T extends KubeObject>(apiVersion: string, kind: string, name: string, namespace?: string): Promise<T> {
+  async get<T extends KubeObject>(
+    apiVersion: string,
+    kind: string,
+    name: string,
+    namespace?: string,
+  ): Promise<T> {
     return (await this.objects.read({ apiVersion, kind, metadata: { name, namespace } })) as unknown as T;
   }
 
@@ -121,10 +137,31 @@ export class Kube {
   /** Deletes with background propagation; a 404 counts as done. */
   async delete(apiVersion: string, kind: string, name: string, namespace?: string): Promise<void> {
     try {
-      await this.objects.delete({ apiVersion, kind, metadata: { name, namespace } }, undefined, undefined, undefined, undefined, 'Background');
+      await this.objects.delete(
+        { apiVersion, kind, metadata: { name, namespace } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'Background',
+      );
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
+  }
+
+  /** A short-lived token for a ServiceAccount (TokenRequest API), e.g. to act as it in tests. */
+  async serviceAccountToken(namespace: string, name: string, expirationSeconds = 3600): Promise<string> {
+    const response = await this.config.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+      namespace,
+      name,
+      body: {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences: [], expirationSeconds },
+      },
+    });
+    return response.status?.token ?? '';
   }
 
   /** GET on a raw API path such as /readyz or /version, with this config's credentials. */

@@ -99,12 +99,15 @@ async function goEnv(go: string): Promise<{ version: string; modCache: string }>
     const [version = '', modCache = ''] = stdout.trim().split('\n');
     return { version, modCache };
   } catch (error) {
-    throw new CodemateError('the control-plane binaries are not cached and Go is not available to build them', {
-      hint:
-        'install Go 1.26 or newer (the build takes 10-20 minutes once), or set CODEMATE_BIN_DIR to a directory ' +
-        `holding ${binaryNames.join(', ')} and kwok-data/{crds,stages} (see docs/sandbox.md)`,
-      cause: error,
-    });
+    throw new CodemateError(
+      'the control-plane binaries are not cached and Go is not available to build them',
+      {
+        hint:
+          'install Go 1.26 or newer (the build takes 10-20 minutes once), or set CODEMATE_BIN_DIR to a directory ' +
+          `holding ${binaryNames.join(', ')} and kwok-data/{crds,stages} (see docs/sandbox.md)`,
+        cause: error,
+      },
+    );
   }
 }
 
@@ -141,13 +144,21 @@ async function buildBinaries(finalDir: string, options: ResolveBinariesOptions):
   let compiled = 0;
   const started = Date.now();
   const ldflags = ['-s', '-w', ...versionStamps()].join(' ');
-  progress('compiling etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (first time: about 10 min)');
+  progress(
+    'compiling etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (first time: about 10 min)',
+  );
   await goRun(
     ['build', '-v', '-trimpath', '-ldflags', ldflags, '-o', `${stagingDir}/`, ...wrapperPackages],
     {},
     (chunk) => {
+      const before = compiled;
       compiled += chunk.split('\n').filter(Boolean).length;
-      progress(`compiling control plane: ${compiled} packages, ${Math.round((Date.now() - started) / 1000)}s`);
+      // One update per 50 packages keeps non-TTY logs (CI) short; the build compiles a few thousand.
+      if (Math.floor(before / 50) !== Math.floor(compiled / 50)) {
+        progress(
+          `compiling control plane: ${compiled} packages, ${Math.round((Date.now() - started) / 1000)}s`,
+        );
+      }
     },
   );
   // etcd's main package is its module root go.etcd.io/etcd/server/v3; go names that binary `server`.
@@ -193,10 +204,11 @@ const wrapperPackages = [
  * The staging list comes from the served go.mod, so new staging modules need no code change.
  */
 export function wrapperGoMod(kubernetesGoMod: string): string {
-  const staging = [...kubernetesGoMod.matchAll(/^\s*(?:replace\s+)?(k8s\.io\/[\w.-]+)\s+=>\s+\.\/staging\//gm)].map(
-    (m) => m[1],
-  );
-  if (staging.length === 0) throw new CodemateError('the served k8s.io/kubernetes go.mod lists no staging modules');
+  const staging = [
+    ...kubernetesGoMod.matchAll(/^\s*(?:replace\s+)?(k8s\.io\/[\w.-]+)\s+=>\s+\.\/staging\//gm),
+  ].map((m) => m[1]);
+  if (staging.length === 0)
+    throw new CodemateError('the served k8s.io/kubernetes go.mod lists no staging modules');
   const goLine = /^go\s+(\S+)/m.exec(kubernetesGoMod)?.[1] ?? '1.26.0';
   return [
     'module codemate.local/controlplane',
@@ -214,7 +226,10 @@ async function writeWrapperModule(workDir: string, kubernetesGoMod: string): Pro
   await writeFile(path.join(workDir, 'go.mod'), wrapperGoMod(kubernetesGoMod));
   await rm(path.join(workDir, 'go.sum'), { force: true });
   const imports = wrapperPackages.map((p) => `\t_ "${p}"`).join('\n');
-  await writeFile(path.join(workDir, 'tools.go'), `//go:build tools\n\npackage controlplane\n\nimport (\n${imports}\n)\n`);
+  await writeFile(
+    path.join(workDir, 'tools.go'),
+    `//go:build tools\n\npackage controlplane\n\nimport (\n${imports}\n)\n`,
+  );
 }
 
 function versionStamps(): string[] {

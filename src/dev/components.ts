@@ -6,7 +6,13 @@ import { isHealthy, type ProbeTls } from './probe.js';
 import type { BinaryName } from './versions.js';
 
 /** The sandbox's processes, in start order. */
-export const componentNames = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
+export const componentNames = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kwok',
+] as const;
 export type ComponentName = (typeof componentNames)[number];
 
 export interface SandboxPorts {
@@ -65,7 +71,11 @@ export interface Component {
 export const sandboxNodeName = 'codemate-sandbox';
 
 async function adminTls(pki: Pki): Promise<ProbeTls> {
-  return { ca: await readFile(pki.caCert), cert: await readFile(pki.adminCert), key: await readFile(pki.adminKey) };
+  return {
+    ca: await readFile(pki.caCert),
+    cert: await readFile(pki.adminCert),
+    key: await readFile(pki.adminKey),
+  };
 }
 
 export const components: readonly Component[] = [
@@ -110,7 +120,8 @@ export const components: readonly Component[] = [
       '--kubelet-preferred-address-types=InternalIP,Hostname',
       '--endpoint-reconciler-type=none',
     ],
-    healthy: async ({ ports, pki }) => isHealthy(`https://127.0.0.1:${ports.apiserver}/readyz`, await adminTls(pki)),
+    healthy: async ({ ports, pki }) =>
+      isHealthy(`https://127.0.0.1:${ports.apiserver}/readyz`, await adminTls(pki)),
   },
   {
     name: 'kube-controller-manager',
@@ -129,7 +140,8 @@ export const components: readonly Component[] = [
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
     ],
-    healthy: ({ ports }) => isHealthy(`https://127.0.0.1:${ports.controllerManager}/healthz`, { insecure: true }),
+    healthy: ({ ports }) =>
+      isHealthy(`https://127.0.0.1:${ports.controllerManager}/healthz`, { insecure: true }),
   },
   {
     name: 'kube-scheduler',

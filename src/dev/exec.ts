@@ -14,7 +14,11 @@ export interface RunOptions {
 }
 
 /** Runs a host program to completion; a non-zero exit rejects with the tail of its stderr. */
-export function runProgram(file: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+export function runProgram(
+  file: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { cwd: options.cwd, env: options.env ?? process.env });
     let stdout = '';
@@ -29,7 +33,9 @@ export function runProgram(file: string, args: readonly string[], options: RunOp
       if (code === 0) return resolve({ stdout, stderr });
       const tail = stderr.trim().split('\n').slice(-15).join('\n');
       reject(
-        new Error(`${file} ${args.join(' ')} exited with ${signal ?? `code ${code}`}${tail ? `:\n${tail}` : ''}`),
+        new Error(
+          `${file} ${args.join(' ')} exited with ${signal ?? `code ${code}`}${tail ? `:\n${tail}` : ''}`,
+        ),
       );
     });
     child.stdin.end(options.input ?? '');

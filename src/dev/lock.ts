@@ -5,7 +5,11 @@ import { isAlive } from './processes.js';
  * A lock file holding the owner's pid. A lock whose owner is gone is stale and taken over, so a build
  * killed half-way never blocks the next one.
  */
-export async function acquireLock(file: string, onWait?: () => void, pollMs = 1000): Promise<() => Promise<void>> {
+export async function acquireLock(
+  file: string,
+  onWait?: () => void,
+  pollMs = 1000,
+): Promise<() => Promise<void>> {
   let warned = false;
   for (;;) {
     try {

@@ -50,10 +50,23 @@ export async function ensurePki(dir: string): Promise<Pki> {
   if (await exists(pki.serviceAccountPub)) return pki;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const openssl = (...args: string[]) => runProgram('openssl', args, { cwd: dir });
-  const ecKey = (file: string) => openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file);
+  const ecKey = (file: string) =>
+    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file);
 
   await ecKey(pki.caKey);
-  await openssl('req', '-x509', '-new', '-key', pki.caKey, '-days', '3650', '-subj', '/CN=codemate-sandbox-ca', '-out', pki.caCert);
+  await openssl(
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    pki.caKey,
+    '-days',
+    '3650',
+    '-subj',
+    '/CN=codemate-sandbox-ca',
+    '-out',
+    pki.caCert,
+  );
 
   const issue = async (key: string, cert: string, subject: string, extensions: string) => {
     await ecKey(key);
@@ -61,7 +74,23 @@ export async function ensurePki(dir: string): Promise<Pki> {
     const ext = `${cert}.ext`;
     await openssl('req', '-new', '-key', key, '-subj', subject, '-out', csr);
     await writeFile(ext, extensions);
-    await openssl('x509', '-req', '-in', csr, '-CA', pki.caCert, '-CAkey', pki.caKey, '-CAcreateserial', '-days', '3650', '-extfile', ext, '-out', cert);
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      pki.caCert,
+      '-CAkey',
+      pki.caKey,
+      '-CAcreateserial',
+      '-days',
+      '3650',
+      '-extfile',
+      ext,
+      '-out',
+      cert,
+    );
   };
   await issue(
     pki.servingKey,
@@ -75,7 +104,15 @@ export async function ensurePki(dir: string): Promise<Pki> {
     '/O=system:masters/CN=codemate-sandbox-admin',
     'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
   );
-  await openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', pki.serviceAccountKey);
+  await openssl(
+    'genpkey',
+    '-algorithm',
+    'RSA',
+    '-pkeyopt',
+    'rsa_keygen_bits:2048',
+    '-out',
+    pki.serviceAccountKey,
+  );
   await openssl('pkey', '-in', pki.serviceAccountKey, '-pubout', '-out', pki.serviceAccountPub);
   return pki;
 }

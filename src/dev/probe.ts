@@ -10,13 +10,24 @@ export interface ProbeTls {
 }
 
 /** GET a URL on loopback; resolves with the status and body, or rejects on connection errors. */
-export function probe(url: string, tls: ProbeTls = {}, timeoutMs = 3000): Promise<{ status: number; body: string }> {
+export function probe(
+  url: string,
+  tls: ProbeTls = {},
+  timeoutMs = 3000,
+): Promise<{ status: number; body: string }> {
   const target = new URL(url);
   const client = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = client.request(
       target,
-      { method: 'GET', timeout: timeoutMs, ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: !tls.insecure },
+      {
+        method: 'GET',
+        timeout: timeoutMs,
+        ca: tls.ca,
+        cert: tls.cert,
+        key: tls.key,
+        rejectUnauthorized: !tls.insecure,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');

@@ -69,7 +69,10 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
     const alreadyRunning: ComponentName[] = [];
 
     for (const component of components) {
-      const pidState = await inspectPidFile(paths.pidFile(component.name), options.bins.path(component.binary));
+      const pidState = await inspectPidFile(
+        paths.pidFile(component.name),
+        options.bins.path(component.binary),
+      );
       if (pidState.kind === 'running' && (await component.healthy(ctx))) {
         alreadyRunning.push(component.name);
         continue;
@@ -100,7 +103,8 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
 async function runningComponents(paths: SandboxPaths, bins: BinarySet): Promise<Set<ComponentName>> {
   const running = new Set<ComponentName>();
   for (const c of components) {
-    if ((await inspectPidFile(paths.pidFile(c.name), bins.path(c.binary))).kind === 'running') running.add(c.name);
+    if ((await inspectPidFile(paths.pidFile(c.name), bins.path(c.binary))).kind === 'running')
+      running.add(c.name);
   }
   return running;
 }
@@ -179,7 +183,8 @@ async function startComponent(component: Component, ctx: ComponentContext, timeo
     },
     {
       timeoutMs,
-      describe: async () => (await componentFailure(component.name, `not healthy after ${timeoutMs} ms`, logFile)).message,
+      describe: async () =>
+        (await componentFailure(component.name, `not healthy after ${timeoutMs} ms`, logFile)).message,
     },
   ).catch((error: unknown) => {
     throw error instanceof CodemateError ? error : new CodemateError((error as Error).message);
@@ -233,8 +238,9 @@ async function waitForWorkloads(paths: SandboxPaths): Promise<void> {
     async () => {
       try {
         const node = await kube.get<KubeObject>('v1', 'Node', sandboxNodeName);
-        const conditions = (node.status as { conditions?: Array<{ type: string; status: string }> } | undefined)
-          ?.conditions;
+        const conditions = (
+          node.status as { conditions?: Array<{ type: string; status: string }> } | undefined
+        )?.conditions;
         if (!conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
         await kube.get('v1', 'ServiceAccount', 'default', 'default');
         return true;
@@ -242,7 +248,10 @@ async function waitForWorkloads(paths: SandboxPaths): Promise<void> {
         return false;
       }
     },
-    { timeoutMs: 60_000, describe: () => `node ${sandboxNodeName} or the default ServiceAccount not ready in 60 s` },
+    {
+      timeoutMs: 60_000,
+      describe: () => `node ${sandboxNodeName} or the default ServiceAccount not ready in 60 s`,
+    },
   );
 }
 
@@ -275,7 +284,8 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
     const port = c.ports(state.ports)[0];
     const log = paths.logFile(c.name);
     if (pidState.kind === 'none') result.push({ name: c.name, state: 'stopped', port, log });
-    else if (pidState.kind === 'stale') result.push({ name: c.name, state: 'stale', pid: pidState.pid, port, log });
+    else if (pidState.kind === 'stale')
+      result.push({ name: c.name, state: 'stale', pid: pidState.pid, port, log });
     else {
       const healthy = await c.healthy(ctx);
       result.push({ name: c.name, state: healthy ? 'running' : 'unhealthy', pid: pidState.pid, port, log });
@@ -290,7 +300,10 @@ export interface SandboxDownResult {
 }
 
 /** Stops every component in reverse order; with `purge`, also deletes the state directory. */
-export async function sandboxDown(stateDir: string, options: { purge?: boolean } = {}): Promise<SandboxDownResult> {
+export async function sandboxDown(
+  stateDir: string,
+  options: { purge?: boolean } = {},
+): Promise<SandboxDownResult> {
   const paths = sandboxPaths(path.resolve(stateDir));
   const state = await readState(paths);
   const result: SandboxDownResult = { stopped: [], stale: [] };

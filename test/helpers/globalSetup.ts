@@ -34,7 +34,11 @@ async function start(): Promise<{ stateDir: string; kubeconfig: string; binDir: 
     onProgress: (text) => process.stderr.write(`[control plane] ${text}\n`),
   });
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'codemate-test-'));
-  const result = await sandboxUp({ stateDir, bins, onWarning: (t) => process.stderr.write(`[control plane] ${t}\n`) });
+  const result = await sandboxUp({
+    stateDir,
+    bins,
+    onWarning: (t) => process.stderr.write(`[control plane] ${t}\n`),
+  });
   return { stateDir, kubeconfig: result.paths.kubeconfig, binDir: bins.dir };
 }
 

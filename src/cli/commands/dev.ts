@@ -110,7 +110,13 @@ export async function runDevStatus(config: DevConfig, out: Output): Promise<void
   const status = await sandboxStatus(config.stateDir);
   if (config.output === 'json') out.data(JSON.stringify(status, null, 2));
   else if (status.exists) {
-    const rows = status.components.map((c) => [c.name, c.state, c.pid ? String(c.pid) : '-', String(c.port ?? '-'), c.log]);
+    const rows = status.components.map((c) => [
+      c.name,
+      c.state,
+      c.pid ? String(c.pid) : '-',
+      String(c.port ?? '-'),
+      c.log,
+    ]);
     out.data(table([['COMPONENT', 'STATE', 'PID', 'PORT', 'LOG'], ...rows]));
     out.info(`KUBECONFIG=${status.kubeconfig}`);
   }
