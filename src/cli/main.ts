@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { readEnv, type Env } from '../config/index.js';
 import { registerDev } from './commands/dev.js';
+import { registerOperator } from './commands/operator.js';
 import { CodemateError, ExitCode, UsageError } from './errors.js';
 import { createOutput, type Output } from './output.js';
 
@@ -22,6 +23,9 @@ export function buildProgram(deps: CliDeps): Command {
     .description('Kubernetes-native Claude Code sessions for branches and pull requests.')
     .version(packageVersion(), '-v, --version', 'print the codemate version')
     .helpOption('-h, --help', 'show help for a command')
+    .option('--kubeconfig <path>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)')
+    .option('--context <name>', 'kubeconfig context to use')
+    .option('-n, --namespace <ns>', "namespace (default: the context's)")
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
       writeOut: (s) => deps.out.stdout.write(s),
@@ -41,6 +45,7 @@ Examples:
 Docs: docs/README.md`,
     );
   registerDev(program, deps);
+  registerOperator(program, deps);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

@@ -6,11 +6,14 @@
 import {
   ApiException,
   CoreV1Api,
+  CustomObjectsApi,
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
+  setHeaderOptions,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
 import https from 'node:https';
 
 export interface ObjectMeta {
@@ -132,6 +135,80 @@ export class Kube {
       options.labelSelector,
     );
     return result.items as unknown as T[];
+  }
+
+  /** Replaces an object; its metadata.resourceVersion makes the write conditional (409 on a race). */
+  async replace<T extends KubeObject>(object: T): Promise<T> {
+    return (await this.objects.replace(object as KubernetesObject)) as T;
+  }
+
+  /** Merge-patches the status subresource of a custom resource. */
+  async patchStatus(
+    ref: { group: string; version: string; plural: string; namespace: string; name: string },
+    status: unknown,
+  ): Promise<void> {
+    await this.config
+      .makeApiClient(CustomObjectsApi)
+      .patchNamespacedCustomObjectStatus(
+        { ...ref, body: { status } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+  }
+
+  /** Merge-patches an object's main resource (spec, metadata). */
+  async mergePatch<T extends KubeObject>(object: T): Promise<T> {
+    return (await this.objects.patch(
+      object as KubernetesObject,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      PatchStrategy.MergePatch,
+    )) as T;
+  }
+
+  /** Records a core/v1 Event about an object, as `kubectl describe` shows them. */
+  async recordEvent(
+    involved: { apiVersion: string; kind: string; name: string; namespace: string; uid?: string },
+    event: { type: 'Normal' | 'Warning'; reason: string; message: string },
+    component: string,
+  ): Promise<void> {
+    const now = new Date().toISOString();
+    await this.objects.create({
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${involved.name}.${randomBytes(8).toString('hex')}`, namespace: involved.namespace },
+      involvedObject: involved,
+      type: event.type,
+      reason: event.reason,
+      message: event.message.slice(0, 1024),
+      source: { component },
+      reportingComponent: component,
+      reportingInstance: component,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    } as KubernetesObject);
+  }
+
+  /** A list with its resourceVersion, as informers need it. */
+  async listWithVersion(
+    apiVersion: string,
+    kind: string,
+    namespace?: string,
+    options: { labelSelector?: string | undefined } = {},
+  ): Promise<{ items: KubeObject[]; metadata: { resourceVersion?: string } }> {
+    const result = await this.objects.list(
+      apiVersion,
+      kind,
+      namespace,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      options.labelSelector,
+    );
+    return result as unknown as { items: KubeObject[]; metadata: { resourceVersion?: string } };
   }
 
   /** Deletes with background propagation; a 404 counts as done. */

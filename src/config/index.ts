@@ -25,6 +25,18 @@ export const envSchema = z.object({
   CODEMATE_BIN_DIR: optionalText,
   /** Cache for built binaries (default: $XDG_CACHE_HOME/codemate). */
   CODEMATE_CACHE_DIR: optionalText,
+  /** Operator: one namespace to watch; all namespaces when unset. */
+  CODEMATE_WATCH_NAMESPACE: optionalText,
+  /** Operator: "false" turns leader election off (a single replica). */
+  CODEMATE_LEADER_ELECT: optionalText,
+  /** Operator: port of /healthz, /readyz and /metrics. */
+  CODEMATE_HEALTH_PORT: optionalText,
+  /** Operator: the session image for CodeMates without spec.image. */
+  CODEMATE_SESSION_IMAGE: optionalText,
+  LOG_LEVEL: optionalText,
+  /** Set by the Deployment through the downward API. */
+  POD_NAME: optionalText,
+  POD_NAMESPACE: optionalText,
 });
 export type Env = z.infer<typeof envSchema>;
 
@@ -93,4 +105,49 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     purge: flags.purge,
     output: flags.output,
   };
+}
+
+const booleanText = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
+  .transform((v) => v === true || v === 'true' || v === '1');
+
+export const operatorFlagsSchema = z.object({
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  watchNamespace: z.string().min(1).optional(),
+  leaderElect: booleanText.default(true),
+  leaseNamespace: z.string().min(1).default('codemate-system'),
+  leaseName: z.string().min(1).default('codemate-operator'),
+  healthPort: port.default(8081),
+  sessionImage: z.string().min(1),
+  workers: z.coerce.number().int().min(1).max(64).default(4),
+  resyncSeconds: z.coerce.number().int().min(10).max(86400).default(300),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+  identity: z.string().min(1),
+});
+export type OperatorConfig = z.infer<typeof operatorFlagsSchema>;
+
+/** Flags win over the environment; the environment wins over defaults. */
+export function operatorConfig(env: Env, flags: Record<string, unknown>, version: string): OperatorConfig {
+  const pick = (flag: unknown, fromEnv: unknown): unknown => (flag !== undefined ? flag : fromEnv);
+  return parseOrUsage(
+    operatorFlagsSchema,
+    {
+      kubeconfig: pick(flags.kubeconfig, env.KUBECONFIG),
+      context: flags.context,
+      watchNamespace: pick(flags.watchNamespace, env.CODEMATE_WATCH_NAMESPACE),
+      leaderElect: pick(flags.leaderElect === false ? false : undefined, env.CODEMATE_LEADER_ELECT),
+      leaseNamespace: pick(flags.leaseNamespace, env.POD_NAMESPACE),
+      leaseName: flags.leaseName,
+      healthPort: pick(flags.healthPort, env.CODEMATE_HEALTH_PORT),
+      sessionImage:
+        pick(flags.sessionImage, env.CODEMATE_SESSION_IMAGE) ??
+        `ghcr.io/codemate-io/codemate-session:${version}`,
+      workers: flags.workers,
+      resyncSeconds: flags.resyncSeconds,
+      logLevel: pick(flags.logLevel, env.LOG_LEVEL),
+      identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
+    },
+    'operator configuration',
+  );
 }

@@ -1,0 +1,142 @@
+/**
+ * The CodeMate resource (codemate.io/v1alpha1) as zod schemas and types. manifests/crd.yaml is the
+ * apiserver's copy of the same schema; test/unit/api/crdDrift.test.ts fails when the two differ.
+ * Pure: no I/O.
+ */
+import { z } from 'zod';
+
+export const group = 'codemate.io';
+export const version = 'v1alpha1';
+export const apiVersion = `${group}/${version}`;
+export const kind = 'CodeMate';
+export const plural = 'codemates';
+
+export const trustAssociations = [
+  'OWNER',
+  'MEMBER',
+  'COLLABORATOR',
+  'CONTRIBUTOR',
+  'FIRST_TIME_CONTRIBUTOR',
+  'FIRST_TIMER',
+  'NONE',
+] as const;
+
+export const phases = ['Pending', 'Starting', 'Running', 'Suspended', 'Completed', 'Failed'] as const;
+export type Phase = (typeof phases)[number];
+
+const secretKeyRef = z.object({
+  name: z.string().min(1).max(253),
+  key: z.string().min(1).max(253).default('token'),
+});
+const quantity = z.union([z.number().int(), z.string()]);
+
+export const codeMateSpecSchema = z.object({
+  repository: z.object({
+    url: z.string().min(1).max(2048),
+    branch: z.string().min(1).max(255).optional(),
+    baseBranch: z.string().min(1).max(255).optional(),
+    pullRequest: z.number().int().min(1).optional(),
+  }),
+  github: z.object({
+    tokenSecretRef: secretKeyRef,
+    user: z
+      .object({
+        name: z.string().min(1).max(256).optional(),
+        email: z.string().min(3).max(256).optional(),
+      })
+      .optional(),
+  }),
+  anthropic: z.object({ apiKeySecretRef: secretKeyRef }),
+  image: z.string().min(1).optional(),
+  resources: z
+    .object({
+      requests: z.record(z.string(), quantity).optional(),
+      limits: z.record(z.string(), quantity).optional(),
+    })
+    .optional(),
+  storage: z
+    .object({
+      size: z.string().regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/),
+      storageClassName: z.string().min(1).optional(),
+    })
+    .optional(),
+  monitoring: z
+    .object({
+      enabled: z.boolean().default(true),
+      intervalSeconds: z.number().int().min(1).max(86400).default(60),
+      trust: z
+        .object({
+          associations: z.array(z.enum(trustAssociations)).max(8).optional(),
+          allowedUsers: z.array(z.string().min(1).max(39)).max(256).optional(),
+        })
+        .optional(),
+    })
+    .optional(),
+  lifecycle: z
+    .object({ onPullRequestClosed: z.enum(['Keep', 'Suspend', 'Delete']).default('Keep') })
+    .optional(),
+  suspend: z.boolean().optional(),
+  task: z.string().max(65536).optional(),
+});
+export type CodeMateSpec = z.infer<typeof codeMateSpecSchema>;
+
+export const conditionSchema = z.object({
+  type: z.string().max(316),
+  status: z.enum(['True', 'False', 'Unknown']),
+  observedGeneration: z.number().int().min(0).optional(),
+  lastTransitionTime: z.string(),
+  reason: z.string().max(1024),
+  message: z.string().max(32768),
+});
+export type Condition = z.infer<typeof conditionSchema>;
+
+export const codeMateStatusSchema = z.object({
+  phase: z.enum(phases).optional(),
+  message: z.string().optional(),
+  podName: z.string().optional(),
+  observedGeneration: z.number().int().optional(),
+  lastMonitorCheck: z.string().optional(),
+  pullRequest: z
+    .object({ number: z.number().int().optional(), url: z.string().optional(), state: z.string().optional() })
+    .optional(),
+  conditions: z.array(conditionSchema).optional(),
+});
+export type CodeMateStatus = z.infer<typeof codeMateStatusSchema>;
+
+export interface CodeMate {
+  apiVersion: typeof apiVersion;
+  kind: typeof kind;
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation?: number;
+    resourceVersion?: string;
+    creationTimestamp?: string;
+    deletionTimestamp?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec: CodeMateSpec;
+  status?: CodeMateStatus;
+}
+
+/** Applies the schema's defaults to a spec read from the apiserver (which already defaulted it). */
+export function parseSpec(spec: unknown): { ok: true; spec: CodeMateSpec } | { ok: false; error: string } {
+  const result = codeMateSpecSchema.safeParse(spec);
+  if (result.success) return { ok: true, spec: result.data };
+  return {
+    ok: false,
+    error: result.error.issues.map((i) => `spec.${i.path.map(String).join('.')}: ${i.message}`).join('; '),
+  };
+}
+
+export const conditionTypes = [
+  'Ready',
+  'PodReady',
+  'SecretsResolved',
+  'SessionReady',
+  'PullRequestLinked',
+  'GitHubAuthenticated',
+] as const;
+export type ConditionType = (typeof conditionTypes)[number];

@@ -1,0 +1,100 @@
+/**
+ * Supervised informers. @kubernetes/client-node's informer relists on 410 Gone by itself but stops on
+ * every other error (an apiserver restart, a dropped connection, a 5xx). This wrapper restarts it with
+ * capped, jittered backoff and reports each restart, so a watch never silently ends.
+ */
+import { makeInformer, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { Kube, KubeObject } from './kube.js';
+
+export type InformerEvent = 'add' | 'update' | 'delete';
+
+export interface InformerOptions<T extends KubeObject> {
+  apiVersion: string;
+  kind: string;
+  /** The collection path, e.g. /api/v1/namespaces/ns/pods or /apis/codemate.io/v1alpha1/codemates. */
+  path: string;
+  namespace?: string | undefined;
+  labelSelector?: string | undefined;
+  onEvent: (event: InformerEvent, object: T) => void;
+  /** Called with the error each time the watch broke and a restart is scheduled. */
+  onRestart?: (error: unknown, delayMs: number) => void;
+  maxBackoffMs?: number;
+}
+
+export interface Informer<T extends KubeObject> {
+  list(namespace?: string): readonly T[];
+  get(name: string, namespace?: string): T | undefined;
+  /** True once the first list has completed. */
+  readonly synced: boolean;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function supervisedInformer<T extends KubeObject>(
+  kube: Kube,
+  options: InformerOptions<T>,
+): Informer<T> {
+  const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
+    const items = await kube.listWithVersion(options.apiVersion, options.kind, options.namespace, {
+      labelSelector: options.labelSelector,
+    });
+    return items as unknown as KubernetesListObject<KubernetesObject>;
+  };
+  const informer = makeInformer<KubernetesObject>(kube.config, options.path, listFn, options.labelSelector);
+  let synced = false;
+  let stopped = false;
+  let failures = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const maxBackoff = options.maxBackoffMs ?? 30_000;
+
+  for (const event of ['add', 'update', 'delete'] as const) {
+    informer.on(event, (object) => {
+      failures = 0;
+      options.onEvent(event, object as unknown as T);
+    });
+  }
+  informer.on('connect', () => {
+    synced = true;
+  });
+
+  const restart = (error: unknown) => {
+    if (stopped) return;
+    const base = Math.min(maxBackoff, 250 * 2 ** failures);
+    const delay = Math.round(base / 2 + (Math.random() * base) / 2);
+    failures += 1;
+    options.onRestart?.(error, delay);
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (stopped) return;
+      informer.start().then(
+        () => {
+          synced = true;
+        },
+        (e: unknown) => restart(e),
+      );
+    }, delay);
+  };
+  informer.on('error', (error) => restart(error));
+
+  return {
+    list: (ns) => informer.list(ns) as unknown as readonly T[],
+    get: (name, ns) => informer.get(name, ns) as unknown as T | undefined,
+    get synced() {
+      return synced;
+    },
+    async start() {
+      stopped = false;
+      try {
+        await informer.start();
+        synced = true;
+      } catch (error) {
+        restart(error);
+      }
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await informer.stop();
+    },
+  };
+}

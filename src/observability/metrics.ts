@@ -1,0 +1,51 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The operator's Prometheus metrics, in their own registry. */
+export function operatorMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'codemate_operator_' });
+  return {
+    registry,
+    reconciles: new Counter({
+      name: 'codemate_reconcile_total',
+      help: 'Reconciles of CodeMates by result (success, error).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    reconcileDuration: new Histogram({
+      name: 'codemate_reconcile_duration_seconds',
+      help: 'Time to reconcile one CodeMate, including API calls.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    reconcileErrors: new Counter({
+      name: 'codemate_reconcile_errors_total',
+      help: 'Reconciles that failed, by kind (forbidden, conflict, unavailable, other).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'codemate_workqueue_depth',
+      help: 'Keys waiting in the reconcile queue.',
+      registers: [registry],
+    }),
+    sessions: new Gauge({
+      name: 'codemate_sessions',
+      help: 'CodeMates by status phase, as seen by this replica.',
+      labelNames: ['phase'] as const,
+      registers: [registry],
+    }),
+    informerRestarts: new Counter({
+      name: 'codemate_informer_restarts_total',
+      help: 'Times a watch broke and was restarted, by resource.',
+      labelNames: ['resource'] as const,
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'codemate_leader',
+      help: '1 while this replica holds the leader Lease.',
+      registers: [registry],
+    }),
+  };
+}
+export type OperatorMetrics = ReturnType<typeof operatorMetrics>;

@@ -1,0 +1,327 @@
+/**
+ * The reconcile: a pure function from a CodeMate and what was observed of its world to a plan. It never
+ * learns why it ran (level-triggered) and never does I/O; execute.ts applies the plan.
+ */
+import type { CodeMate, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
+import { parseSpec } from '../api/codemate.js';
+import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
+import {
+  desiredPod,
+  desiredPvc,
+  podName,
+  sessionContainer,
+  specHashAnnotation,
+  type PodManifest,
+  type SessionSettings,
+} from './session.js';
+
+export interface ObservedPod {
+  name: string;
+  phase?: string;
+  deleting: boolean;
+  specHash?: string;
+  ready: boolean;
+  /** Why the session container stopped, when it did. */
+  terminated?: { reason?: string; exitCode?: number; message?: string };
+  /** Why it has not started (e.g. CreateContainerConfigError, ImagePullBackOff). */
+  waiting?: { reason?: string; message?: string };
+}
+
+export interface ObservedSecret {
+  exists: boolean;
+  keys: string[];
+}
+
+export interface Observed {
+  /** Pods owned by this CodeMate. */
+  pods: ObservedPod[];
+  pvc?: { name: string; phase?: string };
+  /** Secrets referenced by the spec, by name; absent entries were not looked up. */
+  secrets: Record<string, ObservedSecret>;
+}
+
+export type Action =
+  | { type: 'createPod'; pod: PodManifest }
+  | { type: 'deletePod'; name: string; reason: string }
+  | { type: 'createPvc'; pvc: ReturnType<typeof desiredPvc> };
+
+export interface PlannedEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+export interface Plan {
+  actions: Action[];
+  events: PlannedEvent[];
+  /** The whole desired status; the executor writes it when it differs from the current one. */
+  status: CodeMateStatus;
+  requeueAfterMs?: number;
+}
+
+/** How long to wait before looking again while something outside our control settles. */
+export const requeue = {
+  secretsMissing: 10_000,
+  podTerminating: 2_000,
+  starting: 15_000,
+} as const;
+
+interface Verdict {
+  phase: Phase;
+  message: string;
+  podReady: ConditionInput;
+  requeueAfterMs?: number;
+}
+
+export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSettings, now: Date): Plan {
+  const generation = cm.metadata.generation ?? 0;
+  const previous = cm.status ?? {};
+  let conditions: Condition[] = previous.conditions ?? [];
+  const set = (c: ConditionInput) => (conditions = setCondition(conditions, c, generation, now));
+  const actions: Action[] = [];
+  const events: PlannedEvent[] = [];
+
+  const parsed = parseSpec(cm.spec);
+  if (!parsed.ok) {
+    // The CRD schema should have refused this; record it rather than loop on it.
+    return finish(cm, {
+      phase: 'Failed',
+      message: `invalid spec: ${parsed.error}`,
+      podReady: podReadyFalse('InvalidSpec', parsed.error),
+    });
+  }
+  const spec = parsed.spec;
+  const desiredName = podName(cm);
+
+  // Pods we own under another name (an older naming, a previous roll) are not ours to keep.
+  for (const pod of observed.pods) {
+    if (pod.name !== desiredName && !pod.deleting) {
+      actions.push({ type: 'deletePod', name: pod.name, reason: 'not the current session pod' });
+    }
+  }
+  const pod = observed.pods.find((p) => p.name === desiredName);
+
+  const secretProblems = missingSecrets(spec, observed.secrets);
+  set(
+    secretProblems.length === 0
+      ? {
+          type: 'SecretsResolved',
+          status: 'True',
+          reason: 'Found',
+          message: 'all referenced secrets and keys exist',
+        }
+      : {
+          type: 'SecretsResolved',
+          status: 'False',
+          reason: 'SecretMissing',
+          message: secretProblems.join('; '),
+        },
+  );
+
+  if (spec.storage && !observed.pvc) actions.push({ type: 'createPvc', pvc: desiredPvc({ ...cm, spec }) });
+
+  const verdict = decide({ ...cm, spec }, pod, secretProblems, settings, actions);
+  return finish(cm, verdict);
+
+  function finish(target: CodeMate, v: Verdict): Plan {
+    set(v.podReady);
+    set({ type: 'SessionReady', ...sessionReady(v) });
+    set(
+      v.phase === 'Running'
+        ? { type: 'Ready', status: 'True', reason: 'Running', message: 'the session is running' }
+        : { type: 'Ready', status: 'False', reason: v.phase, message: v.message },
+    );
+    const status: CodeMateStatus = {
+      ...previous,
+      phase: v.phase,
+      message: v.message,
+      observedGeneration: generation,
+      conditions,
+    };
+    if (v.phase === 'Suspended' || !pod) delete status.podName;
+    if (pod && !pod.deleting) status.podName = pod.name;
+    for (const a of actions) {
+      if (a.type === 'createPod') {
+        status.podName = a.pod.metadata.name;
+        events.push({
+          type: 'Normal',
+          reason: 'PodCreated',
+          message: `created session pod ${a.pod.metadata.name}`,
+        });
+      } else if (a.type === 'deletePod') {
+        events.push({ type: 'Normal', reason: 'PodDeleted', message: `deleting pod ${a.name}: ${a.reason}` });
+      } else {
+        events.push({
+          type: 'Normal',
+          reason: 'StorageCreated',
+          message: `created claim ${a.pvc.metadata.name}`,
+        });
+      }
+    }
+    const wasSecrets = findCondition(previous.conditions, 'SecretsResolved');
+    const nowSecrets = findCondition(conditions, 'SecretsResolved')!;
+    if (
+      nowSecrets.status === 'False' &&
+      (wasSecrets?.status !== 'False' || wasSecrets.message !== nowSecrets.message)
+    ) {
+      events.push({ type: 'Warning', reason: 'SecretMissing', message: nowSecrets.message });
+    }
+    if (v.phase !== previous.phase) {
+      if (v.phase === 'Failed') events.push({ type: 'Warning', reason: 'SessionFailed', message: v.message });
+      if (v.phase === 'Running')
+        events.push({ type: 'Normal', reason: 'SessionRunning', message: v.message });
+      if (v.phase === 'Suspended') events.push({ type: 'Normal', reason: 'Suspended', message: v.message });
+    }
+    return { actions, events, status, ...(v.requeueAfterMs ? { requeueAfterMs: v.requeueAfterMs } : {}) };
+  }
+}
+
+function decide(
+  cm: CodeMate,
+  pod: ObservedPod | undefined,
+  secretProblems: string[],
+  settings: SessionSettings,
+  actions: Action[],
+): Verdict {
+  if (cm.spec.suspend) {
+    if (pod && !pod.deleting)
+      actions.push({ type: 'deletePod', name: pod.name, reason: 'spec.suspend is true' });
+    return {
+      phase: 'Suspended',
+      message: cm.spec.storage ? 'suspended; the workspace claim is kept' : 'suspended',
+      podReady: podReadyFalse('Suspended', 'spec.suspend is true'),
+      ...(pod ? { requeueAfterMs: requeue.podTerminating } : {}),
+    };
+  }
+  if (pod?.deleting) {
+    return {
+      phase: 'Starting',
+      message: `waiting for pod ${pod.name} to terminate`,
+      podReady: podReadyFalse('Terminating', `pod ${pod.name} is terminating`),
+      requeueAfterMs: requeue.podTerminating,
+    };
+  }
+  const desired = desiredPod(cm, settings);
+  if (!pod) {
+    if (secretProblems.length > 0) {
+      return {
+        phase: 'Pending',
+        message: secretProblems.join('; '),
+        podReady: podReadyFalse('SecretMissing', 'the pod waits for its secrets'),
+        requeueAfterMs: requeue.secretsMissing,
+      };
+    }
+    actions.push({ type: 'createPod', pod: desired });
+    return {
+      phase: 'Starting',
+      message: `creating pod ${desired.metadata.name}`,
+      podReady: podReadyFalse('Creating', `creating pod ${desired.metadata.name}`),
+      requeueAfterMs: requeue.starting,
+    };
+  }
+  if (pod.specHash !== desired.metadata.annotations[specHashAnnotation]) {
+    actions.push({ type: 'deletePod', name: pod.name, reason: 'the spec changed; rolling the session pod' });
+    return {
+      phase: 'Starting',
+      message: 'the spec changed; replacing the session pod',
+      podReady: podReadyFalse('SpecChanged', 'replacing the pod for the new spec'),
+      requeueAfterMs: requeue.podTerminating,
+    };
+  }
+  if (pod.phase === 'Failed' || pod.phase === 'Succeeded') {
+    const why = describeTermination(pod);
+    return {
+      phase: 'Failed',
+      message: `session pod ${pod.name} ${pod.phase === 'Failed' ? 'failed' : 'exited'}: ${why}`,
+      podReady: podReadyFalse(
+        pod.terminated?.reason ?? (pod.phase === 'Failed' ? 'PodFailed' : 'SessionExited'),
+        why,
+      ),
+    };
+  }
+  if (pod.waiting?.reason && /Err|BackOff|Invalid/.test(pod.waiting.reason)) {
+    const message = `pod ${pod.name} cannot start: ${pod.waiting.reason}${pod.waiting.message ? `: ${pod.waiting.message}` : ''}`;
+    return {
+      phase: 'Starting',
+      message,
+      podReady: podReadyFalse(pod.waiting.reason, message),
+      requeueAfterMs: requeue.starting,
+    };
+  }
+  if (pod.phase === 'Running' && pod.ready) {
+    return {
+      phase: 'Running',
+      message: `session running in pod ${pod.name}`,
+      podReady: { type: 'PodReady', status: 'True', reason: 'Ready', message: `pod ${pod.name} is ready` },
+    };
+  }
+  return {
+    phase: 'Starting',
+    message: `pod ${pod.name} is ${pod.phase ?? 'Pending'}${pod.phase === 'Running' ? ' but not ready' : ''}`,
+    podReady: podReadyFalse('NotReady', `pod ${pod.name} is not ready`),
+    requeueAfterMs: requeue.starting,
+  };
+}
+
+function podReadyFalse(reason: string, message: string): ConditionInput {
+  return { type: 'PodReady', status: 'False', reason, message };
+}
+
+function sessionReady(v: Verdict): Omit<ConditionInput, 'type'> {
+  if (v.podReady.status === 'True')
+    return { status: 'True', reason: 'TmuxSessionUp', message: 'tmux session claude-code is up' };
+  return { status: 'False', reason: v.podReady.reason, message: v.podReady.message };
+}
+
+function describeTermination(pod: ObservedPod): string {
+  const t = pod.terminated;
+  if (!t) return `phase ${pod.phase}`;
+  const parts = [
+    t.reason,
+    t.exitCode !== undefined ? `exit code ${t.exitCode}` : undefined,
+    t.message?.trim(),
+  ];
+  return parts.filter(Boolean).join(', ');
+}
+
+function missingSecrets(spec: CodeMate['spec'], secrets: Record<string, ObservedSecret>): string[] {
+  const refs = [
+    { field: 'spec.github.tokenSecretRef', ...spec.github.tokenSecretRef },
+    { field: 'spec.anthropic.apiKeySecretRef', ...spec.anthropic.apiKeySecretRef },
+  ];
+  const problems: string[] = [];
+  for (const ref of refs) {
+    const secret = secrets[ref.name];
+    if (!secret?.exists) problems.push(`secret "${ref.name}" (${ref.field}) not found`);
+    else if (!secret.keys.includes(ref.key))
+      problems.push(`secret "${ref.name}" has no key "${ref.key}" (${ref.field})`);
+  }
+  return [...new Set(problems)];
+}
+
+/** The facts reconcile needs from a pod object as the apiserver returns it. */
+export function observePod(pod: {
+  metadata: { name?: string; deletionTimestamp?: unknown; annotations?: Record<string, string> };
+  status?: {
+    phase?: string;
+    conditions?: Array<{ type: string; status: string }>;
+    containerStatuses?: Array<{
+      name: string;
+      state?: {
+        terminated?: { reason?: string; exitCode?: number; message?: string };
+        waiting?: { reason?: string; message?: string };
+      };
+    }>;
+  };
+}): ObservedPod {
+  const container = pod.status?.containerStatuses?.find((c) => c.name === sessionContainer);
+  return {
+    name: pod.metadata.name ?? '',
+    phase: pod.status?.phase,
+    deleting: Boolean(pod.metadata.deletionTimestamp),
+    specHash: pod.metadata.annotations?.[specHashAnnotation],
+    ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    ...(container?.state?.terminated ? { terminated: container.state.terminated } : {}),
+    ...(container?.state?.waiting ? { waiting: container.state.waiting } : {}),
+  };
+}

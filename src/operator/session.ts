@@ -1,0 +1,187 @@
+/**
+ * The objects a CodeMate owns, built purely from the CR: its session pod and, with spec.storage, its
+ * workspace claim. Names are deterministic, so creating them is idempotent.
+ */
+import { createHash } from 'node:crypto';
+import type { CodeMate } from '../api/codemate.js';
+
+export const labels = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  component: 'app.kubernetes.io/component',
+  name: 'codemate.io/name',
+} as const;
+export const specHashAnnotation = 'codemate.io/spec-hash';
+export const sessionContainer = 'session';
+export const workspacePath = '/workspace';
+
+/** The container command paths inside the session image (setup/docker/Dockerfile.codemate). */
+export const sessionPaths = {
+  entrypoint: '/opt/codemate/bin/codemate-entrypoint',
+  inject: '/opt/codemate/bin/codemate-inject',
+  ready: '/opt/codemate/bin/codemate-ready',
+} as const;
+
+function shortHash(text: string, length: number): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, length);
+}
+
+/**
+ * `codemate-<name>-<hash>`: the hash of the CR's uid keeps names unique when a long name is truncated
+ * and when a CR is deleted and created again while its old pod terminates.
+ */
+export function podName(cm: CodeMate): string {
+  return `codemate-${cm.metadata.name.slice(0, 40).replace(/[-.]+$/, '')}-${shortHash(cm.metadata.uid, 6)}`;
+}
+
+export function pvcName(cm: CodeMate): string {
+  return `codemate-${cm.metadata.name.slice(0, 40).replace(/[-.]+$/, '')}-workspace-${shortHash(cm.metadata.uid, 6)}`;
+}
+
+/** A UUID (v5 layout) from the CR's uid: the Claude Code session id that survives pod restarts. */
+export function sessionId(cm: CodeMate): string {
+  const h = createHash('sha1').update(`codemate.io/session/${cm.metadata.uid}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const hex = h.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+export function ownerReference(cm: CodeMate) {
+  return {
+    apiVersion: cm.apiVersion,
+    kind: cm.kind,
+    name: cm.metadata.name,
+    uid: cm.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+export function ownedLabels(cm: CodeMate): Record<string, string> {
+  return { [labels.managedBy]: 'codemate', [labels.name]: cm.metadata.name };
+}
+
+export interface SessionSettings {
+  /** Image when spec.image is unset. */
+  defaultImage: string;
+}
+
+type EnvVar =
+  | { name: string; value: string }
+  | { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }
+  | { name: string; valueFrom: { fieldRef: { fieldPath: string } } };
+
+function sessionEnv(cm: CodeMate): EnvVar[] {
+  const { spec } = cm;
+  const plain: Array<[string, string | number | undefined]> = [
+    ['CODEMATE_NAME', cm.metadata.name],
+    ['CODEMATE_REPO_URL', spec.repository.url],
+    ['CODEMATE_BRANCH', spec.repository.branch],
+    ['CODEMATE_BASE_BRANCH', spec.repository.baseBranch],
+    ['CODEMATE_PR', spec.repository.pullRequest],
+    ['CODEMATE_GIT_USER_NAME', spec.github.user?.name],
+    ['CODEMATE_GIT_USER_EMAIL', spec.github.user?.email],
+    ['CODEMATE_TASK', spec.task],
+    ['CODEMATE_SESSION_ID', sessionId(cm)],
+    ['CODEMATE_WORKSPACE', workspacePath],
+    ['CLAUDE_CONFIG_DIR', `${workspacePath}/.claude`],
+  ];
+  return [
+    ...plain
+      .filter((e): e is [string, string | number] => e[1] !== undefined)
+      .map(([name, v]) => ({ name, value: String(v) })),
+    { name: 'CODEMATE_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    { name: 'GITHUB_TOKEN', valueFrom: { secretKeyRef: spec.github.tokenSecretRef } },
+    { name: 'ANTHROPIC_API_KEY', valueFrom: { secretKeyRef: spec.anthropic.apiKeySecretRef } },
+  ];
+}
+
+export type PodManifest = {
+  apiVersion: 'v1';
+  kind: 'Pod';
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    annotations: Record<string, string>;
+    ownerReferences: Array<ReturnType<typeof ownerReference>>;
+  };
+  spec: Record<string, unknown>;
+};
+
+/** The desired session pod. Its spec hash annotation tells a changed spec from an unchanged one. */
+export function desiredPod(cm: CodeMate, settings: SessionSettings): PodManifest {
+  const spec = {
+    restartPolicy: 'Never',
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    terminationGracePeriodSeconds: 30,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    containers: [
+      {
+        name: sessionContainer,
+        image: cm.spec.image ?? settings.defaultImage,
+        command: [sessionPaths.entrypoint],
+        env: sessionEnv(cm),
+        ...(cm.spec.resources ? { resources: cm.spec.resources } : {}),
+        workingDir: workspacePath,
+        volumeMounts: [{ name: 'workspace', mountPath: workspacePath }],
+        readinessProbe: {
+          exec: { command: [sessionPaths.ready] },
+          initialDelaySeconds: 2,
+          periodSeconds: 5,
+          failureThreshold: 3,
+        },
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+          runAsNonRoot: true,
+        },
+        stdin: true,
+        tty: true,
+      },
+    ],
+    volumes: [
+      cm.spec.storage
+        ? { name: 'workspace', persistentVolumeClaim: { claimName: pvcName(cm) } }
+        : { name: 'workspace', emptyDir: {} },
+    ],
+  };
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: podName(cm),
+      namespace: cm.metadata.namespace,
+      labels: { ...ownedLabels(cm), [labels.component]: 'session' },
+      annotations: { [specHashAnnotation]: shortHash(JSON.stringify(spec), 16) },
+      ownerReferences: [ownerReference(cm)],
+    },
+    spec,
+  };
+}
+
+export function desiredPvc(cm: CodeMate) {
+  const storage = cm.spec.storage!;
+  return {
+    apiVersion: 'v1' as const,
+    kind: 'PersistentVolumeClaim' as const,
+    metadata: {
+      name: pvcName(cm),
+      namespace: cm.metadata.namespace,
+      labels: { ...ownedLabels(cm), [labels.component]: 'workspace' },
+      ownerReferences: [ownerReference(cm)],
+    },
+    spec: {
+      accessModes: ['ReadWriteOnce'],
+      resources: { requests: { storage: storage.size } },
+      ...(storage.storageClassName ? { storageClassName: storage.storageClassName } : {}),
+    },
+  };
+}
