@@ -9,6 +9,7 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -16,6 +17,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           environment: 'node',
+          sequence: { groupOrder: 1 },
           globalSetup: ['test/helpers/globalSetup.ts'],
           testTimeout: 120_000,
           hookTimeout: 300_000,
@@ -27,6 +29,7 @@ export default defineConfig({
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
           environment: 'node',
+          sequence: { groupOrder: 2 },
           globalSetup: ['test/helpers/globalSetup.ts'],
           testTimeout: 180_000,
           hookTimeout: 300_000,

@@ -10,6 +10,7 @@ import {
   KubeConfig,
   KubernetesObjectApi,
   PatchStrategy,
+  loadYaml,
   setHeaderOptions,
   type KubernetesObject,
 } from '@kubernetes/client-node';
@@ -49,6 +50,15 @@ export interface KubeTarget {
   /** Path to a kubeconfig; default as kubectl: $KUBECONFIG, ~/.kube/config, then in-cluster. */
   kubeconfig?: string | undefined;
   context?: string | undefined;
+}
+
+/**
+ * The SDK serializes built-in kinds from its own TypeScript field names (xKubernetesValidations), and
+ * silently drops wire names (x-kubernetes-validations) it does not know. Round-tripping through its YAML
+ * loader turns wire-format JSON into the typed form, so nothing is lost on writes.
+ */
+function typed<T extends KubeObject>(object: T): KubernetesObject {
+  return loadYaml<KubernetesObject>(JSON.stringify(object));
 }
 
 export class Kube {
@@ -96,7 +106,7 @@ export class Kube {
     fieldManager = 'codemate',
   ): Promise<T & { metadata: ObjectMeta }> {
     return (await this.objects.patch(
-      object as KubernetesObject,
+      typed(object),
       undefined,
       undefined,
       fieldManager,
@@ -106,7 +116,7 @@ export class Kube {
   }
 
   async create<T extends KubeObject>(object: T): Promise<T & { metadata: ObjectMeta }> {
-    return (await this.objects.create(object as KubernetesObject)) as T & { metadata: ObjectMeta };
+    return (await this.objects.create(typed(object))) as T & { metadata: ObjectMeta };
   }
 
   async get<T extends KubeObject>(
@@ -139,7 +149,7 @@ export class Kube {
 
   /** Replaces an object; its metadata.resourceVersion makes the write conditional (409 on a race). */
   async replace<T extends KubeObject>(object: T): Promise<T> {
-    return (await this.objects.replace(object as KubernetesObject)) as T;
+    return (await this.objects.replace(typed(object))) as T;
   }
 
   /** Merge-patches the status subresource of a custom resource. */
@@ -155,10 +165,27 @@ export class Kube {
       );
   }
 
+  /** Merge-patches the status subresource of a core or built-in resource, e.g. a pod in tests. */
+  async patchStatusRaw(
+    groupVersion: string,
+    plural: string,
+    namespace: string,
+    name: string,
+    status: unknown,
+  ): Promise<void> {
+    if (groupVersion !== 'v1' || plural !== 'pods') throw new Error('patchStatusRaw supports v1 pods');
+    await this.config
+      .makeApiClient(CoreV1Api)
+      .patchNamespacedPodStatus(
+        { name, namespace, body: { status } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+  }
+
   /** Merge-patches an object's main resource (spec, metadata). */
   async mergePatch<T extends KubeObject>(object: T): Promise<T> {
     return (await this.objects.patch(
-      object as KubernetesObject,
+      typed(object),
       undefined,
       undefined,
       undefined,

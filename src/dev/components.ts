@@ -1,5 +1,8 @@
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { Kube, type KubeObject } from '../clients/kube.js';
 import type { BinarySet } from './binaries.js';
 import type { Pki } from './pki.js';
 import { isHealthy, type ProbeTls } from './probe.js';
@@ -12,17 +15,23 @@ export const componentNames = [
   'kube-controller-manager',
   'kube-scheduler',
   'kwok',
+  'codemate-operator',
 ] as const;
 export type ComponentName = (typeof componentNames)[number];
 
-export interface SandboxPorts {
-  etcd: number;
-  etcdPeer: number;
-  apiserver: number;
-  controllerManager: number;
-  scheduler: number;
-  kwok: number;
-}
+export const portNames = [
+  'etcd',
+  'etcdPeer',
+  'apiserver',
+  'controllerManager',
+  'scheduler',
+  'kwok',
+  'operatorHealth',
+] as const;
+export type SandboxPorts = Record<(typeof portNames)[number], number>;
+
+const cliPath = fileURLToPath(new URL('../../bin/codemate.js', import.meta.url));
+export const manifestsDir = fileURLToPath(new URL('../../manifests/', import.meta.url));
 
 export interface SandboxPaths {
   dir: string;
@@ -31,6 +40,7 @@ export interface SandboxPaths {
   pkiDir: string;
   etcdDataDir: string;
   kwokConfig: string;
+  auditPolicy: string;
   logFile(component: string): string;
   pidFile(component: string): string;
 }
@@ -43,6 +53,7 @@ export function sandboxPaths(dir: string): SandboxPaths {
     pkiDir: path.join(dir, 'pki'),
     etcdDataDir: path.join(dir, 'etcd'),
     kwokConfig: path.join(dir, 'kwok.yaml'),
+    auditPolicy: path.join(dir, 'audit-policy.yaml'),
     logFile: (c) => path.join(dir, 'logs', `${c}.log`),
     pidFile: (c) => path.join(dir, 'run', `${c}.pid`),
   };
@@ -57,7 +68,8 @@ export interface ComponentContext {
 
 export interface Component {
   name: ComponentName;
-  binary: BinaryName;
+  /** A control-plane binary, or `node` for CodeMate's own CLI. */
+  binary: BinaryName | 'node';
   /** Ports the process binds; each must be free before it starts. */
   ports(p: SandboxPorts): number[];
   args(ctx: ComponentContext): string[];
@@ -66,6 +78,16 @@ export interface Component {
   /** The process's own health endpoint. */
   healthy(ctx: ComponentContext): Promise<boolean>;
 }
+
+/** Audit only deletions, at metadata level: enough to say who removed an object, and small. */
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [delete, deletecollection]
+  - level: None
+`;
 
 /** The node that kwok plays; untainted, so kube-scheduler places ordinary pods on it. */
 export const sandboxNodeName = 'codemate-sandbox';
@@ -101,7 +123,7 @@ export const components: readonly Component[] = [
     name: 'kube-apiserver',
     binary: 'kube-apiserver',
     ports: (p) => [p.apiserver],
-    args: ({ ports, pki }) => [
+    args: ({ paths, ports, pki }) => [
       `--etcd-servers=http://127.0.0.1:${ports.etcd}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -119,13 +141,22 @@ export const components: readonly Component[] = [
       // apiserver accepts kwok's self-signed serving certificate for exec, attach and logs.
       '--kubelet-preferred-address-types=InternalIP,Hostname',
       '--endpoint-reconciler-type=none',
+      // Who deleted what: the first question when a sandbox object vanishes.
+      `--audit-policy-file=${paths.auditPolicy}`,
+      `--audit-log-path=${paths.logFile('audit')}`,
+      '--audit-log-maxsize=50',
+      '--audit-log-maxbackup=1',
     ],
+    prepare: async ({ paths }) => writeFile(paths.auditPolicy, auditPolicy),
     healthy: async ({ ports, pki }) =>
       isHealthy(`https://127.0.0.1:${ports.apiserver}/readyz`, await adminTls(pki)),
   },
   {
     name: 'kube-controller-manager',
     binary: 'kube-controller-manager',
+    // CodeMate's CRDs exist before the garbage collector starts, so it follows them from its first sync
+    // instead of after its next discovery refresh.
+    prepare: ({ paths }) => installCrds(Kube.load({ kubeconfig: paths.kubeconfig })),
     ports: (p) => [p.controllerManager],
     args: ({ paths, ports, pki }) => [
       `--kubeconfig=${paths.kubeconfig}`,
@@ -135,8 +166,9 @@ export const components: readonly Component[] = [
       `--secure-port=${ports.controllerManager}`,
       '--leader-elect=false',
       // Garbage collection (ownerReferences cascade), namespace deletion, default ServiceAccounts, and the
-      // node lifecycle that lifts the not-ready taint once kwok reports the node Ready.
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller',
+      // node lifecycle that lifts the not-ready taint once kwok reports the node Ready, and the claim
+      // protection that lets a deleted PersistentVolumeClaim go once no pod uses it.
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,persistentvolumeclaim-protection-controller',
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
     ],
@@ -177,6 +209,46 @@ export const components: readonly Component[] = [
     healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.kwok}/healthz`),
   },
 ];
+
+/** The program a component runs, as it appears in /proc/<pid>/cmdline. */
+export function executableOf(component: Component, bins: BinarySet): string {
+  return component.binary === 'node' ? process.execPath : bins.path(component.binary);
+}
+
+export const operatorComponent: Component = {
+  name: 'codemate-operator',
+  binary: 'node',
+  ports: (p) => [p.operatorHealth],
+  args: ({ paths, ports }) => [
+    cliPath,
+    'operator',
+    `--kubeconfig=${paths.kubeconfig}`,
+    '--no-leader-elect',
+    `--health-port=${ports.operatorHealth}`,
+    '--session-image=codemate-session:dev',
+  ],
+  healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.operatorHealth}/readyz`),
+};
+
+/** Applies CodeMate's CRDs and waits until the apiserver serves them. */
+export async function installCrds(kube: Kube): Promise<void> {
+  const crd = parseYaml(await readFile(path.join(manifestsDir, 'crd.yaml'), 'utf8')) as KubeObject;
+  await kube.apply(crd, 'codemate-sandbox');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const current = await kube.get<KubeObject>(
+      'apiextensions.k8s.io/v1',
+      'CustomResourceDefinition',
+      crd.metadata.name!,
+    );
+    const conditions = (
+      current.status as { conditions?: Array<{ type: string; status: string }> } | undefined
+    )?.conditions;
+    if (conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
+    if (Date.now() > deadline) throw new Error(`CRD ${crd.metadata.name} not established within 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 /** kwok reads its stages from the config file: nodes turn Ready, pods Running, deleted pods go. */
 async function writeKwokConfig({ paths, bins }: ComponentContext): Promise<void> {

@@ -6,6 +6,9 @@ import { Kube, type KubeObject } from '../clients/kube.js';
 import { binarySetAt, type BinarySet } from './binaries.js';
 import {
   components,
+  executableOf,
+  operatorComponent,
+  portNames,
   sandboxNodeName,
   sandboxPaths,
   type Component,
@@ -25,6 +28,19 @@ interface SandboxState {
   version: 1;
   binDir: string;
   ports: SandboxPorts;
+  /** The components this sandbox runs, in start order. */
+  components: ComponentName[];
+}
+
+/** The control plane, plus CodeMate's own processes unless left out. */
+function selectComponents(workloads: boolean): Component[] {
+  return workloads ? [...components, operatorComponent] : [...components];
+}
+
+function componentsOf(state: SandboxState | undefined): Component[] {
+  const all = selectComponents(true);
+  if (!state?.components) return [...components];
+  return all.filter((c) => state.components.includes(c.name));
 }
 
 export interface SandboxUpOptions {
@@ -36,6 +52,8 @@ export interface SandboxUpOptions {
   onWarning?: (text: string) => void;
   /** How long each component may take to become healthy. */
   readyTimeoutMs?: number;
+  /** Also install the CRDs and run the CodeMate operator (default true). */
+  workloads?: boolean;
 }
 
 export interface SandboxUpResult {
@@ -60,18 +78,19 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
     progress(`waiting for another codemate process that is changing the sandbox in ${paths.dir}`),
   );
   try {
-    const running = await runningComponents(paths, options.bins);
-    const state = await loadOrCreateState(paths, options, running.size > 0);
+    const selected = selectComponents(options.workloads ?? true);
+    const running = await runningComponents(paths, options.bins, selected);
+    const state = await loadOrCreateState(paths, options, running.size > 0, selected);
     const pki = await ensurePki(paths.pkiDir);
     await writeAdminKubeconfig(paths.kubeconfig, pki, state.ports.apiserver);
     const ctx: ComponentContext = { paths, ports: state.ports, bins: options.bins, pki };
     const started: ComponentName[] = [];
     const alreadyRunning: ComponentName[] = [];
 
-    for (const component of components) {
+    for (const component of selected) {
       const pidState = await inspectPidFile(
         paths.pidFile(component.name),
-        options.bins.path(component.binary),
+        executableOf(component, options.bins),
       );
       if (pidState.kind === 'running' && (await component.healthy(ctx))) {
         alreadyRunning.push(component.name);
@@ -91,19 +110,25 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
       progress(`starting ${component.name}`);
       await startComponent(component, ctx, options.readyTimeoutMs ?? 60_000);
       started.push(component.name);
+      if (component.name === 'kwok') {
+        progress('waiting for the sandbox node and default service account');
+        await waitForWorkloads(paths);
+      }
     }
-    progress('waiting for the sandbox node and default service account');
-    await waitForWorkloads(paths);
     return { paths, ports: state.ports, started, alreadyRunning };
   } finally {
     await release();
   }
 }
 
-async function runningComponents(paths: SandboxPaths, bins: BinarySet): Promise<Set<ComponentName>> {
+async function runningComponents(
+  paths: SandboxPaths,
+  bins: BinarySet,
+  selected: Component[],
+): Promise<Set<ComponentName>> {
   const running = new Set<ComponentName>();
-  for (const c of components) {
-    if ((await inspectPidFile(paths.pidFile(c.name), bins.path(c.binary))).kind === 'running')
+  for (const c of selected) {
+    if ((await inspectPidFile(paths.pidFile(c.name), executableOf(c, bins))).kind === 'running')
       running.add(c.name);
   }
   return running;
@@ -113,8 +138,10 @@ async function loadOrCreateState(
   paths: SandboxPaths,
   options: SandboxUpOptions,
   anyRunning: boolean,
+  selected: Component[],
 ): Promise<SandboxState> {
   const previous = await readState(paths);
+  const names = selected.map((c) => c.name);
   if (previous && anyRunning) {
     if (options.apiserverPort && options.apiserverPort !== previous.ports.apiserver) {
       throw new CodemateError(
@@ -122,27 +149,23 @@ async function loadOrCreateState(
         { hint: 'run `codemate dev down` first to move it to another port' },
       );
     }
-    return previous;
+    const state = { ...previous, components: names, ports: { ...previous.ports } };
+    for (const key of portNames) state.ports[key] ??= await freePort();
+    await writeFile(paths.stateFile, JSON.stringify(state, null, 2) + '\n');
+    return state;
   }
   if (options.apiserverPort && !(await isPortFree(options.apiserverPort))) {
     throw portInUse(options.apiserverPort, 'kube-apiserver');
   }
-  const ports: SandboxPorts = previous?.ports ?? {
-    etcd: await freePort(),
-    etcdPeer: await freePort(),
-    apiserver: await freePort(),
-    controllerManager: await freePort(),
-    scheduler: await freePort(),
-    kwok: await freePort(),
-  };
+  const ports = { ...previous?.ports } as SandboxPorts;
   if (options.apiserverPort) ports.apiserver = options.apiserverPort;
   // Ports recorded by an earlier run may have been taken since; pick new ones for those (not for a
   // port the user asked for, which startComponent reports instead).
-  for (const key of Object.keys(ports) as Array<keyof SandboxPorts>) {
+  for (const key of portNames) {
     if (key === 'apiserver' && options.apiserverPort) continue;
-    if (!(await isPortFree(ports[key]))) ports[key] = await freePort();
+    if (ports[key] === undefined || !(await isPortFree(ports[key]))) ports[key] = await freePort();
   }
-  const state: SandboxState = { version: 1, binDir: options.bins.dir, ports };
+  const state: SandboxState = { version: 1, binDir: options.bins.dir, ports, components: names };
   await writeFile(paths.stateFile, JSON.stringify(state, null, 2) + '\n');
   return state;
 }
@@ -171,7 +194,7 @@ async function startComponent(component: Component, ctx: ComponentContext, timeo
   await component.prepare?.(ctx);
   const logFile = ctx.paths.logFile(component.name);
   const pid = await startDetached({
-    command: ctx.bins.path(component.binary),
+    command: executableOf(component, ctx.bins),
     args: component.args(ctx),
     logFile,
     pidFile: ctx.paths.pidFile(component.name),
@@ -279,8 +302,8 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
   const pki = pkiAt(paths.pkiDir);
   const ctx: ComponentContext = { paths, ports: state.ports, bins, pki };
   const result: ComponentStatus[] = [];
-  for (const c of components) {
-    const pidState = await inspectPidFile(paths.pidFile(c.name), bins.path(c.binary));
+  for (const c of componentsOf(state)) {
+    const pidState = await inspectPidFile(paths.pidFile(c.name), executableOf(c, bins));
     const port = c.ports(state.ports)[0];
     const log = paths.logFile(c.name);
     if (pidState.kind === 'none') result.push({ name: c.name, state: 'stopped', port, log });
@@ -309,8 +332,8 @@ export async function sandboxDown(
   const result: SandboxDownResult = { stopped: [], stale: [] };
   if (state) {
     const bins = binarySetAt(state.binDir);
-    for (const c of [...components].reverse()) {
-      const pidState = await inspectPidFile(paths.pidFile(c.name), bins.path(c.binary));
+    for (const c of [...selectComponents(true)].reverse()) {
+      const pidState = await inspectPidFile(paths.pidFile(c.name), executableOf(c, bins));
       if (pidState.kind === 'running') {
         await stopProcess(pidState.pid);
         result.stopped.push({ name: c.name, pid: pidState.pid });

@@ -24,7 +24,10 @@ export async function executePlan(kube: Kube, cm: CodeMate, plan: Plan): Promise
     }
   }
   if (JSON.stringify(plan.status) !== JSON.stringify(cm.status ?? {})) {
-    await kube.patchStatus({ group, version, plural, namespace: ns, name: cm.metadata.name }, plan.status);
+    await kube.patchStatus(
+      { group, version, plural, namespace: ns, name: cm.metadata.name },
+      statusPatch(cm.status, plan.status),
+    );
   }
   for (const event of plan.events) await recordEvent(kube, cm, event);
 }
@@ -47,4 +50,11 @@ async function createIfAbsent(kube: Kube, object: Parameters<Kube['create']>[0])
   } catch (error) {
     if (!isConflict(error)) throw error;
   }
+}
+
+/** A JSON merge patch from one status to the next: fields the new status drops are set to null. */
+export function statusPatch(current: object | undefined, next: object): Record<string, unknown> {
+  const patch: Record<string, unknown> = { ...next };
+  for (const key of Object.keys(current ?? {})) if (!(key in next)) patch[key] = null;
+  return patch;
 }

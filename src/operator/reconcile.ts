@@ -138,8 +138,8 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
       observedGeneration: generation,
       conditions,
     };
-    if (v.phase === 'Suspended' || !pod) delete status.podName;
-    if (pod && !pod.deleting) status.podName = pod.name;
+    delete status.podName;
+    if (pod && !pod.deleting && v.phase !== 'Suspended') status.podName = pod.name;
     for (const a of actions) {
       if (a.type === 'createPod') {
         status.podName = a.pod.metadata.name;

@@ -5,6 +5,8 @@ import type { TestProject } from 'vitest/node';
 import { cacheDir, readEnv } from '../../src/config/index.js';
 import { resolveBinaries } from '../../src/dev/binaries.js';
 import { sandboxDown, sandboxUp } from '../../src/dev/sandbox.js';
+import { installCrds } from '../../src/dev/components.js';
+import { Kube } from '../../src/clients/kube.js';
 
 /**
  * One real control plane per test run, started with the same code as `codemate dev up`, in a temporary
@@ -34,12 +36,19 @@ async function start(): Promise<{ stateDir: string; kubeconfig: string; binDir: 
     onProgress: (text) => process.stderr.write(`[control plane] ${text}\n`),
   });
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'codemate-test-'));
-  const result = await sandboxUp({
-    stateDir,
-    bins,
-    onWarning: (t) => process.stderr.write(`[control plane] ${t}\n`),
-  });
-  return { stateDir, kubeconfig: result.paths.kubeconfig, binDir: bins.dir };
+  try {
+    // Tests start their own operators (with the manifests' ServiceAccount); the sandbox's would compete.
+    const result = await sandboxUp({
+      stateDir,
+      bins,
+      workloads: false,
+      onWarning: (t) => process.stderr.write(`[control plane] ${t}\n`),
+    });
+    return { stateDir, kubeconfig: result.paths.kubeconfig, binDir: bins.dir };
+  } catch (error) {
+    await sandboxDown(stateDir);
+    throw error;
+  }
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {

@@ -49,6 +49,7 @@ describe('codemate dev', () => {
       ['kube-controller-manager', 'running'],
       ['kube-scheduler', 'running'],
       ['kwok', 'running'],
+      ['codemate-operator', 'running'],
     ]);
 
     const second = await dev(['up'], stateDir);

@@ -1,0 +1,148 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { stringify } from 'yaml';
+import { Kube, type KubeObject } from '../../src/clients/kube.js';
+import { freePort } from '../../src/dev/ports.js';
+import { cliPath, repoRoot } from './cli.js';
+import { eventually } from './cluster.js';
+
+/** Every object in manifests/operator.yaml except the Deployment: what the operator runs as. */
+export function operatorRbacObjects(): KubeObject[] {
+  const text = readFileSync(path.join(repoRoot, 'manifests', 'operator.yaml'), 'utf8');
+  return parseAllDocuments(text)
+    .map((d) => d.toJSON() as KubeObject)
+    .filter((o) => o && o.kind !== 'Deployment');
+}
+
+/**
+ * Applies the operator's manifests and returns a kubeconfig that authenticates as its ServiceAccount,
+ * so a missing RBAC rule fails the test instead of hiding behind admin rights.
+ */
+export async function operatorKubeconfig(admin: Kube): Promise<string> {
+  for (const object of operatorRbacObjects()) await admin.apply(object, 'codemate-tests');
+  const token = await eventually(
+    () => admin.serviceAccountToken('codemate-system', 'codemate-operator', 7200),
+    (t) => t.length > 0,
+    {
+      what: 'operator ServiceAccount token',
+    },
+  );
+  const cluster = admin.config.getCurrentCluster()!;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'codemate-op-'));
+  const file = path.join(dir, 'kubeconfig');
+  await writeFile(
+    file,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        { name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } },
+      ],
+      users: [{ name: 'codemate-operator', user: { token } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'codemate-operator' } }],
+      'current-context': 'c',
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  healthPort: number;
+  logs(): string;
+  /** Parsed JSON log lines. */
+  records(): Array<Record<string, unknown>>;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs the built CLI's `codemate operator` as a child process. */
+export async function startOperator(options: {
+  kubeconfig: string;
+  namespace: string;
+  leaseName?: string;
+  leaderElect?: boolean;
+  extraArgs?: string[];
+}): Promise<OperatorProcess> {
+  const healthPort = await freePort();
+  const args = [
+    cliPath,
+    'operator',
+    `--kubeconfig=${options.kubeconfig}`,
+    `--watch-namespace=${options.namespace}`,
+    `--health-port=${healthPort}`,
+    '--session-image=codemate-session:test',
+    `--lease-name=${options.leaseName ?? `op-${options.namespace}`}`,
+    '--resync-seconds=30',
+    ...(options.leaderElect === false ? ['--no-leader-elect'] : []),
+    ...(options.extraArgs ?? []),
+  ];
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, POD_NAME: '' },
+  });
+  let output = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const proc: OperatorProcess = {
+    child,
+    healthPort,
+    logs: () => output,
+    records: () =>
+      output
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  return proc;
+}
+
+export async function httpGet(url: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.text() };
+}
+
+export function codemateObject(
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown> = {},
+): KubeObject {
+  return {
+    apiVersion: 'codemate.io/v1alpha1',
+    kind: 'CodeMate',
+    metadata: { name, namespace },
+    spec: {
+      repository: {
+        url: 'https://github.com/example/project.git',
+        branch: 'feature/login',
+        pullRequest: 123,
+      },
+      github: {
+        tokenSecretRef: { name: 'github-token' },
+        user: { name: 'Claude Code', email: 'claude@example.com' },
+      },
+      anthropic: { apiKeySecretRef: { name: 'anthropic-key' } },
+      ...spec,
+    },
+  };
+}
+
+export function secretObject(namespace: string, name: string, data: Record<string, string>): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace },
+    stringData: data,
+  };
+}

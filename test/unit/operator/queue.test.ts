@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { WorkQueue } from '../../../src/operator/queue.js';
+
+describe('WorkQueue', () => {
+  it('holds a key once however often it is added', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    q.add('a');
+    q.add('b');
+    expect(q.length).toBe(2);
+    expect(await q.get()).toBe('a');
+    expect(await q.get()).toBe('b');
+  });
+
+  it('never hands the same key to two workers; a re-add while processing runs again after done', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    const first = await q.get();
+    q.add('a');
+    expect(q.length).toBe(0);
+    let second: string | undefined;
+    void q.get().then((k) => (second = k));
+    await Promise.resolve();
+    expect(second).toBeUndefined();
+    q.done(first!);
+    await Promise.resolve();
+    expect(second).toBe('a');
+  });
+
+  it('backs off exponentially per key and forgets after success', () => {
+    const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 1000 });
+    expect([1, 2, 3, 4, 5].map(() => q.addRateLimited('a'))).toEqual([100, 200, 400, 800, 1000]);
+    q.forget('a');
+    expect(q.addRateLimited('a')).toBe(100);
+    q.shutDown();
+  });
+
+  it('keeps the earlier of two delayed adds', async () => {
+    const q = new WorkQueue();
+    q.addAfter('a', 5);
+    q.addAfter('a', 60_000);
+    expect(await q.get()).toBe('a');
+    q.shutDown();
+  });
+
+  it('releases waiting workers on shutdown', async () => {
+    const q = new WorkQueue();
+    const waiting = q.get();
+    q.shutDown();
+    expect(await waiting).toBeUndefined();
+    q.add('late');
+    expect(q.length).toBe(0);
+  });
+});

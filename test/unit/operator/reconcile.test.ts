@@ -1,0 +1,324 @@
+import { describe, expect, it } from 'vitest';
+import type { CodeMate } from '../../../src/api/codemate.js';
+import { reconcile, observePod, type Observed, type ObservedPod } from '../../../src/operator/reconcile.js';
+import { desiredPod, podName, pvcName, specHashAnnotation } from '../../../src/operator/session.js';
+
+const now = new Date('2026-11-26T12:00:00Z');
+const settings = { defaultImage: 'codemate-session:test' };
+
+function codemate(spec: Partial<CodeMate['spec']> = {}, status?: CodeMate['status']): CodeMate {
+  return {
+    apiVersion: 'codemate.io/v1alpha1',
+    kind: 'CodeMate',
+    metadata: { name: 'pr-1', namespace: 'team', uid: 'uid-1', generation: 3 },
+    spec: {
+      repository: { url: 'https://github.com/o/r.git', branch: 'feature', pullRequest: 1 },
+      github: { tokenSecretRef: { name: 'gh', key: 'token' } },
+      anthropic: { apiKeySecretRef: { name: 'anthropic', key: 'token' } },
+      ...spec,
+    },
+    ...(status ? { status } : {}),
+  };
+}
+
+const secretsOk = { gh: { exists: true, keys: ['token'] }, anthropic: { exists: true, keys: ['token'] } };
+
+function pod(cm: CodeMate, overrides: Partial<ObservedPod> = {}): ObservedPod {
+  return {
+    name: podName(cm),
+    phase: 'Running',
+    deleting: false,
+    ready: true,
+    specHash: desiredPod(cm, settings).metadata.annotations[specHashAnnotation],
+    ...overrides,
+  };
+}
+
+function observed(o: Partial<Observed> = {}): Observed {
+  return { pods: [], secrets: secretsOk, ...o };
+}
+
+const condition = (plan: ReturnType<typeof reconcile>, type: string) =>
+  plan.status.conditions?.find((c) => c.type === type);
+
+describe('reconcile: phase transitions', () => {
+  const cm = codemate();
+  const cases: Array<{
+    name: string;
+    cm?: CodeMate;
+    observed: Observed;
+    phase: string;
+    actions: string[];
+    podReady: string;
+  }> = [
+    {
+      name: 'no pod, secrets present → create the pod',
+      observed: observed(),
+      phase: 'Starting',
+      actions: ['createPod'],
+      podReady: 'False',
+    },
+    {
+      name: 'missing secret → Pending, no pod',
+      observed: observed({ secrets: { gh: { exists: false, keys: [] }, anthropic: secretsOk.anthropic } }),
+      phase: 'Pending',
+      actions: [],
+      podReady: 'False',
+    },
+    {
+      name: 'pod pending → Starting',
+      observed: observed({ pods: [pod(cm, { phase: 'Pending', ready: false })] }),
+      phase: 'Starting',
+      actions: [],
+      podReady: 'False',
+    },
+    {
+      name: 'pod running but not ready → Starting',
+      observed: observed({ pods: [pod(cm, { ready: false })] }),
+      phase: 'Starting',
+      actions: [],
+      podReady: 'False',
+    },
+    {
+      name: 'pod ready → Running',
+      observed: observed({ pods: [pod(cm)] }),
+      phase: 'Running',
+      actions: [],
+      podReady: 'True',
+    },
+    {
+      name: 'pod failed → Failed, pod kept for its logs',
+      observed: observed({
+        pods: [
+          pod(cm, {
+            phase: 'Failed',
+            ready: false,
+            terminated: { reason: 'Error', exitCode: 3, message: 'clone failed' },
+          }),
+        ],
+      }),
+      phase: 'Failed',
+      actions: [],
+      podReady: 'False',
+    },
+    {
+      name: 'session exited → Failed',
+      observed: observed({ pods: [pod(cm, { phase: 'Succeeded', ready: false })] }),
+      phase: 'Failed',
+      actions: [],
+      podReady: 'False',
+    },
+    {
+      name: 'spec changed → delete the pod to roll it',
+      observed: observed({ pods: [pod(cm, { specHash: 'old' })] }),
+      phase: 'Starting',
+      actions: ['deletePod'],
+      podReady: 'False',
+    },
+    {
+      name: 'old pod terminating → wait',
+      observed: observed({ pods: [pod(cm, { deleting: true })] }),
+      phase: 'Starting',
+      actions: [],
+      podReady: 'False',
+    },
+    {
+      name: 'suspend with a pod → delete it, Suspended',
+      cm: codemate({ suspend: true }),
+      observed: observed({ pods: [pod(codemate({ suspend: true }))] }),
+      phase: 'Suspended',
+      actions: ['deletePod'],
+      podReady: 'False',
+    },
+    {
+      name: 'suspend without a pod → Suspended',
+      cm: codemate({ suspend: true }),
+      observed: observed(),
+      phase: 'Suspended',
+      actions: [],
+      podReady: 'False',
+    },
+    {
+      name: 'storage without a claim → create claim and pod',
+      cm: codemate({ storage: { size: '5Gi' } }),
+      observed: observed(),
+      phase: 'Starting',
+      actions: ['createPvc', 'createPod'],
+      podReady: 'False',
+    },
+    {
+      name: 'a stray owned pod under another name is deleted',
+      observed: observed({
+        pods: [pod(cm), { name: 'codemate-pr-1-old', phase: 'Running', deleting: false, ready: true }],
+      }),
+      phase: 'Running',
+      actions: ['deletePod'],
+      podReady: 'True',
+    },
+  ];
+
+  for (const c of cases) {
+    it(c.name, () => {
+      const plan = reconcile(c.cm ?? cm, c.observed, settings, now);
+      expect(plan.status.phase).toBe(c.phase);
+      expect(plan.actions.map((a) => a.type)).toEqual(c.actions);
+      expect(condition(plan, 'PodReady')?.status).toBe(c.podReady);
+      expect(condition(plan, 'Ready')?.status).toBe(c.phase === 'Running' ? 'True' : 'False');
+      expect(plan.status.observedGeneration).toBe(3);
+      for (const cond of plan.status.conditions ?? []) expect(cond.observedGeneration).toBe(3);
+    });
+  }
+});
+
+describe('reconcile: details', () => {
+  it('names the missing secret and key, and recovers once they exist', () => {
+    const cm = codemate();
+    const missingKey = reconcile(
+      cm,
+      observed({ secrets: { gh: { exists: true, keys: ['other'] }, anthropic: secretsOk.anthropic } }),
+      settings,
+      now,
+    );
+    expect(condition(missingKey, 'SecretsResolved')).toMatchObject({
+      status: 'False',
+      reason: 'SecretMissing',
+      message: 'secret "gh" has no key "token" (spec.github.tokenSecretRef)',
+    });
+    expect(missingKey.events).toContainEqual(
+      expect.objectContaining({ type: 'Warning', reason: 'SecretMissing' }),
+    );
+    expect(missingKey.requeueAfterMs).toBeGreaterThan(0);
+
+    const recovered = reconcile({ ...cm, status: missingKey.status }, observed(), settings, now);
+    expect(condition(recovered, 'SecretsResolved')?.status).toBe('True');
+    expect(recovered.actions.map((a) => a.type)).toEqual(['createPod']);
+  });
+
+  it('does not repeat the secret warning while nothing changed', () => {
+    const cm = codemate();
+    const o = observed({ secrets: {} });
+    const first = reconcile(cm, o, settings, now);
+    const second = reconcile({ ...cm, status: first.status }, o, settings, new Date(now.getTime() + 10_000));
+    expect(second.events).toEqual([]);
+    expect(second.status).toEqual(first.status);
+  });
+
+  it('keeps lastTransitionTime while a condition holds', () => {
+    const cm = codemate();
+    const running = reconcile(cm, observed({ pods: [pod(cm)] }), settings, now);
+    const later = reconcile(
+      { ...cm, status: running.status },
+      observed({ pods: [pod(cm)] }),
+      settings,
+      new Date(now.getTime() + 60_000),
+    );
+    expect(condition(later, 'PodReady')?.lastTransitionTime).toBe(now.toISOString());
+  });
+
+  it('reports the failure reason from the container state', () => {
+    const cm = codemate();
+    const plan = reconcile(
+      cm,
+      observed({
+        pods: [
+          pod(cm, {
+            phase: 'Failed',
+            ready: false,
+            terminated: { reason: 'Error', exitCode: 3, message: 'repository not found' },
+          }),
+        ],
+      }),
+      settings,
+      now,
+    );
+    expect(plan.status.message).toBe(
+      `session pod ${podName(cm)} failed: Error, exit code 3, repository not found`,
+    );
+    expect(plan.events).toContainEqual(expect.objectContaining({ type: 'Warning', reason: 'SessionFailed' }));
+  });
+
+  it('keeps the claim while suspended', () => {
+    const cm = codemate({ suspend: true, storage: { size: '1Gi' } });
+    const plan = reconcile(cm, observed({ pvc: { name: pvcName(cm) } }), settings, now);
+    expect(plan.actions).toEqual([]);
+    expect(plan.status.message).toContain('workspace claim is kept');
+  });
+});
+
+describe('desired pod', () => {
+  it('is restricted, owned, labelled, and takes credentials from secretKeyRefs', () => {
+    const cm = codemate({
+      github: { tokenSecretRef: { name: 'gh', key: 'pat' }, user: { name: 'Bot', email: 'b@x' } },
+    });
+    const p = desiredPod(cm, settings);
+    expect(p.metadata.ownerReferences).toEqual([
+      {
+        apiVersion: 'codemate.io/v1alpha1',
+        kind: 'CodeMate',
+        name: 'pr-1',
+        uid: 'uid-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+    expect(p.metadata.labels).toMatchObject({
+      'app.kubernetes.io/managed-by': 'codemate',
+      'codemate.io/name': 'pr-1',
+    });
+    const spec = p.spec as {
+      securityContext: object;
+      containers: Array<{ env: Array<{ name: string }>; securityContext: object; image: string }>;
+    };
+    expect(spec.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(spec.containers[0]!.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(spec.containers[0]!.image).toBe('codemate-session:test');
+    expect(spec.containers[0]!.env).toContainEqual({
+      name: 'GITHUB_TOKEN',
+      valueFrom: { secretKeyRef: { name: 'gh', key: 'pat' } },
+    });
+    expect(spec.containers[0]!.env).toContainEqual({ name: 'CODEMATE_GIT_USER_NAME', value: 'Bot' });
+    expect(JSON.stringify(p)).not.toMatch(/ghp_|sk-ant/);
+  });
+
+  it('has a deterministic, bounded name and a spec hash that follows the spec', () => {
+    const long = codemate();
+    long.metadata.name = 'x'.repeat(200);
+    expect(podName(long).length).toBeLessThanOrEqual(63);
+    expect(podName(long)).toBe(podName(long));
+    const a = desiredPod(codemate(), settings).metadata.annotations[specHashAnnotation];
+    const b = desiredPod(codemate({ image: 'other:1' }), settings).metadata.annotations[specHashAnnotation];
+    expect(a).not.toBe(b);
+  });
+});
+
+describe('observePod', () => {
+  it('extracts phase, readiness, deletion and the session container state', () => {
+    expect(
+      observePod({
+        metadata: {
+          name: 'p',
+          deletionTimestamp: '2026-01-01T00:00:00Z',
+          annotations: { [specHashAnnotation]: 'h' },
+        },
+        status: {
+          phase: 'Failed',
+          conditions: [{ type: 'Ready', status: 'False' }],
+          containerStatuses: [{ name: 'session', state: { terminated: { reason: 'Error', exitCode: 1 } } }],
+        },
+      }),
+    ).toEqual({
+      name: 'p',
+      phase: 'Failed',
+      deleting: true,
+      specHash: 'h',
+      ready: false,
+      terminated: { reason: 'Error', exitCode: 1 },
+    });
+  });
+});
