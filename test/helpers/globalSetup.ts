@@ -5,8 +5,6 @@ import type { TestProject } from 'vitest/node';
 import { cacheDir, readEnv } from '../../src/config/index.js';
 import { resolveBinaries } from '../../src/dev/binaries.js';
 import { sandboxDown, sandboxUp } from '../../src/dev/sandbox.js';
-import { installCrds } from '../../src/dev/components.js';
-import { Kube } from '../../src/clients/kube.js';
 
 /**
  * One real control plane per test run, started with the same code as `codemate dev up`, in a temporary
