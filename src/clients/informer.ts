@@ -18,6 +18,8 @@ export interface InformerOptions<T extends KubeObject> {
   onEvent: (event: InformerEvent, object: T) => void;
   /** Called with the error each time the watch broke and a restart is scheduled. */
   onRestart?: (error: unknown, delayMs: number) => void;
+  /** Called on every list after the first: a 410 Gone (history expired) forces one. */
+  onRelist?: (lists: number) => void;
   maxBackoffMs?: number;
 }
 
@@ -34,13 +36,24 @@ export function supervisedInformer<T extends KubeObject>(
   kube: Kube,
   options: InformerOptions<T>,
 ): Informer<T> {
+  let lists = 0;
   const listFn = async (): Promise<KubernetesListObject<KubernetesObject>> => {
+    lists += 1;
+    if (lists > 1) options.onRelist?.(lists);
     const items = await kube.listWithVersion(options.apiVersion, options.kind, options.namespace, {
       labelSelector: options.labelSelector,
     });
     return items as unknown as KubernetesListObject<KubernetesObject>;
   };
-  const informer = makeInformer<KubernetesObject>(kube.config, options.path, listFn, options.labelSelector);
+  // Like client-go, ask the server to end each watch after 5-10 minutes. The SDK's own watch timeout does
+  // not apply, so without this a half-open connection would hang the informer forever.
+  const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
+  const informer = makeInformer<KubernetesObject>(
+    kube.config,
+    `${options.path}?timeoutSeconds=${timeoutSeconds}`,
+    listFn,
+    options.labelSelector,
+  );
   let synced = false;
   let stopped = false;
   let failures = 0;

@@ -63,6 +63,8 @@ export class CodeMateController {
       metrics.informerRestarts.inc({ resource });
       logger.warn({ resource, delayMs, ...errorFields(error) }, 'watch broke; restarting it');
     };
+    const onRelist = (resource: string) => (lists: number) =>
+      logger.info({ resource, lists }, 'relisting: the watch history expired (410 Gone) or a list failed');
     this.codemates = supervisedInformer<CodeMate & KubeObject>(kube, {
       apiVersion,
       kind,
@@ -70,6 +72,7 @@ export class CodeMateController {
       namespace,
       onEvent: (_event, cm) => this.queue.add(keyOf(cm.metadata.namespace, cm.metadata.name)),
       onRestart: onRestart('codemates'),
+      onRelist: onRelist('codemates'),
     });
     const enqueueOwner = (_event: string, object: KubeObject) => {
       const key = ownerKey(object);
@@ -83,6 +86,7 @@ export class CodeMateController {
       labelSelector: managedSelector,
       onEvent: enqueueOwner,
       onRestart: onRestart('pods'),
+      onRelist: onRelist('pods'),
     });
     this.pvcs = supervisedInformer(kube, {
       apiVersion: 'v1',
@@ -92,6 +96,7 @@ export class CodeMateController {
       labelSelector: managedSelector,
       onEvent: enqueueOwner,
       onRestart: onRestart('persistentvolumeclaims'),
+      onRelist: onRelist('persistentvolumeclaims'),
     });
   }
 

@@ -87,8 +87,14 @@ export class LeaderElector {
     return 'stopped';
   }
 
-  /** Stops acquiring and renewing; a leader gives the lease up so a standby takes over at once. */
-  async stop(): Promise<void> {
+  /** Stops acquiring and renewing; acquire() and holdLeadership() return. The Lease is still held. */
+  async stopCampaigning(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+  }
+
+  /** Gives the Lease up so that a standby takes over at once; call after the work has stopped. */
+  async release(): Promise<void> {
     this.stopped = true;
     this.wake?.();
     if (!this.leading) return;

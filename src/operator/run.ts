@@ -2,7 +2,6 @@
  * `codemate operator`: leader election, the controller, and the health/metrics server, with a graceful
  * shutdown on SIGTERM (stop taking work, finish what is in flight, release the Lease).
  */
-import { CodemateError } from '../cli/errors.js';
 import { Kube } from '../clients/kube.js';
 import type { OperatorConfig } from '../config/index.js';
 import { startHealthServer } from '../observability/health.js';
@@ -28,15 +27,18 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   const logger = deps.logger ?? createLogger({ name: 'codemate-operator', level: config.logLevel });
   const kube = Kube.load({ kubeconfig: config.kubeconfig, context: config.context });
   const metrics = operatorMetrics();
-  const controller = new CodeMateController({
-    kube,
-    namespace: config.watchNamespace,
-    settings: { defaultImage: config.sessionImage },
-    workers: config.workers,
-    resyncMs: config.resyncSeconds * 1000,
-    logger,
-    metrics,
-  });
+  // One controller per leadership term: a replica that loses the Lease stops acting at once and
+  // campaigns again, instead of exiting.
+  const newController = () =>
+    new CodeMateController({
+      kube,
+      namespace: config.watchNamespace,
+      settings: { defaultImage: config.sessionImage },
+      workers: config.workers,
+      resyncMs: config.resyncSeconds * 1000,
+      logger,
+      metrics,
+    });
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
         namespace: config.leaseNamespace,
@@ -46,6 +48,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       })
     : undefined;
 
+  let controller: CodeMateController | undefined;
   let shuttingDown = false;
   const health = await startHealthServer({
     port: config.healthPort,
@@ -54,13 +57,14 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
     ready: () => {
       if (shuttingDown) return { ok: false, reason: 'shutting down' };
       if (leader && !leader.isLeader) return { ok: true };
-      return controller.synced ? { ok: true } : { ok: false, reason: 'caches not synced' };
+      return controller?.synced ? { ok: true } : { ok: false, reason: 'caches not synced' };
     },
     beforeScrape: () => {
-      metrics.queueDepth.set(controller.queue.length);
+      metrics.queueDepth.set(controller?.queue.length ?? 0);
       metrics.leader.set(leader ? Number(leader.isLeader) : 1);
       metrics.sessions.reset();
-      for (const [phase, n] of Object.entries(controller.phaseCounts())) metrics.sessions.set({ phase }, n);
+      for (const [phase, n] of Object.entries(controller?.phaseCounts() ?? {}))
+        metrics.sessions.set({ phase }, n);
     },
   });
   logger.info(
@@ -74,23 +78,31 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
     'operator starting',
   );
 
-  const shutdown = deps.shutdownSignal ?? terminationSignal();
-  let lost = false;
+  const shutdown = (deps.shutdownSignal ?? terminationSignal()).then(() => {
+    shuttingDown = true;
+  });
   const lifecycle = (async () => {
-    if (leader && !(await leader.acquire())) return;
-    await controller.start();
-    logger.info('reconciling CodeMates');
-    if (leader) lost = (await leader.holdLeadership()) === 'lost';
-    else await shutdown;
+    while (!shuttingDown) {
+      if (leader && !(await leader.acquire())) return;
+      controller = newController();
+      await controller.start();
+      logger.info('reconciling CodeMates');
+      if (!leader) return shutdown;
+      if ((await leader.holdLeadership()) === 'stopped') return;
+      logger.warn('stopped reconciling after losing the Lease; campaigning again');
+      await controller.stop();
+      controller = undefined;
+    }
   })();
 
   await Promise.race([shutdown, lifecycle]);
   shuttingDown = true;
-  logger.info({ inFlight: controller.queue.inFlight }, 'shutting down: finishing in-flight reconciles');
-  await leader?.stop();
+  logger.info({ inFlight: controller?.queue.inFlight ?? 0 }, 'shutting down: finishing in-flight reconciles');
+  const stopping = controller;
+  await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));
-  await controller.stop();
+  await stopping?.stop();
+  await leader?.release();
   await health.close();
-  if (lost) throw new CodemateError('lost the leader lease; exiting so that a fresh replica can take over');
   logger.info('operator stopped');
 }

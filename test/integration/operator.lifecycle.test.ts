@@ -313,6 +313,6 @@ describe('operator: the phase-1 scenario and every failure path', () => {
     expect(metrics.body).toMatch(/codemate_reconcile_total\{result="success"\} [1-9]/);
     expect(metrics.body).toMatch(/codemate_sessions\{phase="Running"\} [1-9]/);
     expect(metrics.body).toContain('codemate_workqueue_depth');
-    expect(metrics.body).toMatch(/codemate_leader 1/);
+    expect(metrics.body).toMatch(/^codemate_leader 1$/m);
   });
 });
