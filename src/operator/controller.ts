@@ -70,7 +70,7 @@ export class CodeMateController {
       kind,
       path: collectionPath(apiVersion, 'codemates', namespace),
       namespace,
-      onEvent: (_event, cm) => this.queue.add(keyOf(cm.metadata.namespace, cm.metadata.name)),
+      onEvent: (event, cm) => this.onCodeMate(event, cm),
       onRestart: onRestart('codemates'),
       onRelist: onRelist('codemates'),
     });
@@ -98,6 +98,24 @@ export class CodeMateController {
       onRestart: onRestart('persistentvolumeclaims'),
       onRelist: onRelist('persistentvolumeclaims'),
     });
+  }
+
+  /**
+   * Our own status writes come back as update events. Only a new generation (a spec change) or a
+   * deletion needs a reconcile; pod events and the periodic resync cover everything else.
+   */
+  private readonly seenGenerations = new Map<string, number | undefined>();
+  private onCodeMate(event: string, cm: CodeMate & KubeObject): void {
+    const key = keyOf(cm.metadata.namespace, cm.metadata.name);
+    if (event === 'delete') {
+      this.seenGenerations.delete(key);
+      return;
+    }
+    const generation = cm.metadata.generation;
+    const unchanged =
+      event === 'update' && this.seenGenerations.get(key) === generation && !cm.metadata.deletionTimestamp;
+    this.seenGenerations.set(key, generation);
+    if (!unchanged) this.queue.add(key);
   }
 
   get synced(): boolean {
