@@ -13,6 +13,7 @@ export default tseslint.config(
         URL: 'readonly',
         setTimeout: 'readonly',
         performance: 'readonly',
+        fetch: 'readonly',
       },
     },
     rules: {

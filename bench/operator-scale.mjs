@@ -151,7 +151,10 @@ const operator = spawn(
   { stdio: 'ignore' },
 );
 for (let i = 0; ; i++) {
-  const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.ok, () => false);
+  const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
+    (r) => r.ok,
+    () => false,
+  );
   if (ready) break;
   if (i > 300) throw new Error('operator did not become ready');
   await new Promise((r) => setTimeout(r, 100));
