@@ -1,0 +1,58 @@
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/cli.js';
+
+const run = promisify(execFile);
+const scriptsDir = path.join(repoRoot, 'setup', 'scripts');
+const shellScripts = readdirSync(scriptsDir)
+  .map((f) => path.join(scriptsDir, f))
+  .filter((f) =>
+    /^#!.*\b(bash|sh)\b|^# shellcheck shell=/m.test(
+      readFileSync(f, 'utf8').split('\n').slice(0, 2).join('\n'),
+    ),
+  );
+
+async function tool(name: string, args: string[]): Promise<{ code: number; output: string }> {
+  try {
+    const { stdout, stderr } = await run(name, args, { cwd: repoRoot });
+    return { code: 0, output: stdout + stderr };
+  } catch (error) {
+    const e = error as { code?: number | string; stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT') {
+      throw new Error(`${name} is not installed; .ci/run installs it (see docs/development.md)`, {
+        cause: error,
+      });
+    }
+    return { code: Number(e.code), output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+describe('static checks', () => {
+  it('finds the session shell scripts', () => {
+    expect(shellScripts.map((f) => path.basename(f)).sort()).toEqual(
+      [
+        'codemate-claude',
+        'codemate-entrypoint',
+        'codemate-hook',
+        'codemate-inject',
+        'codemate-lib.sh',
+        'codemate-ready',
+      ].sort(),
+    );
+  });
+
+  it('shellcheck reports nothing for any shell script', async () => {
+    const result = await tool('shellcheck', ['-x', '--severity=style', ...shellScripts]);
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('hadolint reports nothing for either Dockerfile', async () => {
+    const result = await tool('hadolint', ['Dockerfile', 'setup/docker/Dockerfile.codemate']);
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+});
