@@ -1,4 +1,4 @@
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -16,6 +16,7 @@ export const componentNames = [
   'kube-scheduler',
   'kwok',
   'codemate-operator',
+  'codemate-pod-runtime',
 ] as const;
 export type ComponentName = (typeof componentNames)[number];
 
@@ -32,6 +33,12 @@ export type SandboxPorts = Record<(typeof portNames)[number], number>;
 
 const cliPath = fileURLToPath(new URL('../../bin/codemate.js', import.meta.url));
 export const manifestsDir = fileURLToPath(new URL('../../manifests/', import.meta.url));
+/** What /opt/codemate/bin and /opt/codemate/plugins are in the session image. */
+export const sessionScriptsDir = fileURLToPath(new URL('../../setup/scripts/', import.meta.url)).replace(
+  /\/$/,
+  '',
+);
+export const sessionPluginsDir = fileURLToPath(new URL('../../plugins/', import.meta.url)).replace(/\/$/, '');
 
 export interface SandboxPaths {
   dir: string;
@@ -73,6 +80,8 @@ export interface Component {
   /** Ports the process binds; each must be free before it starts. */
   ports(p: SandboxPorts): number[];
   args(ctx: ComponentContext): string[];
+  /** Extra environment for the process. */
+  env?(ctx: ComponentContext): Record<string, string>;
   /** Prepares files the process reads at start. */
   prepare?(ctx: ComponentContext): Promise<void>;
   /** The process's own health endpoint. */
@@ -194,6 +203,9 @@ export const components: readonly Component[] = [
     binary: 'kwok',
     ports: (p) => [p.kwok],
     prepare: writeKwokConfig,
+    // kwok runs `kubectl exec` commands on the host; bare names like codemate-inject resolve through its
+    // PATH, as they would through the image's.
+    env: () => ({ PATH: `${sessionScriptsDir}:${process.env.PATH ?? '/usr/bin:/bin'}` }),
     args: ({ paths, ports }) => [
       `--kubeconfig=${paths.kubeconfig}`,
       `--config=${paths.kwokConfig}`,
@@ -228,6 +240,26 @@ export const operatorComponent: Component = {
     '--session-image=codemate-session:dev',
   ],
   healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.operatorHealth}/readyz`),
+};
+
+export const podRuntimeComponent: Component = {
+  name: 'codemate-pod-runtime',
+  binary: 'node',
+  ports: () => [],
+  prepare: ({ paths }) => rm(path.join(paths.dir, 'pods', '.ready'), { force: true }),
+  args: ({ paths }) => [
+    cliPath,
+    'dev',
+    'pod-runtime',
+    `--kubeconfig=${paths.kubeconfig}`,
+    `--dir=${path.join(paths.dir, 'pods')}`,
+  ],
+  // It has no port; a live process that has written its ready marker counts as healthy.
+  healthy: async ({ paths }) =>
+    readFile(path.join(paths.dir, 'pods', '.ready'), 'utf8').then(
+      () => true,
+      () => false,
+    ),
 };
 
 /** Applies CodeMate's CRDs and waits until the apiserver serves them. */

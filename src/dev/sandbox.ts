@@ -8,6 +8,7 @@ import {
   components,
   executableOf,
   operatorComponent,
+  podRuntimeComponent,
   portNames,
   sandboxNodeName,
   sandboxPaths,
@@ -34,7 +35,7 @@ interface SandboxState {
 
 /** The control plane, plus CodeMate's own processes unless left out. */
 function selectComponents(workloads: boolean): Component[] {
-  return workloads ? [...components, operatorComponent] : [...components];
+  return workloads ? [...components, operatorComponent, podRuntimeComponent] : [...components];
 }
 
 function componentsOf(state: SandboxState | undefined): Component[] {
@@ -196,6 +197,7 @@ async function startComponent(component: Component, ctx: ComponentContext, timeo
   const pid = await startDetached({
     command: executableOf(component, ctx.bins),
     args: component.args(ctx),
+    env: { ...process.env, ...component.env?.(ctx) },
     logFile,
     pidFile: ctx.paths.pidFile(component.name),
   });

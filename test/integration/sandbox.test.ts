@@ -50,6 +50,7 @@ describe('codemate dev', () => {
       ['kube-scheduler', 'running'],
       ['kwok', 'running'],
       ['codemate-operator', 'running'],
+      ['codemate-pod-runtime', 'running'],
     ]);
 
     const second = await dev(['up'], stateDir);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { devConfig, type DevConfig } from '../../config/index.js';
 import { resolveBinaries, type BinarySet } from '../../dev/binaries.js';
 import { sandboxDown, sandboxStatus, sandboxUp } from '../../dev/sandbox.js';
+import { runPodRuntime } from '../../dev/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
 import type { CliDeps } from '../main.js';
 import { table, type Output } from '../output.js';
@@ -47,6 +48,19 @@ Examples:
     .option('-o, --output <format>', 'text or json', 'text')
     .addHelpText('after', '\nExample:\n  $ codemate dev status -o json | jq .components')
     .action(async (flags: Record<string, unknown>) => runDevStatus(devConfig(deps.env, flags), deps.out));
+
+  dev
+    .command('pod-runtime', { hidden: true })
+    .description('run session pods of the sandbox as local processes (started by `dev up`)')
+    .requiredOption('--dir <dir>', 'where pod directories live')
+    .action(async (flags: { dir: string }, command: Command) => {
+      const global = command.optsWithGlobals() as { kubeconfig?: string; context?: string };
+      await runPodRuntime({
+        dir: flags.dir,
+        kubeconfig: global.kubeconfig ?? deps.env.KUBECONFIG,
+        context: global.context,
+      });
+    });
 
   dev
     .command('build')

@@ -1,0 +1,30 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Kube } from '../clients/kube.js';
+import { createLogger } from '../observability/log.js';
+import { terminationSignal } from '../operator/run.js';
+import { sessionPluginsDir, sessionScriptsDir } from './components.js';
+import { LocalPodRuntime } from './podRuntime.js';
+
+/** `codemate dev pod-runtime`: runs until SIGTERM, then stops every local session. */
+export async function runPodRuntime(options: {
+  dir: string;
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+}) {
+  const logger = createLogger({ name: 'codemate-pod-runtime' });
+  await mkdir(options.dir, { recursive: true });
+  const runtime = new LocalPodRuntime({
+    kube: Kube.load({ kubeconfig: options.kubeconfig, context: options.context }),
+    dir: options.dir,
+    scriptsDir: sessionScriptsDir,
+    pluginsDir: sessionPluginsDir,
+    logger,
+  });
+  await runtime.start();
+  await writeFile(path.join(options.dir, '.ready'), `${process.pid}\n`);
+  logger.info({ dir: options.dir }, 'local pod runtime started');
+  await terminationSignal();
+  await runtime.stop();
+  logger.info('local pod runtime stopped');
+}

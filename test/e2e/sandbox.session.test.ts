@@ -1,0 +1,146 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { CodeMate } from '../../src/api/codemate.js';
+import { Kube, type KubeObject } from '../../src/clients/kube.js';
+import { runCli } from '../helpers/cli.js';
+import { eventually } from '../helpers/cluster.js';
+import { codemateObject, secretObject } from '../helpers/operator.js';
+import { makeOrigin } from '../helpers/session.js';
+
+const run = promisify(execFile);
+const binDir = inject('binDir');
+const kubectlPath = path.join(binDir, 'kubectl');
+let stateDir: string;
+let repoRoot: string;
+let origin: string;
+let kube: Kube;
+let kubeconfig: string;
+const namespace = 'sessions';
+
+function kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(kubectlPath, ['--kubeconfig', kubeconfig, '-n', namespace, ...args]);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    p.stdin.end(input ?? '');
+  });
+}
+
+const get = (name: string) =>
+  kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', name, namespace);
+const phase = (name: string, want: string) =>
+  eventually(
+    () => get(name),
+    (cm) => cm.status?.phase === want,
+    { what: `${name} ${want}`, timeoutMs: 60_000 },
+  );
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-e2e-'));
+  repoRoot = await mkdtemp(path.join(os.tmpdir(), 'cm-origin-'));
+  origin = await makeOrigin(repoRoot);
+  const up = await runCli(['dev', 'up', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
+  expect(up.code, up.stderr).toBe(0);
+  kubeconfig = path.join(stateDir, 'kubeconfig');
+  kube = Kube.load({ kubeconfig });
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  for (const name of ['github-token', 'anthropic-key'])
+    await kube.create(secretObject(namespace, name, { token: 'x' }));
+});
+
+afterAll(async () => {
+  await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
+  await rm(repoRoot, { recursive: true, force: true });
+});
+
+describe('sessions in the sandbox', () => {
+  it('a CodeMate becomes a local session: kubectl exec reaches its tmux, kubectl logs shows the pane', async () => {
+    await kube.create(
+      codemateObject(namespace, 'local', {
+        repository: { url: `file://${origin}`, branch: 'feature' },
+        task: 'Say hello from the sandbox',
+      }),
+    );
+    const cm = await phase('local', 'Running');
+    const pod = cm.status!.podName!;
+    await eventually(
+      () => kubectl(['exec', pod, '--', 'tmux', 'capture-pane', '-p', '-t', 'claude-code']),
+      (r) => r.code === 0 && r.stdout.includes('Say hello from the sandbox'),
+      { what: 'task visible in the pane through kubectl exec' },
+    );
+    const branch = await kubectl([
+      'exec',
+      pod,
+      '--',
+      'git',
+      '-C',
+      'repo',
+      'rev-parse',
+      '--abbrev-ref',
+      'HEAD',
+    ]);
+    expect(branch.stdout.trim()).toBe('feature');
+
+    const logs = await eventually(
+      () => kubectl(['logs', pod]),
+      (r) => r.stdout.includes('prompt received'),
+      {
+        what: 'pane in kubectl logs',
+      },
+    );
+    expect(logs.stdout).toContain('codemate: working on feature');
+
+    const text = 'hello through kubectl exec; `id` $(whoami)';
+    const injected = await kubectl(
+      ['exec', '-i', pod, '--', 'codemate-inject', '--bytes', String(Buffer.byteLength(text)), 'e2e-1'],
+      text,
+    );
+    expect(injected.code, injected.stderr).toBe(0);
+    await eventually(
+      () => kubectl(['exec', pod, '--', 'tmux', 'capture-pane', '-p', '-t', 'claude-code', '-S', '-100']),
+      (r) => r.stdout.includes('[codemate message=e2e-1]') && r.stdout.includes(text),
+      { what: 'injected text in the pane' },
+    );
+  });
+
+  it('deleting the CodeMate stops the local session', async () => {
+    const pod = (await get('local')).status!.podName!;
+    const podsDir = path.join(stateDir, 'pods');
+    const before = (await readdir(podsDir)).filter((d) => !d.startsWith('.'));
+    expect(before.length).toBeGreaterThan(0);
+    await kube.delete('codemate.io/v1alpha1', 'CodeMate', 'local', namespace);
+    await eventually(
+      () => kubectl(['get', 'pod', pod]),
+      (r) => r.code !== 0,
+      { what: 'pod gone' },
+    );
+    await eventually(
+      async () => before.filter((d) => existsSync(path.join(podsDir, d))),
+      (left) => left.length === 0,
+      {
+        what: 'local pod directory removed',
+      },
+    );
+    const { stdout } = await run('ps', ['-eo', 'args']);
+    expect(stdout).not.toContain(path.join(podsDir, before[0]!));
+  });
+
+  it('a session that cannot start makes the CodeMate Failed with the reason', async () => {
+    await kube.create(
+      codemateObject(namespace, 'broken', {
+        repository: { url: 'file:///nonexistent/repo.git', branch: 'main' },
+      }),
+    );
+    const cm = await phase('broken', 'Failed');
+    expect(cm.status?.message).toContain('exit code 12');
+    expect(cm.status?.message).toContain('cannot clone file:///nonexistent/repo.git');
+  });
+});
