@@ -132,19 +132,9 @@ export class Kube {
     apiVersion: string,
     kind: string,
     namespace?: string,
-    options: { labelSelector?: string; fieldSelector?: string } = {},
+    options: { labelSelector?: string | undefined; fieldSelector?: string | undefined } = {},
   ): Promise<T[]> {
-    const result = await this.objects.list(
-      apiVersion,
-      kind,
-      namespace,
-      undefined,
-      undefined,
-      undefined,
-      options.fieldSelector,
-      options.labelSelector,
-    );
-    return result.items as unknown as T[];
+    return (await this.listWithVersion(apiVersion, kind, namespace, options)).items as T[];
   }
 
   /** Replaces an object; its metadata.resourceVersion makes the write conditional (409 on a race). */
@@ -223,7 +213,7 @@ export class Kube {
     apiVersion: string,
     kind: string,
     namespace?: string,
-    options: { labelSelector?: string | undefined } = {},
+    options: { labelSelector?: string | undefined; fieldSelector?: string | undefined } = {},
   ): Promise<{ items: KubeObject[]; metadata: { resourceVersion?: string } }> {
     const result = await this.objects.list(
       apiVersion,
@@ -232,7 +222,7 @@ export class Kube {
       undefined,
       undefined,
       undefined,
-      undefined,
+      options.fieldSelector,
       options.labelSelector,
     );
     return result as unknown as { items: KubeObject[]; metadata: { resourceVersion?: string } };
