@@ -124,6 +124,8 @@ export const operatorFlagsSchema = z.object({
   resyncSeconds: z.coerce.number().int().min(10).max(86400).default(300),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   identity: z.string().min(1),
+  messageRetention: z.coerce.number().int().min(0).max(10000).default(50),
+  deliveryTimeoutSeconds: z.coerce.number().int().min(5).max(86400).default(600),
 });
 export type OperatorConfig = z.infer<typeof operatorFlagsSchema>;
 
@@ -146,6 +148,8 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       workers: flags.workers,
       resyncSeconds: flags.resyncSeconds,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),
+      messageRetention: flags.messageRetention,
+      deliveryTimeoutSeconds: flags.deliveryTimeoutSeconds,
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },
     'operator configuration',

@@ -1,7 +1,7 @@
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { Kube, type KubeObject } from '../clients/kube.js';
 import type { BinarySet } from './binaries.js';
 import type { Pki } from './pki.js';
@@ -262,23 +262,27 @@ export const podRuntimeComponent: Component = {
     ),
 };
 
-/** Applies CodeMate's CRDs and waits until the apiserver serves them. */
+/** Applies CodeMate's CRDs (every document in manifests/crd.yaml) and waits until each is served. */
 export async function installCrds(kube: Kube): Promise<void> {
-  const crd = parseYaml(await readFile(path.join(manifestsDir, 'crd.yaml'), 'utf8')) as KubeObject;
-  await kube.apply(crd, 'codemate-sandbox');
+  const crds = parseAllDocuments(await readFile(path.join(manifestsDir, 'crd.yaml'), 'utf8')).map(
+    (d) => d.toJSON() as KubeObject,
+  );
+  for (const crd of crds) await kube.apply(crd, 'codemate-sandbox');
   const deadline = Date.now() + 30_000;
-  for (;;) {
-    const current = await kube.get<KubeObject>(
-      'apiextensions.k8s.io/v1',
-      'CustomResourceDefinition',
-      crd.metadata.name!,
-    );
-    const conditions = (
-      current.status as { conditions?: Array<{ type: string; status: string }> } | undefined
-    )?.conditions;
-    if (conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
-    if (Date.now() > deadline) throw new Error(`CRD ${crd.metadata.name} not established within 30 s`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  for (const crd of crds) {
+    for (;;) {
+      const current = await kube.get<KubeObject>(
+        'apiextensions.k8s.io/v1',
+        'CustomResourceDefinition',
+        crd.metadata.name!,
+      );
+      const conditions = (
+        current.status as { conditions?: Array<{ type: string; status: string }> } | undefined
+      )?.conditions;
+      if (conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${crd.metadata.name} not established within 30 s`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }
 

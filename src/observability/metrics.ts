@@ -41,6 +41,18 @@ export function operatorMetrics() {
       labelNames: ['resource'] as const,
       registers: [registry],
     }),
+    deliveries: new Counter({
+      name: 'codemate_deliveries_total',
+      help: 'Messages that reached a final phase, by source type and phase.',
+      labelNames: ['source', 'result'] as const,
+      registers: [registry],
+    }),
+    deliveryLatency: new Histogram({
+      name: 'codemate_delivery_latency_seconds',
+      help: 'From message creation to the session acknowledging it.',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: 'codemate_leader',
       help: '1 while this replica holds the leader Lease.',

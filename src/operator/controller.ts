@@ -29,6 +29,8 @@ export interface ControllerOptions {
   resyncMs: number;
   logger: Logger;
   metrics: OperatorMetrics;
+  /** Told about every CodeMate event, e.g. to wake its message deliveries. */
+  onCodeMateEvent?: (namespace: string, name: string) => void;
 }
 
 const managedSelector = `${labels.managedBy}=codemate`;
@@ -107,6 +109,7 @@ export class CodeMateController {
   private readonly seenGenerations = new Map<string, number | undefined>();
   private onCodeMate(event: string, cm: CodeMate & KubeObject): void {
     const key = keyOf(cm.metadata.namespace, cm.metadata.name);
+    this.options.onCodeMateEvent?.(cm.metadata.namespace ?? '', cm.metadata.name ?? '');
     if (event === 'delete') {
       this.seenGenerations.delete(key);
       return;
@@ -116,6 +119,12 @@ export class CodeMateController {
       event === 'update' && this.seenGenerations.get(key) === generation && !cm.metadata.deletionTimestamp;
     this.seenGenerations.set(key, generation);
     if (!unchanged) this.queue.add(key);
+  }
+
+  /** A CodeMate from the cache, with its kind set. */
+  getCodeMate(namespace: string, name: string): CodeMate | undefined {
+    const cached = this.codemates.get(name, namespace);
+    return cached ? ({ ...cached, apiVersion, kind } as CodeMate) : undefined;
   }
 
   get synced(): boolean {

@@ -8,6 +8,7 @@ import { startHealthServer } from '../observability/health.js';
 import { createLogger, errorFields, type Logger } from '../observability/log.js';
 import { operatorMetrics } from '../observability/metrics.js';
 import { CodeMateController } from './controller.js';
+import { DeliveryWorker } from './delivery.js';
 import { LeaderElector } from './leader.js';
 
 export interface OperatorDeps {
@@ -29,8 +30,10 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   const metrics = operatorMetrics();
   // One controller per leadership term: a replica that loses the Lease stops acting at once and
   // campaigns again, instead of exiting.
-  const newController = () =>
-    new CodeMateController({
+  // One controller and one delivery worker per leadership term.
+  const newTerm = () => {
+    let delivery: DeliveryWorker | undefined = undefined;
+    const ctrl = new CodeMateController({
       kube,
       namespace: config.watchNamespace,
       settings: { defaultImage: config.sessionImage },
@@ -38,7 +41,22 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       resyncMs: config.resyncSeconds * 1000,
       logger,
       metrics,
+      onCodeMateEvent: (ns, name) => delivery?.kick(ns, name),
     });
+    delivery = new DeliveryWorker({
+      kube,
+      namespace: config.watchNamespace,
+      logger,
+      codemate: (ns, name) => ctrl.getCodeMate(ns, name),
+      retention: config.messageRetention,
+      boundMs: config.deliveryTimeoutSeconds * 1000,
+      onDelivered: (message, latencyMs) => {
+        metrics.deliveries.inc({ source: message.spec.source.type, result: 'Delivered' });
+        metrics.deliveryLatency.observe(latencyMs / 1000);
+      },
+    });
+    return { controller: ctrl, delivery };
+  };
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
         namespace: config.leaseNamespace,
@@ -49,6 +67,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
     : undefined;
 
   let controller: CodeMateController | undefined;
+  let delivery: DeliveryWorker | undefined;
   let shuttingDown = false;
   const health = await startHealthServer({
     port: config.healthPort,
@@ -57,7 +76,9 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
     ready: () => {
       if (shuttingDown) return { ok: false, reason: 'shutting down' };
       if (leader && !leader.isLeader) return { ok: true };
-      return controller?.synced ? { ok: true } : { ok: false, reason: 'caches not synced' };
+      return controller?.synced && delivery?.synced
+        ? { ok: true }
+        : { ok: false, reason: 'caches not synced' };
     },
     beforeScrape: () => {
       metrics.queueDepth.set(controller?.queue.length ?? 0);
@@ -84,24 +105,28 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   const lifecycle = (async () => {
     while (!shuttingDown) {
       if (leader && !(await leader.acquire())) return;
-      controller = newController();
+      ({ controller, delivery } = newTerm());
       await controller.start();
+      await delivery.start();
       logger.info('reconciling CodeMates');
       if (!leader) return shutdown;
       if ((await leader.holdLeadership()) === 'stopped') return;
       logger.warn('stopped reconciling after losing the Lease; campaigning again');
+      await delivery.stop();
       await controller.stop();
       controller = undefined;
+      delivery = undefined;
     }
   })();
 
   await Promise.race([shutdown, lifecycle]);
   shuttingDown = true;
   logger.info({ inFlight: controller?.queue.inFlight ?? 0 }, 'shutting down: finishing in-flight reconciles');
-  const stopping = controller;
+  const stopping = { controller, delivery };
   await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));
-  await stopping?.stop();
+  await stopping.delivery?.stop();
+  await stopping.controller?.stop();
   await leader?.release();
   await health.close();
   logger.info('operator stopped');

@@ -25,6 +25,8 @@ export function registerOperator(program: Command, deps: CliDeps): void {
     .option('--session-image <image>', 'image for CodeMates without spec.image (env CODEMATE_SESSION_IMAGE)')
     .option('--workers <n>', 'concurrent reconciles (default 4)')
     .option('--resync-seconds <s>', 'reconcile every CodeMate at least this often (default 300)')
+    .option('--message-retention <n>', 'delivered messages kept per CodeMate (default 50)')
+    .option('--delivery-timeout-seconds <s>', 'mark a message Failed after trying this long (default 600)')
     .option('--log-level <level>', 'trace, debug, info, warn or error (env LOG_LEVEL)')
     .addHelpText(
       'after',

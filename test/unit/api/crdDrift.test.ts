@@ -1,14 +1,20 @@
 import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { codeMateSpecSchema, codeMateStatusSchema, parseSpec } from '../../../src/api/codemate.js';
 
 type Schema = Record<string, unknown>;
 
-const crd = parse(readFileSync(new URL('../../../manifests/crd.yaml', import.meta.url), 'utf8')) as {
-  spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> };
-};
+const crd = parseAllDocuments(readFileSync(new URL('../../../manifests/crd.yaml', import.meta.url), 'utf8'))
+  .map(
+    (d) =>
+      d.toJSON() as {
+        metadata: { name: string };
+        spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> };
+      },
+  )
+  .find((d) => d.metadata.name === 'codemates.codemate.io')!;
 const openApi = crd.spec.versions[0]!.schema.openAPIV3Schema as { properties: Record<string, Schema> };
 
 const safeInt = 9007199254740991;
