@@ -49,8 +49,18 @@ async function start(): Promise<{ stateDir: string; kubeconfig: string; binDir: 
   }
 }
 
+/** An interrupted run (Ctrl-C, a CI timeout) still stops its control plane. */
+function stopOnSignal(ready: Shared['ready']): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void ready.then(({ stateDir }) => sandboxDown(stateDir)).finally(() => process.exit(130));
+    });
+  }
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const shared = (registry[key] ??= { refs: 0, ready: start() });
+  if (shared.refs === 0) stopOnSignal(shared.ready);
   shared.refs += 1;
   const { stateDir, kubeconfig, binDir } = await shared.ready;
   project.provide('kubeconfig', kubeconfig);

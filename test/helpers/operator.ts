@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { inject } from 'vitest';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { stringify } from 'yaml';
@@ -32,7 +32,10 @@ export async function operatorKubeconfig(admin: Kube): Promise<string> {
     },
   );
   const cluster = admin.config.getCurrentCluster()!;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'codemate-op-'));
+  // Inside the run's sandbox directory, which the harness removes at the end.
+  const parent = path.join(inject('sandboxStateDir'), 'test-kubeconfigs');
+  await mkdir(parent, { recursive: true });
+  const dir = await mkdtemp(path.join(parent, 'op-'));
   const file = path.join(dir, 'kubeconfig');
   await writeFile(
     file,
