@@ -34,6 +34,10 @@ export const envSchema = z.object({
   /** Operator: the session image for CodeMates without spec.image. */
   CODEMATE_SESSION_IMAGE: optionalText,
   LOG_LEVEL: optionalText,
+  /** Sandbox only: PREFIX=REPLACEMENT rewrites session clone URLs (see docs/sandbox.md). */
+  CODEMATE_SANDBOX_GIT_REWRITE: optionalText,
+  /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
+  GITHUB_API_URL: optionalText,
   /** Set by the Deployment through the downward API. */
   POD_NAME: optionalText,
   POD_NAMESPACE: optionalText,
@@ -125,6 +129,7 @@ export const operatorFlagsSchema = z.object({
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   identity: z.string().min(1),
   messageRetention: z.coerce.number().int().min(0).max(10000).default(50),
+  githubApiUrl: z.string().url().optional(),
   deliveryTimeoutSeconds: z.coerce.number().int().min(5).max(86400).default(600),
 });
 export type OperatorConfig = z.infer<typeof operatorFlagsSchema>;
@@ -149,6 +154,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       resyncSeconds: flags.resyncSeconds,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),
       messageRetention: flags.messageRetention,
+      githubApiUrl: env.GITHUB_API_URL,
       deliveryTimeoutSeconds: flags.deliveryTimeoutSeconds,
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },

@@ -43,6 +43,12 @@ export interface PodRuntimeOptions {
   scriptsDir: string;
   pluginsDir: string;
   logger: Logger;
+  /**
+   * Sandbox only: `PREFIX=REPLACEMENT` makes git in every session fetch REPLACEMENT... for PREFIX...
+   * (git's url.<base>.insteadOf), e.g. https://github.com/=file:///srv/repos/ so that a CodeMate can name
+   * its GitHub URL (which the poller needs) while the clone comes from a local repository.
+   */
+  gitRewrite?: string | undefined;
 }
 
 interface LocalPod {
@@ -86,6 +92,12 @@ export async function resolveEnv(kube: Kube, pod: Pod, env: EnvVar[]): Promise<R
     }
   }
   return resolved;
+}
+
+function gitRewriteEnv(rewrite: string | undefined): Record<string, string> {
+  const [from, to] = rewrite?.split('=') ?? [];
+  if (!from || !to) return {};
+  return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: `url.${to}.insteadOf`, GIT_CONFIG_VALUE_0: from };
 }
 
 export class LocalPodRuntime {
@@ -182,6 +194,7 @@ export class LocalPodRuntime {
       CLAUDE_CONFIG_DIR: path.join(dirs.workspace, '.claude'),
       CODEMATE_PLUGINS_DIR: this.options.pluginsDir,
       PATH: `${this.options.scriptsDir}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      ...gitRewriteEnv(this.options.gitRewrite),
     };
     const env = { ...(await resolveEnv(this.options.kube, pod, container.env ?? [])), ...sessionEnv };
     await this.mapKubectl(pod, dirs, sessionEnv);

@@ -11,6 +11,7 @@ export async function runPodRuntime(options: {
   dir: string;
   kubeconfig?: string | undefined;
   context?: string | undefined;
+  gitRewrite?: string | undefined;
 }) {
   const logger = createLogger({ name: 'codemate-pod-runtime' });
   await mkdir(options.dir, { recursive: true });
@@ -19,6 +20,7 @@ export async function runPodRuntime(options: {
     dir: options.dir,
     scriptsDir: sessionScriptsDir,
     pluginsDir: sessionPluginsDir,
+    gitRewrite: options.gitRewrite,
     logger,
   });
   await runtime.start();

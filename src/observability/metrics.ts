@@ -53,6 +53,23 @@ export function operatorMetrics() {
       buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
+    githubRequests: new Counter({
+      name: 'codemate_github_requests_total',
+      help: 'GitHub API requests: charged against the rate limit, or cached (a 304).',
+      labelNames: ['kind', 'status'] as const,
+      registers: [registry],
+    }),
+    githubRateLimitRemaining: new Gauge({
+      name: 'codemate_github_rate_limit_remaining',
+      help: 'Requests left in the current GitHub rate-limit window, as last reported.',
+      registers: [registry],
+    }),
+    githubRateLimited: new Counter({
+      name: 'codemate_github_rate_limited_total',
+      help: 'Times a GitHub request hit a primary or secondary rate limit and waited.',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: 'codemate_leader',
       help: '1 while this replica holds the leader Lease.',

@@ -147,6 +147,10 @@ export class DeliveryWorker {
     return this.messages.synced;
   }
 
+  has(namespace: string, name: string): boolean {
+    return this.messages.get(name, namespace) !== undefined;
+  }
+
   /** Wakes the deliveries of one CodeMate, e.g. when its session became ready. */
   kick(namespace: string, codemate: string): void {
     this.queue.add(`${namespace}/${codemate}`);

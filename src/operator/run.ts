@@ -9,6 +9,8 @@ import { createLogger, errorFields, type Logger } from '../observability/log.js'
 import { operatorMetrics } from '../observability/metrics.js';
 import { CodeMateController } from './controller.js';
 import { DeliveryWorker } from './delivery.js';
+import { Poller } from './poller.js';
+import type { GitHubRequestObserver } from '../clients/github.js';
 import { LeaderElector } from './leader.js';
 
 export interface OperatorDeps {
@@ -31,8 +33,20 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   // One controller per leadership term: a replica that loses the Lease stops acting at once and
   // campaigns again, instead of exiting.
   // One controller and one delivery worker per leadership term.
+  const observer: GitHubRequestObserver = {
+    request: (kind, status) => metrics.githubRequests.inc({ kind, status: String(status) }),
+    rateLimit: (remaining) => metrics.githubRateLimitRemaining.set(remaining),
+    limited: (retryAfter, secondary) => {
+      metrics.githubRateLimited.inc({ limit: secondary ? 'secondary' : 'primary' });
+      logger.warn(
+        { retryAfterSeconds: retryAfter, secondary },
+        'GitHub rate limit reached; waiting for the reset',
+      );
+    },
+  };
   const newTerm = () => {
     let delivery: DeliveryWorker | undefined = undefined;
+    let poller: Poller | undefined = undefined;
     const ctrl = new CodeMateController({
       kube,
       namespace: config.watchNamespace,
@@ -41,8 +55,20 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       resyncMs: config.resyncSeconds * 1000,
       logger,
       metrics,
-      onCodeMateEvent: (ns, name) => delivery?.kick(ns, name),
+      onCodeMateEvent: (ns, name) => {
+        delivery?.kick(ns, name);
+        poller?.sync(ns, name);
+      },
     });
+    poller = new Poller({
+      kube,
+      logger,
+      githubApiUrl: config.githubApiUrl,
+      observer,
+      codemate: (ns, name) => ctrl.getCodeMate(ns, name),
+      hasMessage: (ns, name) => delivery?.has(ns, name) ?? false,
+    });
+    const acknowledge = poller;
     delivery = new DeliveryWorker({
       kube,
       namespace: config.watchNamespace,
@@ -53,9 +79,17 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       onDelivered: (message, latencyMs) => {
         metrics.deliveries.inc({ source: message.spec.source.type, result: 'Delivered' });
         metrics.deliveryLatency.observe(latencyMs / 1000);
+        acknowledge
+          .acknowledge(message)
+          .catch((error: unknown) =>
+            logger.warn(
+              { message: message.metadata.name, ...errorFields(error) },
+              'could not add the 👀 reaction',
+            ),
+          );
       },
     });
-    return { controller: ctrl, delivery };
+    return { controller: ctrl, delivery, poller };
   };
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
@@ -68,6 +102,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
 
   let controller: CodeMateController | undefined;
   let delivery: DeliveryWorker | undefined;
+  let poller: Poller | undefined;
   let shuttingDown = false;
   const health = await startHealthServer({
     port: config.healthPort,
@@ -105,17 +140,19 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   const lifecycle = (async () => {
     while (!shuttingDown) {
       if (leader && !(await leader.acquire())) return;
-      ({ controller, delivery } = newTerm());
+      ({ controller, delivery, poller } = newTerm());
       await controller.start();
       await delivery.start();
       logger.info('reconciling CodeMates');
       if (!leader) return shutdown;
       if ((await leader.holdLeadership()) === 'stopped') return;
       logger.warn('stopped reconciling after losing the Lease; campaigning again');
+      poller.stop();
       await delivery.stop();
       await controller.stop();
       controller = undefined;
       delivery = undefined;
+      poller = undefined;
     }
   })();
 
@@ -123,6 +160,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   shuttingDown = true;
   logger.info({ inFlight: controller?.queue.inFlight ?? 0 }, 'shutting down: finishing in-flight reconciles');
   const stopping = { controller, delivery };
+  poller?.stop();
   await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));
   await stopping.delivery?.stop();

@@ -30,7 +30,12 @@ export function useCluster(prefix: string): TestCluster {
 export async function eventually<T>(
   read: () => Promise<T>,
   accept: (value: T) => boolean,
-  { timeoutMs = 30_000, intervalMs = 200, what = 'condition' } = {},
+  {
+    timeoutMs = 30_000,
+    intervalMs = 200,
+    what = 'condition',
+    describe = (value: T) => JSON.stringify(value),
+  }: { timeoutMs?: number; intervalMs?: number; what?: string; describe?: (value: T) => string } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T | undefined;
@@ -44,7 +49,7 @@ export async function eventually<T>(
     }
     if (Date.now() > deadline) {
       throw new Error(
-        `${what} not met within ${timeoutMs} ms; last value: ${JSON.stringify(last)}${lastError ? `; last error: ${String(lastError)}` : ''}`,
+        `${what} not met within ${timeoutMs} ms; last value: ${last === undefined ? 'none' : describe(last)}${lastError ? `; last error: ${String(lastError)}` : ''}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));

@@ -263,7 +263,11 @@ export class FakeGitHub {
       id: u.id,
       node_id: `U_${u.id}`,
       type: u.type ?? 'User',
-      html_url: `https://github.com/${u.login}`,
+      // A GitHub App's bot user lives at /apps/<slug>; its login carries a [bot] suffix.
+      html_url:
+        u.type === 'Bot'
+          ? `https://github.com/apps/${u.login.replace(/\[bot\]$/, '')}`
+          : `https://github.com/${u.login}`,
     };
   }
 
@@ -295,12 +299,10 @@ export class FakeGitHub {
             .header('x-ratelimit-used', this.rateLimit.limit)
             .header('x-ratelimit-resource', 'core');
           if (fault.retryAfter) reply.header('retry-after', fault.resetInSeconds);
-          return reply
-            .code(fault.status)
-            .send({
-              message: 'API rate limit exceeded for user.',
-              documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api',
-            });
+          return reply.code(fault.status).send({
+            message: 'API rate limit exceeded for user.',
+            documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api',
+          });
         }
       }
       return undefined;

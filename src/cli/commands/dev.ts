@@ -59,6 +59,7 @@ Examples:
         dir: flags.dir,
         kubeconfig: global.kubeconfig ?? deps.env.KUBECONFIG,
         context: global.context,
+        gitRewrite: deps.env.CODEMATE_SANDBOX_GIT_REWRITE,
       });
     });
 

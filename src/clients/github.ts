@@ -1,0 +1,272 @@
+/**
+ * The only module that imports octokit. It adds what CodeMate needs on top of @octokit/rest: the
+ * throttling and retry plugins (rate limits and 5xx are handled there, not hand-rolled), a conditional
+ * request cache (a 304 costs nothing against GitHub's rate limit), GITHUB_API_URL for GitHub Enterprise,
+ * and counters for charged versus cached requests and the remaining rate limit.
+ */
+import { retry } from '@octokit/plugin-retry';
+import { throttling } from '@octokit/plugin-throttling';
+import { Octokit } from '@octokit/rest';
+
+const GitHubOctokit = Octokit.plugin(throttling, retry);
+
+export interface GitHubRequestObserver {
+  /** Every response: 'charged' requests count against the rate limit, 'cached' ones were 304s. */
+  request(kind: 'charged' | 'cached', status: number): void;
+  rateLimit(remaining: number, limit: number): void;
+  /** A primary or secondary rate limit was hit; the request waits `retryAfterSeconds` and retries. */
+  limited(retryAfterSeconds: number, secondary: boolean): void;
+}
+
+interface CacheEntry {
+  etag: string;
+  data: unknown;
+  headers: Record<string, string | number | undefined>;
+}
+
+/** ETags and bodies of earlier GET responses, per token and URL; bounded, least recently used first out. */
+export class ConditionalCache {
+  private readonly entries = new Map<string, CacheEntry>();
+  constructor(private readonly max = 2000) {}
+  get(key: string): CacheEntry | undefined {
+    const entry = this.entries.get(key);
+    if (entry) {
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+    }
+    return entry;
+  }
+  set(key: string, entry: CacheEntry): void {
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value!);
+  }
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+export interface GitHubUser {
+  login: string;
+  type?: string | undefined;
+}
+
+export interface GitHubItem {
+  id: number;
+  body: string;
+  user: GitHubUser | null;
+  authorAssociation: string;
+  htmlUrl: string;
+  createdAt: string;
+}
+
+export interface PullRequestState {
+  number: number;
+  url: string;
+  state: 'open' | 'closed' | 'merged';
+  headRef: string;
+}
+
+export interface GitHubOptions {
+  token: string;
+  /** GITHUB_API_URL; api.github.com when unset. */
+  baseUrl?: string | undefined;
+  cache: ConditionalCache;
+  observer?: GitHubRequestObserver;
+  /** How often a rate-limited request may wait and retry (default 2). */
+  rateLimitRetries?: number;
+  /** Per-request timeout in milliseconds (default 15 s). */
+  timeoutMs?: number;
+}
+
+export class GitHub {
+  private readonly octokit: InstanceType<typeof GitHubOctokit>;
+
+  constructor(options: GitHubOptions) {
+    const retries = options.rateLimitRetries ?? 2;
+    const observer = options.observer;
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    this.octokit = new GitHubOctokit({
+      auth: options.token,
+      ...(options.baseUrl ? { baseUrl: options.baseUrl.replace(/\/$/, '') } : {}),
+      userAgent: 'codemate',
+      request: {
+        fetch: (url: string, init: RequestInit) =>
+          fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) }),
+      },
+      throttle: {
+        onRateLimit: (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) => {
+          observer?.limited(retryAfter, false);
+          return retryCount < retries;
+        },
+        onSecondaryRateLimit: (
+          retryAfter: number,
+          _options: unknown,
+          _octokit: unknown,
+          retryCount: number,
+        ) => {
+          observer?.limited(retryAfter, true);
+          return retryCount < retries;
+        },
+      },
+      retry: { doNotRetry: [304, 400, 401, 403, 404, 410, 422, 429, 451] },
+    });
+
+    const tokenKey = options.token.slice(-8);
+    this.octokit.hook.wrap('request', async (request, requestOptions) => {
+      const isGet = requestOptions.method === 'GET';
+      const key = `${tokenKey} ${requestOptions.url} ${JSON.stringify({ ...requestOptions, headers: undefined, request: undefined })}`;
+      const cached = isGet ? options.cache.get(key) : undefined;
+      if (cached) requestOptions.headers = { ...requestOptions.headers, 'if-none-match': cached.etag };
+      try {
+        const response = await request(requestOptions);
+        observer?.request('charged', response.status);
+        this.observeRateLimit(response.headers, observer);
+        const etag = response.headers.etag;
+        if (isGet && etag) options.cache.set(key, { etag, data: response.data, headers: response.headers });
+        return response;
+      } catch (error) {
+        const status = (error as { status?: number }).status;
+        if (status === 304 && cached) {
+          observer?.request('cached', 304);
+          this.observeRateLimit(
+            (error as { response?: { headers: Record<string, string> } }).response?.headers,
+            observer,
+          );
+          return {
+            status: 200,
+            url: requestOptions.url,
+            headers: cached.headers,
+            data: cached.data,
+          } as Awaited<ReturnType<typeof request>>;
+        }
+        if (status !== undefined) observer?.request('charged', status);
+        throw error;
+      }
+    });
+  }
+
+  private observeRateLimit(
+    headers: Record<string, unknown> | undefined,
+    observer?: GitHubRequestObserver,
+  ): void {
+    const remaining = Number(headers?.['x-ratelimit-remaining']);
+    const limit = Number(headers?.['x-ratelimit-limit']);
+    if (Number.isFinite(remaining) && Number.isFinite(limit)) observer?.rateLimit(remaining, limit);
+  }
+
+  async whoami(): Promise<GitHubUser> {
+    const { data } = await this.octokit.rest.users.getAuthenticated();
+    return { login: data.login, type: data.type };
+  }
+
+  async pullRequest(owner: string, repo: string, number: number): Promise<PullRequestState> {
+    const { data } = await this.octokit.rest.pulls.get({ owner, repo, pull_number: number });
+    return {
+      number: data.number,
+      url: data.html_url,
+      state: data.merged || data.merged_at ? 'merged' : (data.state as 'open' | 'closed'),
+      headRef: data.head.ref,
+    };
+  }
+
+  /** The newest pull request whose head is `branch` in the same repository, open or not. */
+  async findPullRequest(owner: string, repo: string, branch: string): Promise<PullRequestState | undefined> {
+    const { data } = await this.octokit.rest.pulls.list({
+      owner,
+      repo,
+      head: `${owner}:${branch}`,
+      state: 'all',
+      per_page: 10,
+    });
+    const pr = data.sort((a, b) => b.number - a.number)[0];
+    return pr
+      ? {
+          number: pr.number,
+          url: pr.html_url,
+          state: pr.merged_at ? 'merged' : (pr.state as 'open' | 'closed'),
+          headRef: pr.head.ref,
+        }
+      : undefined;
+  }
+
+  async issueComments(owner: string, repo: string, number: number): Promise<GitHubItem[]> {
+    const items = await this.octokit.paginate(this.octokit.rest.issues.listComments, {
+      owner,
+      repo,
+      issue_number: number,
+      per_page: 100,
+    });
+    return items.map((c) => ({
+      id: c.id,
+      body: c.body ?? '',
+      user: c.user ? { login: c.user.login, type: c.user.type } : null,
+      authorAssociation: c.author_association,
+      htmlUrl: c.html_url,
+      createdAt: c.created_at,
+    }));
+  }
+
+  async reviewComments(owner: string, repo: string, number: number): Promise<GitHubItem[]> {
+    const items = await this.octokit.paginate(this.octokit.rest.pulls.listReviewComments, {
+      owner,
+      repo,
+      pull_number: number,
+      per_page: 100,
+    });
+    return items.map((c) => ({
+      id: c.id,
+      body: c.body,
+      user: c.user ? { login: c.user.login, type: c.user.type } : null,
+      authorAssociation: c.author_association,
+      htmlUrl: c.html_url,
+      createdAt: c.created_at,
+    }));
+  }
+
+  async reviews(owner: string, repo: string, number: number): Promise<GitHubItem[]> {
+    const items = await this.octokit.paginate(this.octokit.rest.pulls.listReviews, {
+      owner,
+      repo,
+      pull_number: number,
+      per_page: 100,
+    });
+    return items.map((r) => ({
+      id: r.id,
+      body: r.body ?? '',
+      user: r.user ? { login: r.user.login, type: r.user.type } : null,
+      authorAssociation: r.author_association,
+      htmlUrl: r.html_url,
+      createdAt: r.submitted_at ?? new Date(0).toISOString(),
+    }));
+  }
+
+  /** Adds 👀 to an issue comment or a review comment (reviews have no reactions). */
+  async acknowledge(
+    kind: 'issue_comment' | 'review_comment',
+    owner: string,
+    repo: string,
+    id: number,
+  ): Promise<void> {
+    if (kind === 'issue_comment') {
+      await this.octokit.rest.reactions.createForIssueComment({
+        owner,
+        repo,
+        comment_id: id,
+        content: 'eyes',
+      });
+    } else {
+      await this.octokit.rest.reactions.createForPullRequestReviewComment({
+        owner,
+        repo,
+        comment_id: id,
+        content: 'eyes',
+      });
+    }
+  }
+}
+
+export function isRateLimited(error: unknown): boolean {
+  const status = (error as { status?: number }).status;
+  return status === 429 || (status === 403 && /rate limit/i.test((error as Error).message ?? ''));
+}

@@ -1,0 +1,64 @@
+/**
+ * From GitHub items to CodeMateMessages (pure): deterministic names, the trust verdict, and the owner
+ * reference that makes a message go with its CodeMate.
+ */
+import type { CodeMate } from '../api/codemate.js';
+import { messageName, type CodeMateMessage, type SourceType } from '../api/message.js';
+import { judge, trustPolicyOf } from './trust.js';
+
+export interface Item {
+  id: number;
+  body: string;
+  user: { login: string; type?: string | undefined } | null;
+  authorAssociation: string;
+  htmlUrl: string;
+  createdAt: string;
+}
+
+export function messageFor(
+  cm: CodeMate,
+  type: Exclude<SourceType, 'cli'>,
+  item: Item,
+  pullRequest: number,
+  selfLogin?: string,
+): CodeMateMessage {
+  const author = item.user ?? { login: 'ghost' };
+  const verdict = judge(author, item.authorAssociation, trustPolicyOf(cm.spec), selfLogin);
+  return {
+    apiVersion: 'codemate.io/v1alpha1',
+    kind: 'CodeMateMessage',
+    metadata: {
+      name: messageName(cm.metadata.name, type, String(item.id)),
+      namespace: cm.metadata.namespace,
+      ownerReferences: [
+        {
+          apiVersion: cm.apiVersion,
+          kind: cm.kind,
+          name: cm.metadata.name,
+          uid: cm.metadata.uid,
+          controller: true,
+        },
+      ],
+    } as CodeMateMessage['metadata'],
+    spec: {
+      codemate: cm.metadata.name,
+      source: {
+        type,
+        id: String(item.id),
+        url: item.htmlUrl,
+        author: author.login,
+        association: item.authorAssociation,
+        pullRequest,
+        createdAt: item.createdAt,
+      },
+      body: item.body.slice(0, 262144),
+      trust: { allowed: verdict.allowed, reason: verdict.reason },
+    },
+  };
+}
+
+/** Items written before the CodeMate existed are history, not messages for this session. */
+export function isNew(cm: CodeMate, item: Item): boolean {
+  const created = cm.metadata.creationTimestamp ? new Date(cm.metadata.creationTimestamp).getTime() : 0;
+  return new Date(item.createdAt).getTime() >= created - 1000;
+}

@@ -1,0 +1,226 @@
+/**
+ * Polls each monitored CodeMate's pull request for issue comments, review comments and reviews, with
+ * conditional requests so that an idle pull request costs nothing against GitHub's rate limit. New items
+ * become CodeMateMessages (deterministic names, so a second create is a harmless 409), with the trust
+ * policy's verdict. It also links a branch to its pull request, follows its state, applies the
+ * lifecycle policy when it closes, and keeps status.lastMonitorCheck.
+ */
+import { apiVersion, group, plural, version, type CodeMate } from '../api/codemate.js';
+import type { CodeMateMessage } from '../api/message.js';
+import { ConditionalCache, GitHub, type GitHubRequestObserver } from '../clients/github.js';
+import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import { isNew, messageFor, type Item } from '../github/items.js';
+import { parseRepository, type RepositoryRef } from '../github/repository.js';
+import { errorFields, type Logger } from '../observability/log.js';
+
+export interface PollerOptions {
+  kube: Kube;
+  logger: Logger;
+  githubApiUrl: string | undefined;
+  observer?: GitHubRequestObserver;
+  codemate: (namespace: string, name: string) => CodeMate | undefined;
+  /** True when the message already exists (in the delivery worker's cache). */
+  hasMessage: (namespace: string, name: string) => boolean;
+}
+
+interface Target {
+  timer: NodeJS.Timeout | undefined;
+  running: boolean;
+  uid: string;
+}
+
+export class Poller {
+  private readonly targets = new Map<string, Target>();
+  private readonly clients = new Map<string, GitHub>();
+  private readonly selves = new Map<string, string>();
+  private readonly cache = new ConditionalCache();
+  private stopped = false;
+
+  constructor(private readonly options: PollerOptions) {}
+
+  /** Starts, keeps or stops the timer of one CodeMate after any change to it. */
+  sync(namespace: string, name: string): void {
+    if (this.stopped) return;
+    const key = `${namespace}/${name}`;
+    const cm = this.options.codemate(namespace, name);
+    const monitored =
+      cm &&
+      !cm.metadata.deletionTimestamp &&
+      cm.spec.monitoring?.enabled !== false &&
+      parseRepository(cm.spec.repository.url);
+    const existing = this.targets.get(key);
+    if (!monitored) {
+      if (existing) clearTimeout(existing.timer);
+      this.targets.delete(key);
+      return;
+    }
+    if (existing && existing.uid === cm.metadata.uid) return;
+    if (existing) clearTimeout(existing.timer);
+    const target: Target = { timer: undefined, running: false, uid: cm.metadata.uid };
+    this.targets.set(key, target);
+    this.schedule(key, target, 0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.targets.values()) clearTimeout(t.timer);
+    this.targets.clear();
+  }
+
+  private schedule(key: string, target: Target, delayMs: number): void {
+    if (this.stopped || this.targets.get(key) !== target) return;
+    target.timer = setTimeout(() => void this.tick(key, target), delayMs);
+    target.timer.unref();
+  }
+
+  private intervalMs(cm: CodeMate): number {
+    const base = (cm.spec.monitoring?.intervalSeconds ?? 60) * 1000;
+    return Math.round(base * (0.9 + Math.random() * 0.2));
+  }
+
+  private async tick(key: string, target: Target): Promise<void> {
+    const [namespace = '', name = ''] = key.split('/');
+    const cm = this.options.codemate(namespace, name);
+    if (!cm || target.running) return;
+    target.running = true;
+    try {
+      await this.poll(cm);
+    } catch (error) {
+      this.options.logger.warn(
+        { codemate: key, ...errorFields(error) },
+        'polling the pull request failed; trying again next interval',
+      );
+    } finally {
+      target.running = false;
+      const latest = this.options.codemate(namespace, name);
+      if (latest) this.schedule(key, target, this.intervalMs(latest));
+    }
+  }
+
+  /** The GitHub client for the CodeMate's token, and the login that token belongs to. */
+  private async client(cm: CodeMate): Promise<{ gh: GitHub; self: string }> {
+    const ref = cm.spec.github.tokenSecretRef;
+    const secret = await this.options.kube.get<KubeObject & { data?: Record<string, string> }>(
+      'v1',
+      'Secret',
+      ref.name,
+      cm.metadata.namespace,
+    );
+    const encoded = secret.data?.[ref.key ?? 'token'];
+    if (!encoded) throw new Error(`secret ${ref.name} has no key ${ref.key ?? 'token'}`);
+    const token = Buffer.from(encoded, 'base64').toString('utf8').trim();
+    let client = this.clients.get(token);
+    if (!client) {
+      client = new GitHub({
+        token,
+        baseUrl: this.options.githubApiUrl,
+        cache: this.cache,
+        ...(this.options.observer ? { observer: this.options.observer } : {}),
+      });
+      this.clients.set(token, client);
+    }
+    let self = this.selves.get(token);
+    if (!self) {
+      self = (await client.whoami()).login;
+      this.selves.set(token, self);
+    }
+    return { gh: client, self };
+  }
+
+  async poll(cm: CodeMate): Promise<void> {
+    const repo = parseRepository(cm.spec.repository.url)!;
+    const { gh, self } = await this.client(cm);
+    const number =
+      cm.spec.repository.pullRequest ?? cm.status?.pullRequest?.number ?? (await this.discover(cm, gh, repo));
+    const now = new Date().toISOString();
+    if (!number) {
+      await this.patchStatus(cm, { lastMonitorCheck: now });
+      return;
+    }
+    const pr = await gh.pullRequest(repo.owner, repo.repo, number);
+    const lists: Array<['issue_comment' | 'review' | 'review_comment', Item[]]> = [
+      ['issue_comment', await gh.issueComments(repo.owner, repo.repo, number)],
+      ['review_comment', await gh.reviewComments(repo.owner, repo.repo, number)],
+      ['review', (await gh.reviews(repo.owner, repo.repo, number)).filter((r) => r.body.trim() !== '')],
+    ];
+    for (const [type, items] of lists) {
+      for (const item of items) {
+        if (!isNew(cm, item)) continue;
+        const message = messageFor(cm, type, item, number, self);
+        if (this.options.hasMessage(cm.metadata.namespace, message.metadata.name)) continue;
+        await this.create(message);
+      }
+    }
+    await this.patchStatus(cm, {
+      lastMonitorCheck: now,
+      pullRequest: { number: pr.number, url: pr.url, state: pr.state },
+    });
+    if (pr.state !== 'open') await this.applyLifecycle(cm, pr.state);
+  }
+
+  private async discover(cm: CodeMate, gh: GitHub, repo: RepositoryRef): Promise<number | undefined> {
+    const branch = cm.spec.repository.branch;
+    if (!branch) return undefined;
+    return (await gh.findPullRequest(repo.owner, repo.repo, branch))?.number;
+  }
+
+  private async create(message: CodeMateMessage): Promise<void> {
+    try {
+      await this.options.kube.create(message as unknown as KubeObject);
+      this.options.logger.info(
+        {
+          codemate: `${message.metadata.namespace}/${message.spec.codemate}`,
+          message: message.metadata.name,
+          trusted: message.spec.trust?.allowed,
+        },
+        'new pull request item',
+      );
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+    }
+  }
+
+  private async patchStatus(cm: CodeMate, status: object): Promise<void> {
+    try {
+      await this.options.kube.patchStatus(
+        { group, version, plural, namespace: cm.metadata.namespace, name: cm.metadata.name },
+        status,
+      );
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  private async applyLifecycle(cm: CodeMate, state: 'closed' | 'merged'): Promise<void> {
+    const policy = cm.spec.lifecycle?.onPullRequestClosed ?? 'Keep';
+    const ref = {
+      apiVersion,
+      kind: 'CodeMate',
+      metadata: { name: cm.metadata.name, namespace: cm.metadata.namespace },
+    };
+    if (policy === 'Suspend' && !cm.spec.suspend) {
+      this.options.logger.info(
+        { codemate: cm.metadata.name, state },
+        'pull request closed; suspending the session',
+      );
+      await this.options.kube.mergePatch({ ...ref, spec: { suspend: true } });
+    } else if (policy === 'Delete') {
+      this.options.logger.info(
+        { codemate: cm.metadata.name, state },
+        'pull request closed; deleting the CodeMate',
+      );
+      await this.options.kube.delete(apiVersion, 'CodeMate', cm.metadata.name, cm.metadata.namespace);
+    }
+  }
+
+  /** 👀 on the GitHub item a delivered message came from. */
+  async acknowledge(message: CodeMateMessage): Promise<void> {
+    const { type, id } = message.spec.source;
+    if ((type !== 'issue_comment' && type !== 'review_comment') || !id) return;
+    const cm = this.options.codemate(message.metadata.namespace, message.spec.codemate);
+    const repo = cm && parseRepository(cm.spec.repository.url);
+    if (!cm || !repo) return;
+    const { gh } = await this.client(cm);
+    await gh.acknowledge(type, repo.owner, repo.repo, Number(id));
+  }
+}
