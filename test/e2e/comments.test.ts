@@ -188,4 +188,43 @@ describe('pull request comments reach the session', () => {
     expect(during.filter((r) => r.status >= 500)).toHaveLength(2);
     expect((await messages()).filter((m) => m.metadata.name === `pr-7-ic-${id}`)).toHaveLength(1);
   });
+
+  it('links a branch to its pull request, and applies the lifecycle policy when it is merged', async () => {
+    await kube.create(
+      codemateObject(namespace, 'by-branch', {
+        repository: { url: 'https://github.com/o/r.git', branch: 'feature' },
+        monitoring: { intervalSeconds: 2 },
+        lifecycle: { onPullRequestClosed: 'Suspend' },
+      }),
+    );
+    const get = () =>
+      kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'by-branch', namespace);
+    const linked = await eventually(
+      get,
+      (cm) => cm.status?.pullRequest?.number === 7 && cm.status.phase === 'Running',
+      {
+        what: 'branch linked to PR #7',
+        timeoutMs: 30_000,
+      },
+    );
+    expect(linked.status?.pullRequest).toEqual({
+      number: 7,
+      url: 'https://github.com/o/r/pull/7',
+      state: 'open',
+    });
+    expect(linked.status?.lastMonitorCheck).toBeTruthy();
+
+    gh.close('o', 'r', 7, true);
+    const suspended = await eventually(get, (cm) => cm.status?.phase === 'Suspended', {
+      what: 'suspended after merge',
+      timeoutMs: 30_000,
+    });
+    expect(suspended.spec.suspend).toBe(true);
+    expect(suspended.status?.pullRequest?.state).toBe('merged');
+    // The CodeMate with the default policy (Keep) keeps its session.
+    expect(
+      (await kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'pr-7', namespace)).spec
+        .suspend,
+    ).toBeUndefined();
+  });
 });
