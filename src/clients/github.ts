@@ -77,6 +77,8 @@ export interface GitHubOptions {
   rateLimitRetries?: number;
   /** Per-request timeout in milliseconds (default 15 s). */
   timeoutMs?: number;
+  /** Where octokit's own warnings and errors go; silent when unset. */
+  log?: { warn(message: string): void; error(message: string): void };
 }
 
 export class GitHub {
@@ -90,6 +92,15 @@ export class GitHub {
       auth: options.token,
       ...(options.baseUrl ? { baseUrl: options.baseUrl.replace(/\/$/, '') } : {}),
       userAgent: 'codemate',
+      log: {
+        debug: () => {},
+        info: () => {},
+        warn: (message: string) => options.log?.warn(message),
+        // A 304 is how a conditional request succeeds; octokit reports it as a failed request.
+        error: (message: string) => {
+          if (!/ - 304 /.test(message)) options.log?.error(message);
+        },
+      },
       request: {
         fetch: (url: string, init: RequestInit) =>
           fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) }),

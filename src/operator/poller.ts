@@ -115,6 +115,7 @@ export class Poller {
         token,
         baseUrl: this.options.githubApiUrl,
         cache: this.cache,
+        log: { warn: (m) => this.options.logger.warn(m), error: (m) => this.options.logger.error(m) },
         ...(this.options.observer ? { observer: this.options.observer } : {}),
       });
       this.clients.set(token, client);
