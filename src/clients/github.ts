@@ -208,14 +208,7 @@ export class GitHub {
       issue_number: number,
       per_page: 100,
     });
-    return items.map((c) => ({
-      id: c.id,
-      body: c.body ?? '',
-      user: c.user ? { login: c.user.login, type: c.user.type } : null,
-      authorAssociation: c.author_association,
-      htmlUrl: c.html_url,
-      createdAt: c.created_at,
-    }));
+    return items.map((c) => toItem(c, c.created_at));
   }
 
   async reviewComments(owner: string, repo: string, number: number): Promise<GitHubItem[]> {
@@ -225,14 +218,7 @@ export class GitHub {
       pull_number: number,
       per_page: 100,
     });
-    return items.map((c) => ({
-      id: c.id,
-      body: c.body,
-      user: c.user ? { login: c.user.login, type: c.user.type } : null,
-      authorAssociation: c.author_association,
-      htmlUrl: c.html_url,
-      createdAt: c.created_at,
-    }));
+    return items.map((c) => toItem(c, c.created_at));
   }
 
   async reviews(owner: string, repo: string, number: number): Promise<GitHubItem[]> {
@@ -242,14 +228,7 @@ export class GitHub {
       pull_number: number,
       per_page: 100,
     });
-    return items.map((r) => ({
-      id: r.id,
-      body: r.body ?? '',
-      user: r.user ? { login: r.user.login, type: r.user.type } : null,
-      authorAssociation: r.author_association,
-      htmlUrl: r.html_url,
-      createdAt: r.submitted_at ?? new Date(0).toISOString(),
-    }));
+    return items.map((r) => toItem(r, r.submitted_at));
   }
 
   /** Adds 👀 to an issue comment or a review comment (reviews have no reactions). */
@@ -275,6 +254,25 @@ export class GitHub {
       });
     }
   }
+}
+
+interface RawItem {
+  id: number;
+  body?: string | null;
+  user: { login: string; type?: string } | null;
+  author_association: string;
+  html_url: string;
+}
+
+function toItem(raw: RawItem, createdAt: string | null | undefined): GitHubItem {
+  return {
+    id: raw.id,
+    body: raw.body ?? '',
+    user: raw.user ? { login: raw.user.login, type: raw.user.type } : null,
+    authorAssociation: raw.author_association,
+    htmlUrl: raw.html_url,
+    createdAt: createdAt ?? new Date(0).toISOString(),
+  };
 }
 
 export function isRateLimited(error: unknown): boolean {

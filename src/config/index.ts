@@ -36,6 +36,8 @@ export const envSchema = z.object({
   LOG_LEVEL: optionalText,
   /** Sandbox only: PREFIX=REPLACEMENT rewrites session clone URLs (see docs/sandbox.md). */
   CODEMATE_SANDBOX_GIT_REWRITE: optionalText,
+  /** Operator: per-request timeout for GitHub, in seconds (default 15). */
+  CODEMATE_GITHUB_TIMEOUT_SECONDS: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
   GITHUB_API_URL: optionalText,
   /** Set by the Deployment through the downward API. */
@@ -130,6 +132,7 @@ export const operatorFlagsSchema = z.object({
   identity: z.string().min(1),
   messageRetention: z.coerce.number().int().min(0).max(10000).default(50),
   githubApiUrl: z.string().url().optional(),
+  githubTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(15),
   deliveryTimeoutSeconds: z.coerce.number().int().min(5).max(86400).default(600),
 });
 export type OperatorConfig = z.infer<typeof operatorFlagsSchema>;
@@ -155,6 +158,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),
       messageRetention: flags.messageRetention,
       githubApiUrl: env.GITHUB_API_URL,
+      githubTimeoutSeconds: env.CODEMATE_GITHUB_TIMEOUT_SECONDS,
       deliveryTimeoutSeconds: flags.deliveryTimeoutSeconds,
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },

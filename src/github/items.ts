@@ -4,16 +4,10 @@
  */
 import type { CodeMate } from '../api/codemate.js';
 import { messageName, type CodeMateMessage, type SourceType } from '../api/message.js';
+import type { GitHubItem as Item } from '../clients/github.js';
 import { judge, trustPolicyOf } from './trust.js';
 
-export interface Item {
-  id: number;
-  body: string;
-  user: { login: string; type?: string | undefined } | null;
-  authorAssociation: string;
-  htmlUrl: string;
-  createdAt: string;
-}
+export type { Item };
 
 export function messageFor(
   cm: CodeMate,

@@ -17,6 +17,8 @@ export interface PollerOptions {
   kube: Kube;
   logger: Logger;
   githubApiUrl: string | undefined;
+  /** Per-request timeout; a request that takes longer is retried. */
+  githubTimeoutMs?: number;
   observer?: GitHubRequestObserver;
   codemate: (namespace: string, name: string) => CodeMate | undefined;
   /** True when the message already exists (in the delivery worker's cache). */
@@ -115,6 +117,7 @@ export class Poller {
         token,
         baseUrl: this.options.githubApiUrl,
         cache: this.cache,
+        ...(this.options.githubTimeoutMs ? { timeoutMs: this.options.githubTimeoutMs } : {}),
         log: { warn: (m) => this.options.logger.warn(m), error: (m) => this.options.logger.error(m) },
         ...(this.options.observer ? { observer: this.options.observer } : {}),
       });

@@ -64,6 +64,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       kube,
       logger,
       githubApiUrl: config.githubApiUrl,
+      githubTimeoutMs: config.githubTimeoutSeconds * 1000,
       observer,
       codemate: (ns, name) => ctrl.getCodeMate(ns, name),
       hasMessage: (ns, name) => delivery?.has(ns, name) ?? false,

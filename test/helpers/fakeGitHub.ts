@@ -181,6 +181,19 @@ export class FakeGitHub {
     return p;
   }
 
+  private add(list: Item[], user: FakeUser, body: string, association: string, state?: string): number {
+    const id = this.nextId++;
+    list.push({
+      id,
+      user,
+      body,
+      association,
+      createdAt: new Date().toISOString(),
+      ...(state ? { state } : {}),
+    });
+    return id;
+  }
+
   comment(
     owner: string,
     repo: string,
@@ -189,15 +202,7 @@ export class FakeGitHub {
     body: string,
     association = 'MEMBER',
   ): number {
-    const id = this.nextId++;
-    this.pull(owner, repo, number).issueComments.push({
-      id,
-      user,
-      body,
-      association,
-      createdAt: new Date().toISOString(),
-    });
-    return id;
+    return this.add(this.pull(owner, repo, number).issueComments, user, body, association);
   }
 
   reviewComment(
@@ -208,15 +213,7 @@ export class FakeGitHub {
     body: string,
     association = 'MEMBER',
   ): number {
-    const id = this.nextId++;
-    this.pull(owner, repo, number).reviewComments.push({
-      id,
-      user,
-      body,
-      association,
-      createdAt: new Date().toISOString(),
-    });
-    return id;
+    return this.add(this.pull(owner, repo, number).reviewComments, user, body, association);
   }
 
   review(
@@ -228,16 +225,7 @@ export class FakeGitHub {
     state = 'CHANGES_REQUESTED',
     association = 'MEMBER',
   ): number {
-    const id = this.nextId++;
-    this.pull(owner, repo, number).reviews.push({
-      id,
-      user,
-      body,
-      association,
-      state,
-      createdAt: new Date().toISOString(),
-    });
-    return id;
+    return this.add(this.pull(owner, repo, number).reviews, user, body, association, state);
   }
 
   close(owner: string, repo: string, number: number, merged: boolean): void {
@@ -249,6 +237,11 @@ export class FakeGitHub {
   /** The next matching request gets this answer instead. */
   fail(fault: Fault, path?: RegExp): void {
     this.faults.push({ fault, ...(path ? { path } : {}) });
+  }
+
+  /** Faults not yet answered. */
+  pendingFaults(): number {
+    return this.faults.length;
   }
 
   charged(): number {
