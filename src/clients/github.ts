@@ -274,8 +274,3 @@ function toItem(raw: RawItem, createdAt: string | null | undefined): GitHubItem 
     createdAt: createdAt ?? new Date(0).toISOString(),
   };
 }
-
-export function isRateLimited(error: unknown): boolean {
-  const status = (error as { status?: number }).status;
-  return status === 429 || (status === 403 && /rate limit/i.test((error as Error).message ?? ''));
-}

@@ -307,4 +307,3 @@ function safeJson(text: string): unknown {
 export const isNotFound = (error: unknown) => statusCode(error) === 404;
 export const isConflict = (error: unknown) => statusCode(error) === 409;
 export const isForbidden = (error: unknown) => statusCode(error) === 403;
-export const isGone = (error: unknown) => statusCode(error) === 410;

@@ -14,10 +14,12 @@ export const specHashAnnotation = 'codemate.io/spec-hash';
 export const sessionContainer = 'session';
 export const workspacePath = '/workspace';
 
-/** The container command paths inside the session image (setup/docker/Dockerfile.codemate). */
+/**
+ * The container command paths inside the session image (setup/docker/Dockerfile.codemate). Delivery
+ * execs `codemate-inject` by name, through the image's PATH.
+ */
 export const sessionPaths = {
   entrypoint: '/opt/codemate/bin/codemate-entrypoint',
-  inject: '/opt/codemate/bin/codemate-inject',
   ready: '/opt/codemate/bin/codemate-ready',
 } as const;
 

@@ -3,18 +3,21 @@ import { parse, parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { codeMateSpecSchema, codeMateStatusSchema, parseSpec } from '../../../src/api/codemate.js';
+import { messageSpecSchema } from '../../../src/api/message.js';
 
 type Schema = Record<string, unknown>;
 
-const crd = parseAllDocuments(readFileSync(new URL('../../../manifests/crd.yaml', import.meta.url), 'utf8'))
-  .map(
-    (d) =>
-      d.toJSON() as {
-        metadata: { name: string };
-        spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> };
-      },
-  )
-  .find((d) => d.metadata.name === 'codemates.codemate.io')!;
+const crds = parseAllDocuments(
+  readFileSync(new URL('../../../manifests/crd.yaml', import.meta.url), 'utf8'),
+).map(
+  (d) =>
+    d.toJSON() as {
+      metadata: { name: string };
+      spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> };
+    },
+);
+const crd = crds.find((d) => d.metadata.name === 'codemates.codemate.io')!;
+const messageCrd = crds.find((d) => d.metadata.name === 'codematemessages.codemate.io')!;
 const openApi = crd.spec.versions[0]!.schema.openAPIV3Schema as { properties: Record<string, Schema> };
 
 const safeInt = 9007199254740991;
@@ -57,6 +60,13 @@ describe('manifests/crd.yaml and src/api/codemate.ts', () => {
 
   it('describe the same status', () => {
     expect(zodShape(codeMateStatusSchema)).toEqual(shape(openApi.properties.status));
+  });
+
+  it('describe the same CodeMateMessage spec', () => {
+    const schema = messageCrd.spec.versions[0]!.schema.openAPIV3Schema as {
+      properties: Record<string, Schema>;
+    };
+    expect(zodShape(messageSpecSchema)).toEqual(shape(schema.properties.spec));
   });
 
   it('accept the example CodeMate unchanged', () => {
