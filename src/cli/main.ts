@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { readEnv, type Env } from '../config/index.js';
 import { registerDev } from './commands/dev.js';
 import { registerOperator } from './commands/operator.js';
+import { registerSessions } from './commands/sessions.js';
 import { CodemateError, ExitCode, UsageError } from './errors.js';
 import { createOutput, type Output } from './output.js';
 
@@ -37,6 +38,9 @@ export function buildProgram(deps: CliDeps): Command {
       'after',
       `
 Examples:
+  $ codemate create --repo https://github.com/acme/api.git --pr 123 --wait
+  $ codemate list
+  $ codemate inject pr-123 "Please rebase on main"
   $ codemate dev up                 # start a local Kubernetes sandbox
   $ eval "$(codemate dev up)"       # ...and point kubectl and codemate at it
   $ codemate dev status             # what is running
@@ -44,6 +48,7 @@ Examples:
 
 Docs: docs/README.md`,
     );
+  registerSessions(program, deps);
   registerDev(program, deps);
   registerOperator(program, deps);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());

@@ -1,0 +1,115 @@
+/**
+ * Cluster access for the user-facing commands, kubectl style (--kubeconfig, --context, -n, -A,
+ * in-cluster), and the translation of API failures into messages that say what to do next.
+ */
+import { Kube, isForbidden, isNotFound, statusCode, statusMessage } from '../clients/kube.js';
+import { CodemateError } from './errors.js';
+
+export interface ClusterFlags {
+  kubeconfig?: string | undefined;
+  context?: string | undefined;
+  namespace?: string | undefined;
+}
+
+export interface Cluster {
+  kube: Kube;
+  namespace: string;
+}
+
+export function connect(flags: ClusterFlags, envKubeconfig: string | undefined): Cluster {
+  let kube: Kube;
+  try {
+    kube = Kube.load({ kubeconfig: flags.kubeconfig ?? envKubeconfig, context: flags.context });
+  } catch (error) {
+    throw new CodemateError(`cannot load a kubeconfig: ${(error as Error).message}`, {
+      hint: 'set KUBECONFIG or --kubeconfig, or run `codemate dev up` for a local sandbox',
+      cause: error,
+    });
+  }
+  if (!kube.server) {
+    throw new CodemateError('no cluster is configured', {
+      hint: 'set KUBECONFIG or --kubeconfig, or run `codemate dev up` for a local sandbox',
+    });
+  }
+  return { kube, namespace: flags.namespace ?? kube.defaultNamespace };
+}
+
+/** Turns an API error into an actionable CodemateError. `what` names the request, e.g. "create codemates". */
+export function explain(
+  error: unknown,
+  cluster: Cluster,
+  what: { verb: string; resource: string; name?: string },
+): Error {
+  if (error instanceof CodemateError) return error;
+  const code = statusCode(error);
+  const where = `in namespace ${cluster.namespace}`;
+  // The SDK resolves kinds through discovery, and says so when the apiserver serves no such kind.
+  if (/Unrecognized API version and kind: codemate\.io/.test(error instanceof Error ? error.message : '')) {
+    return new CodemateError('the CodeMate CRDs are not installed in this cluster', {
+      hint: 'kubectl apply -f manifests/crd.yaml (or run `codemate dev up` for a local sandbox)',
+      cause: error,
+    });
+  }
+  if (code === undefined || code >= 500) {
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    if (
+      /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|socket hang up|fetch failed|request to .* failed/i.test(
+        reason ?? '',
+      )
+    ) {
+      return new CodemateError(`no cluster reachable at ${cluster.kube.server}`, {
+        hint: 'check KUBECONFIG and --context, or run `codemate dev up` for a local sandbox',
+        cause: error,
+      });
+    }
+    return new CodemateError(`${what.verb} ${what.resource} failed: ${statusMessage(error)}`, {
+      cause: error,
+    });
+  }
+  if (isForbidden(error)) {
+    return new CodemateError(`forbidden: you cannot ${what.verb} ${what.resource} ${where}`, {
+      hint: `ask for RBAC that allows "${what.verb}" on ${what.resource}.codemate.io, or use another --context`,
+      cause: error,
+    });
+  }
+  if (
+    isNotFound(error) &&
+    /could not find the requested resource|the server doesn't have a resource type/i.test(
+      statusMessage(error) + String((error as Error).message),
+    )
+  ) {
+    return new CodemateError('the CodeMate CRDs are not installed in this cluster', {
+      hint: 'kubectl apply -f manifests/crd.yaml (or run `codemate dev up` for a local sandbox)',
+      cause: error,
+    });
+  }
+  if (isNotFound(error) && what.name) {
+    return new CodemateError(`${what.resource.replace(/s$/, '')} "${what.name}" not found ${where}`, {
+      cause: error,
+    });
+  }
+  return new CodemateError(`${what.verb} ${what.resource} failed: ${statusMessage(error)}`, { cause: error });
+}
+
+/** Up to three names close to `name`, for "did you mean". */
+export function closeMatches(name: string, candidates: string[]): string[] {
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = row[0]!;
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const next = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = row[j]!;
+        row[j] = next;
+      }
+    }
+    return row[b.length]!;
+  };
+  return candidates
+    .map((c) => ({ c, d: c.includes(name) || name.includes(c) ? 0 : distance(name, c) }))
+    .filter(({ d }) => d <= Math.max(2, Math.floor(name.length / 3)))
+    .sort((a, b) => a.d - b.d)
+    .slice(0, 3)
+    .map(({ c }) => c);
+}

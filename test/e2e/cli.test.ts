@@ -1,0 +1,246 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { stringify } from 'yaml';
+import { Kube } from '../../src/clients/kube.js';
+import { runCli } from '../helpers/cli.js';
+import { eventually } from '../helpers/cluster.js';
+import { secretObject } from '../helpers/operator.js';
+import { makeOrigin } from '../helpers/session.js';
+
+const run = promisify(execFile);
+const binDir = inject('binDir');
+const ns = 'cli';
+let stateDir: string;
+let origin: string;
+let kubeconfig: string;
+let kube: Kube;
+
+const cli = (args: string[], input?: string, env: NodeJS.ProcessEnv = {}) =>
+  runCli(args, { env: { KUBECONFIG: kubeconfig, ...env }, ...(input !== undefined ? { input } : {}) });
+const pane = async (pod: string) =>
+  (
+    await run(path.join(binDir, 'kubectl'), [
+      '--kubeconfig',
+      kubeconfig,
+      '-n',
+      ns,
+      'exec',
+      pod,
+      '--',
+      'tmux',
+      'capture-pane',
+      '-p',
+      '-J',
+      '-t',
+      'claude-code',
+      '-S',
+      '-300',
+    ])
+  ).stdout;
+
+beforeAll(async () => {
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-cli-'));
+  origin = await makeOrigin(stateDir + '-repo');
+  const up = await runCli(['dev', 'up', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
+  expect(up.code, up.stderr).toBe(0);
+  kubeconfig = path.join(stateDir, 'kubeconfig');
+  kube = Kube.load({ kubeconfig });
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+});
+
+afterAll(async () => {
+  await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
+  await rm(stateDir + '-repo', { recursive: true, force: true });
+});
+
+describe('codemate create, list, inject, suspend, resume and delete', () => {
+  it('prints a CodeMate with --dry-run -o yaml, with a name derived from the PR', async () => {
+    const r = await cli([
+      'create',
+      '-n',
+      ns,
+      '--repo',
+      'https://github.com/acme/api.git',
+      '--pr',
+      '123',
+      '--dry-run',
+      '-o',
+      'yaml',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('name: pr-123');
+    expect(r.stdout).toContain('pullRequest: 123');
+    expect(await kube.list('codemate.io/v1alpha1', 'CodeMate', ns)).toEqual([]);
+  });
+
+  it('refuses bad flags as usage errors (exit 2)', async () => {
+    const noRepo = await cli(['create', '-n', ns, '--branch', 'x']);
+    expect(noRepo.code).toBe(2);
+    expect(noRepo.stderr).toContain('--repo: is required');
+    const neither = await cli(['create', '-n', ns, '--repo', 'file:///x']);
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toContain('give --branch or --pr');
+  });
+
+  it('names a missing secret and prints the kubectl command that creates it', async () => {
+    const r = await cli(['create', '-n', ns, '--repo', `file://${origin}`, '--branch', 'feature']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`secret "github-token" (--github-secret) not found in namespace ${ns}`);
+    expect(r.stderr).toContain(
+      `kubectl create secret generic github-token -n ${ns} --from-literal=token=<a GitHub token>`,
+    );
+  });
+
+  it('creates and waits until the session runs; a second create says it exists', async () => {
+    await kube.create(secretObject(ns, 'github-token', { token: 'x' }));
+    await kube.create(secretObject(ns, 'anthropic-key', { token: 'x' }));
+    const r = await cli([
+      'create',
+      '-n',
+      ns,
+      '--repo',
+      `file://${origin}`,
+      '--branch',
+      'feature/login',
+      '--task',
+      'hello',
+      '--wait',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('codemate "feature-login" is running in pod');
+    const again = await cli(['create', '-n', ns, '--repo', `file://${origin}`, '--branch', 'feature/login']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already exists');
+  });
+
+  it('lists sessions as a table, as JSON, and across namespaces', async () => {
+    const table = await cli(['list', '-n', ns]);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/^NAME\s+PHASE\s+REPOSITORY\s+BRANCH\s+PR\s+POD\s+AGE\s+LAST MESSAGE/);
+    expect(table.stdout).toMatch(/feature-login\s+Running\s+file:\/\//);
+    const json = JSON.parse((await cli(['list', '-n', ns, '-o', 'json'])).stdout) as {
+      items: Array<{ metadata: { name: string } }>;
+    };
+    expect(json.items.map((i) => i.metadata.name)).toEqual(['feature-login']);
+    expect((await cli(['list', '-A'])).stdout).toMatch(/^NAMESPACE\s+NAME/);
+  });
+
+  it('injects a message, from an argument and from stdin, and waits until it is delivered', async () => {
+    await eventually(
+      () => cli(['inject', '-n', ns, 'feature-login', 'Please add tests; `id`']),
+      (r) => r.code === 0,
+      {
+        what: 'inject delivered',
+        timeoutMs: 60_000,
+      },
+    );
+    const fromStdin = await cli(['inject', '-n', ns, 'feature-login', '-'], 'from stdin\nsecond line');
+    expect(fromStdin.code, fromStdin.stderr).toBe(0);
+    expect(fromStdin.stdout.trim()).toMatch(/^feature-login-cli-[0-9a-f]{8}$/);
+    const pod = (
+      await kube.get<{ apiVersion: string; kind: string; metadata: object; status?: { podName?: string } }>(
+        'codemate.io/v1alpha1',
+        'CodeMate',
+        'feature-login',
+        ns,
+      )
+    ).status!.podName!;
+    const text = await pane(pod);
+    expect(text).toContain('Please add tests; `id`');
+    expect(text).toContain('from stdin');
+    expect(text).toMatch(/Message from \S+ via codemate inject:/);
+  });
+
+  it('says which CodeMate does not exist, with close matches', async () => {
+    const r = await cli(['inject', '-n', ns, 'feature-logn', 'hi']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`codemate "feature-logn" not found in namespace ${ns}`);
+    expect(r.stderr).toContain('did you mean "feature-login"?');
+  });
+
+  it('suspends and resumes, and is friendly when there is nothing to do', async () => {
+    expect((await cli(['suspend', '-n', ns, 'feature-login'])).stderr).toContain(
+      'suspended; its storage is kept',
+    );
+    const again = await cli(['suspend', '-n', ns, 'feature-login']);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain('already suspended');
+    expect((await cli(['resume', '-n', ns, 'feature-login'])).stderr).toContain('resumed');
+  });
+
+  it('reports a forbidden request with the verb and resource', async () => {
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'viewer', namespace: ns },
+    });
+    const token = await kube.serviceAccountToken(ns, 'viewer');
+    const file = path.join(stateDir, 'viewer.kubeconfig');
+    const cluster = kube.config.getCurrentCluster()!;
+    await writeFile(
+      file,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          { name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } },
+        ],
+        users: [{ name: 'u', user: { token } }],
+        contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', namespace: ns } }],
+        'current-context': 'c',
+      }),
+    );
+    const r = await runCli(['list'], { env: { KUBECONFIG: file } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`forbidden: you cannot list codemates in namespace ${ns}`);
+  });
+
+  it('says when no cluster is reachable', async () => {
+    const file = path.join(stateDir, 'nowhere.kubeconfig');
+    await writeFile(
+      file,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          { name: 'c', cluster: { server: 'https://127.0.0.1:1', 'insecure-skip-tls-verify': true } },
+        ],
+        users: [{ name: 'u', user: { token: 't' } }],
+        contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+        'current-context': 'c',
+      }),
+    );
+    const r = await runCli(['list'], { env: { KUBECONFIG: file } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no cluster reachable at https://127.0.0.1:1');
+    expect(r.stderr).toContain('codemate dev up');
+  });
+
+  it('deletes a CodeMate and its pod', async () => {
+    const r = await cli(['delete', '-n', ns, 'feature-login']);
+    expect(r.code, r.stderr).toBe(0);
+    await eventually(
+      () => kube.list('v1', 'Pod', ns, { labelSelector: 'codemate.io/name=feature-login' }),
+      (p) => p.length === 0,
+      {
+        what: 'pod gone',
+      },
+    );
+  });
+
+  it('says when the CRDs are not installed', async () => {
+    await kube.delete('apiextensions.k8s.io/v1', 'CustomResourceDefinition', 'codemates.codemate.io');
+    await eventually(
+      () => cli(['list', '-n', ns]),
+      (r) => r.stderr.includes('CRDs are not installed'),
+      { what: 'CRD gone' },
+    );
+    const r = await cli(['list', '-n', ns]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('kubectl apply -f manifests/crd.yaml');
+  });
+});
