@@ -36,6 +36,8 @@ export const envSchema = z.object({
   LOG_LEVEL: optionalText,
   /** Sandbox only: PREFIX=REPLACEMENT rewrites session clone URLs (see docs/sandbox.md). */
   CODEMATE_SANDBOX_GIT_REWRITE: optionalText,
+  /** Operator: delivered messages kept per CodeMate (default 50). */
+  CODEMATE_MESSAGE_RETENTION: optionalText,
   /** Operator: per-request timeout for GitHub, in seconds (default 15). */
   CODEMATE_GITHUB_TIMEOUT_SECONDS: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
@@ -156,7 +158,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       workers: flags.workers,
       resyncSeconds: flags.resyncSeconds,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),
-      messageRetention: flags.messageRetention,
+      messageRetention: pick(flags.messageRetention, env.CODEMATE_MESSAGE_RETENTION),
       githubApiUrl: env.GITHUB_API_URL,
       githubTimeoutSeconds: env.CODEMATE_GITHUB_TIMEOUT_SECONDS,
       deliveryTimeoutSeconds: flags.deliveryTimeoutSeconds,

@@ -47,7 +47,10 @@ beforeAll(async () => {
   stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-e2e-'));
   repoRoot = await mkdtemp(path.join(os.tmpdir(), 'cm-origin-'));
   origin = await makeOrigin(repoRoot);
-  const up = await runCli(['dev', 'up', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
+  // Keep one delivered message per CodeMate, so that retention shows within a few messages.
+  const up = await runCli(['dev', 'up', '--state-dir', stateDir], {
+    env: { CODEMATE_BIN_DIR: binDir, CODEMATE_MESSAGE_RETENTION: '1' },
+  });
   expect(up.code, up.stderr).toBe(0);
   kubeconfig = path.join(stateDir, 'kubeconfig');
   kube = Kube.load({ kubeconfig });
@@ -170,6 +173,14 @@ describe('sessions in the sandbox', () => {
     await kube.create(message('local-cli-2', 'only once'));
     await phaseOf('local-cli-2', 'Delivered');
     expect((await pane()).split('[codemate message=local-cli-2]').length - 1).toBe(1);
+    // Retention (1 here): the older delivered message is deleted, the newest stays.
+    await eventually(
+      () => kube.list<KubeObject>('codemate.io/v1alpha1', 'CodeMateMessage', namespace),
+      (ms) =>
+        !ms.some((m) => m.metadata.name === 'local-cli-1') &&
+        ms.some((m) => m.metadata.name === 'local-cli-2'),
+      { what: 'older delivered message deleted by retention' },
+    );
 
     // A message the trust policy refused is recorded, never pasted.
     await kube.create(
