@@ -155,6 +155,20 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     expect(text).toMatch(/Message from \S+ via codemate inject:/);
   });
 
+  it('describes a CodeMate with its conditions, messages and events, and prints its logs', async () => {
+    const d = await cli(['describe', '-n', ns, 'feature-login']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stdout).toContain('Phase:         Running');
+    expect(d.stdout).toMatch(/PodReady\s+True/);
+    expect(d.stdout).toMatch(/feature-login-cli-[0-9a-f]{8}\s+cli\s+\S+\s+Delivered/);
+    expect(d.stdout).toMatch(/Normal\s+PodCreated/);
+    const logs = await cli(['logs', '-n', ns, 'feature-login']);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('codemate: working on feature/login');
+    const tail = await cli(['logs', '-n', ns, 'feature-login', '--tail', '1']);
+    expect(tail.stdout.trim().split('\n')).toHaveLength(1);
+  });
+
   it('says which CodeMate does not exist, with close matches', async () => {
     const r = await cli(['inject', '-n', ns, 'feature-logn', 'hi']);
     expect(r.code).toBe(1);

@@ -8,7 +8,9 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { apiVersion, type CodeMate } from '../../api/codemate.js';
 import type { CodeMateMessage } from '../../api/message.js';
+import { streamPodLogs } from '../../clients/exec.js';
 import { isConflict, isForbidden, isNotFound, type KubeObject } from '../../clients/kube.js';
+import { sessionContainer } from '../../operator/session.js';
 import { parseOrUsage } from '../../config/index.js';
 import { closeMatches, connect, explain, type Cluster, type ClusterFlags } from '../cluster.js';
 import { CodemateError, UsageError } from '../errors.js';
@@ -356,6 +358,112 @@ export async function runInject(
   }
 }
 
+// --- describe, logs ---------------------------------------------------------------------------------
+
+export async function runDescribe(name: string, c: Cluster, out: Output): Promise<void> {
+  const cm = await getCodeMate(c, name);
+  const [messages, events] = await Promise.all([
+    c.kube.list<MessageObject>(apiVersion, 'CodeMateMessage', c.namespace).catch(() => []),
+    c.kube
+      .list<
+        KubeObject & {
+          type?: string;
+          reason?: string;
+          message?: string;
+          lastTimestamp?: string;
+          eventTime?: string;
+        }
+      >('v1', 'Event', c.namespace, {
+        fieldSelector: `involvedObject.name=${name},involvedObject.kind=CodeMate`,
+      })
+      .catch(() => []),
+  ]);
+  const s = cm.status ?? {};
+  const lines = [
+    `Name:          ${name}`,
+    `Namespace:     ${c.namespace}`,
+    `Phase:         ${s.phase ?? '-'}${s.message ? ` (${s.message})` : ''}`,
+    `Repository:    ${cm.spec.repository.url}`,
+    `Branch:        ${cm.spec.repository.branch ?? '-'}${cm.spec.repository.baseBranch ? ` (base ${cm.spec.repository.baseBranch})` : ''}`,
+    `Pull request:  ${s.pullRequest?.number ?? cm.spec.repository.pullRequest ?? '-'}${s.pullRequest?.state ? ` (${s.pullRequest.state}) ${s.pullRequest.url ?? ''}` : ''}`,
+    `Pod:           ${s.podName ?? '-'}`,
+    `Suspended:     ${cm.spec.suspend ? 'yes' : 'no'}`,
+    `Secrets:       github ${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
+    `Last check:    ${s.lastMonitorCheck ?? '-'}`,
+    '',
+    'Conditions:',
+    table([
+      ['TYPE', 'STATUS', 'REASON', 'MESSAGE'],
+      ...(s.conditions ?? []).map((x) => [x.type, x.status, x.reason, x.message]),
+    ]).replace(/^/gm, '  '),
+    '',
+    'Recent messages:',
+  ];
+  const mine = messages
+    .filter((m) => m.spec.codemate === name)
+    .sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)))
+    .slice(-10);
+  lines.push(
+    mine.length === 0
+      ? '  (none)'
+      : table([
+          ['NAME', 'SOURCE', 'AUTHOR', 'PHASE', 'REASON', 'AGE'],
+          ...mine.map((m) => [
+            m.metadata.name!,
+            m.spec.source.type,
+            m.spec.source.author ?? '-',
+            m.status?.phase ?? 'Pending',
+            m.status?.reason ?? '-',
+            age(m.metadata.creationTimestamp),
+          ]),
+        ]).replace(/^/gm, '  '),
+  );
+  lines.push('', 'Events:');
+  const recent = events.slice(-15);
+  lines.push(
+    recent.length === 0
+      ? '  (none)'
+      : table([
+          ['TYPE', 'REASON', 'AGE', 'MESSAGE'],
+          ...recent.map((e) => [
+            e.type ?? '-',
+            e.reason ?? '-',
+            age(e.lastTimestamp ?? e.eventTime),
+            e.message ?? '',
+          ]),
+        ]).replace(/^/gm, '  '),
+  );
+  out.data(lines.join('\n'));
+}
+
+export async function runLogs(
+  name: string,
+  options: { follow: boolean; tail?: number | undefined },
+  c: Cluster,
+  out: Output,
+): Promise<void> {
+  const cm = await getCodeMate(c, name);
+  const pod = cm.status?.podName;
+  if (!pod) {
+    throw new CodemateError(`codemate "${name}" has no pod (phase ${cm.status?.phase ?? 'unknown'})`, {
+      hint: cm.spec.suspend ? `it is suspended; \`codemate resume ${name}\`` : `codemate describe ${name}`,
+    });
+  }
+  try {
+    const stream = await streamPodLogs(c.kube, c.namespace, pod, out.stdout, {
+      container: sessionContainer,
+      follow: options.follow,
+      ...(options.tail !== undefined ? { tailLines: options.tail } : {}),
+    });
+    if (options.follow) {
+      process.once('SIGINT', () => stream.stop());
+    }
+    await stream.done;
+  } catch (error) {
+    throw explain(error, c, { verb: 'get', resource: 'pods/log', name: pod });
+  }
+}
+
 // --- delete, suspend, resume ------------------------------------------------------------------------
 
 export async function runDelete(name: string, c: Cluster, out: Output): Promise<void> {
@@ -456,6 +564,31 @@ Examples:
     .action(async (name: string, message: string, flags: Record<string, unknown>, command: Command) => {
       const options = parseOrUsage(injectSchema, { ...flags, name, message }, 'arguments');
       await runInject(options, cluster(command, deps), deps.out, process.stdin);
+    });
+
+  program
+    .command('describe')
+    .argument('<name>', 'CodeMate name')
+    .description('show a CodeMate: spec, status, conditions, recent messages and events')
+    .addHelpText('after', '\nExample:\n  $ codemate describe pr-123')
+    .action(async (name: string, _flags: unknown, command: Command) =>
+      runDescribe(name, cluster(command, deps), deps.out),
+    );
+
+  program
+    .command('logs')
+    .argument('<name>', 'CodeMate name')
+    .description("print the session's log: its setup, then the tmux pane")
+    .option('-f, --follow', 'keep streaming new output')
+    .option('--tail <lines>', 'only the last N lines')
+    .addHelpText('after', '\nExamples:\n  $ codemate logs pr-123 --tail 50\n  $ codemate logs pr-123 -f')
+    .action(async (name: string, flags: Record<string, unknown>, command: Command) => {
+      const options = parseOrUsage(
+        z.object({ follow: z.boolean().default(false), tail: z.coerce.number().int().min(0).optional() }),
+        flags,
+        'flags',
+      );
+      await runLogs(name, options, cluster(command, deps), deps.out);
     });
 
   program
