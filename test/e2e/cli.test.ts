@@ -1,17 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { Kube } from '../../src/clients/kube.js';
 import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
-import { secretObject } from '../helpers/operator.js';
+import { secretObject, writeTokenKubeconfig } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
+import { sessionPane } from '../helpers/sandbox.js';
 
-const run = promisify(execFile);
 const binDir = inject('binDir');
 const ns = 'cli';
 let stateDir: string;
@@ -21,26 +19,7 @@ let kube: Kube;
 
 const cli = (args: string[], input?: string, env: NodeJS.ProcessEnv = {}) =>
   runCli(args, { env: { KUBECONFIG: kubeconfig, ...env }, ...(input !== undefined ? { input } : {}) });
-const pane = async (pod: string) =>
-  (
-    await run(path.join(binDir, 'kubectl'), [
-      '--kubeconfig',
-      kubeconfig,
-      '-n',
-      ns,
-      'exec',
-      pod,
-      '--',
-      'tmux',
-      'capture-pane',
-      '-p',
-      '-J',
-      '-t',
-      'claude-code',
-      '-S',
-      '-300',
-    ])
-  ).stdout;
+const pane = (pod: string) => sessionPane({ binDir, kubeconfig, namespace: ns, pod, lines: 300 });
 
 beforeAll(async () => {
   stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-cli-'));
@@ -194,20 +173,7 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     });
     const token = await kube.serviceAccountToken(ns, 'viewer');
     const file = path.join(stateDir, 'viewer.kubeconfig');
-    const cluster = kube.config.getCurrentCluster()!;
-    await writeFile(
-      file,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          { name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } },
-        ],
-        users: [{ name: 'u', user: { token } }],
-        contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', namespace: ns } }],
-        'current-context': 'c',
-      }),
-    );
+    await writeTokenKubeconfig(kube, token, file, ns);
     const r = await runCli(['list'], { env: { KUBECONFIG: file } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`forbidden: you cannot list codemates in namespace ${ns}`);

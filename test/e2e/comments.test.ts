@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
@@ -11,8 +9,8 @@ import { eventually } from '../helpers/cluster.js';
 import { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
+import { sessionPane } from '../helpers/sandbox.js';
 
-const run = promisify(execFile);
 const binDir = inject('binDir');
 const gh = new FakeGitHub();
 const session = { login: 'codemate-bot', id: 900 };
@@ -27,26 +25,8 @@ type Message = KubeObject & {
   status?: { phase?: string; reason?: string };
 };
 const messages = () => kube.list<Message>('codemate.io/v1alpha1', 'CodeMateMessage', namespace);
-const pane = async (pod: string) =>
-  (
-    await run(path.join(binDir, 'kubectl'), [
-      '--kubeconfig',
-      path.join(stateDir, 'kubeconfig'),
-      '-n',
-      namespace,
-      'exec',
-      pod,
-      '--',
-      'tmux',
-      'capture-pane',
-      '-p',
-      '-J',
-      '-t',
-      'claude-code',
-      '-S',
-      '-1000',
-    ])
-  ).stdout;
+const pane = (pod: string) =>
+  sessionPane({ binDir, kubeconfig: path.join(stateDir, 'kubeconfig'), namespace, pod, lines: 1000 });
 
 beforeAll(async () => {
   await gh.start();

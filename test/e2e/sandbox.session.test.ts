@@ -11,6 +11,7 @@ import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
+import { sessionPane } from '../helpers/sandbox.js';
 
 const run = promisify(execFile);
 const binDir = inject('binDir');
@@ -141,22 +142,7 @@ describe('sessions in the sandbox', () => {
         (m) => m.status?.phase === want,
         { what: `message ${name} ${want}` },
       );
-    const pane = async () =>
-      (
-        await kubectl([
-          'exec',
-          pod,
-          '--',
-          'tmux',
-          'capture-pane',
-          '-p',
-          '-J',
-          '-t',
-          'claude-code',
-          '-S',
-          '-500',
-        ])
-      ).stdout;
+    const pane = () => sessionPane({ binDir, kubeconfig, namespace, pod });
 
     await kube.create(message('local-cli-1', 'please run the tests; `rm -rf /`'));
     await phaseOf('local-cli-1', 'Delivered');

@@ -31,12 +31,23 @@ export async function operatorKubeconfig(admin: Kube): Promise<string> {
       what: 'operator ServiceAccount token',
     },
   );
-  const cluster = admin.config.getCurrentCluster()!;
   // Inside the run's sandbox directory, which the harness removes at the end.
   const parent = path.join(inject('sandboxStateDir'), 'test-kubeconfigs');
   await mkdir(parent, { recursive: true });
   const dir = await mkdtemp(path.join(parent, 'op-'));
   const file = path.join(dir, 'kubeconfig');
+  await writeTokenKubeconfig(admin, token, file);
+  return file;
+}
+
+/** A kubeconfig for the same apiserver and CA that authenticates with a bearer token. */
+export async function writeTokenKubeconfig(
+  kube: Kube,
+  token: string,
+  file: string,
+  namespace?: string,
+): Promise<void> {
+  const cluster = kube.config.getCurrentCluster()!;
   await writeFile(
     file,
     stringify({
@@ -45,13 +56,12 @@ export async function operatorKubeconfig(admin: Kube): Promise<string> {
       clusters: [
         { name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } },
       ],
-      users: [{ name: 'codemate-operator', user: { token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'codemate-operator' } }],
+      users: [{ name: 'u', user: { token } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', ...(namespace ? { namespace } : {}) } }],
       'current-context': 'c',
     }),
     { mode: 0o600 },
   );
-  return file;
 }
 
 export interface OperatorProcess {
