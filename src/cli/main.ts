@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { readEnv, type Env } from '../config/index.js';
+import { registerCompletion } from './commands/completion.js';
 import { registerDev } from './commands/dev.js';
 import { registerOperator } from './commands/operator.js';
 import { registerSessions } from './commands/sessions.js';
@@ -51,6 +52,7 @@ Docs: docs/README.md`,
   registerSessions(program, deps);
   registerDev(program, deps);
   registerOperator(program, deps);
+  registerCompletion(program, deps);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;
 }

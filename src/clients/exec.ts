@@ -144,3 +144,32 @@ export async function readPodLogs(
   await done;
   return text;
 }
+
+/**
+ * An interactive exec with a TTY: the caller's terminal (already in raw mode) is wired to the command.
+ * Resizes of `stdout` reach the remote terminal when the kubelet supports them. Resolves with the exit
+ * code when the remote command ends.
+ */
+export async function execInteractive(
+  kube: Kube,
+  namespace: string,
+  pod: string,
+  command: string[],
+  io: { container: string; stdin: Readable; stdout: Writable; stderr: Writable },
+): Promise<number> {
+  let status: V1Status | undefined;
+  const ws = await new Exec(kube.config).exec(
+    namespace,
+    pod,
+    io.container,
+    command,
+    io.stdout,
+    io.stderr,
+    io.stdin,
+    true,
+    (s) => {
+      status = s;
+    },
+  );
+  return new Promise((resolve) => ws.on('close', () => resolve(status ? exitCodeOf(status) : 0)));
+}

@@ -1,15 +1,18 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { Kube } from '../../src/clients/kube.js';
-import { runCli } from '../helpers/cli.js';
+import { cliPath, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import { secretObject, writeTokenKubeconfig } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
 import { sessionPane } from '../helpers/sandbox.js';
 
+const run = promisify(execFile);
 const binDir = inject('binDir');
 const ns = 'cli';
 let stateDir: string;
@@ -146,6 +149,63 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     expect(logs.stdout).toContain('codemate: working on feature/login');
     const tail = await cli(['logs', '-n', ns, 'feature-login', '--tail', '1']);
     expect(tail.stdout.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('attaches a terminal to the session: typing reaches it, --read-only does not, and Ctrl-b d detaches cleanly', async () => {
+    const pod = (
+      await kube.get<{ apiVersion: string; kind: string; metadata: object; status?: { podName?: string } }>(
+        'codemate.io/v1alpha1',
+        'CodeMate',
+        'feature-login',
+        ns,
+      )
+    ).status!.podName!;
+    // A terminal of our own, on its own tmux socket, runs the built CLI.
+    const socket = path.join(stateDir, 'term.sock');
+    const host = (...args: string[]) => run('tmux', ['-S', socket, ...args]);
+    const screen = async () => (await host('capture-pane', '-p', '-t', 'term')).stdout;
+    const attach = async (extra: string) => {
+      await host('kill-server').catch(() => undefined);
+      await host(
+        'new-session',
+        '-d',
+        '-s',
+        'term',
+        '-x',
+        '120',
+        '-y',
+        '40',
+        `KUBECONFIG=${kubeconfig} NO_COLOR=1 ${process.execPath} ${cliPath} attach -n ${ns} feature-login ${extra}; echo "EXIT=$?"; sleep 60`,
+      );
+      await eventually(screen, (text) => text.includes('session '), { what: 'attached screen' });
+    };
+
+    await attach('');
+    await host('send-keys', '-t', 'term', '-l', 'typed-through-attach');
+    await host('send-keys', '-t', 'term', 'Enter');
+    await eventually(
+      () => pane(pod),
+      (text) => text.includes('│ typed-through-attach'),
+      { what: 'typed text submitted in the session' },
+    );
+    await host('send-keys', '-t', 'term', 'C-b', 'd');
+    const detached = await eventually(screen, (text) => text.includes('EXIT='), { what: 'attach ended' });
+    expect(detached).toContain('detached from codemate "feature-login"');
+    expect(detached).toContain('EXIT=0');
+
+    await attach('--read-only');
+    await host('send-keys', '-t', 'term', '-l', 'read-only-must-not-arrive');
+    await host('send-keys', '-t', 'term', 'Enter');
+    await host('send-keys', '-t', 'term', 'C-b', 'd');
+    expect(
+      await eventually(screen, (text) => text.includes('EXIT='), { what: 'read-only attach ended' }),
+    ).toContain('EXIT=0');
+    expect(await pane(pod)).not.toContain('read-only-must-not-arrive');
+    await host('kill-server').catch(() => undefined);
+
+    const noTerminal = await cli(['attach', '-n', ns, 'feature-login']);
+    expect(noTerminal.code).toBe(2);
+    expect(noTerminal.stderr).toContain('attach needs a terminal');
   });
 
   it('says which CodeMate does not exist, with close matches', async () => {

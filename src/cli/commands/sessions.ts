@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { z } from 'zod';
 import { apiVersion, type CodeMate } from '../../api/codemate.js';
 import type { CodeMateMessage } from '../../api/message.js';
-import { streamPodLogs } from '../../clients/exec.js';
+import { execInteractive, streamPodLogs } from '../../clients/exec.js';
 import { isConflict, isForbidden, isNotFound, type KubeObject } from '../../clients/kube.js';
 import { sessionContainer } from '../../operator/session.js';
 import { parseOrUsage } from '../../config/index.js';
@@ -464,6 +464,61 @@ export async function runLogs(
   }
 }
 
+// --- attach -----------------------------------------------------------------------------------------
+
+/**
+ * The remote command for attach. `script` gives tmux a terminal even when the exec has none (kwok runs
+ * exec without a pty), and `stty` hands it the local terminal's size.
+ */
+export function attachCommand(readOnly: boolean, columns: number, rows: number): string[] {
+  const attach = `tmux attach-session${readOnly ? ' -r' : ''} -t claude-code`;
+  return ['script', '-qfec', `stty cols ${columns} rows ${rows} 2>/dev/null; exec ${attach}`, '/dev/null'];
+}
+
+export async function runAttach(name: string, readOnly: boolean, c: Cluster, out: Output): Promise<void> {
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  if (!stdin.isTTY || !stdout.isTTY) {
+    throw new UsageError('attach needs a terminal', {
+      hint: `use \`codemate logs ${name} -f\` to follow the session without one`,
+    });
+  }
+  const cm = await getCodeMate(c, name);
+  const pod = cm.status?.podName;
+  if (!pod || cm.status?.phase !== 'Running') {
+    throw new CodemateError(`codemate "${name}" is not running (phase ${cm.status?.phase ?? 'unknown'})`, {
+      hint: cm.spec.suspend ? `\`codemate resume ${name}\` first` : `codemate describe ${name}`,
+    });
+  }
+  out.info(`attaching to codemate "${name}"${readOnly ? ' (read-only)' : ''}; detach with Ctrl-b d`);
+  stdin.setRawMode(true);
+  stdin.resume();
+  let code: number;
+  try {
+    code = await execInteractive(
+      c.kube,
+      c.namespace,
+      pod,
+      attachCommand(readOnly, stdout.columns ?? 80, stdout.rows ?? 24),
+      {
+        container: sessionContainer,
+        stdin,
+        stdout,
+        stderr: process.stderr,
+      },
+    );
+  } catch (error) {
+    throw explain(error, c, { verb: 'create', resource: 'pods/exec', name: pod });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    // Leave the terminal as we found it: show the cursor, leave the alternate screen, reset attributes.
+    stdout.write('\x1b[?25h\x1b[?1049l\x1b[0m\r\n');
+  }
+  if (code !== 0) throw new CodemateError(`the attach ended with exit code ${code}`);
+  out.info(`detached from codemate "${name}"`);
+}
+
 // --- delete, suspend, resume ------------------------------------------------------------------------
 
 export async function runDelete(name: string, c: Cluster, out: Output): Promise<void> {
@@ -590,6 +645,16 @@ Examples:
       );
       await runLogs(name, options, cluster(command, deps), deps.out);
     });
+
+  program
+    .command('attach')
+    .argument('<name>', 'CodeMate name')
+    .description("attach your terminal to the session's tmux (detach with Ctrl-b d)")
+    .option('--read-only', 'watch without typing')
+    .addHelpText('after', '\nExamples:\n  $ codemate attach pr-123\n  $ codemate attach pr-123 --read-only')
+    .action(async (name: string, flags: { readOnly?: boolean }, command: Command) =>
+      runAttach(name, Boolean(flags.readOnly), cluster(command, deps), deps.out),
+    );
 
   program
     .command('delete')
