@@ -222,6 +222,15 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     const again = await cli(['suspend', '-n', ns, 'feature-login']);
     expect(again.code).toBe(0);
     expect(again.stderr).toContain('already suspended');
+    // A session that is not running says so, and how to bring it back.
+    await eventually(
+      () => cli(['logs', '-n', ns, 'feature-login']),
+      (r) => r.code === 1,
+      { what: 'pod gone after suspend' },
+    );
+    const logs = await cli(['logs', '-n', ns, 'feature-login']);
+    expect(logs.stderr).toContain('codemate "feature-login" has no pod (phase Suspended)');
+    expect(logs.stderr).toContain('codemate resume feature-login');
     expect((await cli(['resume', '-n', ns, 'feature-login'])).stderr).toContain('resumed');
   });
 

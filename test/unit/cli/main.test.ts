@@ -52,6 +52,28 @@ describe('codemate CLI entry point', () => {
     expect(r.stderr).toContain('hint: run `codemate dev up`');
   });
 
+  it('gives every command help with an example', async () => {
+    const commands = [
+      'create',
+      'list',
+      'inject',
+      'describe',
+      'logs',
+      'attach',
+      'delete',
+      'suspend',
+      'resume',
+      'dev',
+      'operator',
+      'completion',
+    ];
+    for (const command of commands) {
+      const r = await cli([command, '--help']);
+      expect(r.code, command).toBe(0);
+      expect(r.stdout, command).toMatch(/Examples?:/);
+    }
+  });
+
   it('gives every dev subcommand help with an example', async () => {
     for (const sub of ['up', 'down', 'status', 'build']) {
       const r = await cli(['dev', sub, '--help']);
