@@ -256,7 +256,8 @@ export class GitHub {
   }
 }
 
-interface RawItem {
+/** A comment or review as GitHub's REST API and webhooks both send it. */
+export interface RawItem {
   id: number;
   body?: string | null;
   user: { login: string; type?: string } | null;
@@ -264,7 +265,7 @@ interface RawItem {
   html_url: string;
 }
 
-function toItem(raw: RawItem, createdAt: string | null | undefined): GitHubItem {
+export function toItem(raw: RawItem, createdAt: string | null | undefined): GitHubItem {
   return {
     id: raw.id,
     body: raw.body ?? '',

@@ -1,0 +1,23 @@
+/**
+ * GitHub webhook signature verification through @octokit/webhooks: X-Hub-Signature-256 over the raw
+ * body bytes, compared in constant time, against each accepted secret (several allow rotation).
+ */
+import { Webhooks } from '@octokit/webhooks';
+
+export class SignatureVerifier {
+  private readonly verifiers: Webhooks[];
+
+  constructor(secrets: readonly string[]) {
+    if (secrets.length === 0) throw new Error('at least one webhook secret is required');
+    this.verifiers = secrets.map((secret) => new Webhooks({ secret }));
+  }
+
+  /** True when `signature` (the X-Hub-Signature-256 header) matches the raw body under any secret. */
+  async verify(rawBody: string, signature: string | undefined): Promise<boolean> {
+    if (!signature || !/^sha256=[0-9a-f]{64}$/.test(signature)) return false;
+    for (const verifier of this.verifiers) {
+      if (await verifier.verify(rawBody, signature).catch(() => false)) return true;
+    }
+    return false;
+  }
+}

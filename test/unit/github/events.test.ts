@@ -1,0 +1,78 @@
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { routeEvent } from '../../../src/github/events.js';
+
+const require = createRequire(import.meta.url);
+const examples = require('@octokit/webhooks-examples') as Array<{
+  name: string;
+  examples: Array<Record<string, unknown> & { action?: string }>;
+}>;
+const of = (name: string) => examples.find((e) => e.name === name)!.examples;
+
+describe('routeEvent with real payloads from @octokit/webhooks-examples', () => {
+  it('routes issue comments created on pull requests, and nothing else of issue_comment', () => {
+    // The published examples are all on plain issues; GitHub marks a pull request's issue with
+    // issue.pull_request, so one example is given that marker to stand for a PR comment.
+    const created = of('issue_comment').find((p) => p.action === 'created')!;
+    const onPullRequest = structuredClone(created);
+    (onPullRequest.issue as { pull_request?: unknown }).pull_request = {
+      url: 'https://api.github.com/repos/o/r/pulls/1',
+    };
+    const payloads = [...of('issue_comment'), onPullRequest];
+    let routed = 0;
+    for (const payload of payloads) {
+      const routedEvent = routeEvent('issue_comment', payload as never);
+      const onPr = Boolean((payload.issue as { pull_request?: unknown }).pull_request);
+      if (payload.action === 'created' && onPr) {
+        const comment = payload.comment as { id: number; body: string; user: { login: string } };
+        routed += 1;
+        expect(routedEvent).toMatchObject({
+          kind: 'item',
+          type: 'issue_comment',
+          pullRequest: (payload.issue as { number: number }).number,
+          item: { id: comment.id, body: comment.body, user: { login: comment.user.login } },
+        });
+      } else {
+        expect(routedEvent.kind).toBe('ignored');
+      }
+    }
+    expect(routed).toBe(1);
+  });
+
+  it('routes submitted reviews with a body and created review comments', () => {
+    const reviews = of('pull_request_review').map((p) => routeEvent('pull_request_review', p as never));
+    expect(
+      reviews.filter((r) => r.kind === 'item').every((r) => r.kind === 'item' && r.type === 'review'),
+    ).toBe(true);
+    expect(
+      of('pull_request_review')
+        .filter((p) => p.action !== 'submitted')
+        .map((p) => routeEvent('pull_request_review', p as never).kind),
+    ).toEqual(
+      of('pull_request_review')
+        .filter((p) => p.action !== 'submitted')
+        .map(() => 'ignored'),
+    );
+    expect(of('pull_request_review_comment').filter((p) => p.action === 'created').length).toBeGreaterThan(0);
+    for (const payload of of('pull_request_review_comment')) {
+      const routed = routeEvent('pull_request_review_comment', payload as never);
+      if (payload.action === 'created') {
+        expect(routed).toMatchObject({
+          kind: 'item',
+          type: 'review_comment',
+          repository: (payload.repository as { full_name: string }).full_name,
+        });
+      } else {
+        expect(routed.kind).toBe('ignored');
+      }
+    }
+  });
+
+  it('ignores events it does not route, saying why', () => {
+    expect(routeEvent('ping', of('ping')[0] as never)).toEqual({
+      kind: 'ignored',
+      reason: 'ping. is not routed',
+    });
+    expect(routeEvent('pull_request', of('pull_request')[0] as never).kind).toBe('ignored');
+  });
+});
