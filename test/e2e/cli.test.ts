@@ -10,7 +10,7 @@ import { cliPath, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import { secretObject, writeTokenKubeconfig } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
-import { sessionPane } from '../helpers/sandbox.js';
+import { sessionPane, sessionPod } from '../helpers/sandbox.js';
 
 const run = promisify(execFile);
 const binDir = inject('binDir');
@@ -123,14 +123,7 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     const fromStdin = await cli(['inject', '-n', ns, 'feature-login', '-'], 'from stdin\nsecond line');
     expect(fromStdin.code, fromStdin.stderr).toBe(0);
     expect(fromStdin.stdout.trim()).toMatch(/^feature-login-cli-[0-9a-f]{8}$/);
-    const pod = (
-      await kube.get<{ apiVersion: string; kind: string; metadata: object; status?: { podName?: string } }>(
-        'codemate.io/v1alpha1',
-        'CodeMate',
-        'feature-login',
-        ns,
-      )
-    ).status!.podName!;
+    const pod = await sessionPod(kube, ns, 'feature-login');
     const text = await pane(pod);
     expect(text).toContain('Please add tests; `id`');
     expect(text).toContain('from stdin');
@@ -152,14 +145,7 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
   });
 
   it('attaches a terminal to the session: typing reaches it, --read-only does not, and Ctrl-b d detaches cleanly', async () => {
-    const pod = (
-      await kube.get<{ apiVersion: string; kind: string; metadata: object; status?: { podName?: string } }>(
-        'codemate.io/v1alpha1',
-        'CodeMate',
-        'feature-login',
-        ns,
-      )
-    ).status!.podName!;
+    const pod = await sessionPod(kube, ns, 'feature-login');
     // A terminal of our own, on its own tmux socket, runs the built CLI.
     const socket = path.join(stateDir, 'term.sock');
     const host = (...args: string[]) => run('tmux', ['-S', socket, ...args]);

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { CodeMate } from '../../src/api/codemate.js';
+import type { Kube, KubeObject } from '../../src/clients/kube.js';
 
 const run = promisify(execFile);
 
@@ -30,4 +32,11 @@ export async function sessionPane(options: {
     `-${options.lines ?? 500}`,
   ]);
   return stdout;
+}
+
+/** The name of a CodeMate's session pod, from its status. */
+export async function sessionPod(kube: Kube, namespace: string, codemate: string): Promise<string> {
+  const cm = await kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', codemate, namespace);
+  if (!cm.status?.podName) throw new Error(`CodeMate ${namespace}/${codemate} has no pod in its status`);
+  return cm.status.podName;
 }
