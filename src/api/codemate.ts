@@ -10,6 +10,8 @@ export const version = 'v1alpha1';
 export const apiVersion = `${group}/${version}`;
 export const kind = 'CodeMate';
 export const plural = 'codemates';
+/** Set by the webhook when a pull request opens, reopens or closes: the operator polls that CodeMate now. */
+export const pollRequestedAnnotation = 'codemate.io/poll-requested-at';
 
 export const trustAssociations = [
   'OWNER',
@@ -96,6 +98,8 @@ export const codeMateStatusSchema = z.object({
   podName: z.string().optional(),
   observedGeneration: z.number().int().optional(),
   lastMonitorCheck: z.string().optional(),
+  /** The GitHub login the session's token belongs to; its own comments never reach it. */
+  github: z.object({ login: z.string().optional() }).optional(),
   pullRequest: z
     .object({ number: z.number().int().optional(), url: z.string().optional(), state: z.string().optional() })
     .optional(),

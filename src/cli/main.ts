@@ -5,6 +5,7 @@ import { registerCompletion } from './commands/completion.js';
 import { registerDev } from './commands/dev.js';
 import { registerOperator } from './commands/operator.js';
 import { registerSessions } from './commands/sessions.js';
+import { registerWebhook } from './commands/webhook.js';
 import { CodemateError, ExitCode, UsageError } from './errors.js';
 import { createOutput, type Output } from './output.js';
 
@@ -52,6 +53,7 @@ Docs: docs/README.md`,
   registerSessions(program, deps);
   registerDev(program, deps);
   registerOperator(program, deps);
+  registerWebhook(program, deps);
   registerCompletion(program, deps);
   for (const command of program.commands) command.exitOverride().configureOutput(program.configureOutput());
   return program;

@@ -21,3 +21,8 @@ export class SignatureVerifier {
     return false;
   }
 }
+
+/** The X-Hub-Signature-256 GitHub would send for `body` under `secret` (for replaying saved payloads). */
+export async function signPayload(secret: string, body: string): Promise<string> {
+  return new Webhooks({ secret }).sign(body);
+}

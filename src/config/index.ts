@@ -3,6 +3,7 @@
  * flags through one of these schemas at the top of its action; a failure lists every bad field and
  * exits 2.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -42,6 +43,12 @@ export const envSchema = z.object({
   CODEMATE_GITHUB_TIMEOUT_SECONDS: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
   GITHUB_API_URL: optionalText,
+  /** Webhook: the port to listen on (default 8080). */
+  PORT: optionalText,
+  /** Webhook: the secret(s) set on the GitHub webhook, comma-separated for rotation. */
+  GITHUB_WEBHOOK_SECRET: optionalText,
+  /** Webhook: a file holding the secret(s), e.g. a mounted Secret. */
+  GITHUB_WEBHOOK_SECRET_FILE: optionalText,
   /** Set by the Deployment through the downward API. */
   POD_NAME: optionalText,
   POD_NAMESPACE: optionalText,
@@ -165,5 +172,99 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },
     'operator configuration',
+  );
+}
+
+export const webhookFlagsSchema = z.object({
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  watchNamespace: z.string().min(1).optional(),
+  port: port.default(8080),
+  host: z.string().min(1).default('0.0.0.0'),
+  secrets: z.array(z.string().min(1)).min(1),
+  bodyTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(10),
+  deliveryCacheSize: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
+});
+export type WebhookConfig = z.infer<typeof webhookFlagsSchema>;
+
+/** Comma- or newline-separated secrets: a delivery signed with any of them is accepted (rotation). */
+export function splitSecrets(text: string): string[] {
+  return text
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+export function webhookConfig(env: Env, flags: Record<string, unknown>): WebhookConfig {
+  const pick = (flag: unknown, fromEnv: unknown): unknown => (flag !== undefined ? flag : fromEnv);
+  const file = (flags.secretFile as string | undefined) ?? env.GITHUB_WEBHOOK_SECRET_FILE;
+  const secrets = splitSecrets(env.GITHUB_WEBHOOK_SECRET ?? '');
+  if (file) {
+    try {
+      secrets.push(...splitSecrets(readFileSync(file, 'utf8')));
+    } catch (error) {
+      throw new UsageError(
+        `cannot read the webhook secret file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  }
+  if (secrets.length === 0) {
+    throw new UsageError(
+      'no webhook secret: set GITHUB_WEBHOOK_SECRET, or pass --secret-file, to the secret set on the GitHub webhook',
+    );
+  }
+  return parseOrUsage(
+    webhookFlagsSchema,
+    {
+      kubeconfig: pick(flags.kubeconfig, env.KUBECONFIG),
+      context: flags.context,
+      watchNamespace: pick(flags.watchNamespace, env.CODEMATE_WATCH_NAMESPACE),
+      port: pick(flags.port, env.PORT),
+      host: flags.host,
+      secrets,
+      bodyTimeoutSeconds: flags.bodyTimeoutSeconds,
+      deliveryCacheSize: flags.deliveryCacheSize,
+      logLevel: pick(flags.logLevel, env.LOG_LEVEL),
+    },
+    'webhook configuration',
+  );
+}
+
+export const replayFlagsSchema = z.object({
+  event: z
+    .string()
+    .regex(/^[a-z_]+$/, 'must be a GitHub event name such as issue_comment or pull_request_review'),
+  payload: z.string().min(1),
+  url: z.string().url('must be a URL such as http://127.0.0.1:8080/webhook/github'),
+  delivery: z.string().min(1).optional(),
+  secret: z.string().min(1),
+});
+export type ReplayConfig = z.infer<typeof replayFlagsSchema>;
+
+export function replayConfig(env: Env, flags: Record<string, unknown>): ReplayConfig {
+  const file = (flags.secretFile as string | undefined) ?? env.GITHUB_WEBHOOK_SECRET_FILE;
+  let secrets = splitSecrets(env.GITHUB_WEBHOOK_SECRET ?? '');
+  if (file && secrets.length === 0) {
+    try {
+      secrets = splitSecrets(readFileSync(file, 'utf8'));
+    } catch (error) {
+      throw new UsageError(
+        `cannot read the webhook secret file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      );
+    }
+  }
+  if (secrets.length === 0) {
+    throw new UsageError('no webhook secret to sign with: set GITHUB_WEBHOOK_SECRET or pass --secret-file', {
+      hint: 'the sandbox prints where its secret is: codemate dev status',
+    });
+  }
+  let url = (flags.url as string | undefined) ?? 'http://127.0.0.1:8080/webhook/github';
+  // A bare server address means its webhook route.
+  if (/^https?:\/\/[^/]+\/?$/.test(url)) url = `${url.replace(/\/$/, '')}/webhook/github`;
+  return parseOrUsage(
+    replayFlagsSchema,
+    { event: flags.event, payload: flags.payload, url, delivery: flags.delivery, secret: secrets[0] },
+    'flags',
   );
 }

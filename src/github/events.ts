@@ -1,59 +1,103 @@
 /**
- * From GitHub webhook events to the items the poller would have found (pure). Only new comments,
- * submitted reviews and new review comments on pull requests reach a session; everything else is
- * acknowledged and ignored.
+ * From GitHub webhook events to what they mean for sessions (pure). New comments, submitted reviews and
+ * new review comments on pull requests become the same items the poller finds; pull requests opening,
+ * reopening and closing change which session follows which pull request; everything else is
+ * acknowledged and ignored, with the reason.
  */
 import { toItem as item, type GitHubItem, type RawItem } from '../clients/github.js';
+
+export type ItemType = 'issue_comment' | 'review' | 'review_comment';
 
 export type RoutedEvent =
   | {
       kind: 'item';
-      type: 'issue_comment' | 'review' | 'review_comment';
+      type: ItemType;
       repository: string;
       pullRequest: number;
+      /** The pull request's head branch, when it lives in the same repository (not a fork). */
+      headRef?: string;
       item: GitHubItem;
     }
+  | {
+      kind: 'pull_request';
+      action: 'opened' | 'reopened' | 'closed';
+      repository: string;
+      pullRequest: number;
+      headRef?: string;
+    }
+  | { kind: 'ping' }
   | { kind: 'ignored'; reason: string };
+
+interface PullRequestPayload {
+  number: number;
+  head?: { ref?: string; repo?: { full_name?: string } | null };
+}
 
 interface Payload {
   action?: string;
   repository?: { full_name?: string };
   issue?: { number: number; pull_request?: unknown };
-  pull_request?: { number: number };
+  pull_request?: PullRequestPayload;
   comment?: RawItem & { created_at: string };
   review?: RawItem & { submitted_at?: string | null };
 }
 
+/** Branch names only identify a session's branch when the pull request is not from a fork. */
+function headRefOf(pr: PullRequestPayload | undefined, repository: string): { headRef?: string } {
+  const head = pr?.head;
+  if (!head?.ref || head.repo?.full_name?.toLowerCase() !== repository.toLowerCase()) return {};
+  return { headRef: head.ref };
+}
+
 export function routeEvent(name: string, payload: Payload): RoutedEvent {
+  if (name === 'ping') return { kind: 'ping' };
   const repository = payload.repository?.full_name ?? '';
   const event = `${name}.${payload.action ?? ''}`;
+  if (!repository) return { kind: 'ignored', reason: `${event} has no repository` };
   switch (event) {
     case 'issue_comment.created':
       if (!payload.issue?.pull_request)
         return { kind: 'ignored', reason: 'a comment on an issue, not a pull request' };
+      if (!payload.comment) return { kind: 'ignored', reason: 'issue_comment.created has no comment' };
       return {
         kind: 'item',
         type: 'issue_comment',
         repository,
         pullRequest: payload.issue.number,
-        item: item(payload.comment!, payload.comment!.created_at),
+        item: item(payload.comment, payload.comment.created_at),
       };
     case 'pull_request_review.submitted':
       if (!payload.review?.body?.trim()) return { kind: 'ignored', reason: 'a review without a body' };
+      if (!payload.pull_request) return { kind: 'ignored', reason: `${event} has no pull_request` };
       return {
         kind: 'item',
         type: 'review',
         repository,
-        pullRequest: payload.pull_request!.number,
+        pullRequest: payload.pull_request.number,
+        ...headRefOf(payload.pull_request, repository),
         item: item(payload.review, payload.review.submitted_at),
       };
     case 'pull_request_review_comment.created':
+      if (!payload.comment || !payload.pull_request)
+        return { kind: 'ignored', reason: `${event} has no comment or pull_request` };
       return {
         kind: 'item',
         type: 'review_comment',
         repository,
-        pullRequest: payload.pull_request!.number,
-        item: item(payload.comment!, payload.comment!.created_at),
+        pullRequest: payload.pull_request.number,
+        ...headRefOf(payload.pull_request, repository),
+        item: item(payload.comment, payload.comment.created_at),
+      };
+    case 'pull_request.opened':
+    case 'pull_request.reopened':
+    case 'pull_request.closed':
+      if (!payload.pull_request) return { kind: 'ignored', reason: `${event} has no pull_request` };
+      return {
+        kind: 'pull_request',
+        action: payload.action as 'opened' | 'reopened' | 'closed',
+        repository,
+        pullRequest: payload.pull_request.number,
+        ...headRefOf(payload.pull_request, repository),
       };
     default:
       return { kind: 'ignored', reason: `${event} is not routed` };

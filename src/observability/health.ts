@@ -2,8 +2,6 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 
 export interface HealthOptions {
-  port: number;
-  host?: string;
   registry: Registry;
   /** Liveness: the process can still do its job. */
   live: () => boolean;
@@ -13,9 +11,8 @@ export interface HealthOptions {
   beforeScrape?: () => void;
 }
 
-/** /healthz, /readyz and /metrics on one port. */
-export async function startHealthServer(options: HealthOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false });
+/** /healthz, /readyz and /metrics on an existing server. */
+export function addHealthRoutes(app: FastifyInstance, options: HealthOptions): void {
   app.get('/healthz', async (_req, reply) =>
     options.live() ? reply.send('ok') : reply.code(500).send('not live'),
   );
@@ -27,6 +24,14 @@ export async function startHealthServer(options: HealthOptions): Promise<Fastify
     options.beforeScrape?.();
     return reply.header('content-type', options.registry.contentType).send(await options.registry.metrics());
   });
+}
+
+/** /healthz, /readyz and /metrics on a port of their own. */
+export async function startHealthServer(
+  options: HealthOptions & { port: number; host?: string },
+): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false });
+  addHealthRoutes(app, options);
   await app.listen({ port: options.port, host: options.host ?? '0.0.0.0' });
   return app;
 }

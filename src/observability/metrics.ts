@@ -78,3 +78,41 @@ export function operatorMetrics() {
   };
 }
 export type OperatorMetrics = ReturnType<typeof operatorMetrics>;
+
+/** The webhook server's Prometheus metrics, in their own registry. */
+export function webhookMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'codemate_webhook_' });
+  return {
+    registry,
+    deliveries: new Counter({
+      name: 'codemate_webhook_deliveries_total',
+      help: 'Webhook deliveries by GitHub event and HTTP status answered.',
+      labelNames: ['event', 'status'] as const,
+      registers: [registry],
+    }),
+    replays: new Counter({
+      name: 'codemate_webhook_replays_total',
+      help: 'Deliveries answered from the delivery log (an X-GitHub-Delivery seen before).',
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'codemate_webhook_duration_seconds',
+      help: 'From the request to the answer, including storing the messages.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    messages: new Counter({
+      name: 'codemate_webhook_messages_total',
+      help: 'Per-CodeMate outcomes of routed items: created, exists, history, deferred.',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    informerRestarts: new Counter({
+      name: 'codemate_webhook_informer_restarts_total',
+      help: 'Times the CodeMate watch broke and was restarted.',
+      registers: [registry],
+    }),
+  };
+}
+export type WebhookMetrics = ReturnType<typeof webhookMetrics>;

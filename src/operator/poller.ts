@@ -3,9 +3,18 @@
  * conditional requests so that an idle pull request costs nothing against GitHub's rate limit. New items
  * become CodeMateMessages (deterministic names, so a second create is a harmless 409), with the trust
  * policy's verdict. It also links a branch to its pull request, follows its state, applies the
- * lifecycle policy when it closes, and keeps status.lastMonitorCheck.
+ * lifecycle policy when it closes, and keeps status.lastMonitorCheck. A new value of the
+ * codemate.io/poll-requested-at annotation (set by the webhook when a pull request opens, reopens or
+ * closes) polls that CodeMate at once.
  */
-import { apiVersion, group, plural, version, type CodeMate } from '../api/codemate.js';
+import {
+  apiVersion,
+  group,
+  plural,
+  pollRequestedAnnotation,
+  version,
+  type CodeMate,
+} from '../api/codemate.js';
 import type { CodeMateMessage } from '../api/message.js';
 import { ConditionalCache, GitHub, type GitHubRequestObserver } from '../clients/github.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
@@ -29,6 +38,10 @@ interface Target {
   timer: NodeJS.Timeout | undefined;
   running: boolean;
   uid: string;
+  /** The last poll request (annotation value) seen. */
+  requested: string | undefined;
+  /** A poll was requested while one was running: poll again right after it. */
+  again: boolean;
 }
 
 export class Poller {
@@ -56,9 +69,25 @@ export class Poller {
       this.targets.delete(key);
       return;
     }
-    if (existing && existing.uid === cm.metadata.uid) return;
+    const requested = cm.metadata.annotations?.[pollRequestedAnnotation];
+    if (existing && existing.uid === cm.metadata.uid) {
+      if (requested === existing.requested) return;
+      existing.requested = requested;
+      if (existing.running) existing.again = true;
+      else {
+        clearTimeout(existing.timer);
+        this.schedule(key, existing, 0);
+      }
+      return;
+    }
     if (existing) clearTimeout(existing.timer);
-    const target: Target = { timer: undefined, running: false, uid: cm.metadata.uid };
+    const target: Target = {
+      timer: undefined,
+      running: false,
+      uid: cm.metadata.uid,
+      requested,
+      again: false,
+    };
     this.targets.set(key, target);
     this.schedule(key, target, 0);
   }
@@ -95,7 +124,8 @@ export class Poller {
     } finally {
       target.running = false;
       const latest = this.options.codemate(namespace, name);
-      if (latest) this.schedule(key, target, this.intervalMs(latest));
+      if (latest) this.schedule(key, target, target.again ? 0 : this.intervalMs(latest));
+      target.again = false;
     }
   }
 
@@ -138,7 +168,7 @@ export class Poller {
       cm.spec.repository.pullRequest ?? cm.status?.pullRequest?.number ?? (await this.discover(cm, gh, repo));
     const now = new Date().toISOString();
     if (!number) {
-      await this.patchStatus(cm, { lastMonitorCheck: now });
+      await this.patchStatus(cm, { lastMonitorCheck: now, github: { login: self } });
       return;
     }
     const pr = await gh.pullRequest(repo.owner, repo.repo, number);
@@ -157,6 +187,7 @@ export class Poller {
     }
     await this.patchStatus(cm, {
       lastMonitorCheck: now,
+      github: { login: self },
       pullRequest: { number: pr.number, url: pr.url, state: pr.state },
     });
     if (pr.state !== 'open') await this.applyLifecycle(cm, pr.state);

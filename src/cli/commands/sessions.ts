@@ -14,6 +14,7 @@ import { sessionContainer } from '../../operator/session.js';
 import { parseOrUsage } from '../../config/index.js';
 import { closeMatches, connect, explain, type Cluster, type ClusterFlags } from '../cluster.js';
 import { CodemateError, UsageError } from '../errors.js';
+import { readAll } from '../input.js';
 import type { CliDeps } from '../main.js';
 import { table, type Output } from '../output.js';
 
@@ -295,11 +296,7 @@ export async function runInject(
   stdin: NodeJS.ReadableStream,
 ): Promise<void> {
   let body = options.message;
-  if (body === '-') {
-    const chunks: Buffer[] = [];
-    for await (const chunk of stdin) chunks.push(Buffer.from(chunk as Buffer));
-    body = Buffer.concat(chunks).toString('utf8');
-  }
+  if (body === '-') body = await readAll(stdin);
   if (body.trim() === '') throw new UsageError('the message is empty');
   const cm = await getCodeMate(c, options.name);
   const name = `${options.name}-cli-${randomBytes(4).toString('hex')}`;

@@ -1,0 +1,69 @@
+/**
+ * issue_comment.created (on a pull request), pull_request_review.submitted and
+ * pull_request_review_comment.created: one CodeMateMessage per CodeMate that follows the pull request,
+ * with the trust policy's verdict. The names are the poller's, so whichever of the webhook replicas and
+ * the poller creates a message first wins and the others get a harmless 409.
+ */
+import type { CodeMate } from '../../api/codemate.js';
+import { isConflict, isNotFound, type KubeObject } from '../../clients/kube.js';
+import type { RoutedEvent } from '../../github/events.js';
+import { isNew, messageFor } from '../../github/items.js';
+import { branchKey, pullRequestKey, type CodeMateLookup } from '../codemates.js';
+import type { Answer } from '../deliveries.js';
+
+export interface MessageWriter {
+  create<T extends KubeObject>(object: T): Promise<unknown>;
+}
+
+export type Outcome =
+  | { codemate: string; result: 'created' | 'exists'; message: string; trusted: boolean }
+  | { codemate: string; result: 'history' | 'deferred'; reason: string };
+
+export async function handleItem(
+  event: Extract<RoutedEvent, { kind: 'item' }>,
+  deps: { codemates: CodeMateLookup; kube: MessageWriter },
+): Promise<Answer> {
+  const keys = [pullRequestKey(event.repository, event.pullRequest)];
+  if (event.headRef) keys.push(branchKey(event.repository, event.headRef));
+  const followers = deps.codemates.find(keys);
+  if (followers.length === 0) {
+    return {
+      status: 202,
+      body: { status: 'ignored', reason: `no CodeMate follows ${event.repository}#${event.pullRequest}` },
+    };
+  }
+  const outcomes = await Promise.all(followers.map((cm) => store(cm, event, deps.kube)));
+  const created = outcomes.some((o) => o.result === 'created');
+  return { status: created ? 201 : 200, body: { status: 'stored', outcomes } };
+}
+
+async function store(
+  cm: CodeMate,
+  event: Extract<RoutedEvent, { kind: 'item' }>,
+  kube: MessageWriter,
+): Promise<Outcome> {
+  const codemate = `${cm.metadata.namespace}/${cm.metadata.name}`;
+  if (!isNew(cm, event.item)) {
+    return { codemate, result: 'history', reason: 'written before the CodeMate was created' };
+  }
+  // The session's own comments must never come back to it. Until the operator has recorded whose token
+  // the session holds, only the poller (which asks GitHub) can tell, so it creates this message.
+  const self = cm.status?.github?.login;
+  if (!self) {
+    return {
+      codemate,
+      result: 'deferred',
+      reason: "the session's GitHub login is not known yet; the poller will pick this up",
+    };
+  }
+  const message = messageFor(cm, event.type, event.item, event.pullRequest, self);
+  const trusted = message.spec.trust?.allowed ?? false;
+  try {
+    await kube.create(message as unknown as KubeObject);
+    return { codemate, result: 'created', message: message.metadata.name, trusted };
+  } catch (error) {
+    if (isConflict(error)) return { codemate, result: 'exists', message: message.metadata.name, trusted };
+    if (isNotFound(error)) return { codemate, result: 'history', reason: 'the CodeMate is gone' };
+    throw error;
+  }
+}

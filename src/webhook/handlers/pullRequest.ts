@@ -1,0 +1,47 @@
+/**
+ * pull_request.opened, reopened and closed: the CodeMates following that pull request, or its head
+ * branch, are asked to poll now. The operator's poller is the one place that links a branch to its pull
+ * request and applies the lifecycle policy; the webhook only moves that poll forward by setting an
+ * annotation, which an admission policy in manifests/webhook.yaml keeps it from changing anything else.
+ */
+import { apiVersion, kind, pollRequestedAnnotation } from '../../api/codemate.js';
+import { isNotFound, type KubeObject } from '../../clients/kube.js';
+import type { RoutedEvent } from '../../github/events.js';
+import { branchKey, pullRequestKey, type CodeMateLookup } from '../codemates.js';
+import type { Answer } from '../deliveries.js';
+
+export interface AnnotationWriter {
+  mergePatch<T extends KubeObject>(object: T): Promise<unknown>;
+}
+
+export async function handlePullRequest(
+  event: Extract<RoutedEvent, { kind: 'pull_request' }>,
+  deps: { codemates: CodeMateLookup; kube: AnnotationWriter; now: () => Date },
+): Promise<Answer> {
+  const keys = [pullRequestKey(event.repository, event.pullRequest)];
+  if (event.headRef) keys.push(branchKey(event.repository, event.headRef));
+  const followers = deps.codemates.find(keys);
+  if (followers.length === 0) {
+    const what = `${event.repository}#${event.pullRequest}${event.headRef ? ` or branch ${event.headRef}` : ''}`;
+    return { status: 202, body: { status: 'ignored', reason: `no CodeMate follows ${what}` } };
+  }
+  const requestedAt = deps.now().toISOString();
+  const polled: string[] = [];
+  for (const cm of followers) {
+    try {
+      await deps.kube.mergePatch({
+        apiVersion,
+        kind,
+        metadata: {
+          name: cm.metadata.name,
+          namespace: cm.metadata.namespace,
+          annotations: { [pollRequestedAnnotation]: requestedAt },
+        },
+      });
+      polled.push(`${cm.metadata.namespace}/${cm.metadata.name}`);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+  return { status: 200, body: { status: 'poll-requested', action: event.action, codemates: polled } };
+}
