@@ -49,6 +49,8 @@ export const envSchema = z.object({
   GITHUB_WEBHOOK_SECRET: optionalText,
   /** Webhook: a file holding the secret(s), e.g. a mounted Secret. */
   GITHUB_WEBHOOK_SECRET_FILE: optionalText,
+  /** `webhook replay`: where to send (printed by `dev up`). */
+  CODEMATE_WEBHOOK_URL: optionalText,
   /** Set by the Deployment through the downward API. */
   POD_NAME: optionalText,
   POD_NAMESPACE: optionalText,
@@ -196,19 +198,21 @@ export function splitSecrets(text: string): string[] {
     .filter((s) => s !== '');
 }
 
+function readSecretFile(file: string): string[] {
+  try {
+    return splitSecrets(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new UsageError(
+      `cannot read the webhook secret file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
+}
+
 export function webhookConfig(env: Env, flags: Record<string, unknown>): WebhookConfig {
   const pick = (flag: unknown, fromEnv: unknown): unknown => (flag !== undefined ? flag : fromEnv);
   const file = (flags.secretFile as string | undefined) ?? env.GITHUB_WEBHOOK_SECRET_FILE;
   const secrets = splitSecrets(env.GITHUB_WEBHOOK_SECRET ?? '');
-  if (file) {
-    try {
-      secrets.push(...splitSecrets(readFileSync(file, 'utf8')));
-    } catch (error) {
-      throw new UsageError(
-        `cannot read the webhook secret file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-      );
-    }
-  }
+  if (file) secrets.push(...readSecretFile(file));
   if (secrets.length === 0) {
     throw new UsageError(
       'no webhook secret: set GITHUB_WEBHOOK_SECRET, or pass --secret-file, to the secret set on the GitHub webhook',
@@ -243,23 +247,17 @@ export const replayFlagsSchema = z.object({
 export type ReplayConfig = z.infer<typeof replayFlagsSchema>;
 
 export function replayConfig(env: Env, flags: Record<string, unknown>): ReplayConfig {
-  const file = (flags.secretFile as string | undefined) ?? env.GITHUB_WEBHOOK_SECRET_FILE;
-  let secrets = splitSecrets(env.GITHUB_WEBHOOK_SECRET ?? '');
-  if (file && secrets.length === 0) {
-    try {
-      secrets = splitSecrets(readFileSync(file, 'utf8'));
-    } catch (error) {
-      throw new UsageError(
-        `cannot read the webhook secret file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
-      );
-    }
-  }
+  // An explicit --secret-file wins; then the secret in the environment; then the environment's file.
+  const flagFile = flags.secretFile as string | undefined;
+  const file = flagFile ?? (env.GITHUB_WEBHOOK_SECRET ? undefined : env.GITHUB_WEBHOOK_SECRET_FILE);
+  const secrets = file ? readSecretFile(file) : splitSecrets(env.GITHUB_WEBHOOK_SECRET ?? '');
   if (secrets.length === 0) {
     throw new UsageError('no webhook secret to sign with: set GITHUB_WEBHOOK_SECRET or pass --secret-file', {
       hint: 'the sandbox prints where its secret is: codemate dev status',
     });
   }
-  let url = (flags.url as string | undefined) ?? 'http://127.0.0.1:8080/webhook/github';
+  let url =
+    (flags.url as string | undefined) ?? env.CODEMATE_WEBHOOK_URL ?? 'http://127.0.0.1:8080/webhook/github';
   // A bare server address means its webhook route.
   if (/^https?:\/\/[^/]+\/?$/.test(url)) url = `${url.replace(/\/$/, '')}/webhook/github`;
   return parseOrUsage(

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ export const componentNames = [
   'kube-scheduler',
   'kwok',
   'codemate-operator',
+  'codemate-webhook',
   'codemate-pod-runtime',
 ] as const;
 export type ComponentName = (typeof componentNames)[number];
@@ -28,6 +30,7 @@ export const portNames = [
   'scheduler',
   'kwok',
   'operatorHealth',
+  'webhook',
 ] as const;
 export type SandboxPorts = Record<(typeof portNames)[number], number>;
 
@@ -48,6 +51,8 @@ export interface SandboxPaths {
   etcdDataDir: string;
   kwokConfig: string;
   auditPolicy: string;
+  /** The secret the sandbox webhook verifies deliveries with. */
+  webhookSecret: string;
   logFile(component: string): string;
   pidFile(component: string): string;
 }
@@ -61,6 +66,7 @@ export function sandboxPaths(dir: string): SandboxPaths {
     etcdDataDir: path.join(dir, 'etcd'),
     kwokConfig: path.join(dir, 'kwok.yaml'),
     auditPolicy: path.join(dir, 'audit-policy.yaml'),
+    webhookSecret: path.join(dir, 'webhook-secret'),
     logFile: (c) => path.join(dir, 'logs', `${c}.log`),
     pidFile: (c) => path.join(dir, 'run', `${c}.pid`),
   };
@@ -241,6 +247,37 @@ export const operatorComponent: Component = {
   ],
   healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.operatorHealth}/readyz`),
 };
+
+/** The webhook server on a loopback port, with a secret generated once per sandbox. */
+export const webhookComponent: Component = {
+  name: 'codemate-webhook',
+  binary: 'node',
+  ports: (p) => [p.webhook],
+  prepare: async ({ paths }) => {
+    // 'wx' keeps an existing secret, so a GitHub webhook or a script set up with it keeps working.
+    await writeFile(paths.webhookSecret, `${randomBytes(32).toString('hex')}\n`, {
+      mode: 0o600,
+      flag: 'wx',
+    }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+  },
+  // Only the sandbox's own secret: not one the user's shell happens to export.
+  env: () => ({ GITHUB_WEBHOOK_SECRET: '' }),
+  args: ({ paths, ports }) => [
+    cliPath,
+    'webhook',
+    `--kubeconfig=${paths.kubeconfig}`,
+    '--host=127.0.0.1',
+    `--port=${ports.webhook}`,
+    `--secret-file=${paths.webhookSecret}`,
+  ],
+  healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.webhook}/readyz`),
+};
+
+export function webhookUrl(ports: SandboxPorts): string {
+  return `http://127.0.0.1:${ports.webhook}/webhook/github`;
+}
 
 export const podRuntimeComponent: Component = {
   name: 'codemate-pod-runtime',

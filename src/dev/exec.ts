@@ -38,6 +38,9 @@ export function runProgram(
         ),
       );
     });
+    // A program that exits without reading its input closes the pipe (EPIPE); its exit status, reported
+    // on close, is the error worth showing.
+    child.stdin.on('error', () => {});
     child.stdin.end(options.input ?? '');
   });
 }

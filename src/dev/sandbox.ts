@@ -10,6 +10,8 @@ import {
   operatorComponent,
   podRuntimeComponent,
   portNames,
+  webhookComponent,
+  webhookUrl,
   sandboxNodeName,
   sandboxPaths,
   type Component,
@@ -35,7 +37,9 @@ interface SandboxState {
 
 /** The control plane, plus CodeMate's own processes unless left out. */
 function selectComponents(workloads: boolean): Component[] {
-  return workloads ? [...components, operatorComponent, podRuntimeComponent] : [...components];
+  return workloads
+    ? [...components, operatorComponent, webhookComponent, podRuntimeComponent]
+    : [...components];
 }
 
 function componentsOf(state: SandboxState | undefined): Component[] {
@@ -60,6 +64,8 @@ export interface SandboxUpOptions {
 export interface SandboxUpResult {
   paths: SandboxPaths;
   ports: SandboxPorts;
+  /** The sandbox webhook, when it runs: where to send deliveries and the file with its secret. */
+  webhook?: { url: string; secretFile: string };
   started: ComponentName[];
   alreadyRunning: ComponentName[];
 }
@@ -116,7 +122,10 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
         await waitForWorkloads(paths);
       }
     }
-    return { paths, ports: state.ports, started, alreadyRunning };
+    const webhook = selected.includes(webhookComponent)
+      ? { url: webhookUrl(state.ports), secretFile: paths.webhookSecret }
+      : undefined;
+    return { paths, ports: state.ports, started, alreadyRunning, ...(webhook ? { webhook } : {}) };
   } finally {
     await release();
   }
@@ -291,6 +300,7 @@ export interface ComponentStatus {
 export interface SandboxStatus {
   dir: string;
   kubeconfig: string;
+  webhook?: { url: string; secretFile: string };
   exists: boolean;
   components: ComponentStatus[];
 }
@@ -316,7 +326,16 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
       result.push({ name: c.name, state: healthy ? 'running' : 'unhealthy', pid: pidState.pid, port, log });
     }
   }
-  return { dir: paths.dir, kubeconfig: paths.kubeconfig, exists: true, components: result };
+  const webhook = state.components.includes('codemate-webhook')
+    ? { url: webhookUrl(state.ports), secretFile: paths.webhookSecret }
+    : undefined;
+  return {
+    dir: paths.dir,
+    kubeconfig: paths.kubeconfig,
+    exists: true,
+    components: result,
+    ...(webhook ? { webhook } : {}),
+  };
 }
 
 export interface SandboxDownResult {

@@ -2,11 +2,16 @@
  * Remembers recent X-GitHub-Delivery ids and the answer each got, in a bounded LRU, so that a redelivery
  * (GitHub's "Redeliver" button, a proxy's retry, a replay) is answered without touching the apiserver.
  * Concurrent copies of one delivery share a single handling. Only successful answers are remembered: a
- * failed delivery must be handled again when GitHub retries it.
+ * failed delivery, or one whose outcome may still change, must be handled again when it comes back.
  */
 export interface Answer {
   status: number;
   body: Record<string, unknown>;
+  /**
+   * False when a later copy of the delivery could be handled differently (no CodeMate followed the pull
+   * request yet, or a message was left to the poller), so it must not be answered from memory.
+   */
+  final?: boolean;
 }
 
 export class DeliveryLog {
@@ -30,7 +35,7 @@ export class DeliveryLog {
     this.inFlight.set(id, handling);
     try {
       const answer = await handling;
-      if (answer.status < 300) this.remember(id, answer);
+      if (answer.status < 300 && answer.final !== false) this.remember(id, answer);
       return { ...answer, replay: false };
     } finally {
       this.inFlight.delete(id);

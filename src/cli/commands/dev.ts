@@ -107,6 +107,12 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
         : `sandbox running (apiserver https://127.0.0.1:${result.ports.apiserver}; started ${result.started.join(', ')})`,
     );
     out.data(`export KUBECONFIG=${result.paths.kubeconfig}`);
+    if (result.webhook) {
+      // Exported too, so that `codemate webhook replay` in the same shell signs for this sandbox.
+      out.info(`webhook: ${result.webhook.url} (secret in ${result.webhook.secretFile})`);
+      out.data(`export CODEMATE_WEBHOOK_URL=${result.webhook.url}`);
+      out.data(`export GITHUB_WEBHOOK_SECRET_FILE=${result.webhook.secretFile}`);
+    }
   } catch (error) {
     progress.fail('the sandbox did not start');
     throw error;
@@ -134,6 +140,7 @@ export async function runDevStatus(config: DevConfig, out: Output): Promise<void
     ]);
     out.data(table([['COMPONENT', 'STATE', 'PID', 'PORT', 'LOG'], ...rows]));
     out.info(`KUBECONFIG=${status.kubeconfig}`);
+    if (status.webhook) out.info(`webhook: ${status.webhook.url} (secret in ${status.webhook.secretFile})`);
   }
   const down = status.components.filter((c) => c.state !== 'running');
   if (!status.exists || down.length > 0) {

@@ -51,9 +51,15 @@ Examples:
     .description('sign a saved GitHub payload with the webhook secret and send it, as GitHub would')
     .requiredOption('--event <name>', 'the X-GitHub-Event, e.g. issue_comment, pull_request_review, ping')
     .requiredOption('--payload <file>', 'the JSON payload (- reads stdin)')
-    .option('--url <url>', 'the webhook server (default http://127.0.0.1:8080/webhook/github)')
+    .option(
+      '--url <url>',
+      'the webhook server (env CODEMATE_WEBHOOK_URL, set by `dev up`; default http://127.0.0.1:8080/webhook/github)',
+    )
     .option('--delivery <id>', 'the X-GitHub-Delivery id (default: a new one; reuse one to test replays)')
-    .option('--secret-file <path>', 'file with the secret (default env GITHUB_WEBHOOK_SECRET)')
+    .option(
+      '--secret-file <path>',
+      'file with the secret (env GITHUB_WEBHOOK_SECRET, or GITHUB_WEBHOOK_SECRET_FILE as `dev up` sets it)',
+    )
     .addHelpText(
       'after',
       `

@@ -30,11 +30,17 @@ export async function handleItem(
     return {
       status: 202,
       body: { status: 'ignored', reason: `no CodeMate follows ${event.repository}#${event.pullRequest}` },
+      final: false,
     };
   }
   const outcomes = await Promise.all(followers.map((cm) => store(cm, event, deps.kube)));
   const created = outcomes.some((o) => o.result === 'created');
-  return { status: created ? 201 : 200, body: { status: 'stored', outcomes } };
+  const stored = outcomes.some((o) => o.result === 'created' || o.result === 'exists');
+  return {
+    status: created ? 201 : stored ? 200 : 202,
+    body: { status: stored ? 'stored' : 'skipped', outcomes },
+    final: !outcomes.some((o) => o.result === 'deferred'),
+  };
 }
 
 async function store(

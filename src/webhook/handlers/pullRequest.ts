@@ -23,7 +23,7 @@ export async function handlePullRequest(
   const followers = deps.codemates.find(keys);
   if (followers.length === 0) {
     const what = `${event.repository}#${event.pullRequest}${event.headRef ? ` or branch ${event.headRef}` : ''}`;
-    return { status: 202, body: { status: 'ignored', reason: `no CodeMate follows ${what}` } };
+    return { status: 202, body: { status: 'ignored', reason: `no CodeMate follows ${what}` }, final: false };
   }
   const requestedAt = deps.now().toISOString();
   const polled: string[] = [];
