@@ -66,9 +66,8 @@ export function supervisedInformer<T extends KubeObject>(
       options.onEvent(event, object as unknown as T);
     });
   }
-  informer.on('connect', () => {
-    synced = true;
-  });
+  // Not on 'connect': the SDK emits it before its first list, when the cache is still empty. start()
+  // resolves after the list has filled the cache.
 
   const restart = (error: unknown) => {
     if (stopped) return;

@@ -63,13 +63,11 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
       options.metrics.deliveries.inc({ event: event ?? 'none', status: String(answer.status) });
       options.metrics.duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       if (answer.status === 503) reply.header('retry-after', '5');
-      return reply
-        .code(answer.status)
-        .send({
-          ...answer.body,
-          ...(delivery ? { delivery } : {}),
-          ...(answer.replay ? { replay: true } : {}),
-        });
+      return reply.code(answer.status).send({
+        ...answer.body,
+        ...(delivery ? { delivery } : {}),
+        ...(answer.replay ? { replay: true } : {}),
+      });
     };
     const refuse = (status: number, reason: string): FastifyReply => {
       options.logger.warn({ event, delivery, status, reason }, 'webhook delivery refused');

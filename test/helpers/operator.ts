@@ -10,31 +10,48 @@ import { freePort } from '../../src/dev/ports.js';
 import { cliPath, repoRoot } from './cli.js';
 import { eventually } from './cluster.js';
 
-/** Every object in manifests/operator.yaml except the Deployment: what the operator runs as. */
-export function operatorRbacObjects(): KubeObject[] {
-  const text = readFileSync(path.join(repoRoot, 'manifests', 'operator.yaml'), 'utf8');
+/** Kinds a manifest holds that need something the sandbox lacks (a kubelet, an ingress controller...). */
+const notApplied = new Set([
+  'Deployment',
+  'Service',
+  'Ingress',
+  'Certificate',
+  'PodDisruptionBudget',
+  'Secret',
+]);
+
+/** The objects of a manifest that say who its server runs as and what it may do. */
+export function rbacObjects(manifest: string): KubeObject[] {
+  const text = readFileSync(path.join(repoRoot, 'manifests', manifest), 'utf8');
   return parseAllDocuments(text)
     .map((d) => d.toJSON() as KubeObject)
-    .filter((o) => o && o.kind !== 'Deployment');
+    .filter((o) => o && !notApplied.has(o.kind));
 }
 
 /**
- * Applies the operator's manifests and returns a kubeconfig that authenticates as its ServiceAccount,
- * so a missing RBAC rule fails the test instead of hiding behind admin rights.
+ * Applies a server's manifest (without its workloads) and returns a kubeconfig that authenticates as its
+ * ServiceAccount, so a missing RBAC rule fails the test instead of hiding behind admin rights.
  */
-export async function operatorKubeconfig(admin: Kube): Promise<string> {
-  for (const object of operatorRbacObjects()) await admin.apply(object, 'codemate-tests');
+export async function serviceAccountKubeconfig(
+  admin: Kube,
+  manifest: string,
+  serviceAccount: string,
+): Promise<string> {
+  // The namespace is manifests/operator.yaml's; the webhook's manifest is applied after it.
+  await admin.apply(
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'codemate-system' } },
+    'codemate-tests',
+  );
+  for (const object of rbacObjects(manifest)) await admin.apply(object, 'codemate-tests');
   const token = await eventually(
-    () => admin.serviceAccountToken('codemate-system', 'codemate-operator', 7200),
+    () => admin.serviceAccountToken('codemate-system', serviceAccount, 7200),
     (t) => t.length > 0,
-    {
-      what: 'operator ServiceAccount token',
-    },
+    { what: `${serviceAccount} ServiceAccount token` },
   );
   // Inside the run's sandbox directory, which the harness removes at the end.
   const parent = path.join(inject('sandboxStateDir'), 'test-kubeconfigs');
   await mkdir(parent, { recursive: true });
-  const dir = await mkdtemp(path.join(parent, 'op-'));
+  const dir = await mkdtemp(path.join(parent, `${serviceAccount}-`));
   const file = path.join(dir, 'kubeconfig');
   await writeTokenKubeconfig(admin, token, file);
   return file;
@@ -64,9 +81,13 @@ export async function writeTokenKubeconfig(
   );
 }
 
-export interface OperatorProcess {
+/** The operator's manifest applied; a kubeconfig as its ServiceAccount. */
+export const operatorKubeconfig = (admin: Kube) =>
+  serviceAccountKubeconfig(admin, 'operator.yaml', 'codemate-operator');
+
+export interface ServerProcess {
   child: ChildProcess;
-  healthPort: number;
+  port: number;
   logs(): string;
   /** Parsed JSON log lines. */
   records(): Array<Record<string, unknown>>;
@@ -95,17 +116,24 @@ export async function startOperator(options: {
     ...(options.leaderElect === false ? ['--no-leader-elect'] : []),
     ...(options.extraArgs ?? []),
   ];
+  return { ...spawnServer(args, { POD_NAME: '' }, healthPort), healthPort };
+}
+
+export type OperatorProcess = ServerProcess & { healthPort: number };
+
+/** Runs the built CLI as a long-lived server process whose JSON logs the test can read. */
+export function spawnServer(args: string[], env: NodeJS.ProcessEnv, port: number): ServerProcess {
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, POD_NAME: '' },
+    env: { ...process.env, ...env },
   });
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (c: string) => (output += c));
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (output += c));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const proc: OperatorProcess = {
+  return {
     child,
-    healthPort,
+    port,
     logs: () => output,
     records: () =>
       output
@@ -118,7 +146,6 @@ export async function startOperator(options: {
       return exited;
     },
   };
-  return proc;
 }
 
 export async function httpGet(url: string): Promise<{ status: number; body: string }> {
