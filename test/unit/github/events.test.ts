@@ -68,11 +68,40 @@ describe('routeEvent with real payloads from @octokit/webhooks-examples', () => 
     }
   });
 
-  it('ignores events it does not route, saying why', () => {
-    expect(routeEvent('ping', of('ping')[0] as never)).toEqual({
+  it('routes pull requests opening, reopening and closing, with the head branch only when not a fork', () => {
+    for (const payload of of('pull_request')) {
+      const routed = routeEvent('pull_request', payload as never);
+      if (['opened', 'reopened', 'closed'].includes(payload.action!)) {
+        const pr = payload.pull_request as {
+          number: number;
+          head: { ref: string; repo: { full_name: string } };
+        };
+        const repo = (payload.repository as { full_name: string }).full_name;
+        expect(routed).toMatchObject({
+          kind: 'pull_request',
+          action: payload.action,
+          pullRequest: pr.number,
+        });
+        const sameRepo = pr.head.repo?.full_name === repo;
+        expect(routed.kind === 'pull_request' && routed.headRef).toBe(sameRepo ? pr.head.ref : undefined);
+      } else {
+        expect(routed).toEqual({ kind: 'ignored', reason: `pull_request.${payload.action} is not routed` });
+      }
+    }
+    const fork = structuredClone(of('pull_request').find((p) => p.action === 'opened')!);
+    (fork.pull_request as { head: { repo: { full_name: string } } }).head.repo.full_name = 'someone/fork';
+    expect(routeEvent('pull_request', fork as never)).not.toHaveProperty('headRef');
+  });
+
+  it('answers ping, and ignores other events and payloads without a repository, saying why', () => {
+    expect(routeEvent('ping', of('ping')[0] as never)).toEqual({ kind: 'ping' });
+    expect(routeEvent('push', of('push')[0] as never)).toEqual({
       kind: 'ignored',
-      reason: 'ping. is not routed',
+      reason: 'push. is not routed',
     });
-    expect(routeEvent('pull_request', of('pull_request')[0] as never).kind).toBe('ignored');
+    expect(routeEvent('issue_comment', { action: 'created' })).toEqual({
+      kind: 'ignored',
+      reason: 'issue_comment.created has no repository',
+    });
   });
 });
