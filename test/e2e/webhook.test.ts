@@ -1,0 +1,194 @@
+/**
+ * The whole webhook path in the sandbox: a signed delivery, sent with `codemate webhook replay` to the
+ * webhook `dev up` runs, puts the comment in the session's tmux pane without waiting for a poll; the
+ * same delivery three times plus the poller finding the same comment paste it once; and a pull request
+ * event makes the poller act at once.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { CodeMate } from '../../src/api/codemate.js';
+import { Kube, type KubeObject } from '../../src/clients/kube.js';
+import { runCli } from '../helpers/cli.js';
+import { eventually } from '../helpers/cluster.js';
+import { FakeGitHub } from '../helpers/fakeGitHub.js';
+import { codemateObject, secretObject } from '../helpers/operator.js';
+import { sessionPane, sessionPod } from '../helpers/sandbox.js';
+import { makeOrigin } from '../helpers/session.js';
+import { example, issueCommentOnPullRequest } from '../helpers/webhook.js';
+
+const binDir = inject('binDir');
+const gh = new FakeGitHub();
+const session = { login: 'codemate-bot', id: 900 };
+const alice = { login: 'alice', id: 901 };
+const namespace = 'webhooks';
+let stateDir: string;
+let repos: string;
+let kube: Kube;
+/** What `eval "$(codemate dev up)"` exports: the kubeconfig, the webhook URL and its secret file. */
+let sandboxEnv: Record<string, string>;
+
+type Message = KubeObject & { status?: { phase?: string } };
+const messages = () => kube.list<Message>('codemate.io/v1alpha1', 'CodeMateMessage', namespace);
+const codemate = () => kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'pr-7', namespace);
+const pane = async () =>
+  sessionPane({
+    binDir,
+    kubeconfig: path.join(stateDir, 'kubeconfig'),
+    namespace,
+    pod: await sessionPod(kube, namespace, 'pr-7'),
+    lines: 1000,
+  });
+
+/** Signs and sends a payload the way a user replays one: through the CLI, with the sandbox's secret. */
+async function replay(event: string, payload: unknown, delivery = randomUUID()) {
+  const file = path.join(stateDir, `payload-${randomUUID()}.json`);
+  await writeFile(file, JSON.stringify(payload));
+  const result = await runCli(
+    ['webhook', 'replay', '--event', event, '--payload', file, '--delivery', delivery],
+    {
+      env: sandboxEnv,
+    },
+  );
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as Record<string, unknown>;
+}
+
+/** The webhook payload for a comment the fake GitHub holds: its `comment` is the REST object, as on GitHub. */
+async function commentPayload(id: number) {
+  const response = await fetch(`${gh.url}/repos/o/r/issues/7/comments`, {
+    headers: { authorization: 'token ghp-session-token' },
+  });
+  const comments = (await response.json()) as Array<{ id: number }>;
+  const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<string, unknown>;
+  payload.comment = comments.find((c) => c.id === id);
+  expect(payload.comment).toBeDefined();
+  return payload;
+}
+
+beforeAll(async () => {
+  await gh.start();
+  gh.addToken('ghp-session-token', session);
+  gh.addPull('o', 'r', 7, 'feature');
+  repos = await mkdtemp(path.join(os.tmpdir(), 'cm-wh-repos-'));
+  const origin = await makeOrigin(repos);
+  await mkdir(path.join(repos, 'o'));
+  await rename(origin, path.join(repos, 'o', 'r.git'));
+  stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-wh-'));
+  const up = await runCli(['dev', 'up', '--state-dir', stateDir], {
+    env: {
+      CODEMATE_BIN_DIR: binDir,
+      GITHUB_API_URL: gh.url,
+      CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${repos}/`,
+    },
+  });
+  expect(up.code, up.stderr).toBe(0);
+  sandboxEnv = Object.fromEntries(
+    [...up.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+  expect(Object.keys(sandboxEnv).sort()).toEqual([
+    'CODEMATE_WEBHOOK_URL',
+    'GITHUB_WEBHOOK_SECRET_FILE',
+    'KUBECONFIG',
+  ]);
+  expect(up.stderr).toContain(
+    `webhook: ${sandboxEnv.CODEMATE_WEBHOOK_URL} (secret in ${sandboxEnv.GITHUB_WEBHOOK_SECRET_FILE})`,
+  );
+  kube = Kube.load({ kubeconfig: sandboxEnv.KUBECONFIG });
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  await kube.create(secretObject(namespace, 'github-token', { token: 'ghp-session-token' }));
+  await kube.create(secretObject(namespace, 'anthropic-key', { token: 'x' }));
+  // A poll interval far longer than the test: anything that reaches the session early came by webhook.
+  await kube.create(
+    codemateObject(namespace, 'pr-7', {
+      repository: { url: 'https://github.com/o/r.git', branch: 'feature', pullRequest: 7 },
+      monitoring: { intervalSeconds: 600 },
+      lifecycle: { onPullRequestClosed: 'Suspend' },
+    }),
+  );
+  await eventually(
+    codemate,
+    (cm) => cm.status?.phase === 'Running' && cm.status.github?.login === 'codemate-bot',
+    { what: 'CodeMate Running, with its first poll done', timeoutMs: 60_000 },
+  );
+});
+
+afterAll(async () => {
+  await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
+  await gh.stop();
+  await rm(repos, { recursive: true, force: true });
+});
+
+describe('GitHub webhooks reach the session at once', () => {
+  let id: number;
+
+  it('a signed comment delivery puts the text in the pane with no poll in between', async () => {
+    const polledAt = (await codemate()).status?.lastMonitorCheck;
+    id = gh.comment('o', 'r', 7, alice, 'Webhook says: please rename the helper.', 'MEMBER');
+    const payload = await commentPayload(id);
+    const delivery = randomUUID();
+    const first = await replay('issue_comment', payload, delivery);
+    expect(first).toMatchObject({
+      status: 'stored',
+      outcomes: [{ result: 'created', message: `pr-7-ic-${id}` }],
+    });
+    // GitHub's Redeliver, twice: answered from the webhook's memory.
+    for (let i = 0; i < 2; i++)
+      expect(await replay('issue_comment', payload, delivery)).toMatchObject({ replay: true });
+
+    await eventually(
+      messages,
+      (ms) => ms.find((m) => m.metadata.name === `pr-7-ic-${id}`)?.status?.phase === 'Delivered',
+      { what: 'webhook comment delivered', timeoutMs: 20_000 },
+    );
+    const text = await pane();
+    expect(text).toContain(`[codemate message=pr-7-ic-${id}]`);
+    expect(text).toContain('Webhook says: please rename the helper.');
+    expect((await codemate()).status?.lastMonitorCheck).toBe(polledAt);
+    await eventually(
+      async () => gh.reactions,
+      (r) => r.some((x) => x.id === id && x.content === 'eyes'),
+      { what: '👀 reaction' },
+    );
+  });
+
+  it('when the poller then finds the same comment, it is still one message and one paste', async () => {
+    const polledAt = (await codemate()).status?.lastMonitorCheck;
+    const seen = gh.requests.length;
+    const reopened = example('pull_request', 'reopened') as Record<string, Record<string, unknown>>;
+    reopened.repository!.full_name = 'o/r';
+    reopened.pull_request!.number = 7;
+    expect(await replay('pull_request', reopened)).toMatchObject({
+      status: 'poll-requested',
+      codemates: [`${namespace}/pr-7`],
+    });
+    // The poll request is served at once, not in ten minutes.
+    await eventually(codemate, (cm) => cm.status?.lastMonitorCheck !== polledAt, {
+      what: 'a poll',
+      timeoutMs: 15_000,
+    });
+    const requests = gh.requests.slice(seen).map((r) => r.path);
+    expect(requests.some((p) => p.includes('/issues/7/comments'))).toBe(true);
+
+    expect((await messages()).filter((m) => m.metadata.name?.endsWith(`-ic-${id}`))).toHaveLength(1);
+    const pasted = (await pane()).split(`[codemate message=pr-7-ic-${id}]`).length - 1;
+    expect(pasted).toBe(1);
+  });
+
+  it('a closed pull request applies the lifecycle policy at once', async () => {
+    gh.close('o', 'r', 7, true);
+    const closed = example('pull_request', 'closed') as Record<string, Record<string, unknown>>;
+    closed.repository!.full_name = 'o/r';
+    closed.pull_request!.number = 7;
+    await replay('pull_request', closed);
+    const suspended = await eventually(
+      codemate,
+      (cm) => cm.spec.suspend === true && cm.status?.pullRequest?.state === 'merged',
+      { what: 'suspended on merge', timeoutMs: 20_000 },
+    );
+    expect(suspended.status?.pullRequest?.number).toBe(7);
+    expect(await readFile(sandboxEnv.GITHUB_WEBHOOK_SECRET_FILE!, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
+  });
+});
