@@ -14,7 +14,8 @@ import {
   setHeaderOptions,
   type KubernetesObject,
 } from '@kubernetes/client-node';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import type http from 'node:http';
 import https from 'node:https';
 
 export interface ObjectMeta {
@@ -61,12 +62,45 @@ function typed<T extends KubeObject>(object: T): KubernetesObject {
   return loadYaml<KubernetesObject>(JSON.stringify(object));
 }
 
+/**
+ * @kubernetes/client-node 1.4 builds a new https.Agent for every request, so every call pays a TCP and TLS
+ * handshake: measured, about 65 creates/s against about 175/s over kept-alive connections, which capped
+ * the webhook's acknowledgements. One keep-alive agent per TLS identity (server, CA, client certificate)
+ * restores connection reuse; a rotated certificate gets a new agent.
+ */
+function reuseConnections(config: KubeConfig): void {
+  type AgentFactory = (cluster: { server?: string } | null, options: https.AgentOptions) => http.Agent;
+  const target = config as unknown as { createAgent: AgentFactory };
+  const create = target.createAgent.bind(config);
+  const agents = new Map<string, http.Agent>();
+  target.createAgent = (cluster, options) => {
+    const identity = [
+      cluster?.server,
+      options.ca,
+      options.cert,
+      options.key,
+      options.pfx,
+      options.rejectUnauthorized,
+    ]
+      .map((part) => String(part ?? ''))
+      .join('\0');
+    const key = createHash('sha256').update(identity).digest('hex');
+    let agent = agents.get(key);
+    if (!agent) {
+      agent = create(cluster, { ...options, keepAlive: true });
+      agents.set(key, agent);
+    }
+    return agent;
+  };
+}
+
 export class Kube {
   readonly config: KubeConfig;
   private readonly objects: KubernetesObjectApi;
 
   constructor(config: KubeConfig) {
     this.config = config;
+    reuseConnections(config);
     this.objects = KubernetesObjectApi.makeApiClient(config);
   }
 

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, symlink, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +9,8 @@ import { runCli } from '../helpers/cli.js';
 
 interface StatusJson {
   exists: boolean;
-  components: Array<{ name: string; state: string; pid?: number }>;
+  components: Array<{ name: string; state: string; pid?: number; port?: number }>;
+  webhook?: { url: string; secretFile: string };
 }
 
 const binDir = inject('binDir');
@@ -41,7 +42,16 @@ describe('codemate dev', () => {
     const stateDir = await tempDir('codemate-sb-');
     const first = await dev(['up'], stateDir);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toBe(`export KUBECONFIG=${path.join(stateDir, 'kubeconfig')}\n`);
+    const webhook = (await status(stateDir)).components.find((c) => c.name === 'codemate-webhook')!;
+    expect((await stat(path.join(stateDir, 'webhook-secret'))).mode & 0o777).toBe(0o600);
+    expect(first.stdout).toBe(
+      [
+        `export KUBECONFIG=${path.join(stateDir, 'kubeconfig')}`,
+        `export CODEMATE_WEBHOOK_URL=http://127.0.0.1:${webhook.port}/webhook/github`,
+        `export GITHUB_WEBHOOK_SECRET_FILE=${path.join(stateDir, 'webhook-secret')}`,
+        '',
+      ].join('\n'),
+    );
     const before = await status(stateDir);
     expect(before.components.map((c) => [c.name, c.state])).toEqual([
       ['etcd', 'running'],
@@ -50,6 +60,7 @@ describe('codemate dev', () => {
       ['kube-scheduler', 'running'],
       ['kwok', 'running'],
       ['codemate-operator', 'running'],
+      ['codemate-webhook', 'running'],
       ['codemate-pod-runtime', 'running'],
     ]);
 
