@@ -69,18 +69,26 @@ function typed<T extends KubeObject>(object: T): KubernetesObject {
  * restores connection reuse; a rotated certificate gets a new agent.
  */
 function reuseConnections(config: KubeConfig): void {
-  type AgentFactory = (cluster: { server?: string } | null, options: https.AgentOptions) => http.Agent;
-  const target = config as unknown as { createAgent: AgentFactory };
+  type Cluster = { server?: string; proxyUrl?: string; skipTLSVerify?: boolean } | null;
+  type AgentFactory = (cluster: Cluster, options: https.AgentOptions) => http.Agent;
+  const target = config as unknown as { createAgent?: AgentFactory };
+  // A private method of the SDK: if a later version renames it, keep its behaviour rather than break.
+  if (typeof target.createAgent !== 'function') return;
   const create = target.createAgent.bind(config);
   const agents = new Map<string, http.Agent>();
   target.createAgent = (cluster, options) => {
     const identity = [
       cluster?.server,
+      cluster?.proxyUrl,
+      cluster?.skipTLSVerify,
       options.ca,
       options.cert,
       options.key,
       options.pfx,
+      options.passphrase,
+      options.servername,
       options.rejectUnauthorized,
+      options.timeout,
     ]
       .map((part) => String(part ?? ''))
       .join('\0');
@@ -336,6 +344,21 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** A failure to reach the apiserver at all (refused, reset, timed out, name not resolved). */
+export function isUnreachable(error: unknown): boolean {
+  if (statusCode(error) !== undefined) return false;
+  for (
+    let e = error as { code?: unknown; name?: unknown; cause?: unknown } | undefined, depth = 0;
+    e && depth < 4;
+    depth++
+  ) {
+    if (typeof e.code === 'string' && /^(E[A-Z_]+|UND_ERR\w*)$/.test(e.code)) return true;
+    if (e.name === 'FetchError' || e.name === 'AbortError') return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }
 
 export const isNotFound = (error: unknown) => statusCode(error) === 404;

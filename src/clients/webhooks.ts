@@ -4,6 +4,9 @@
  */
 import { Webhooks } from '@octokit/webhooks';
 
+/** The only shape of X-Hub-Signature-256 GitHub sends. */
+export const signaturePattern = /^sha256=[0-9a-f]{64}$/;
+
 export class SignatureVerifier {
   private readonly verifiers: Webhooks[];
 
@@ -14,7 +17,7 @@ export class SignatureVerifier {
 
   /** True when `signature` (the X-Hub-Signature-256 header) matches the raw body under any secret. */
   async verify(rawBody: string, signature: string | undefined): Promise<boolean> {
-    if (!signature || !/^sha256=[0-9a-f]{64}$/.test(signature)) return false;
+    if (!signature || !signaturePattern.test(signature)) return false;
     for (const verifier of this.verifiers) {
       if (await verifier.verify(rawBody, signature).catch(() => false)) return true;
     }

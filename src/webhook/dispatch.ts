@@ -1,11 +1,12 @@
 /** From a verified delivery to its answer: route the event, then hand it to its handler. */
-import { isForbidden, statusMessage } from '../clients/kube.js';
+import { isForbidden, isUnreachable, statusCode, statusMessage } from '../clients/kube.js';
 import { routeEvent } from '../github/events.js';
 import type { Logger } from '../observability/log.js';
 import { errorFields } from '../observability/log.js';
 import type { WebhookMetrics } from '../observability/metrics.js';
 import type { CodeMateLookup } from './codemates.js';
 import type { Answer } from './deliveries.js';
+import { DeadlineError } from './server.js';
 import { handleItem, type MessageWriter } from './handlers/item.js';
 import { handlePullRequest, type AnnotationWriter } from './handlers/pullRequest.js';
 
@@ -49,8 +50,12 @@ export async function dispatch(
   return answer;
 }
 
-/** What GitHub hears when a delivery could not be stored. It retries nothing by itself; the poller will. */
+/**
+ * What GitHub hears when a delivery could not be stored. GitHub does not retry by itself; a 503 tells
+ * whoever looks at Recent Deliveries to redeliver later, and the poller catches up meanwhile.
+ */
 export function answerError(error: unknown, logger: Logger): Answer {
+  const code = statusCode(error);
   if (isForbidden(error)) {
     logger.error(errorFields(error), 'the webhook may not write to the Kubernetes API');
     return {
@@ -61,12 +66,26 @@ export function answerError(error: unknown, logger: Logger): Answer {
       },
     };
   }
-  logger.error(errorFields(error), 'could not store the delivery; the poller will catch up');
+  if (
+    error instanceof DeadlineError ||
+    isUnreachable(error) ||
+    (code !== undefined && (code >= 500 || code === 429))
+  ) {
+    logger.error(errorFields(error), 'could not store the delivery; the poller will catch up');
+    return {
+      status: 503,
+      body: {
+        status: 'unavailable',
+        reason:
+          error instanceof DeadlineError
+            ? 'the Kubernetes API did not answer in time; redeliver later, or wait for the poller'
+            : 'the Kubernetes API is unreachable; redeliver later, or wait for the poller to catch up',
+      },
+    };
+  }
+  logger.error(errorFields(error), 'the Kubernetes API refused the delivery');
   return {
-    status: 503,
-    body: {
-      status: 'unavailable',
-      reason: 'the Kubernetes API is unreachable; redeliver later, or wait for the poller to catch up',
-    },
+    status: 500,
+    body: { status: 'error', reason: `the Kubernetes API refused it: ${statusMessage(error)}` },
   };
 }

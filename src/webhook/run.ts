@@ -9,6 +9,7 @@ import { createLogger, errorFields, type Logger } from '../observability/log.js'
 import { webhookMetrics } from '../observability/metrics.js';
 import { CodeMateIndex } from './codemates.js';
 import { DeliveryLog } from './deliveries.js';
+import { terminationSignal } from '../operator/run.js';
 import { answerError, dispatch } from './dispatch.js';
 import { buildWebhookServer, webhookPath } from './server.js';
 
@@ -18,13 +19,6 @@ export interface WebhookDeps {
   shutdownSignal?: Promise<void>;
   /** Called once the server listens, with its address. */
   onListening?: (url: string) => void;
-}
-
-function terminationSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    process.once('SIGTERM', () => resolve());
-    process.once('SIGINT', () => resolve());
-  });
 }
 
 export async function runWebhook(config: WebhookConfig, deps: WebhookDeps = {}): Promise<void> {

@@ -1,23 +1,19 @@
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
-import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
-import { FakeGitHub } from '../helpers/fakeGitHub.js';
+import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
-import { makeOrigin } from '../helpers/session.js';
-import { sessionPane, sessionPod } from '../helpers/sandbox.js';
+import { sessionPane, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
 
 const binDir = inject('binDir');
-const gh = new FakeGitHub();
+let sandbox: GitHubSandbox;
+let gh: FakeGitHub;
 const session = { login: 'codemate-bot', id: 900 };
 const alice = { login: 'alice', id: 901 };
 const namespace = 'comments';
 let stateDir: string;
-let repos: string;
 let kube: Kube;
 
 type Message = KubeObject & {
@@ -29,24 +25,8 @@ const pane = (pod: string) =>
   sessionPane({ binDir, kubeconfig: path.join(stateDir, 'kubeconfig'), namespace, pod, lines: 1000 });
 
 beforeAll(async () => {
-  await gh.start();
-  gh.addToken('ghp-session-token', session);
-  gh.addPull('o', 'r', 7, 'feature');
-  // The CodeMate names github.com/o/r (which the poller needs); git in the session clones a local copy.
-  repos = await mkdtemp(path.join(os.tmpdir(), 'cm-repos-'));
-  const origin = await makeOrigin(repos);
-  await mkdir(path.join(repos, 'o'));
-  await rename(origin, path.join(repos, 'o', 'r.git'));
-  stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-gh-'));
-  const up = await runCli(['dev', 'up', '--state-dir', stateDir], {
-    env: {
-      CODEMATE_BIN_DIR: binDir,
-      GITHUB_API_URL: gh.url,
-      CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${repos}/`,
-    },
-  });
-  expect(up.code, up.stderr).toBe(0);
-  kube = Kube.load({ kubeconfig: path.join(stateDir, 'kubeconfig') });
+  sandbox = await startGitHubSandbox(binDir, session);
+  ({ gh, stateDir, kube } = sandbox);
   await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
   await kube.create(secretObject(namespace, 'github-token', { token: 'ghp-session-token' }));
   await kube.create(secretObject(namespace, 'anthropic-key', { token: 'x' }));
@@ -72,9 +52,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
-  await gh.stop();
-  await rm(repos, { recursive: true, force: true });
+  await sandbox?.stop();
 });
 
 describe('pull request comments reach the session', () => {

@@ -5,27 +5,25 @@
  * event makes the poller act at once.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
 import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
-import { FakeGitHub } from '../helpers/fakeGitHub.js';
+import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
-import { sessionPane, sessionPod } from '../helpers/sandbox.js';
-import { makeOrigin } from '../helpers/session.js';
+import { sessionPane, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
 import { example, issueCommentOnPullRequest } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
-const gh = new FakeGitHub();
+let sandbox: GitHubSandbox;
+let gh: FakeGitHub;
 const session = { login: 'codemate-bot', id: 900 };
 const alice = { login: 'alice', id: 901 };
 const namespace = 'webhooks';
 let stateDir: string;
-let repos: string;
 let kube: Kube;
 /** What `eval "$(codemate dev up)"` exports: the kubeconfig, the webhook URL and its secret file. */
 let sandboxEnv: Record<string, string>;
@@ -69,34 +67,13 @@ async function commentPayload(id: number) {
 }
 
 beforeAll(async () => {
-  await gh.start();
-  gh.addToken('ghp-session-token', session);
-  gh.addPull('o', 'r', 7, 'feature');
-  repos = await mkdtemp(path.join(os.tmpdir(), 'cm-wh-repos-'));
-  const origin = await makeOrigin(repos);
-  await mkdir(path.join(repos, 'o'));
-  await rename(origin, path.join(repos, 'o', 'r.git'));
-  stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-wh-'));
-  const up = await runCli(['dev', 'up', '--state-dir', stateDir], {
-    env: {
-      CODEMATE_BIN_DIR: binDir,
-      GITHUB_API_URL: gh.url,
-      CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${repos}/`,
-    },
-  });
-  expect(up.code, up.stderr).toBe(0);
-  sandboxEnv = Object.fromEntries(
-    [...up.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]),
-  );
+  sandbox = await startGitHubSandbox(binDir, session);
+  ({ gh, stateDir, kube, env: sandboxEnv } = sandbox);
   expect(Object.keys(sandboxEnv).sort()).toEqual([
     'CODEMATE_WEBHOOK_URL',
     'GITHUB_WEBHOOK_SECRET_FILE',
     'KUBECONFIG',
   ]);
-  expect(up.stderr).toContain(
-    `webhook: ${sandboxEnv.CODEMATE_WEBHOOK_URL} (secret in ${sandboxEnv.GITHUB_WEBHOOK_SECRET_FILE})`,
-  );
-  kube = Kube.load({ kubeconfig: sandboxEnv.KUBECONFIG });
   await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
   await kube.create(secretObject(namespace, 'github-token', { token: 'ghp-session-token' }));
   await kube.create(secretObject(namespace, 'anthropic-key', { token: 'x' }));
@@ -116,9 +93,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
-  await gh.stop();
-  await rm(repos, { recursive: true, force: true });
+  await sandbox?.stop();
 });
 
 describe('GitHub webhooks reach the session at once', () => {

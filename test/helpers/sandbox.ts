@@ -1,8 +1,13 @@
 import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { CodeMate } from '../../src/api/codemate.js';
-import type { Kube, KubeObject } from '../../src/clients/kube.js';
+import { Kube, type KubeObject } from '../../src/clients/kube.js';
+import { runCli } from './cli.js';
+import { FakeGitHub } from './fakeGitHub.js';
+import { makeOrigin } from './session.js';
 
 const run = promisify(execFile);
 
@@ -39,4 +44,57 @@ export async function sessionPod(kube: Kube, namespace: string, codemate: string
   const cm = await kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', codemate, namespace);
   if (!cm.status?.podName) throw new Error(`CodeMate ${namespace}/${codemate} has no pod in its status`);
   return cm.status.podName;
+}
+
+export interface GitHubSandbox {
+  gh: FakeGitHub;
+  stateDir: string;
+  kube: Kube;
+  /** What `eval "$(codemate dev up)"` exports: KUBECONFIG, CODEMATE_WEBHOOK_URL, GITHUB_WEBHOOK_SECRET_FILE. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A sandbox whose operator talks to a fake GitHub holding pull request o/r#7 (head `feature`), whose
+ * session token belongs to `session`, and whose sessions clone o/r from a local repository.
+ */
+export async function startGitHubSandbox(
+  binDir: string,
+  session: { login: string; id: number },
+): Promise<GitHubSandbox> {
+  const gh = new FakeGitHub();
+  await gh.start();
+  gh.addToken('ghp-session-token', session);
+  gh.addPull('o', 'r', 7, 'feature');
+  // The CodeMates name github.com/o/r (which the poller needs); git in the session clones a local copy.
+  const repos = await mkdtemp(path.join(os.tmpdir(), 'cm-repos-'));
+  const origin = await makeOrigin(repos);
+  await mkdir(path.join(repos, 'o'));
+  await rename(origin, path.join(repos, 'o', 'r.git'));
+  const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-gh-'));
+  const up = await runCli(['dev', 'up', '--state-dir', stateDir], {
+    env: {
+      CODEMATE_BIN_DIR: binDir,
+      GITHUB_API_URL: gh.url,
+      CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${repos}/`,
+    },
+  });
+  if (up.code !== 0) throw new Error(`codemate dev up failed: ${up.stderr}`);
+  const env = Object.fromEntries(
+    [...up.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+  return {
+    gh,
+    stateDir,
+    kube: Kube.load({ kubeconfig: path.join(stateDir, 'kubeconfig') }),
+    env,
+    stop: async () => {
+      await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], {
+        env: { CODEMATE_BIN_DIR: binDir },
+      });
+      await gh.stop();
+      await rm(repos, { recursive: true, force: true });
+    },
+  };
 }

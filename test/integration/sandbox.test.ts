@@ -44,6 +44,9 @@ describe('codemate dev', () => {
     expect(first.code, first.stderr).toBe(0);
     const webhook = (await status(stateDir)).components.find((c) => c.name === 'codemate-webhook')!;
     expect((await stat(path.join(stateDir, 'webhook-secret'))).mode & 0o777).toBe(0o600);
+    expect(first.stderr).toContain(
+      `webhook: http://127.0.0.1:${webhook.port}/webhook/github (secret in ${path.join(stateDir, 'webhook-secret')})`,
+    );
     expect(first.stdout).toBe(
       [
         `export KUBECONFIG=${path.join(stateDir, 'kubeconfig')}`,

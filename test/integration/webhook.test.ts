@@ -12,7 +12,7 @@ import { parse, stringify } from 'yaml';
 import type { CodeMate } from '../../src/api/codemate.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
 import { eventually, useCluster } from '../helpers/cluster.js';
-import { codemateObject, serviceAccountKubeconfig } from '../helpers/operator.js';
+import { codemateObject, serviceAccountKubeconfig, writeTokenKubeconfig } from '../helpers/operator.js';
 import {
   deliver,
   example,
@@ -396,12 +396,12 @@ describe('the ServiceAccount of manifests/webhook.yaml', () => {
       });
     await patch({ annotations: { 'codemate.io/poll-requested-at': new Date().toISOString() } });
     const refusals = [
-      patch({}, { suspend: true }),
-      patch({ annotations: { 'example.com/other': 'x' } }),
-      patch({ labels: { team: 'x' } }),
+      () => patch({}, { suspend: true }),
+      () => patch({ annotations: { 'example.com/other': 'x' } }),
+      () => patch({ labels: { team: 'x' } }),
     ];
     for (const refused of refusals) {
-      await expect(refused).rejects.toSatisfy((e: unknown) => {
+      await expect(refused()).rejects.toSatisfy((e: unknown) => {
         const text = JSON.stringify((e as { body?: unknown }).body ?? String(e));
         return /codemate-webhook may only set the codemate.io\/poll-requested-at annotation/.test(text);
       });
@@ -424,6 +424,42 @@ describe('the ServiceAccount of manifests/webhook.yaml', () => {
         JSON.stringify((e as { body?: unknown }).body),
       ),
     );
+    // Nor one that names one CodeMate but is owned by another.
+    const other = await cluster.kube.get<KubeObject>(
+      'codemate.io/v1alpha1',
+      'CodeMate',
+      'also-7',
+      cluster.namespace,
+    );
+    await expect(
+      asWebhook.create({
+        apiVersion: 'codemate.io/v1alpha1',
+        kind: 'CodeMateMessage',
+        metadata: {
+          name: 'pr-7-ic-999',
+          namespace: cluster.namespace,
+          ownerReferences: [
+            {
+              apiVersion: 'codemate.io/v1alpha1',
+              kind: 'CodeMate',
+              name: 'also-7',
+              uid: other.metadata.uid!,
+              controller: true,
+            },
+          ],
+        },
+        spec: {
+          codemate: 'pr-7',
+          source: { type: 'issue_comment', id: '999', author: 'alice' },
+          body: 'x',
+          trust: { allowed: true, reason: 'forged' },
+        },
+      }),
+    ).rejects.toSatisfy((e: unknown) =>
+      /only create messages owned by the CodeMate they name/.test(
+        JSON.stringify((e as { body?: unknown }).body),
+      ),
+    );
     const cm = await cluster.kube.get<CodeMate & KubeObject>(
       'codemate.io/v1alpha1',
       'CodeMate',
@@ -435,35 +471,99 @@ describe('the ServiceAccount of manifests/webhook.yaml', () => {
   });
 });
 
+describe('without its RBAC', () => {
+  it('answers 500 naming the missing permission when it may read CodeMates but not create messages', async () => {
+    const reader = 'webhook-reader';
+    const ns = cluster.namespace;
+    await cluster.kube.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: reader, namespace: ns },
+    });
+    await cluster.kube.create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { name: reader, namespace: ns },
+      rules: [{ apiGroups: ['codemate.io'], resources: ['codemates'], verbs: ['get', 'list', 'watch'] }],
+    });
+    await cluster.kube.create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: reader, namespace: ns },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: reader },
+      subjects: [{ kind: 'ServiceAccount', name: reader, namespace: ns }],
+    });
+    const file = `${kubeconfig}.reader`;
+    await writeTokenKubeconfig(cluster.kube, await cluster.kube.serviceAccountToken(ns, reader), file);
+    const readOnly = await start([], file);
+    const answer = await deliver(
+      readOnly.url,
+      'issue_comment',
+      issueCommentOnPullRequest({ repository, pullRequest: 7 }),
+      { secret },
+    );
+    expect(answer.status).toBe(500);
+    expect(String(answer.body.reason)).toMatch(
+      /forbidden: .*codematemessages.*apply the RBAC in manifests\/webhook.yaml/,
+    );
+    await readOnly.stop();
+  });
+});
+
 describe('metrics', () => {
   it('counts deliveries by event and answer, replays, and per-CodeMate outcomes', async () => {
-    const text = await (await fetch(webhook.url.replace('/webhook/github', '/metrics'))).text();
-    expect(text).toMatch(/codemate_webhook_deliveries_total\{event="issue_comment",status="201"\} [1-9]/);
-    expect(text).toMatch(/codemate_webhook_deliveries_total\{event="issue_comment",status="401"\} [1-9]/);
-    expect(text).toMatch(/codemate_webhook_replays_total [1-9]/);
-    expect(text).toMatch(/codemate_webhook_messages_total\{result="deferred"\} [1-9]/);
+    const server = await start();
+    const payload = issueCommentOnPullRequest({ repository, pullRequest: 7 });
+    const delivery = randomUUID();
+    await deliver(server.url, 'issue_comment', payload, { secret, delivery });
+    await deliver(server.url, 'issue_comment', payload, { secret, delivery });
+    await deliver(server.url, 'issue_comment', payload, { secret: 'wrong' });
+    await deliver(server.url, 'issue_comment', issueCommentOnPullRequest({ repository, pullRequest: 9 }), {
+      secret,
+    });
+    const text = await (await fetch(server.url.replace('/webhook/github', '/metrics'))).text();
+    expect(text).toContain('codemate_webhook_deliveries_total{event="issue_comment",status="201"} 2');
+    expect(text).toContain('codemate_webhook_deliveries_total{event="unverified",status="401"} 1');
+    expect(text).toContain('codemate_webhook_deliveries_total{event="issue_comment",status="202"} 1');
+    expect(text).toContain('codemate_webhook_replays_total 1');
+    expect(text).toContain('codemate_webhook_messages_total{result="created"} 2');
+    expect(text).toContain('codemate_webhook_messages_total{result="deferred"} 1');
+    await server.stop();
   });
 });
 
 describe('bad transport', () => {
-  it('answers 413 to a body over 25 MB and 408 to a body that stalls', async () => {
-    const huge = 'x'.repeat(25 * 1024 * 1024 + 1);
-    expect((await deliver(webhook.url, 'issue_comment', huge, { secret })).status).toBe(413);
-
-    const port = Number(new URL(webhook.url).port);
-    const response = await new Promise<string>((resolve, reject) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
+  /** One raw HTTP exchange: what a client that misbehaves on the wire would see. */
+  const exchange = (head: string[], body = '') =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(new URL(webhook.url).port), '127.0.0.1', () => {
         socket.write(
-          'POST /webhook/github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a":',
+          [
+            'POST /webhook/github HTTP/1.1',
+            'Host: x',
+            'Content-Type: application/json',
+            'X-GitHub-Event: issue_comment',
+            `X-Hub-Signature-256: sha256=${'0'.repeat(64)}`,
+            ...head,
+            '',
+            '',
+          ].join('\r\n') + body,
         );
       });
       let text = '';
-      socket.setEncoding('utf8').on('data', (c: string) => (text += c));
+      socket.setEncoding('utf8').on('data', (c: string) => {
+        text += c;
+        if (/\r\n\r\n/.test(text)) socket.destroy();
+      });
       socket.on('close', () => resolve(text));
       socket.on('error', reject);
-      setTimeout(() => reject(new Error('no answer to a stalled body within 10 s')), 10_000).unref();
+      setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref();
     });
-    expect(response).toMatch(/^HTTP\/1\.1 408/);
+
+  it('refuses a body over 25 MB, or without a length, before reading it; a stalled body gets 408', async () => {
+    expect(await exchange([`Content-Length: ${25 * 1024 * 1024 + 1}`])).toMatch(/^HTTP\/1\.1 413/);
+    expect(await exchange(['Transfer-Encoding: chunked'], '5\r\n{"a":\r\n')).toMatch(/^HTTP\/1\.1 411/);
+    expect(await exchange(['Content-Length: 1000'], '{"a":')).toMatch(/^HTTP\/1\.1 408/);
   });
 
   it('answers 503 while the apiserver is unreachable, and stores again once it is back', async () => {
@@ -493,7 +593,8 @@ describe('bad transport', () => {
     relay.close();
     for (const s of sockets) s.destroy();
     const payload = issueCommentOnPullRequest({ repository, pullRequest: 7 });
-    const down = await deliver(cut.url, 'issue_comment', payload, { secret });
+    const delivery = randomUUID();
+    const down = await deliver(cut.url, 'issue_comment', payload, { secret, delivery });
     expect(down.status).toBe(503);
     expect(String(down.body.reason)).toMatch(/unreachable/);
     expect((await names()).filter((n) => n?.includes(`-ic-${payload.comment.id}`))).toEqual([]);
@@ -507,7 +608,8 @@ describe('bad transport', () => {
     await new Promise<void>((resolve) => back.listen(relayPort, '127.0.0.1', resolve));
     try {
       const answer = await eventually(
-        () => deliver(cut.url, 'issue_comment', payload, { secret }),
+        // The same delivery again, as GitHub's Redeliver sends it: a failure was not remembered.
+        () => deliver(cut.url, 'issue_comment', payload, { secret, delivery }),
         (a) => a.status === 201,
         { what: 'stored after the apiserver is back', timeoutMs: 30_000 },
       );

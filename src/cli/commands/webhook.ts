@@ -63,7 +63,7 @@ Examples:
     .addHelpText(
       'after',
       `
-The payload is sent byte for byte as read, signed with the first secret. Copy payloads from a
+The payload is sent as read (UTF-8), signed with the first secret. Copy payloads from a
 webhook's "Recent Deliveries" page on GitHub, or from @octokit/webhooks-examples.
 
 Examples:
