@@ -5,19 +5,18 @@
 // what the message path costs without its apiserver write and watch event.
 // Usage: npm run build && node bench/delivery-latency.mjs [--messages 200]
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { execInPod } from '../dist/clients/exec.js';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/dev/binaries.js';
 import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
+import { quantile, summary, until, writeResults } from './stats.mjs';
 
 const run = promisify(execFile);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const i = process.argv.indexOf('--messages');
 const n = i > 0 ? Number(process.argv[i + 1]) : 200;
 const ns = 'bench';
@@ -40,23 +39,6 @@ await run('git', [
   '-m',
   'init',
 ]);
-
-const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
-const summary = (xs) => ({
-  n: xs.length,
-  p50: +quantile(xs, 0.5).toFixed(1),
-  p99: +quantile(xs, 0.99).toFixed(1),
-  max: +Math.max(...xs).toFixed(1),
-});
-const until = async (check, what, timeoutMs = 60_000) => {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
 
 try {
   const { paths } = await sandboxUp({ stateDir, bins });
@@ -144,12 +126,7 @@ try {
     viaCodeMateMessage: summary(viaMessage),
     ratioP50: +(quantile(viaMessage, 0.5) / quantile(direct, 0.5)).toFixed(2),
   };
-  console.log(JSON.stringify(results, null, 2));
-  await mkdir(path.join(root, 'bench', 'results'), { recursive: true });
-  await writeFile(
-    path.join(root, 'bench', 'results', 'delivery-latency.json'),
-    JSON.stringify(results, null, 2) + '\n',
-  );
+  await writeResults('delivery-latency', results);
 } finally {
   await sandboxDown(stateDir);
   await rm(stateDir, { recursive: true, force: true });

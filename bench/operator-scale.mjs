@@ -13,6 +13,7 @@ import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/dev/binaries.js';
 import { freePort } from '../dist/dev/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
+import { summary } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, fallback) => {
@@ -30,17 +31,6 @@ const { paths } = await sandboxUp({ stateDir, bins, workloads: false });
 const kube = Kube.load({ kubeconfig: paths.kubeconfig });
 const kc = new KubeConfig();
 kc.loadFromFile(paths.kubeconfig);
-
-const quantile = (xs, q) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-};
-const summary = (xs) => ({
-  n: xs.length,
-  p50: +quantile(xs, 0.5).toFixed(1),
-  p99: +quantile(xs, 0.99).toFixed(1),
-  max: +Math.max(...xs).toFixed(1),
-});
 
 async function inBatches(items, fn) {
   let next = 0;

@@ -20,7 +20,7 @@
 import { execFile, fork, spawn } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { openSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
@@ -37,6 +37,7 @@ import { resolveBinaries } from '../dist/dev/binaries.js';
 import { freePort } from '../dist/dev/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
 import { messageFor } from '../dist/github/items.js';
+import { quantile, summary, until, sleep, writeResults } from './stats.mjs';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -57,24 +58,7 @@ const botLogin = 'codemate-bot';
 const codemateApi = { group: 'codemate.io', version: 'v1alpha1', plural: 'codemates' };
 
 // ---------------------------------------------------------------------------------------------- stats
-const quantile = (xs, q) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
-const summary = (xs) => ({
-  n: xs.length,
-  p50: +quantile(xs, 0.5).toFixed(1),
-  p99: +quantile(xs, 0.99).toFixed(1),
-  max: +Math.max(...xs).toFixed(1),
-});
 const ratio = (a, b) => +(a / b).toFixed(2);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function until(check, what, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 // ------------------------------------------------------------------------------------------- payloads
 // Comment ids are unique across the whole run (every generator draws from here), because message
@@ -542,12 +526,7 @@ try {
     ack,
     pane,
   };
-  console.log(JSON.stringify(results, null, 2));
-  await mkdir(path.join(root, 'bench', 'results'), { recursive: true });
-  await writeFile(
-    path.join(root, 'bench', 'results', 'webhook.json'),
-    JSON.stringify(results, null, 2) + '\n',
-  );
+  await writeResults('webhook', results);
 } finally {
   await sandboxDown(stateDir);
   await github.close();

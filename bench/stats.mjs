@@ -1,0 +1,39 @@
+// What every benchmark here shares: quantiles, a p50/p99/max summary, waiting for a condition, and
+// writing results/<name>.json.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+
+export const quantile = (xs, q) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+};
+
+export const summary = (xs) => ({
+  n: xs.length,
+  p50: +quantile(xs, 0.5).toFixed(1),
+  p99: +quantile(xs, 0.99).toFixed(1),
+  max: +Math.max(...xs).toFixed(1),
+});
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every 20 ms until it returns something truthy. */
+export async function until(check, what, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Prints the results and keeps them in bench/results/<name>.json. */
+export async function writeResults(name, results) {
+  console.log(JSON.stringify(results, null, 2));
+  await mkdir(resultsDir, { recursive: true });
+  await writeFile(path.join(resultsDir, `${name}.json`), JSON.stringify(results, null, 2) + '\n');
+}
