@@ -142,15 +142,16 @@ export class Kube {
     return this.config.getContextObject(this.config.getCurrentContext())?.namespace ?? 'default';
   }
 
-  /** Server-side apply, forcing ownership of the fields we set. */
+  /** Server-side apply, forcing ownership of the fields we set; `dryRun` validates without storing. */
   async apply<T extends KubeObject>(
     object: T,
     fieldManager = 'codemate',
+    options: { dryRun?: boolean } = {},
   ): Promise<T & { metadata: ObjectMeta }> {
     return (await this.objects.patch(
       typed(object),
       undefined,
-      undefined,
+      options.dryRun ? 'All' : undefined,
       fieldManager,
       true,
       PatchStrategy.ServerSideApply,

@@ -177,6 +177,9 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
   );
 }
 
+/** The value in manifests/examples/webhook-secret.yaml; a webhook must never run with it. */
+export const secretPlaceholder = 'REPLACE-WITH-THE-GITHUB-WEBHOOK-SECRET';
+
 export const webhookFlagsSchema = z.object({
   kubeconfig: z.string().min(1).optional(),
   context: z.string().min(1).optional(),
@@ -216,6 +219,11 @@ export function webhookConfig(env: Env, flags: Record<string, unknown>): Webhook
   if (secrets.length === 0) {
     throw new UsageError(
       'no webhook secret: set GITHUB_WEBHOOK_SECRET, or pass --secret-file, to the secret set on the GitHub webhook',
+    );
+  }
+  if (secrets.includes(secretPlaceholder)) {
+    throw new UsageError(
+      "the webhook secret is still the template's placeholder: put the secret set on the GitHub webhook in it (openssl rand -hex 32 makes a good one)",
     );
   }
   return parseOrUsage(

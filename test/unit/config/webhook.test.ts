@@ -33,6 +33,12 @@ describe('webhook configuration', () => {
     expect(() => webhookConfig(readEnv({ HOME: '/h' }), { secretFile: '/nonexistent' })).toThrow(
       /cannot read the webhook secret file \/nonexistent: ENOENT/,
     );
+    expect(() =>
+      webhookConfig(
+        readEnv({ HOME: '/h', GITHUB_WEBHOOK_SECRET: 'REPLACE-WITH-THE-GITHUB-WEBHOOK-SECRET' }),
+        {},
+      ),
+    ).toThrow(/still the template's placeholder/);
     expect(() => webhookConfig(readEnv({ HOME: '/h', GITHUB_WEBHOOK_SECRET: 's' }), { port: '0' })).toThrow(
       UsageError,
     );
