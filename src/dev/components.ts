@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { Kube, type KubeObject } from '../clients/kube.js';
 import type { BinarySet } from './binaries.js';
+import { identityKubeconfig, writeServiceAccountKubeconfig } from './identities.js';
 import type { Pki } from './pki.js';
 import { isHealthy, type ProbeTls } from './probe.js';
 import type { BinaryName } from './versions.js';
@@ -233,14 +234,26 @@ export function executableOf(component: Component, bins: BinarySet): string {
   return component.binary === 'node' ? process.execPath : bins.path(component.binary);
 }
 
+/** Runs a CodeMate server as the ServiceAccount its manifest declares. */
+function asServiceAccount(manifest: string, serviceAccount: string) {
+  return ({ paths }: ComponentContext) =>
+    writeServiceAccountKubeconfig(Kube.load({ kubeconfig: paths.kubeconfig }), {
+      manifest: path.join(manifestsDir, manifest),
+      serviceAccount,
+      file: identityKubeconfig(paths.dir, serviceAccount),
+      fieldManager: 'codemate-sandbox',
+    });
+}
+
 export const operatorComponent: Component = {
   name: 'codemate-operator',
   binary: 'node',
   ports: (p) => [p.operatorHealth],
+  prepare: asServiceAccount('operator.yaml', 'codemate-operator'),
   args: ({ paths, ports }) => [
     cliPath,
     'operator',
-    `--kubeconfig=${paths.kubeconfig}`,
+    `--kubeconfig=${identityKubeconfig(paths.dir, 'codemate-operator')}`,
     '--no-leader-elect',
     `--health-port=${ports.operatorHealth}`,
     '--session-image=codemate-session:dev',
@@ -253,7 +266,9 @@ export const webhookComponent: Component = {
   name: 'codemate-webhook',
   binary: 'node',
   ports: (p) => [p.webhook],
-  prepare: async ({ paths }) => {
+  prepare: async (ctx) => {
+    await asServiceAccount('webhook.yaml', 'codemate-webhook')(ctx);
+    const { paths } = ctx;
     // 'wx' keeps an existing secret, so a GitHub webhook or a script set up with it keeps working.
     await writeFile(paths.webhookSecret, `${randomBytes(32).toString('hex')}\n`, {
       mode: 0o600,
@@ -267,7 +282,7 @@ export const webhookComponent: Component = {
   args: ({ paths, ports }) => [
     cliPath,
     'webhook',
-    `--kubeconfig=${paths.kubeconfig}`,
+    `--kubeconfig=${identityKubeconfig(paths.dir, 'codemate-webhook')}`,
     '--host=127.0.0.1',
     `--port=${ports.webhook}`,
     `--secret-file=${paths.webhookSecret}`,

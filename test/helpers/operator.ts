@@ -1,59 +1,33 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { inject } from 'vitest';
 import path from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { stringify } from 'yaml';
-import { Kube, type KubeObject } from '../../src/clients/kube.js';
+import type { Kube, KubeObject } from '../../src/clients/kube.js';
+import { writeServiceAccountKubeconfig } from '../../src/dev/identities.js';
+import { writeTokenKubeconfig as writeKubeconfig } from '../../src/dev/kubeconfig.js';
 import { freePort } from '../../src/dev/ports.js';
 import { cliPath, repoRoot } from './cli.js';
-import { eventually } from './cluster.js';
-
-/** Kinds a manifest holds that need something the sandbox lacks (a kubelet, an ingress controller...). */
-const notApplied = new Set([
-  'Deployment',
-  'Service',
-  'Ingress',
-  'Certificate',
-  'PodDisruptionBudget',
-  'Secret',
-]);
-
-/** The objects of a manifest that say who its server runs as and what it may do. */
-export function rbacObjects(manifest: string): KubeObject[] {
-  const text = readFileSync(path.join(repoRoot, 'manifests', manifest), 'utf8');
-  return parseAllDocuments(text)
-    .map((d) => d.toJSON() as KubeObject)
-    .filter((o) => o && !notApplied.has(o.kind));
-}
 
 /**
  * Applies a server's manifest (without its workloads) and returns a kubeconfig that authenticates as its
- * ServiceAccount, so a missing RBAC rule fails the test instead of hiding behind admin rights.
+ * ServiceAccount, so a missing RBAC rule fails the test instead of hiding behind admin rights. The same
+ * code runs the sandbox's operator and webhook.
  */
 export async function serviceAccountKubeconfig(
   admin: Kube,
   manifest: string,
   serviceAccount: string,
 ): Promise<string> {
-  // The namespace is manifests/operator.yaml's; the webhook's manifest is applied after it.
-  await admin.apply(
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'codemate-system' } },
-    'codemate-tests',
-  );
-  for (const object of rbacObjects(manifest)) await admin.apply(object, 'codemate-tests');
-  const token = await eventually(
-    () => admin.serviceAccountToken('codemate-system', serviceAccount, 7200),
-    (t) => t.length > 0,
-    { what: `${serviceAccount} ServiceAccount token` },
-  );
   // Inside the run's sandbox directory, which the harness removes at the end.
   const parent = path.join(inject('sandboxStateDir'), 'test-kubeconfigs');
   await mkdir(parent, { recursive: true });
-  const dir = await mkdtemp(path.join(parent, `${serviceAccount}-`));
-  const file = path.join(dir, 'kubeconfig');
-  await writeTokenKubeconfig(admin, token, file);
+  const file = path.join(await mkdtemp(path.join(parent, `${serviceAccount}-`)), 'kubeconfig');
+  await writeServiceAccountKubeconfig(admin, {
+    manifest: path.join(repoRoot, 'manifests', manifest),
+    serviceAccount,
+    file,
+    fieldManager: 'codemate-tests',
+  });
   return file;
 }
 
@@ -65,20 +39,12 @@ export async function writeTokenKubeconfig(
   namespace?: string,
 ): Promise<void> {
   const cluster = kube.config.getCurrentCluster()!;
-  await writeFile(
-    file,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [
-        { name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } },
-      ],
-      users: [{ name: 'u', user: { token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u', ...(namespace ? { namespace } : {}) } }],
-      'current-context': 'c',
-    }),
-    { mode: 0o600 },
-  );
+  await writeKubeconfig(file, {
+    server: cluster.server,
+    caData: cluster.caData ?? '',
+    token,
+    ...(namespace ? { namespace } : {}),
+  });
 }
 
 /** The operator's manifest applied; a kubeconfig as its ServiceAccount. */
