@@ -64,7 +64,9 @@ declare module 'fastify' {
 
 export function buildWebhookServer(options: WebhookServerOptions): FastifyInstance {
   const bodyLimit = options.bodyLimitBytes ?? githubBodyLimitBytes;
-  const maxBuffered = options.maxBufferedBytes ?? 4 * bodyLimit;
+  // Two full-size bodies at once; each costs about three times its size while verified and parsed,
+  // which stays well inside the Deployment's 384Mi.
+  const maxBuffered = options.maxBufferedBytes ?? 2 * bodyLimit;
   const deadlineMs = options.handleDeadlineMs ?? 8000;
   let buffered = 0;
   const app = Fastify({
