@@ -103,21 +103,22 @@ export class CodeMateController {
   }
 
   /**
-   * Our own status writes come back as update events. Only a new generation (a spec change) or a
-   * deletion needs a reconcile; pod events and the periodic resync cover everything else.
+   * Our own status writes come back as update events. Only what the reconcile reads needs one: a new
+   * generation (a spec change), a deletion, or what the poller found on GitHub (the pull request and
+   * the token's login). Pod events and the periodic resync cover everything else.
    */
-  private readonly seenGenerations = new Map<string, number | undefined>();
+  private readonly seen = new Map<string, string>();
   private onCodeMate(event: string, cm: CodeMate & KubeObject): void {
     const key = keyOf(cm.metadata.namespace, cm.metadata.name);
     this.options.onCodeMateEvent?.(cm.metadata.namespace ?? '', cm.metadata.name ?? '');
     if (event === 'delete') {
-      this.seenGenerations.delete(key);
+      this.seen.delete(key);
       return;
     }
-    const generation = cm.metadata.generation;
-    const unchanged =
-      event === 'update' && this.seenGenerations.get(key) === generation && !cm.metadata.deletionTimestamp;
-    this.seenGenerations.set(key, generation);
+    const pr = cm.status?.pullRequest;
+    const inputs = [cm.metadata.generation, pr?.number, pr?.state, cm.status?.github?.login].join('|');
+    const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
+    this.seen.set(key, inputs);
     if (!unchanged) this.queue.add(key);
   }
 

@@ -120,15 +120,58 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
 
   if (spec.storage && !observed.pvc) actions.push({ type: 'createPvc', pvc: desiredPvc({ ...cm, spec }) });
 
+  // What the poller has found on GitHub, which it records in status.
+  const pr = previous.pullRequest;
+  set(
+    pr?.number
+      ? {
+          type: 'PullRequestLinked',
+          status: 'True',
+          reason: 'Linked',
+          message: `following pull request #${pr.number} (${pr.state ?? 'unknown state'})`,
+        }
+      : {
+          type: 'PullRequestLinked',
+          status: 'False',
+          reason: spec.repository.branch ? 'NoPullRequestYet' : 'NotLinked',
+          message: spec.repository.branch
+            ? `no pull request found for branch ${spec.repository.branch} yet`
+            : 'no pull request found yet',
+        },
+  );
+  set(
+    previous.github?.login
+      ? {
+          type: 'GitHubAuthenticated',
+          status: 'True',
+          reason: 'TokenValid',
+          message: `the token of ${spec.github.tokenSecretRef.name} belongs to @${previous.github.login}`,
+        }
+      : {
+          type: 'GitHubAuthenticated',
+          status: 'Unknown',
+          reason: 'NotCheckedYet',
+          message: 'the poller has not yet asked GitHub whose token this is',
+        },
+  );
+
   const verdict = decide({ ...cm, spec }, pod, secretProblems, settings, actions);
+  // A session kept after its pull request closed (lifecycle Keep) keeps running, and says it is done.
+  if (verdict.phase === 'Running' && (pr?.state === 'merged' || pr?.state === 'closed')) {
+    return finish(cm, {
+      ...verdict,
+      phase: 'Completed',
+      message: `pull request #${pr.number} is ${pr.state}; the session is kept (spec.lifecycle.onPullRequestClosed: Keep)`,
+    });
+  }
   return finish(cm, verdict);
 
   function finish(target: CodeMate, v: Verdict): Plan {
     set(v.podReady);
     set({ type: 'SessionReady', ...sessionReady(v) });
     set(
-      v.phase === 'Running'
-        ? { type: 'Ready', status: 'True', reason: 'Running', message: 'the session is running' }
+      v.phase === 'Running' || v.phase === 'Completed'
+        ? { type: 'Ready', status: 'True', reason: v.phase, message: 'the session is running' }
         : { type: 'Ready', status: 'False', reason: v.phase, message: v.message },
     );
     const status: CodeMateStatus = {
@@ -171,6 +214,7 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
       if (v.phase === 'Running')
         events.push({ type: 'Normal', reason: 'SessionRunning', message: v.message });
       if (v.phase === 'Suspended') events.push({ type: 'Normal', reason: 'Suspended', message: v.message });
+      if (v.phase === 'Completed') events.push({ type: 'Normal', reason: 'Completed', message: v.message });
     }
     return { actions, events, status, ...(v.requeueAfterMs ? { requeueAfterMs: v.requeueAfterMs } : {}) };
   }

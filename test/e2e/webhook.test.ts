@@ -152,7 +152,26 @@ describe('GitHub webhooks reach the session at once', () => {
     expect(pasted).toBe(1);
   });
 
-  it('a closed pull request applies the lifecycle policy at once', async () => {
+  it('a closed pull request applies the lifecycle policy at once: Suspend suspends, Keep completes', async () => {
+    await kube.create(
+      codemateObject(namespace, 'keep-7', {
+        repository: { url: 'https://github.com/o/r.git', pullRequest: 7 },
+        monitoring: { intervalSeconds: 600 },
+      }),
+    );
+    const keep = () =>
+      kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'keep-7', namespace);
+    const linked = await eventually(
+      keep,
+      (cm) => cm.status?.phase === 'Running' && cm.status.github?.login === 'codemate-bot',
+      { what: 'keep-7 Running, with its first poll done', timeoutMs: 60_000 },
+    );
+    const conditions = Object.fromEntries((linked.status?.conditions ?? []).map((c) => [c.type, c.status]));
+    expect(conditions).toMatchObject({
+      PullRequestLinked: 'True',
+      GitHubAuthenticated: 'True',
+      Ready: 'True',
+    });
     gh.close('o', 'r', 7, true);
     const closed = example('pull_request', 'closed') as Record<string, Record<string, unknown>>;
     closed.repository!.full_name = 'o/r';
@@ -164,6 +183,12 @@ describe('GitHub webhooks reach the session at once', () => {
       { what: 'suspended on merge', timeoutMs: 20_000 },
     );
     expect(suspended.status?.pullRequest?.number).toBe(7);
+    const completed = await eventually(keep, (cm) => cm.status?.phase === 'Completed', {
+      what: 'keep-7 Completed',
+      timeoutMs: 20_000,
+    });
+    expect(completed.spec.suspend).toBeUndefined();
+    expect(completed.status?.message).toContain('pull request #7 is merged; the session is kept');
     expect(await readFile(sandboxEnv.GITHUB_WEBHOOK_SECRET_FILE!, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
   });
 });

@@ -245,6 +245,50 @@ describe('reconcile: details', () => {
   });
 });
 
+describe('reconcile: what the poller found on GitHub', () => {
+  it('reports the linked pull request and the token login as conditions, or that they are not known yet', () => {
+    const unknown = reconcile(codemate(), observed({ pods: [pod(codemate())] }), settings, now);
+    expect(condition(unknown, 'PullRequestLinked')).toMatchObject({
+      status: 'False',
+      reason: 'NoPullRequestYet',
+    });
+    expect(condition(unknown, 'GitHubAuthenticated')).toMatchObject({
+      status: 'Unknown',
+      reason: 'NotCheckedYet',
+    });
+    const known = codemate({}, { pullRequest: { number: 1, state: 'open' }, github: { login: 'bot' } });
+    const plan = reconcile(known, observed({ pods: [pod(known)] }), settings, now);
+    expect(condition(plan, 'PullRequestLinked')).toMatchObject({
+      status: 'True',
+      message: 'following pull request #1 (open)',
+    });
+    expect(condition(plan, 'GitHubAuthenticated')).toMatchObject({
+      status: 'True',
+      message: expect.stringContaining('@bot'),
+    });
+    expect(plan.status.phase).toBe('Running');
+  });
+
+  it('marks a kept session Completed once its pull request is merged or closed, and Running again on reopen', () => {
+    for (const state of ['merged', 'closed']) {
+      const cm = codemate({}, { phase: 'Running', pullRequest: { number: 1, state } });
+      const plan = reconcile(cm, observed({ pods: [pod(cm)] }), settings, now);
+      expect(plan.status.phase).toBe('Completed');
+      expect(plan.status.message).toContain(`pull request #1 is ${state}`);
+      expect(condition(plan, 'Ready')).toMatchObject({ status: 'True', reason: 'Completed' });
+      expect(plan.actions).toEqual([]);
+      expect(plan.events.map((e) => e.reason)).toEqual(['Completed']);
+    }
+    const reopened = codemate({}, { phase: 'Completed', pullRequest: { number: 1, state: 'open' } });
+    expect(reconcile(reopened, observed({ pods: [pod(reopened)] }), settings, now).status.phase).toBe(
+      'Running',
+    );
+    // A session that is not running is not Completed: Suspend and failures keep their own phase.
+    const suspended = codemate({ suspend: true }, { pullRequest: { number: 1, state: 'merged' } });
+    expect(reconcile(suspended, observed(), settings, now).status.phase).toBe('Suspended');
+  });
+});
+
 describe('desired pod', () => {
   it('is restricted, owned, labelled, and takes credentials from secretKeyRefs', () => {
     const cm = codemate({
