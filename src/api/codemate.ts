@@ -26,6 +26,11 @@ export const trustAssociations = [
 export const phases = ['Pending', 'Starting', 'Running', 'Suspended', 'Completed', 'Failed'] as const;
 export type Phase = (typeof phases)[number];
 
+/** Phases in which the session runs and takes messages: Completed keeps a session after its PR closed. */
+export function sessionRunning(phase: string | undefined): boolean {
+  return phase === 'Running' || phase === 'Completed';
+}
+
 const secretKeyRef = z.object({
   name: z.string().min(1).max(253),
   key: z.string().min(1).max(253).default('token'),

@@ -3,7 +3,7 @@
  * codemate-inject in the session pod. The inject command records the ids it has pasted, so a retry after
  * the operator died between the exec and the status write does not paste twice.
  */
-import { apiVersion } from '../api/codemate.js';
+import { apiVersion, sessionRunning } from '../api/codemate.js';
 import type { CodeMate } from '../api/codemate.js';
 import {
   deliveryOrder,
@@ -211,7 +211,7 @@ export class DeliveryWorker {
     const cm = this.options.codemate(namespace, name);
     if (!cm) return undefined; // the messages go with their CodeMate (ownerReferences)
     const pod = cm.status?.podName;
-    if (cm.status?.phase !== 'Running' || !pod) {
+    if (!sessionRunning(cm.status?.phase) || !pod) {
       const outcome = retryOrFail(
         facts,
         'SessionNotReady',

@@ -189,6 +189,14 @@ describe('GitHub webhooks reach the session at once', () => {
     });
     expect(completed.spec.suspend).toBeUndefined();
     expect(completed.status?.message).toContain('pull request #7 is merged; the session is kept');
+    // A kept session still takes comments.
+    const after = gh.comment('o', 'r', 7, alice, 'After the merge: please write the release note.', 'MEMBER');
+    await replay('issue_comment', await commentPayload(after));
+    await eventually(
+      messages,
+      (ms) => ms.find((m) => m.metadata.name === `keep-7-ic-${after}`)?.status?.phase === 'Delivered',
+      { what: 'comment delivered to the Completed session', timeoutMs: 20_000 },
+    );
     expect(await readFile(sandboxEnv.GITHUB_WEBHOOK_SECRET_FILE!, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
   });
 });

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { apiVersion, type CodeMate } from '../../api/codemate.js';
+import { apiVersion, sessionRunning, type CodeMate } from '../../api/codemate.js';
 import type { CodeMateMessage } from '../../api/message.js';
 import { execInteractive, streamPodLogs } from '../../clients/exec.js';
 import { isConflict, isForbidden, isNotFound, type KubeObject } from '../../clients/kube.js';
@@ -177,7 +177,7 @@ async function waitForRunning(c: Cluster, name: string, timeoutSeconds: number, 
   for (;;) {
     const cm = await c.kube.get<CodeMateObject>(apiVersion, 'CodeMate', name, c.namespace);
     const phase = cm.status?.phase;
-    if (phase === 'Running')
+    if (sessionRunning(phase))
       return progress.succeed(`codemate "${name}" is running in pod ${cm.status?.podName}`);
     if (phase === 'Failed') {
       progress.fail(`codemate "${name}" failed`);
@@ -482,7 +482,7 @@ export async function runAttach(name: string, readOnly: boolean, c: Cluster, out
   }
   const cm = await getCodeMate(c, name);
   const pod = cm.status?.podName;
-  if (!pod || cm.status?.phase !== 'Running') {
+  if (!pod || !sessionRunning(cm.status?.phase)) {
     throw new CodemateError(`codemate "${name}" is not running (phase ${cm.status?.phase ?? 'unknown'})`, {
       hint: cm.spec.suspend ? `\`codemate resume ${name}\` first` : `codemate describe ${name}`,
     });
