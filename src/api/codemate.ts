@@ -104,7 +104,7 @@ export const codeMateStatusSchema = z.object({
   observedGeneration: z.number().int().optional(),
   lastMonitorCheck: z.string().optional(),
   /** The GitHub login the session's token belongs to; its own comments never reach it. */
-  github: z.object({ login: z.string().optional() }).optional(),
+  github: z.object({ login: z.string().optional(), error: z.string().optional() }).optional(),
   pullRequest: z
     .object({ number: z.number().int().optional(), url: z.string().optional(), state: z.string().optional() })
     .optional(),

@@ -265,6 +265,11 @@ export interface RawItem {
   html_url: string;
 }
 
+/** GitHub refused the credentials: a revoked, expired or mistyped token. */
+export function isUnauthorized(error: unknown): boolean {
+  return (error as { status?: unknown } | null)?.status === 401;
+}
+
 export function toItem(raw: RawItem, createdAt: string | null | undefined): GitHubItem {
   return {
     id: raw.id,

@@ -347,7 +347,22 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** A failure to reach the apiserver at all (refused, reset, timed out, name not resolved). */
+/** Node's codes for failing to reach a server at all: refused, reset, timed out, not resolved. */
+const networkCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** A failure to reach the apiserver at all, as opposed to an answer or a configuration error. */
 export function isUnreachable(error: unknown): boolean {
   if (statusCode(error) !== undefined) return false;
   for (
@@ -355,8 +370,8 @@ export function isUnreachable(error: unknown): boolean {
     e && depth < 4;
     depth++
   ) {
-    if (typeof e.code === 'string' && /^(E[A-Z_]+|UND_ERR\w*)$/.test(e.code)) return true;
-    if (e.name === 'FetchError' || e.name === 'AbortError') return true;
+    if (typeof e.code === 'string' && networkCodes.has(e.code)) return true;
+    if (e.name === 'AbortError') return true;
     e = e.cause as typeof e;
   }
   return false;

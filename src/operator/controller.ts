@@ -116,7 +116,8 @@ export class CodeMateController {
       return;
     }
     const pr = cm.status?.pullRequest;
-    const inputs = [cm.metadata.generation, pr?.number, pr?.state, cm.status?.github?.login].join('|');
+    const github = cm.status?.github;
+    const inputs = [cm.metadata.generation, pr?.number, pr?.state, github?.login, github?.error].join('|');
     const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
     this.seen.set(key, inputs);
     if (!unchanged) this.queue.add(key);

@@ -23,12 +23,8 @@ export async function executePlan(kube: Kube, cm: CodeMate, plan: Plan): Promise
         break;
     }
   }
-  if (JSON.stringify(plan.status) !== JSON.stringify(cm.status ?? {})) {
-    await kube.patchStatus(
-      { group, version, plural, namespace: ns, name: cm.metadata.name },
-      statusPatch(cm.status, plan.status),
-    );
-  }
+  const patch = statusPatch(cm.status, plan.status);
+  if (patch) await kube.patchStatus({ group, version, plural, namespace: ns, name: cm.metadata.name }, patch);
   for (const event of plan.events) await recordEvent(kube, cm, event);
 }
 
@@ -52,9 +48,34 @@ async function createIfAbsent(kube: Kube, object: Parameters<Kube['create']>[0])
   }
 }
 
-/** A JSON merge patch from one status to the next: fields the new status drops are set to null. */
-export function statusPatch(current: object | undefined, next: object): Record<string, unknown> {
-  const patch: Record<string, unknown> = { ...next };
-  for (const key of Object.keys(current ?? {})) if (!(key in next)) patch[key] = null;
-  return patch;
+/**
+ * The status fields the reconcile owns. The poller owns pullRequest, github and lastMonitorCheck and
+ * writes them itself, so a reconcile working from a cached copy never sends them back over newer values.
+ */
+const reconcileOwned = ['phase', 'message', 'podName', 'observedGeneration', 'conditions'] as const;
+
+/** JSON with object keys sorted, so that the same value compares equal whatever its key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
+        )
+      : v,
+  );
+}
+
+/**
+ * A JSON merge patch of the reconcile's own fields, from one status to the next (a dropped field is
+ * set to null), or undefined when none of them changed.
+ */
+export function statusPatch(current: object | undefined, next: object): Record<string, unknown> | undefined {
+  const was = (current ?? {}) as Record<string, unknown>;
+  const now = next as Record<string, unknown>;
+  const patch: Record<string, unknown> = {};
+  for (const key of reconcileOwned) {
+    if (canonical(was[key]) === canonical(now[key])) continue;
+    patch[key] = now[key] === undefined ? null : now[key];
+  }
+  return Object.keys(patch).length > 0 ? patch : undefined;
 }

@@ -16,7 +16,7 @@ import {
   type CodeMate,
 } from '../api/codemate.js';
 import type { CodeMateMessage } from '../api/message.js';
-import { ConditionalCache, GitHub, type GitHubRequestObserver } from '../clients/github.js';
+import { ConditionalCache, GitHub, isUnauthorized, type GitHubRequestObserver } from '../clients/github.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { isNew, messageFor, type Item } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
@@ -162,13 +162,33 @@ export class Poller {
   }
 
   async poll(cm: CodeMate): Promise<void> {
+    try {
+      await this.pollWithToken(cm);
+    } catch (error) {
+      if (isUnauthorized(error)) {
+        // Forget the login and the client, so that a replaced token is asked again from scratch.
+        this.clients.clear();
+        this.selves.clear();
+        const ref = cm.spec.github.tokenSecretRef;
+        await this.patchStatus(cm, {
+          github: {
+            login: null,
+            error: `GitHub rejected the token in secret ${ref.name} (key ${ref.key ?? 'token'}): 401 Bad credentials`,
+          },
+        });
+      }
+      throw error;
+    }
+  }
+
+  private async pollWithToken(cm: CodeMate): Promise<void> {
     const repo = parseRepository(cm.spec.repository.url)!;
     const { gh, self } = await this.client(cm);
     const number =
       cm.spec.repository.pullRequest ?? cm.status?.pullRequest?.number ?? (await this.discover(cm, gh, repo));
     const now = new Date().toISOString();
     if (!number) {
-      await this.patchStatus(cm, { lastMonitorCheck: now, github: { login: self } });
+      await this.patchStatus(cm, { lastMonitorCheck: now, github: { login: self, error: null } });
       return;
     }
     const pr = await gh.pullRequest(repo.owner, repo.repo, number);
@@ -187,7 +207,7 @@ export class Poller {
     }
     await this.patchStatus(cm, {
       lastMonitorCheck: now,
-      github: { login: self },
+      github: { login: self, error: null },
       pullRequest: { number: pr.number, url: pr.url, state: pr.state },
     });
     if (pr.state !== 'open') await this.applyLifecycle(cm, pr.state);

@@ -2,7 +2,7 @@
  * The reconcile: a pure function from a CodeMate and what was observed of its world to a plan. It never
  * learns why it ran (level-triggered) and never does I/O; execute.ts applies the plan.
  */
-import type { CodeMate, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
+import type { CodeMate, CodeMateSpec, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
 import { parseSpec } from '../api/codemate.js';
 import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
 import {
@@ -139,25 +139,13 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
             : 'no pull request found yet',
         },
   );
-  set(
-    previous.github?.login
-      ? {
-          type: 'GitHubAuthenticated',
-          status: 'True',
-          reason: 'TokenValid',
-          message: `the token of ${spec.github.tokenSecretRef.name} belongs to @${previous.github.login}`,
-        }
-      : {
-          type: 'GitHubAuthenticated',
-          status: 'Unknown',
-          reason: 'NotCheckedYet',
-          message: 'the poller has not yet asked GitHub whose token this is',
-        },
-  );
+  set(githubAuthenticated(spec, previous));
 
   const verdict = decide({ ...cm, spec }, pod, secretProblems, settings, actions);
   // A session kept after its pull request closed (lifecycle Keep) keeps running, and says it is done.
-  if (verdict.phase === 'Running' && (pr?.state === 'merged' || pr?.state === 'closed')) {
+  // Under Suspend or Delete the poller is about to act; until it has, the session is still Running.
+  const keep = (spec.lifecycle?.onPullRequestClosed ?? 'Keep') === 'Keep';
+  if (keep && verdict.phase === 'Running' && (pr?.state === 'merged' || pr?.state === 'closed')) {
     return finish(cm, {
       ...verdict,
       phase: 'Completed',
@@ -218,6 +206,35 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
     }
     return { actions, events, status, ...(v.requeueAfterMs ? { requeueAfterMs: v.requeueAfterMs } : {}) };
   }
+}
+
+/** Whether GitHub accepts the session's token, as far as the poller has found out. */
+function githubAuthenticated(spec: CodeMateSpec, status: CodeMateStatus): ConditionInput {
+  const type = 'GitHubAuthenticated';
+  if (status.github?.error)
+    return { type, status: 'False', reason: 'TokenRejected', message: status.github.error };
+  if (status.github?.login) {
+    return {
+      type,
+      status: 'True',
+      reason: 'TokenAccepted',
+      message: `the token in ${spec.github.tokenSecretRef.name} belongs to @${status.github.login}`,
+    };
+  }
+  if (spec.monitoring?.enabled === false) {
+    return {
+      type,
+      status: 'Unknown',
+      reason: 'MonitoringDisabled',
+      message: 'monitoring is off, so nothing asks GitHub',
+    };
+  }
+  return {
+    type,
+    status: 'Unknown',
+    reason: 'NotCheckedYet',
+    message: 'the poller has not yet asked GitHub whose token this is',
+  };
 }
 
 function decide(

@@ -116,7 +116,8 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
   };
 
   app.addHook('onRequest', async (request, reply) => {
-    if (request.method !== 'POST' || request.url.split('?')[0] !== webhookPath) return;
+    // The route the router matched (it decodes the path), not the raw URL, which could spell it otherwise.
+    if (!isWebhookRoute(request)) return;
     (request as FastifyRequest & { started?: bigint }).started = process.hrtime.bigint();
     const signature = header(request.headers['x-hub-signature-256']);
     if (!signature) {
@@ -146,13 +147,14 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
       if (!released) buffered -= length;
       released = true;
     };
-    request.raw.once('close', release);
+    // Held until the answer is sent (or the connection drops): the body lives on while it is verified,
+    // parsed and stored, not only while it arrives.
     reply.raw.once('close', release);
     return undefined;
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    if (request.method !== 'POST' || request.url.split('?')[0] !== webhookPath) return;
+    if (!isWebhookRoute(request)) return;
     const event = request.verifiedEvent;
     const label = event === undefined ? 'unverified' : knownEvents.has(event) ? event : 'other';
     options.metrics.deliveries.inc({ event: label, status: String(reply.statusCode) });
@@ -194,6 +196,10 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     return answer(reply, delivery, result);
   });
   return app;
+}
+
+function isWebhookRoute(request: FastifyRequest): boolean {
+  return request.method === 'POST' && request.routeOptions.url === webhookPath;
 }
 
 function header(value: string | string[] | undefined): string | undefined {

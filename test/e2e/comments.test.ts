@@ -188,4 +188,31 @@ describe('pull request comments reach the session', () => {
         .suspend,
     ).toBeUndefined();
   });
+
+  it('says when GitHub rejects the session token, and recovers once GitHub accepts it', async () => {
+    await kube.create(secretObject(namespace, 'revoked-token', { token: 'ghp-revoked' }));
+    await kube.create(
+      codemateObject(namespace, 'revoked', {
+        repository: { url: 'https://github.com/o/r.git', pullRequest: 7 },
+        github: { tokenSecretRef: { name: 'revoked-token' } },
+        monitoring: { intervalSeconds: 2 },
+      }),
+    );
+    const get = () =>
+      kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'revoked', namespace);
+    const auth = (cm: CodeMate) => cm.status?.conditions?.find((c) => c.type === 'GitHubAuthenticated');
+    const rejected = await eventually(get, (cm) => auth(cm)?.status === 'False', {
+      what: 'GitHubAuthenticated=False',
+      timeoutMs: 30_000,
+    });
+    expect(auth(rejected)).toMatchObject({ reason: 'TokenRejected' });
+    expect(auth(rejected)?.message).toContain('GitHub rejected the token in secret revoked-token');
+
+    gh.addToken('ghp-revoked', { login: 'codemate-bot', id: 900 });
+    const accepted = await eventually(get, (cm) => auth(cm)?.status === 'True', {
+      what: 'GitHubAuthenticated=True',
+      timeoutMs: 30_000,
+    });
+    expect(accepted.status?.github).toEqual({ login: 'codemate-bot' });
+  });
 });

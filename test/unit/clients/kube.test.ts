@@ -36,10 +36,13 @@ describe('Kube connection reuse', () => {
     expect(first.options?.keepAlive ?? first.keepAlive).toBe(true);
   });
 
-  it('keeps clients for different servers apart', async () => {
-    const a = Kube.load({ kubeconfig: kubeconfig('a') });
-    const b = Kube.load({ kubeconfig: kubeconfig('a', 'https://127.0.0.2:6443') });
-    expect(await agentOf(a)).not.toBe(await agentOf(b));
+  it('keeps connections to different servers apart within one client', async () => {
+    const kube = Kube.load({ kubeconfig: kubeconfig('a') });
+    const first = await agentOf(kube);
+    kube.config.clusters[0] = { ...kube.config.clusters[0]!, server: 'https://127.0.0.2:6443' };
+    const other = await agentOf(kube);
+    expect(other).not.toBe(first);
+    expect(await agentOf(kube)).toBe(other);
   });
 });
 
@@ -53,5 +56,8 @@ describe('isUnreachable', () => {
     ).toBe(true);
     expect(isUnreachable(Object.assign(new Error('Forbidden'), { code: 403 }))).toBe(false);
     expect(isUnreachable(new TypeError('cannot read properties of undefined'))).toBe(false);
+    expect(isUnreachable(Object.assign(new TypeError('Invalid URL'), { code: 'ERR_INVALID_URL' }))).toBe(
+      false,
+    );
   });
 });

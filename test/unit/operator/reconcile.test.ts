@@ -267,6 +267,21 @@ describe('reconcile: what the poller found on GitHub', () => {
       message: expect.stringContaining('@bot'),
     });
     expect(plan.status.phase).toBe('Running');
+
+    const rejected = codemate(
+      {},
+      { github: { error: 'GitHub rejected the token in secret gh (key token): 401' } },
+    );
+    expect(condition(reconcile(rejected, observed(), settings, now), 'GitHubAuthenticated')).toMatchObject({
+      status: 'False',
+      reason: 'TokenRejected',
+      message: expect.stringContaining('secret gh'),
+    });
+    const off = codemate({ monitoring: { enabled: false, intervalSeconds: 60 } });
+    expect(condition(reconcile(off, observed(), settings, now), 'GitHubAuthenticated')).toMatchObject({
+      status: 'Unknown',
+      reason: 'MonitoringDisabled',
+    });
   });
 
   it('marks a kept session Completed once its pull request is merged or closed, and Running again on reopen', () => {
@@ -283,6 +298,14 @@ describe('reconcile: what the poller found on GitHub', () => {
     expect(reconcile(reopened, observed({ pods: [pod(reopened)] }), settings, now).status.phase).toBe(
       'Running',
     );
+    // Under Suspend or Delete the poller acts on the close; the session is not "kept", so not Completed.
+    for (const policy of ['Suspend', 'Delete'] as const) {
+      const cm = codemate(
+        { lifecycle: { onPullRequestClosed: policy } },
+        { pullRequest: { number: 1, state: 'merged' } },
+      );
+      expect(reconcile(cm, observed({ pods: [pod(cm)] }), settings, now).status.phase).toBe('Running');
+    }
     // A session that is not running is not Completed: Suspend and failures keep their own phase.
     const suspended = codemate({ suspend: true }, { pullRequest: { number: 1, state: 'merged' } });
     expect(reconcile(suspended, observed(), settings, now).status.phase).toBe('Suspended');

@@ -16,7 +16,7 @@ const sign = (body: string) => `sha256=${createHmac('sha256', secret).update(bod
 
 function server(
   handle: () => Promise<Answer>,
-  extra: { maxBufferedBytes?: number; handleDeadlineMs?: number } = {},
+  extra: { maxBufferedBytes?: number; handleDeadlineMs?: number; bodyLimitBytes?: number } = {},
 ) {
   const metrics = webhookMetrics();
   let handled = 0;
@@ -65,6 +65,66 @@ describe('webhook HTTP layer', () => {
     const small = JSON.stringify({ zen: 'ok' });
     expect((await post(app, small, { 'x-hub-signature-256': sign(small) })).statusCode).toBe(200);
     expect(handled()).toBe(1);
+  });
+
+  it('applies the header checks to the route however its path is spelled', async () => {
+    const { app, handled } = server(async () => ({ status: 200, body: {} }));
+    const res = await app.inject({
+      method: 'POST',
+      url: '/webhook/%67ithub',
+      payload: '{}',
+      headers: { 'content-type': 'application/json', 'x-github-event': 'ping' },
+    });
+    expect(res.statusCode).toBe(401);
+    expect(res.json().reason).toMatch(/missing X-Hub-Signature-256/);
+    expect(handled()).toBe(0);
+  });
+
+  it('refuses a body over the limit from its length', async () => {
+    const { app } = server(async () => ({ status: 200, body: {} }), { bodyLimitBytes: 10 });
+    const body = JSON.stringify({ zen: 'more than ten bytes' });
+    const res = await post(app, body, { 'x-hub-signature-256': sign(body) });
+    expect(res.statusCode).toBe(413);
+  });
+
+  it('counts a body against the budget until its answer is sent, not only while it arrives', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const { app } = server(
+      async () => {
+        await gate;
+        return { status: 200, body: {} };
+      },
+      { maxBufferedBytes: 64 },
+    );
+    // Over real HTTP: Node marks a request closed once its body has arrived, which inject does not show.
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/webhook/github`;
+    const body = JSON.stringify({ zen: 'x'.repeat(16) }); // 27 bytes
+    const send = (delivery: string) =>
+      fetch(url, {
+        method: 'POST',
+        body,
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': 'ping',
+          'x-github-delivery': delivery,
+          'x-hub-signature-256': sign(body),
+        },
+      });
+    try {
+      const first = send('a');
+      const second = send('b');
+      await new Promise((r) => setTimeout(r, 100)); // both bodies have arrived; the handler holds them
+      expect((await send('c')).status).toBe(503);
+      release();
+      expect((await first).status).toBe(200);
+      expect((await second).status).toBe(200);
+      expect((await send('d')).status).toBe(200);
+    } finally {
+      release();
+      await app.close();
+    }
   });
 
   it('answers 503 when storing takes longer than the deadline', async () => {
