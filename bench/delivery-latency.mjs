@@ -14,7 +14,7 @@ import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/dev/binaries.js';
 import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
-import { quantile, summary, until, writeResults } from './stats.mjs';
+import { quantile, summary, until, writeResults, namespaceWithSecrets } from './stats.mjs';
 
 const run = promisify(execFile);
 const i = process.argv.indexOf('--messages');
@@ -43,15 +43,7 @@ await run('git', [
 try {
   const { paths } = await sandboxUp({ stateDir, bins });
   const kube = Kube.load({ kubeconfig: paths.kubeconfig });
-  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  for (const s of ['github-token', 'anthropic-key']) {
-    await kube.create({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: s, namespace: ns },
-      stringData: { token: 'x' },
-    });
-  }
+  await namespaceWithSecrets(kube, ns);
   const cm = await kube.create({
     apiVersion: 'codemate.io/v1alpha1',
     kind: 'CodeMate',

@@ -13,7 +13,7 @@ import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/dev/binaries.js';
 import { freePort } from '../dist/dev/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
-import { summary } from './stats.mjs';
+import { summary, namespaceWithSecrets } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, fallback) => {
@@ -62,21 +62,9 @@ async function podSightings(namespace, keyOf) {
   };
 }
 
-async function namespaceWithSecrets(name) {
-  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  for (const s of ['github-token', 'anthropic-key']) {
-    await kube.create({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: s, namespace: name },
-      stringData: { token: 'x' },
-    });
-  }
-}
-
 async function barePods(n) {
   const namespace = `bare-${n}`;
-  await namespaceWithSecrets(namespace);
+  await namespaceWithSecrets(kube, namespace);
   const watch = await podSightings(namespace, (p) => p.metadata.name);
   const latencies = [];
   const started = performance.now();
@@ -97,7 +85,7 @@ async function barePods(n) {
 
 async function codemates(n, operatorPid) {
   const namespace = `cm-${n}`;
-  await namespaceWithSecrets(namespace);
+  await namespaceWithSecrets(kube, namespace);
   const watch = await podSightings(namespace, (p) => p.metadata.labels?.['codemate.io/name']);
   const latencies = [];
   const started = performance.now();

@@ -1,5 +1,5 @@
-// What every benchmark here shares: quantiles, a p50/p99/max summary, waiting for a condition, and
-// writing results/<name>.json.
+// What every benchmark here shares: quantiles, a p50/p99/max summary, waiting for a condition, a
+// namespace with the two secrets a CodeMate names, and writing results/<name>.json.
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,4 +37,17 @@ export async function writeResults(name, results) {
   console.log(JSON.stringify(results, null, 2));
   await mkdir(resultsDir, { recursive: true });
   await writeFile(path.join(resultsDir, `${name}.json`), JSON.stringify(results, null, 2) + '\n');
+}
+
+/** A namespace holding the github-token and anthropic-key secrets that benchmark CodeMates name. */
+export async function namespaceWithSecrets(kube, ns) {
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  for (const name of ['github-token', 'anthropic-key']) {
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace: ns },
+      stringData: { token: 'x' },
+    });
+  }
 }

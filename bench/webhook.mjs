@@ -37,7 +37,7 @@ import { resolveBinaries } from '../dist/dev/binaries.js';
 import { freePort } from '../dist/dev/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
 import { messageFor } from '../dist/github/items.js';
-import { quantile, summary, until, sleep, writeResults } from './stats.mjs';
+import { quantile, summary, until, sleep, writeResults, namespaceWithSecrets } from './stats.mjs';
 
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -188,17 +188,6 @@ async function startGitHubStub() {
 }
 
 // -------------------------------------------------------------------------------------------- cluster
-async function namespaceWithSecrets(kube, ns) {
-  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  for (const s of ['github-token', 'anthropic-key']) {
-    await kube.create({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: s, namespace: ns },
-      stringData: { token: 'x' },
-    });
-  }
-}
 
 /** A CodeMate following o/r#7, with its GitHub login recorded as the operator's poller would. */
 async function followingCodeMate(kube, ns, name) {

@@ -11,8 +11,8 @@ export type InformerEvent = 'add' | 'update' | 'delete';
 export interface InformerOptions<T extends KubeObject> {
   apiVersion: string;
   kind: string;
-  /** The collection path, e.g. /api/v1/namespaces/ns/pods or /apis/codemate.io/v1alpha1/codemates. */
-  path: string;
+  /** The resource's plural, e.g. pods or codemates: with apiVersion and namespace, the watched path. */
+  plural: string;
   namespace?: string | undefined;
   labelSelector?: string | undefined;
   onEvent: (event: InformerEvent, object: T) => void;
@@ -30,6 +30,12 @@ export interface Informer<T extends KubeObject> {
   readonly synced: boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** /api/v1/namespaces/ns/pods, /apis/codemate.io/v1alpha1/codemates, ... */
+function collectionPath(apiVersion: string, plural: string, namespace: string | undefined): string {
+  const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  return namespace ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
 }
 
 export function supervisedInformer<T extends KubeObject>(
@@ -50,7 +56,7 @@ export function supervisedInformer<T extends KubeObject>(
   const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
   const informer = makeInformer<KubernetesObject>(
     kube.config,
-    `${options.path}?timeoutSeconds=${timeoutSeconds}`,
+    `${collectionPath(options.apiVersion, options.plural, options.namespace)}?timeoutSeconds=${timeoutSeconds}`,
     listFn,
     options.labelSelector,
   );

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Kube, isNotFound, type KubeObject } from '../clients/kube.js';
 import { writeTokenKubeconfig } from './kubeconfig.js';
+import { waitFor } from './probe.js';
 
 /** What a cluster brings or a kubelet runs, which the sandbox does not apply. */
 const workloadKinds = new Set([
@@ -58,31 +59,31 @@ export async function writeServiceAccountKubeconfig(
     options.fieldManager,
   );
   // kube-controller-manager's token controller fills the Secret in.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const secret = await admin
-      .get<KubeObject & { data?: Record<string, string> }>('v1', 'Secret', name, systemNamespace)
-      .catch((error: unknown) => {
-        if (isNotFound(error)) return undefined;
-        throw error;
-      });
-    const token = secret?.data?.token;
-    if (token) {
-      const cluster = admin.config.getCurrentCluster()!;
-      await writeTokenKubeconfig(options.file, {
-        server: cluster.server,
-        caData: cluster.caData ?? '',
-        token: Buffer.from(token, 'base64').toString('utf8'),
-      });
-      return;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
+  let token: string | undefined;
+  await waitFor(
+    async () => {
+      const secret = await admin
+        .get<KubeObject & { data?: Record<string, string> }>('v1', 'Secret', name, systemNamespace)
+        .catch((error: unknown) => {
+          if (isNotFound(error)) return undefined;
+          throw error;
+        });
+      token = secret?.data?.token;
+      return token !== undefined;
+    },
+    {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      describe: () =>
         `the token of ServiceAccount ${systemNamespace}/${options.serviceAccount} was not issued within 30 s`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+    },
+  );
+  const cluster = admin.config.getCurrentCluster()!;
+  await writeTokenKubeconfig(options.file, {
+    server: cluster.server,
+    caData: cluster.caData ?? '',
+    token: Buffer.from(token!, 'base64').toString('utf8'),
+  });
 }
 
 export function identityKubeconfig(dir: string, serviceAccount: string): string {

@@ -110,7 +110,7 @@ export class LocalPodRuntime {
     this.pods = supervisedInformer<Pod>(options.kube, {
       apiVersion: 'v1',
       kind: 'Pod',
-      path: '/api/v1/pods',
+      plural: 'pods',
       labelSelector: `${labels.managedBy}=codemate,${labels.component}=session`,
       onEvent: (_e, pod) => this.queue.add(`${pod.metadata.namespace}/${pod.metadata.name}`),
       onRestart: (error) => options.logger.warn(errorFields(error), 'pod watch broke; restarting it'),

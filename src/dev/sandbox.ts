@@ -42,6 +42,15 @@ function selectComponents(workloads: boolean): Component[] {
     : [...components];
 }
 
+/** Where the sandbox webhook listens and where its secret is, when the sandbox runs one. */
+function webhookOf(
+  state: SandboxState,
+  paths: SandboxPaths,
+): { webhook?: { url: string; secretFile: string } } {
+  if (!state.components.includes(webhookComponent.name)) return {};
+  return { webhook: { url: webhookUrl(state.ports), secretFile: paths.webhookSecret } };
+}
+
 function componentsOf(state: SandboxState | undefined): Component[] {
   const all = selectComponents(true);
   if (!state?.components) return [...components];
@@ -122,10 +131,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
         await waitForWorkloads(paths);
       }
     }
-    const webhook = selected.includes(webhookComponent)
-      ? { url: webhookUrl(state.ports), secretFile: paths.webhookSecret }
-      : undefined;
-    return { paths, ports: state.ports, started, alreadyRunning, ...(webhook ? { webhook } : {}) };
+    return { paths, ports: state.ports, started, alreadyRunning, ...webhookOf(state, paths) };
   } finally {
     await release();
   }
@@ -326,15 +332,12 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
       result.push({ name: c.name, state: healthy ? 'running' : 'unhealthy', pid: pidState.pid, port, log });
     }
   }
-  const webhook = state.components.includes('codemate-webhook')
-    ? { url: webhookUrl(state.ports), secretFile: paths.webhookSecret }
-    : undefined;
   return {
     dir: paths.dir,
     kubeconfig: paths.kubeconfig,
     exists: true,
     components: result,
-    ...(webhook ? { webhook } : {}),
+    ...webhookOf(state, paths),
   };
 }
 

@@ -35,11 +35,6 @@ export interface ControllerOptions {
 
 const managedSelector = `${labels.managedBy}=codemate`;
 
-function collectionPath(groupVersion: string, plural: string, namespace: string | undefined): string {
-  const base = groupVersion.includes('/') ? `/apis/${groupVersion}` : `/api/${groupVersion}`;
-  return namespace ? `${base}/namespaces/${namespace}/${plural}` : `${base}/${plural}`;
-}
-
 function keyOf(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ''}/${name ?? ''}`;
 }
@@ -70,7 +65,7 @@ export class CodeMateController {
     this.codemates = supervisedInformer<CodeMate & KubeObject>(kube, {
       apiVersion,
       kind,
-      path: collectionPath(apiVersion, 'codemates', namespace),
+      plural: 'codemates',
       namespace,
       onEvent: (event, cm) => this.onCodeMate(event, cm),
       onRestart: onRestart('codemates'),
@@ -83,7 +78,7 @@ export class CodeMateController {
     this.pods = supervisedInformer(kube, {
       apiVersion: 'v1',
       kind: 'Pod',
-      path: collectionPath('v1', 'pods', namespace),
+      plural: 'pods',
       namespace,
       labelSelector: managedSelector,
       onEvent: enqueueOwner,
@@ -93,7 +88,7 @@ export class CodeMateController {
     this.pvcs = supervisedInformer(kube, {
       apiVersion: 'v1',
       kind: 'PersistentVolumeClaim',
-      path: collectionPath('v1', 'persistentvolumeclaims', namespace),
+      plural: 'persistentvolumeclaims',
       namespace,
       labelSelector: managedSelector,
       onEvent: enqueueOwner,

@@ -132,9 +132,7 @@ export class DeliveryWorker {
     this.messages = supervisedInformer<MessageObject>(options.kube, {
       apiVersion,
       kind: 'CodeMateMessage',
-      path: ns
-        ? `/apis/${apiVersion}/namespaces/${ns}/codematemessages`
-        : `/apis/${apiVersion}/codematemessages`,
+      plural: 'codematemessages',
       namespace: ns,
       onEvent: (_e, m) => {
         if (!isFinal(m.status?.phase)) this.queue.add(`${m.metadata.namespace}/${m.spec.codemate}`);

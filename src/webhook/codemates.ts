@@ -27,6 +27,16 @@ export function keysOf(cm: CodeMate): string[] {
   return keys;
 }
 
+/** The CodeMates following a pull request, or its head branch when that is in the same repository. */
+export function followersOf(
+  codemates: CodeMateLookup,
+  event: { repository: string; pullRequest: number; headRef?: string },
+): CodeMate[] {
+  const keys = [pullRequestKey(event.repository, event.pullRequest)];
+  if (event.headRef) keys.push(branchKey(event.repository, event.headRef));
+  return codemates.find(keys);
+}
+
 export interface CodeMateLookup {
   /** CodeMates following any of `keys`, each once. */
   find(keys: readonly string[]): CodeMate[];
@@ -45,11 +55,10 @@ export class CodeMateIndex implements CodeMateLookup {
       onRestart?: (error: unknown, delayMs: number) => void;
     },
   ) {
-    const base = `/apis/${apiVersion}`;
     this.informer = supervisedInformer<CodeMate & KubeObject>(kube, {
       apiVersion,
       kind,
-      path: options.namespace ? `${base}/namespaces/${options.namespace}/${plural}` : `${base}/${plural}`,
+      plural,
       namespace: options.namespace,
       onEvent: (event, cm) => this.index(event === 'delete' ? undefined : cm, cm),
       ...(options.onRestart ? { onRestart: options.onRestart } : {}),

@@ -400,14 +400,19 @@ describe('the ServiceAccount of manifests/webhook.yaml', () => {
       () => patch({ annotations: { 'example.com/other': 'x' } }),
       () => patch({ labels: { team: 'x' } }),
     ];
+    /** Refused by the apiserver, with `pattern` in its answer. */
+    const refusedWith = (request: Promise<unknown>, pattern: RegExp) =>
+      expect(request).rejects.toSatisfy((e: unknown) =>
+        pattern.test(JSON.stringify((e as { body?: unknown }).body ?? String(e))),
+      );
     for (const refused of refusals) {
-      await expect(refused()).rejects.toSatisfy((e: unknown) => {
-        const text = JSON.stringify((e as { body?: unknown }).body ?? String(e));
-        return /codemate-webhook may only set the codemate.io\/poll-requested-at annotation/.test(text);
-      });
+      await refusedWith(
+        refused(),
+        /codemate-webhook may only set the codemate.io\/poll-requested-at annotation/,
+      );
     }
     // Nor create a message that poses as a person's `codemate inject`.
-    await expect(
+    await refusedWith(
       asWebhook.create({
         apiVersion: 'codemate.io/v1alpha1',
         kind: 'CodeMateMessage',
@@ -419,10 +424,7 @@ describe('the ServiceAccount of manifests/webhook.yaml', () => {
           trust: { allowed: true, reason: 'forged' },
         },
       }),
-    ).rejects.toSatisfy((e: unknown) =>
-      /may only create messages from GitHub comments and reviews/.test(
-        JSON.stringify((e as { body?: unknown }).body),
-      ),
+      /may only create messages from GitHub comments and reviews/,
     );
     // Nor one that names one CodeMate but is owned by another.
     const other = await cluster.kube.get<KubeObject>(
@@ -431,7 +433,7 @@ describe('the ServiceAccount of manifests/webhook.yaml', () => {
       'also-7',
       cluster.namespace,
     );
-    await expect(
+    await refusedWith(
       asWebhook.create({
         apiVersion: 'codemate.io/v1alpha1',
         kind: 'CodeMateMessage',
@@ -455,10 +457,7 @@ describe('the ServiceAccount of manifests/webhook.yaml', () => {
           trust: { allowed: true, reason: 'forged' },
         },
       }),
-    ).rejects.toSatisfy((e: unknown) =>
-      /only create messages owned by the CodeMate they name/.test(
-        JSON.stringify((e as { body?: unknown }).body),
-      ),
+      /only create messages owned by the CodeMate they name/,
     );
     const cm = await cluster.kube.get<CodeMate & KubeObject>(
       'codemate.io/v1alpha1',

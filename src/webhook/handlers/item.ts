@@ -8,7 +8,7 @@ import type { CodeMate } from '../../api/codemate.js';
 import { isConflict, isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
 import { isNew, messageFor } from '../../github/items.js';
-import { branchKey, pullRequestKey, type CodeMateLookup } from '../codemates.js';
+import { followersOf, type CodeMateLookup } from '../codemates.js';
 import type { Answer } from '../deliveries.js';
 
 export interface MessageWriter {
@@ -23,9 +23,7 @@ export async function handleItem(
   event: Extract<RoutedEvent, { kind: 'item' }>,
   deps: { codemates: CodeMateLookup; kube: MessageWriter },
 ): Promise<Answer> {
-  const keys = [pullRequestKey(event.repository, event.pullRequest)];
-  if (event.headRef) keys.push(branchKey(event.repository, event.headRef));
-  const followers = deps.codemates.find(keys);
+  const followers = followersOf(deps.codemates, event);
   if (followers.length === 0) {
     return {
       status: 202,

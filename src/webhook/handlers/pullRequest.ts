@@ -7,7 +7,7 @@
 import { apiVersion, kind, pollRequestedAnnotation } from '../../api/codemate.js';
 import { isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
-import { branchKey, pullRequestKey, type CodeMateLookup } from '../codemates.js';
+import { followersOf, type CodeMateLookup } from '../codemates.js';
 import type { Answer } from '../deliveries.js';
 
 export interface AnnotationWriter {
@@ -18,9 +18,7 @@ export async function handlePullRequest(
   event: Extract<RoutedEvent, { kind: 'pull_request' }>,
   deps: { codemates: CodeMateLookup; kube: AnnotationWriter; now: () => Date },
 ): Promise<Answer> {
-  const keys = [pullRequestKey(event.repository, event.pullRequest)];
-  if (event.headRef) keys.push(branchKey(event.repository, event.headRef));
-  const followers = deps.codemates.find(keys);
+  const followers = followersOf(deps.codemates, event);
   if (followers.length === 0) {
     const what = `${event.repository}#${event.pullRequest}${event.headRef ? ` or branch ${event.headRef}` : ''}`;
     return { status: 202, body: { status: 'ignored', reason: `no CodeMate follows ${what}` }, final: false };
