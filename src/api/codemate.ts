@@ -4,6 +4,7 @@
  * Pure: no I/O.
  */
 import { z } from 'zod';
+import { historyLimit } from './message.js';
 
 export const group = 'codemate.io';
 export const version = 'v1alpha1';
@@ -109,6 +110,13 @@ export const codeMateStatusSchema = z.object({
     .object({ number: z.number().int().optional(), url: z.string().optional(), state: z.string().optional() })
     .optional(),
   conditions: z.array(conditionSchema).optional(),
+  /** GitHub items already delivered whose messages retention deleted (see api/message.ts History). */
+  history: z
+    .object({
+      before: z.string().optional(),
+      items: z.array(z.string().max(128)).max(historyLimit).optional(),
+    })
+    .optional(),
 });
 export type CodeMateStatus = z.infer<typeof codeMateStatusSchema>;
 

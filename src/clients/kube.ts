@@ -186,16 +186,21 @@ export class Kube {
   }
 
   /** Merge-patches the status subresource of a custom resource. */
+  /**
+   * Merge-patches the status subresource of a custom resource. With a resourceVersion the write is
+   * conditional: 409 Conflict when the object changed since it was read.
+   */
   async patchStatus(
     ref: { group: string; version: string; plural: string; namespace: string; name: string },
     status: unknown,
-  ): Promise<void> {
-    await this.config
+    resourceVersion?: string,
+  ): Promise<KubeObject & { metadata: ObjectMeta }> {
+    return (await this.config
       .makeApiClient(CustomObjectsApi)
       .patchNamespacedCustomObjectStatus(
-        { ...ref, body: { status } },
+        { ...ref, body: resourceVersion ? { metadata: { resourceVersion }, status } : { status } },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      )) as KubeObject & { metadata: ObjectMeta };
   }
 
   /** Merge-patches the status subresource of a core or built-in resource, e.g. a pod in tests. */

@@ -39,6 +39,8 @@ export const envSchema = z.object({
   CODEMATE_SANDBOX_GIT_REWRITE: optionalText,
   /** Operator: delivered messages kept per CodeMate (default 50). */
   CODEMATE_MESSAGE_RETENTION: optionalText,
+  /** Operator: a message not delivered this many seconds after its creation fails (default 86400). */
+  CODEMATE_MESSAGE_EXPIRY_SECONDS: optionalText,
   /** Operator: per-request timeout for GitHub, in seconds (default 15). */
   CODEMATE_GITHUB_TIMEOUT_SECONDS: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
@@ -49,6 +51,8 @@ export const envSchema = z.object({
   GITHUB_WEBHOOK_SECRET: optionalText,
   /** Webhook: a file holding the secret(s), e.g. a mounted Secret. */
   GITHUB_WEBHOOK_SECRET_FILE: optionalText,
+  /** Webhook: a body with no byte for this long gets 408, in seconds (default 2). */
+  CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS: optionalText,
   /** `webhook replay`: where to send (printed by `dev up`). */
   CODEMATE_WEBHOOK_URL: optionalText,
   /** Set by the Deployment through the downward API. */
@@ -144,7 +148,13 @@ export const operatorFlagsSchema = z.object({
   messageRetention: z.coerce.number().int().min(0).max(10000).default(50),
   githubApiUrl: z.string().url().optional(),
   githubTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(15),
-  deliveryTimeoutSeconds: z.coerce.number().int().min(5).max(86400).default(600),
+  /** Messages wait for their session (starting, suspended, replaced) up to this long, then fail. */
+  messageExpirySeconds: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86400)
+    .default(86400),
 });
 export type OperatorConfig = z.infer<typeof operatorFlagsSchema>;
 
@@ -170,7 +180,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       messageRetention: pick(flags.messageRetention, env.CODEMATE_MESSAGE_RETENTION),
       githubApiUrl: env.GITHUB_API_URL,
       githubTimeoutSeconds: env.CODEMATE_GITHUB_TIMEOUT_SECONDS,
-      deliveryTimeoutSeconds: flags.deliveryTimeoutSeconds,
+      messageExpirySeconds: pick(flags.messageExpirySeconds, env.CODEMATE_MESSAGE_EXPIRY_SECONDS),
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },
     'operator configuration',
@@ -188,6 +198,9 @@ export const webhookFlagsSchema = z.object({
   host: z.string().min(1).default('0.0.0.0'),
   secrets: z.array(z.string().min(1)).min(1),
   bodyTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(10),
+  // Much shorter than the whole-body timeout: GitHub sends a body at once, and a body that stops
+  // flowing holds memory that other deliveries need.
+  bodyIdleTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(2),
   deliveryCacheSize: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
@@ -236,6 +249,7 @@ export function webhookConfig(env: Env, flags: Record<string, unknown>): Webhook
       host: flags.host,
       secrets,
       bodyTimeoutSeconds: flags.bodyTimeoutSeconds,
+      bodyIdleTimeoutSeconds: pick(flags.bodyIdleTimeoutSeconds, env.CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS),
       deliveryCacheSize: flags.deliveryCacheSize,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),
     },

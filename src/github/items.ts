@@ -3,7 +3,7 @@
  * reference that makes a message go with its CodeMate.
  */
 import type { CodeMate } from '../api/codemate.js';
-import { messageName, type CodeMateMessage, type SourceType } from '../api/message.js';
+import { inHistory, messageName, type CodeMateMessage, type SourceType } from '../api/message.js';
 import type { GitHubItem as Item } from '../clients/github.js';
 import { judge, trustPolicyOf } from './trust.js';
 
@@ -51,8 +51,20 @@ export function messageFor(
   };
 }
 
-/** Items written before the CodeMate existed are history, not messages for this session. */
-export function isNew(cm: CodeMate, item: Item): boolean {
+/**
+ * Why an item is not a new message for this CodeMate, or undefined when it is one: items written before
+ * the CodeMate existed are history, and so are items whose messages were delivered and then deleted by
+ * retention (status.history), so that a listing or a redelivery never brings them back.
+ */
+export function notNewBecause(
+  cm: CodeMate,
+  type: Exclude<SourceType, 'cli'>,
+  item: Item,
+): string | undefined {
   const created = cm.metadata.creationTimestamp ? new Date(cm.metadata.creationTimestamp).getTime() : 0;
-  return new Date(item.createdAt).getTime() >= created - 1000;
+  if (new Date(item.createdAt).getTime() < created - 1000) return 'written before the CodeMate was created';
+  if (inHistory(cm.status?.history, type, String(item.id), item.createdAt)) {
+    return 'delivered before; its message was deleted by retention';
+  }
+  return undefined;
 }

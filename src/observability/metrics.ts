@@ -47,6 +47,12 @@ export function operatorMetrics() {
       labelNames: ['source', 'result'] as const,
       registers: [registry],
     }),
+    deliveryAttempts: new Counter({
+      name: 'codemate_delivery_attempts_total',
+      help: 'Execs of codemate-inject into a session, by result (delivered, retry, failed).',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     deliveryLatency: new Histogram({
       name: 'codemate_delivery_latency_seconds',
       help: 'From message creation to the session acknowledging it.',

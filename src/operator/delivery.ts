@@ -3,18 +3,24 @@
  * codemate-inject in the session pod. The inject command records the ids it has pasted, so a retry after
  * the operator died between the exec and the status write does not paste twice.
  */
-import { apiVersion, sessionRunning } from '../api/codemate.js';
+import { apiVersion, group, plural, sessionRunning, version } from '../api/codemate.js';
 import type { CodeMate } from '../api/codemate.js';
 import {
   deliveryOrder,
   frameBody,
+  inHistory,
   isFinal,
+  messageKind,
+  messagePlural,
+  withRetired,
   type CodeMateMessage,
+  type History,
+  type MessagePhase,
   type MessageStatus,
 } from '../api/message.js';
 import { execInPod } from '../clients/exec.js';
 import { supervisedInformer, type Informer } from '../clients/informer.js';
-import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import { WorkQueue } from './queue.js';
 import { sessionContainer } from './session.js';
@@ -30,17 +36,150 @@ export const injectExit = {
   starting: 7,
 } as const;
 
+/** How long messages may wait and how retries back off (config: --message-expiry-seconds). */
+export interface DeliveryPolicy {
+  /** A message not delivered this long after it was created ends Failed (Expired). */
+  expiryMs: number;
+  /** The first retry waits about this long; each further one doubles it, up to maxDelayMs. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** [0, 1): the jitter's source, injectable so tests are exact. */
+  random: () => number;
+}
+
+export const defaultBackoff = { baseDelayMs: 1000, maxDelayMs: 30_000 } as const;
+
+/** What the session looks like to delivery, from the CodeMate in the cache. */
+export interface SessionFacts {
+  /** The CodeMate's phase; undefined before its first reconcile. */
+  phase: string | undefined;
+  /** The pod to exec into, when the session runs. */
+  pod: string | undefined;
+  /** GitHub items delivered before whose messages retention deleted (status.history). */
+  history?: History | undefined;
+}
+
+/** The next step for the head message of one CodeMate (pure). */
+export type Step =
+  | { kind: 'inject'; pod: string }
+  /** Write this status (nothing pasted); look again after requeueAfterMs, if set. */
+  | { kind: 'record'; status: MessageStatus; requeueAfterMs?: number }
+  /** Nothing to do or write until requeueAfterMs has passed (or an event says the session changed). */
+  | { kind: 'wait'; requeueAfterMs: number };
+
 export interface Outcome {
   status: MessageStatus;
   /** When to try again; undefined once the message is final. */
   retryAfterMs?: number;
 }
 
+function createdAt(message: CodeMateMessage, now: Date): number {
+  return message.metadata.creationTimestamp
+    ? new Date(message.metadata.creationTimestamp).getTime()
+    : now.getTime();
+}
+
+/**
+ * Decides what to do with a message before any exec. A session that is away (starting, suspended, its
+ * pod being replaced) is not a failure: the message waits in Pending, with the reason, and is woken by
+ * the CodeMate's next change. Only a permanent cause ends it: untrusted, or not delivered before it
+ * expired. A retry never runs before status.nextAttemptAt, whatever woke the key.
+ */
+export function nextStep(
+  message: CodeMateMessage,
+  session: SessionFacts,
+  now: Date,
+  policy: Pick<DeliveryPolicy, 'expiryMs'>,
+): Step {
+  const previous = message.status;
+  if (message.spec.trust && !message.spec.trust.allowed) {
+    return {
+      kind: 'record',
+      status: {
+        ...previous,
+        phase: 'Rejected',
+        reason: 'Untrusted',
+        message: message.spec.trust.reason ?? 'rejected by the trust policy',
+      },
+    };
+  }
+  const source = message.spec.source;
+  if (
+    source.type !== 'cli' &&
+    source.id &&
+    inHistory(session.history, source.type, source.id, source.createdAt)
+  ) {
+    // Created again from a listing or a redelivery that raced with retention: never pasted twice.
+    return {
+      kind: 'record',
+      status: {
+        ...previous,
+        phase: 'Delivered',
+        reason: 'DeliveredBefore',
+        message: 'this item was delivered before; its first message was deleted by retention',
+      },
+    };
+  }
+  const expiresInMs = createdAt(message, now) + policy.expiryMs - now.getTime();
+  if (expiresInMs <= 0) {
+    const why = previous?.reason
+      ? ` (last: ${previous.reason}${previous.message ? `, ${previous.message}` : ''})`
+      : '';
+    return {
+      kind: 'record',
+      status: {
+        ...previous,
+        phase: 'Failed',
+        reason: 'Expired',
+        message: `not delivered within ${formatDuration(policy.expiryMs)} of its creation${why}`.slice(
+          0,
+          4096,
+        ),
+        nextAttemptAt: null,
+      },
+    };
+  }
+  if (!sessionRunning(session.phase) || !session.pod) {
+    const waiting: MessageStatus = {
+      ...previous,
+      phase: 'Pending',
+      reason: 'WaitingForSession',
+      message: `waiting for the session to run (CodeMate ${message.spec.codemate} is ${session.phase ?? 'not started yet'})`,
+      // The retry clock starts again when the session is back.
+      nextAttemptAt: null,
+    };
+    const unchanged =
+      previous !== undefined &&
+      previous.reason === waiting.reason &&
+      previous.message === waiting.message &&
+      !previous.nextAttemptAt;
+    if (unchanged) {
+      return { kind: 'wait', requeueAfterMs: expiresInMs };
+    }
+    return { kind: 'record', status: waiting, requeueAfterMs: expiresInMs };
+  }
+  const next = previous?.nextAttemptAt ? new Date(previous.nextAttemptAt).getTime() - now.getTime() : 0;
+  if (next > 0) return { kind: 'wait', requeueAfterMs: Math.min(next, expiresInMs) };
+  return { kind: 'inject', pod: session.pod };
+}
+
+/** Exponential backoff with equal jitter: half the delay is fixed, half random; capped. */
+export function backoffMs(attempts: number, policy: Omit<DeliveryPolicy, 'expiryMs'>): number {
+  const full = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
+  return Math.round(full / 2 + (policy.random() * full) / 2);
+}
+
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s % 3600 === 0) return `${s / 3600} h`;
+  if (s % 60 === 0) return `${s / 60} min`;
+  return `${s} s`;
+}
+
 export interface AttemptFacts {
   previous: MessageStatus | undefined;
   now: Date;
-  /** Give up after this long since the first attempt. */
-  boundMs: number;
+  policy: Omit<DeliveryPolicy, 'expiryMs'>;
 }
 
 function attempt(facts: AttemptFacts): MessageStatus {
@@ -51,23 +190,23 @@ function attempt(facts: AttemptFacts): MessageStatus {
     attempts: (facts.previous?.attempts ?? 0) + 1,
     firstAttemptAt: facts.previous?.firstAttemptAt ?? now,
     lastAttemptAt: now,
+    nextAttemptAt: null,
   };
 }
 
-function retryOrFail(facts: AttemptFacts, reason: string, message: string): Outcome {
-  const status = { ...attempt(facts), reason, message };
-  const elapsed = facts.now.getTime() - new Date(status.firstAttemptAt!).getTime();
-  if (elapsed >= facts.boundMs) {
-    return {
-      status: {
-        ...status,
-        phase: 'Failed',
-        message: `${message}; gave up after ${Math.round(elapsed / 1000)} s`,
-      },
-    };
-  }
-  const retryAfterMs = Math.min(30_000, 1000 * 2 ** Math.min(5, (status.attempts ?? 1) - 1));
-  return { status, retryAfterMs };
+/** A temporary failure: stays Pending, and the next attempt waits for its backoff. */
+function retry(facts: AttemptFacts, reason: string, message: string): Outcome {
+  const status = attempt(facts);
+  const retryAfterMs = backoffMs(status.attempts ?? 1, facts.policy);
+  return {
+    status: {
+      ...status,
+      reason,
+      message,
+      nextAttemptAt: new Date(facts.now.getTime() + retryAfterMs).toISOString(),
+    },
+    retryAfterMs,
+  };
 }
 
 /** The next status of a message after one exec of codemate-inject (pure). */
@@ -90,22 +229,23 @@ export function outcomeOfInject(exitCode: number, stderr: string, facts: Attempt
         },
       };
     case injectExit.blocked:
-      return retryOrFail(facts, 'SessionBlocked', detail || 'the session is blocked on a dialog');
+      return retry(facts, 'SessionBlocked', detail || 'the session is blocked on a dialog');
     case injectExit.noSession:
     case injectExit.starting:
-      return retryOrFail(facts, 'SessionNotReady', detail || 'the session is not ready');
+      return retry(facts, 'SessionNotReady', detail || 'the session is not ready');
     case injectExit.noAck:
-      return retryOrFail(facts, 'NoAcknowledgement', detail || 'pasted but not acknowledged');
+      return retry(facts, 'NoAcknowledgement', detail || 'pasted but not acknowledged');
     case injectExit.usage:
     case injectExit.shortInput:
       return { status: { ...attempt(facts), phase: 'Failed', reason: 'InvalidMessage', message: detail } };
     default:
-      return retryOrFail(
-        facts,
-        'InjectFailed',
-        `codemate-inject exited ${exitCode}${detail ? `: ${detail}` : ''}`,
-      );
+      return retry(facts, 'InjectFailed', `codemate-inject exited ${exitCode}${detail ? `: ${detail}` : ''}`);
   }
+}
+
+/** An exec that did not complete (the apiserver, the node or the pod went away): retried. */
+export function outcomeOfExecError(error: Error, facts: AttemptFacts): Outcome {
+  return retry(facts, 'ExecFailed', error.message.split('\n')[0] ?? 'exec failed');
 }
 
 export interface DeliveryOptions {
@@ -114,10 +254,13 @@ export interface DeliveryOptions {
   logger: Logger;
   /** Looks up a CodeMate in the controller's cache. */
   codemate: (namespace: string, name: string) => CodeMate | undefined;
-  /** Keep this many delivered messages per CodeMate; older ones are deleted. */
+  /** Keep this many delivered messages per CodeMate; older ones are deleted and recorded as history. */
   retention: number;
-  boundMs: number;
+  policy: DeliveryPolicy;
   onDelivered?: (message: CodeMateMessage, latencyMs: number) => void;
+  /** Every exec of codemate-inject, by its result (delivered, retry, failed). */
+  onAttempt?: (result: 'delivered' | 'retry' | 'failed') => void;
+  onFinal?: (message: CodeMateMessage, phase: MessagePhase) => void;
 }
 
 type MessageObject = CodeMateMessage & KubeObject;
@@ -126,32 +269,70 @@ export class DeliveryWorker {
   private readonly queue = new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 30_000 });
   private readonly messages: Informer<MessageObject>;
   private workers: Array<Promise<void>> = [];
+  /** Per message uid, the generation last seen: our own status writes do not wake the key. */
+  private readonly generations = new Map<string, number | undefined>();
+  /** Messages deleted by retention, by namespace/name, with when: see has(). */
+  private readonly retiring = new Map<string, number>();
+  /** Per CodeMate key, the session facts last seen: only a change wakes its deliveries. */
+  private readonly sessions = new Map<string, string>();
+  /** Statuses written but maybe not yet seen in the cache, by message uid (never mutate the cache). */
+  private readonly written = new Map<
+    string,
+    { resourceVersion: string | undefined; status: MessageStatus; at: number }
+  >();
 
   constructor(private readonly options: DeliveryOptions) {
     const ns = options.namespace;
     this.messages = supervisedInformer<MessageObject>(options.kube, {
       apiVersion,
-      kind: 'CodeMateMessage',
-      plural: 'codematemessages',
+      kind: messageKind,
+      plural: messagePlural,
       namespace: ns,
-      onEvent: (_e, m) => {
-        if (!isFinal(m.status?.phase)) this.queue.add(`${m.metadata.namespace}/${m.spec.codemate}`);
-      },
+      onEvent: (event, m) => this.onMessage(event, m),
       onRestart: (error) => options.logger.warn(errorFields(error), 'message watch broke; restarting it'),
     });
+  }
+
+  private onMessage(event: 'add' | 'update' | 'delete', m: MessageObject): void {
+    const uid = m.metadata.uid ?? m.metadata.name;
+    if (event === 'delete') {
+      this.generations.delete(uid);
+      this.written.delete(uid);
+      return;
+    }
+    const generation = m.metadata.generation;
+    const known = this.generations.has(uid) && this.generations.get(uid) === generation;
+    this.generations.set(uid, generation);
+    if (event === 'update' && known) return; // a status write, most often our own
+    if (!isFinal(m.status?.phase)) this.queue.add(`${m.metadata.namespace}/${m.spec.codemate}`);
   }
 
   get synced(): boolean {
     return this.messages.synced;
   }
 
+  /** True when the message exists, or was just deleted by retention (its source is now history). */
   has(namespace: string, name: string): boolean {
-    return this.messages.get(name, namespace) !== undefined;
+    if (this.messages.get(name, namespace) !== undefined) return true;
+    const retired = this.retiring.get(`${namespace}/${name}`);
+    if (retired === undefined) return false;
+    if (Date.now() - retired < 300_000) return true;
+    this.retiring.delete(`${namespace}/${name}`);
+    return false;
   }
 
-  /** Wakes the deliveries of one CodeMate, e.g. when its session became ready. */
+  /**
+   * Told about every CodeMate event. Wakes its deliveries only when what delivery reads changed (the
+   * phase or the pod), so the status writes of the controller and the poller do not re-queue them.
+   */
   kick(namespace: string, codemate: string): void {
-    this.queue.add(`${namespace}/${codemate}`);
+    const key = `${namespace}/${codemate}`;
+    const cm = this.options.codemate(namespace, codemate);
+    const facts = cm ? `${cm.status?.phase ?? ''}|${cm.status?.podName ?? ''}` : 'gone';
+    if (this.sessions.get(key) === facts) return;
+    if (cm) this.sessions.set(key, facts);
+    else this.sessions.delete(key);
+    this.queue.add(key);
   }
 
   async start(workers = 4): Promise<void> {
@@ -185,47 +366,55 @@ export class DeliveryWorker {
     }
   }
 
+  /** A message with the status this worker last wrote, if the cache has not caught up yet. */
+  private current(m: MessageObject): MessageObject {
+    const uid = m.metadata.uid ?? m.metadata.name;
+    const written = this.written.get(uid);
+    if (!written) return m;
+    if (caughtUp(m.metadata.resourceVersion, written.resourceVersion) || Date.now() - written.at > 60_000) {
+      this.written.delete(uid);
+      return m;
+    }
+    return { ...m, status: written.status };
+  }
+
   /** Handles the oldest undelivered message of one CodeMate; returns when to look again. */
   private async deliverNext(key: string): Promise<number | undefined> {
     const [namespace = '', name = ''] = key.split('/');
     const pending = this.messages
       .list(namespace)
-      .filter((m) => m.spec.codemate === name && !isFinal(m.status?.phase))
+      .filter((m) => m.spec.codemate === name)
+      .map((m) => this.current(m))
+      .filter((m) => !isFinal(m.status?.phase))
       .sort(deliveryOrder);
     const message = pending[0];
-    if (!message) {
-      await this.applyRetention(namespace, name);
-      return undefined;
-    }
-    const facts: AttemptFacts = { previous: message.status, now: new Date(), boundMs: this.options.boundMs };
-    if (message.spec.trust && !message.spec.trust.allowed) {
-      await this.writeStatus(message, {
-        phase: 'Rejected',
-        reason: 'Untrusted',
-        message: message.spec.trust.reason ?? 'rejected by the trust policy',
-      });
-      return 0;
-    }
+    if (!message) return this.applyRetention(namespace, name);
     const cm = this.options.codemate(namespace, name);
     if (!cm) return undefined; // the messages go with their CodeMate (ownerReferences)
-    const pod = cm.status?.podName;
-    if (!sessionRunning(cm.status?.phase) || !pod) {
-      const outcome = retryOrFail(
-        facts,
-        'SessionNotReady',
-        `CodeMate ${name} is ${cm.status?.phase ?? 'not started'}`,
-      );
-      await this.writeStatus(message, outcome.status);
-      return outcome.retryAfterMs ?? 0;
+    const now = new Date();
+    const step = nextStep(
+      message,
+      { phase: cm.status?.phase, pod: cm.status?.podName, history: cm.status?.history },
+      now,
+      this.options.policy,
+    );
+    if (step.kind === 'wait') return step.requeueAfterMs;
+    if (step.kind === 'record') {
+      await this.writeStatus(message, step.status);
+      if (isFinal(step.status.phase)) {
+        this.final(key, message, step.status);
+        return 0;
+      }
+      return step.requeueAfterMs;
     }
     const text = frameBody(message.spec);
-    const started = Date.now();
+    const facts: AttemptFacts = { previous: message.status, now, policy: this.options.policy };
     let outcome: Outcome;
     try {
       const result = await execInPod(
         this.options.kube,
         namespace,
-        pod,
+        step.pod,
         [
           'codemate-inject',
           '--bytes',
@@ -236,53 +425,122 @@ export class DeliveryWorker {
         ],
         { container: sessionContainer, stdin: text, timeoutMs: 60_000 },
       );
-      outcome = outcomeOfInject(result.exitCode, result.stderr, facts);
+      outcome = outcomeOfInject(result.exitCode, result.stderr, { ...facts, now: new Date() });
     } catch (error) {
-      outcome = retryOrFail(facts, 'ExecFailed', (error as Error).message.split('\n')[0] ?? 'exec failed');
+      outcome = outcomeOfExecError(error as Error, { ...facts, now: new Date() });
     }
+    const phase = outcome.status.phase;
+    this.options.onAttempt?.(phase === 'Delivered' ? 'delivered' : phase === 'Failed' ? 'failed' : 'retry');
     await this.writeStatus(message, outcome.status);
-    if (outcome.status.phase === 'Delivered') {
-      const created = new Date(message.metadata.creationTimestamp ?? started).getTime();
+    if (phase === 'Delivered') {
+      const created = new Date(message.metadata.creationTimestamp ?? now).getTime();
       this.options.onDelivered?.(message, Date.now() - created);
       this.options.logger.info({ codemate: key, message: message.metadata.name }, 'message delivered');
       return 0;
     }
-    if (outcome.status.phase === 'Failed') {
-      this.options.logger.warn(
-        { codemate: key, message: message.metadata.name, reason: outcome.status.reason },
-        outcome.status.message ?? 'message failed',
-      );
+    if (phase === 'Failed') {
+      this.final(key, message, outcome.status);
       return 0;
     }
+    this.options.logger.info(
+      {
+        codemate: key,
+        message: message.metadata.name,
+        reason: outcome.status.reason,
+        attempts: outcome.status.attempts,
+        retryInMs: outcome.retryAfterMs,
+      },
+      outcome.status.message ?? 'delivery will be retried',
+    );
     return outcome.retryAfterMs;
+  }
+
+  private final(key: string, message: MessageObject, status: MessageStatus): void {
+    if (status.phase === 'Failed') {
+      this.options.logger.warn(
+        { codemate: key, message: message.metadata.name, reason: status.reason },
+        status.message ?? 'message failed',
+      );
+    }
+    if (status.phase) this.options.onFinal?.(message, status.phase);
   }
 
   private async writeStatus(message: MessageObject, status: MessageStatus): Promise<void> {
     try {
-      await this.options.kube.patchStatus(
+      const written = await this.options.kube.patchStatus(
         {
-          group: 'codemate.io',
-          version: 'v1alpha1',
-          plural: 'codematemessages',
+          group,
+          version,
+          plural: messagePlural,
           namespace: message.metadata.namespace,
           name: message.metadata.name,
         },
         status,
       );
-      // Keep the cache in step at once, so the next pass does not deliver the same head again.
-      message.status = status;
+      // Remember what we wrote until the cache shows it, so the next pass neither delivers the same head
+      // again nor mistakes its backoff; the informer's cached object itself is never changed.
+      this.written.set(message.metadata.uid ?? message.metadata.name, {
+        resourceVersion: written.metadata.resourceVersion,
+        status,
+        at: Date.now(),
+      });
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }
   }
 
-  private async applyRetention(namespace: string, codemate: string): Promise<void> {
+  /**
+   * Deletes delivered messages beyond the newest `retention`. Before a GitHub-sourced one goes, its source
+   * is recorded in the CodeMate's status.history, so that neither the poller nor the webhook re-creates
+   * it from a listing or a redelivery (what was delivered stays known after its object is gone).
+   */
+  private async applyRetention(namespace: string, codemate: string): Promise<number | undefined> {
     const delivered = this.messages
       .list(namespace)
       .filter((m) => m.spec.codemate === codemate && m.status?.phase === 'Delivered')
       .sort(deliveryOrder);
-    for (const old of delivered.slice(0, Math.max(0, delivered.length - this.options.retention))) {
-      await this.options.kube.delete(apiVersion, 'CodeMateMessage', old.metadata.name, namespace);
+    const old = delivered.slice(0, Math.max(0, delivered.length - this.options.retention));
+    if (old.length === 0) return undefined;
+    const cm = this.options.codemate(namespace, codemate);
+    if (!cm) return undefined;
+    const history = withRetired(
+      cm.status?.history,
+      old.map((m) => m.spec.source),
+    );
+    if (history !== cm.status?.history) {
+      try {
+        // Conditional on the resourceVersion: a stale cache must not drop entries another write added.
+        await this.options.kube.patchStatus(
+          { group, version, plural, namespace, name: codemate },
+          { history },
+          cm.metadata.resourceVersion,
+        );
+      } catch (error) {
+        if (isConflict(error)) return 1000; // the cache is behind; look again once it has caught up
+        if (isNotFound(error)) return undefined;
+        throw error;
+      }
     }
+    for (const [k, at] of this.retiring) if (Date.now() - at >= 300_000) this.retiring.delete(k);
+    for (const m of old) {
+      // Until the caches show the deletion and the history, the poller must not take the item for new.
+      this.retiring.set(`${namespace}/${m.metadata.name}`, Date.now());
+      await this.options.kube.delete(apiVersion, messageKind, m.metadata.name, namespace);
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Whether a cached object has reached a write of ours. Resource versions are etcd revisions: opaque by
+ * contract, but numeric and increasing in every apiserver, so a higher one has seen our write too.
+ */
+function caughtUp(cached: string | undefined, written: string | undefined): boolean {
+  if (cached === undefined || written === undefined) return true;
+  if (cached === written) return true;
+  try {
+    return BigInt(cached) > BigInt(written);
+  } catch {
+    return false;
   }
 }

@@ -18,7 +18,7 @@ import {
 import type { CodeMateMessage } from '../api/message.js';
 import { ConditionalCache, GitHub, isUnauthorized, type GitHubRequestObserver } from '../clients/github.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
-import { isNew, messageFor, type Item } from '../github/items.js';
+import { messageFor, notNewBecause, type Item } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
 
@@ -42,6 +42,9 @@ interface Target {
   requested: string | undefined;
   /** A poll was requested while one was running: poll again right after it. */
   again: boolean;
+  /** spec.monitoring.intervalSeconds when the timer was set, and when the last poll started. */
+  intervalSeconds: number;
+  lastPollAt: number | undefined;
 }
 
 export class Poller {
@@ -70,7 +73,17 @@ export class Poller {
       return;
     }
     const requested = cm.metadata.annotations?.[pollRequestedAnnotation];
+    const intervalSeconds = intervalOf(cm);
     if (existing && existing.uid === cm.metadata.uid) {
+      if (intervalSeconds !== existing.intervalSeconds) {
+        // A new interval counts from the last poll, not from when the old timer was set.
+        existing.intervalSeconds = intervalSeconds;
+        if (!existing.running) {
+          clearTimeout(existing.timer);
+          const since = Date.now() - (existing.lastPollAt ?? 0);
+          this.schedule(key, existing, Math.max(0, this.intervalMs(cm) - since));
+        }
+      }
       if (requested === existing.requested) return;
       existing.requested = requested;
       if (existing.running) existing.again = true;
@@ -87,6 +100,8 @@ export class Poller {
       uid: cm.metadata.uid,
       requested,
       again: false,
+      intervalSeconds,
+      lastPollAt: undefined,
     };
     this.targets.set(key, target);
     this.schedule(key, target, 0);
@@ -105,7 +120,7 @@ export class Poller {
   }
 
   private intervalMs(cm: CodeMate): number {
-    const base = (cm.spec.monitoring?.intervalSeconds ?? 60) * 1000;
+    const base = intervalOf(cm) * 1000;
     return Math.round(base * (0.9 + Math.random() * 0.2));
   }
 
@@ -114,6 +129,7 @@ export class Poller {
     const cm = this.options.codemate(namespace, name);
     if (!cm || target.running) return;
     target.running = true;
+    target.lastPollAt = Date.now();
     try {
       await this.poll(cm);
     } catch (error) {
@@ -199,7 +215,7 @@ export class Poller {
     ];
     for (const [type, items] of lists) {
       for (const item of items) {
-        if (!isNew(cm, item)) continue;
+        if (notNewBecause(cm, type, item)) continue;
         const message = messageFor(cm, type, item, number, self);
         if (this.options.hasMessage(cm.metadata.namespace, message.metadata.name)) continue;
         await this.create(message);
@@ -278,4 +294,8 @@ export class Poller {
     const { gh } = await this.client(cm);
     await gh.acknowledge(type, repo.owner, repo.repo, Number(id));
   }
+}
+
+function intervalOf(cm: CodeMate): number {
+  return cm.spec.monitoring?.intervalSeconds ?? 60;
 }

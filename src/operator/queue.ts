@@ -1,11 +1,15 @@
 /**
  * A keyed work queue in the manner of client-go's: a key waits in the queue at most once, is processed
  * by at most one worker at a time (a key added while processing is handled again afterwards), and failed
- * keys come back with per-key exponential backoff.
+ * keys come back with per-key exponential backoff, with jitter. Unlike client-go, a failed key's backoff
+ * holds whatever adds it meanwhile: an event (often the status write of the failed attempt itself) waits
+ * until the backoff has run out instead of retrying at once, so nothing can spin.
  */
 export interface QueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /** [0, 1): the jitter's source; tests pass a constant. */
+  random?: () => number;
 }
 
 export class WorkQueue {
@@ -14,14 +18,18 @@ export class WorkQueue {
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
+  /** Keys in backoff after a failure: not handed out before this time. */
+  private readonly backoffUntil = new Map<string, number>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  private readonly random: () => number;
 
   constructor(options: QueueOptions = {}) {
     this.baseDelayMs = options.baseDelayMs ?? 500;
     this.maxDelayMs = options.maxDelayMs ?? 300_000;
+    this.random = options.random ?? Math.random;
   }
 
   get length(): number {
@@ -34,6 +42,12 @@ export class WorkQueue {
 
   add(key: string): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
+    const until = this.backoffUntil.get(key);
+    if (until !== undefined) {
+      const wait = until - Date.now();
+      if (wait > 0) return this.addAfter(key, wait);
+      this.backoffUntil.delete(key);
+    }
     this.dirty.add(key);
     if (this.processing.has(key)) return;
     const waiter = this.waiters.shift();
@@ -62,11 +76,16 @@ export class WorkQueue {
     this.timers.set(key, { timer, dueAt });
   }
 
-  /** Re-adds a failed key after its backoff: base * 2^(failures), capped. */
+  /**
+   * Re-adds a failed key after its backoff: base * 2^(failures), capped, with equal jitter (half fixed,
+   * half random) so that keys failing together do not retry together. Until then, adds of the key wait.
+   */
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    const delay = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** n);
+    const full = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(n, 30));
+    const delay = Math.round(full / 2 + (this.random() * full) / 2);
+    this.backoffUntil.set(key, Date.now() + delay);
     this.addAfter(key, delay);
     return delay;
   }
@@ -74,6 +93,7 @@ export class WorkQueue {
   /** Clears a key's failure history after it succeeded. */
   forget(key: string): void {
     this.failures.delete(key);
+    this.backoffUntil.delete(key);
   }
 
   failuresOf(key: string): number {

@@ -8,7 +8,7 @@ import { startHealthServer } from '../observability/health.js';
 import { createLogger, errorFields, type Logger } from '../observability/log.js';
 import { operatorMetrics } from '../observability/metrics.js';
 import { CodeMateController } from './controller.js';
-import { DeliveryWorker } from './delivery.js';
+import { defaultBackoff, DeliveryWorker } from './delivery.js';
 import { Poller } from './poller.js';
 import type { GitHubRequestObserver } from '../clients/github.js';
 import { LeaderElector } from './leader.js';
@@ -76,7 +76,10 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       logger,
       codemate: (ns, name) => ctrl.getCodeMate(ns, name),
       retention: config.messageRetention,
-      boundMs: config.deliveryTimeoutSeconds * 1000,
+      policy: { expiryMs: config.messageExpirySeconds * 1000, ...defaultBackoff, random: Math.random },
+      onAttempt: (result) => metrics.deliveryAttempts.inc({ result }),
+      onFinal: (message, phase) =>
+        metrics.deliveries.inc({ source: message.spec.source.type, result: phase }),
       onDelivered: (message, latencyMs) => {
         metrics.deliveries.inc({ source: message.spec.source.type, result: 'Delivered' });
         metrics.deliveryLatency.observe(latencyMs / 1000);

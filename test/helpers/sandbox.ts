@@ -62,6 +62,8 @@ export interface GitHubSandbox {
 export async function startGitHubSandbox(
   binDir: string,
   session: { login: string; id: number },
+  /** More environment for `dev up`, e.g. the operator's CODEMATE_MESSAGE_RETENTION. */
+  extraEnv: Record<string, string> = {},
 ): Promise<GitHubSandbox> {
   const gh = new FakeGitHub();
   await gh.start();
@@ -78,6 +80,7 @@ export async function startGitHubSandbox(
       CODEMATE_BIN_DIR: binDir,
       GITHUB_API_URL: gh.url,
       CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${repos}/`,
+      ...extraEnv,
     },
   });
   if (up.code !== 0) throw new Error(`codemate dev up failed: ${up.stderr}`);

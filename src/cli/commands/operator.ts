@@ -26,7 +26,10 @@ export function registerOperator(program: Command, deps: CliDeps): void {
     .option('--workers <n>', 'concurrent reconciles (default 4)')
     .option('--resync-seconds <s>', 'reconcile every CodeMate at least this often (default 300)')
     .option('--message-retention <n>', 'delivered messages kept per CodeMate (default 50)')
-    .option('--delivery-timeout-seconds <s>', 'mark a message Failed after trying this long (default 600)')
+    .option(
+      '--message-expiry-seconds <s>',
+      'a message not delivered this long after its creation fails (env CODEMATE_MESSAGE_EXPIRY_SECONDS; default 86400)',
+    )
     .option('--log-level <level>', 'trace, debug, info, warn or error (env LOG_LEVEL)')
     .addHelpText(
       'after',

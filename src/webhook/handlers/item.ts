@@ -7,7 +7,7 @@
 import type { CodeMate } from '../../api/codemate.js';
 import { isConflict, isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
-import { isNew, messageFor } from '../../github/items.js';
+import { messageFor, notNewBecause } from '../../github/items.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
 import type { Answer } from '../deliveries.js';
 
@@ -47,9 +47,8 @@ async function store(
   kube: MessageWriter,
 ): Promise<Outcome> {
   const codemate = `${cm.metadata.namespace}/${cm.metadata.name}`;
-  if (!isNew(cm, event.item)) {
-    return { codemate, result: 'history', reason: 'written before the CodeMate was created' };
-  }
+  const history = notNewBecause(cm, event.type, event.item);
+  if (history) return { codemate, result: 'history', reason: history };
   // The session's own comments must never come back to it. Until the operator has recorded whose token
   // the session holds, only the poller (which asks GitHub) can tell, so it creates this message.
   const self = cm.status?.github?.login;

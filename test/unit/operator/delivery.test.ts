@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { deliveryOrder, frameBody, messageName, type CodeMateMessage } from '../../../src/api/message.js';
-import { outcomeOfInject } from '../../../src/operator/delivery.js';
+import {
+  deliveryOrder,
+  frameBody,
+  historyLimit,
+  inHistory,
+  messageName,
+  withRetired,
+  type CodeMateMessage,
+  type MessageStatus,
+} from '../../../src/api/message.js';
+import { backoffMs, nextStep, outcomeOfExecError, outcomeOfInject } from '../../../src/operator/delivery.js';
 
 const now = new Date('2026-11-26T12:00:00Z');
-const facts = (previous?: object) => ({ previous, now, boundMs: 60_000 });
+const policy = { baseDelayMs: 1000, maxDelayMs: 30_000, random: () => 0.5 };
+const facts = (previous?: MessageStatus) => ({ previous, now, policy });
 
 describe('outcomeOfInject', () => {
   it('marks an acknowledged message Delivered', () => {
@@ -26,15 +36,30 @@ describe('outcomeOfInject', () => {
     }
   });
 
-  it('fails once the bound has passed, with the reason kept', () => {
+  it('records when the next attempt may run, so the backoff outlives events and restarts', () => {
+    const o = outcomeOfInject(5, '', facts({ attempts: 3 }));
+    expect(o.status.attempts).toBe(4);
+    expect(o.status.nextAttemptAt).toBe(new Date(now.getTime() + o.retryAfterMs!).toISOString());
+  });
+
+  it('never fails a message for a temporary cause, however long it has been tried', () => {
     const o = outcomeOfInject(
       4,
       'codemate: blocked on a dialog',
-      facts({ attempts: 9, firstAttemptAt: '2026-11-26T11:58:00Z' }),
+      facts({ attempts: 900, firstAttemptAt: '2026-11-20T11:58:00Z' }),
     );
-    expect(o.status).toMatchObject({ phase: 'Failed', reason: 'SessionBlocked' });
-    expect(o.status.message).toContain('gave up after 120 s');
-    expect(o.retryAfterMs).toBeUndefined();
+    expect(o.status).toMatchObject({ phase: 'Pending', reason: 'SessionBlocked' });
+    expect(o.retryAfterMs).toBeLessThanOrEqual(30_000);
+  });
+
+  it('retries an exec that broke off', () => {
+    const o = outcomeOfExecError(new Error('connect ECONNREFUSED 127.0.0.1:6443\nstack'), facts());
+    expect(o.status).toMatchObject({
+      phase: 'Pending',
+      reason: 'ExecFailed',
+      message: 'connect ECONNREFUSED 127.0.0.1:6443',
+    });
+    expect(o.retryAfterMs).toBeGreaterThan(0);
   });
 
   it('fails at once on input the session can never take', () => {
@@ -42,6 +67,164 @@ describe('outcomeOfInject', () => {
       phase: 'Failed',
       reason: 'InvalidMessage',
     });
+  });
+});
+
+describe('backoffMs', () => {
+  it('doubles from the base, with equal jitter, and stays under the cap', () => {
+    const at = (attempts: number, r: number) => backoffMs(attempts, { ...policy, random: () => r });
+    expect([1, 2, 3, 4].map((n) => at(n, 1))).toEqual([1000, 2000, 4000, 8000]);
+    expect([1, 2, 3, 4].map((n) => at(n, 0))).toEqual([500, 1000, 2000, 4000]);
+    for (const n of [6, 7, 50, 10_000]) {
+      expect(at(n, 0.999)).toBeLessThanOrEqual(30_000);
+      expect(at(n, 0)).toBe(15_000);
+    }
+  });
+});
+
+describe('nextStep', () => {
+  const expiry = { expiryMs: 24 * 3600_000 };
+  const running = { phase: 'Running', pod: 'codemate-a-1' };
+  const message = (
+    status?: MessageStatus,
+    extra: Partial<CodeMateMessage['spec']> = {},
+  ): CodeMateMessage => ({
+    apiVersion: 'codemate.io/v1alpha1',
+    kind: 'CodeMateMessage',
+    metadata: { name: 'a-ic-1', namespace: 'n', creationTimestamp: '2026-11-26T11:00:00Z' },
+    spec: { codemate: 'a', source: { type: 'issue_comment', id: '1' }, body: 'hi', ...extra },
+    ...(status ? { status } : {}),
+  });
+
+  it('injects into a running session', () => {
+    expect(nextStep(message(), running, now, expiry)).toEqual({ kind: 'inject', pod: 'codemate-a-1' });
+    expect(nextStep(message(), { phase: 'Completed', pod: 'p' }, now, expiry)).toEqual({
+      kind: 'inject',
+      pod: 'p',
+    });
+  });
+
+  it('rejects an untrusted message without pasting it', () => {
+    const step = nextStep(
+      message(undefined, { trust: { allowed: false, reason: 'NONE' } }),
+      running,
+      now,
+      expiry,
+    );
+    expect(step).toMatchObject({
+      kind: 'record',
+      status: { phase: 'Rejected', reason: 'Untrusted', message: 'NONE' },
+    });
+  });
+
+  it('lets a message wait, not fail, while its session is away, and writes that once', () => {
+    for (const phase of ['Starting', 'Suspended', 'Pending', undefined]) {
+      const step = nextStep(
+        message({ phase: 'Pending', attempts: 3 }),
+        { phase, pod: undefined },
+        now,
+        expiry,
+      );
+      expect(step.kind).toBe('record');
+      if (step.kind !== 'record') continue;
+      expect(step.status).toMatchObject({ phase: 'Pending', reason: 'WaitingForSession', attempts: 3 });
+      expect(step.status.message).toContain(phase ?? 'not started yet');
+      expect(step.requeueAfterMs).toBe(23 * 3600_000);
+      // The same facts again: nothing to write, nothing to exec.
+      expect(nextStep(message(step.status), { phase, pod: undefined }, now, expiry)).toEqual({
+        kind: 'wait',
+        requeueAfterMs: 23 * 3600_000,
+      });
+    }
+  });
+
+  it('does not try again before nextAttemptAt, whatever woke it', () => {
+    const status = {
+      phase: 'Pending' as const,
+      reason: 'SessionBlocked',
+      nextAttemptAt: '2026-11-26T12:00:20Z',
+    };
+    expect(nextStep(message(status), running, now, expiry)).toEqual({ kind: 'wait', requeueAfterMs: 20_000 });
+    expect(nextStep(message(status), running, new Date('2026-11-26T12:00:20Z'), expiry)).toMatchObject({
+      kind: 'inject',
+    });
+  });
+
+  it('starts the retry clock again when the session comes back', () => {
+    const status = { phase: 'Pending' as const, reason: 'ExecFailed', nextAttemptAt: '2026-11-26T12:00:20Z' };
+    const away = nextStep(message(status), { phase: 'Starting', pod: undefined }, now, expiry);
+    expect(away).toMatchObject({ kind: 'record', status: { nextAttemptAt: null } });
+    if (away.kind === 'record')
+      expect(nextStep(message(away.status), running, now, expiry).kind).toBe('inject');
+  });
+
+  it('never pastes an item again whose first message retention deleted', () => {
+    const history = withRetired(undefined, [
+      { type: 'issue_comment', id: '1', createdAt: '2026-11-26T10:00:00Z' },
+    ]);
+    const again = message(undefined, {
+      source: { type: 'issue_comment', id: '1', createdAt: '2026-11-26T10:00:00Z' },
+    });
+    expect(nextStep(again, { ...running, history }, now, expiry)).toMatchObject({
+      kind: 'record',
+      status: { phase: 'Delivered', reason: 'DeliveredBefore' },
+    });
+    const other = message(undefined, {
+      source: { type: 'issue_comment', id: '2', createdAt: '2026-11-26T10:00:01Z' },
+    });
+    expect(nextStep(other, { ...running, history }, now, expiry).kind).toBe('inject');
+  });
+
+  it('fails a message only once it expired, keeping the last reason', () => {
+    const late = new Date('2026-11-27T11:00:00Z');
+    const step = nextStep(
+      message({ phase: 'Pending', reason: 'WaitingForSession', message: 'CodeMate a is Suspended' }),
+      { phase: 'Suspended', pod: undefined },
+      late,
+      expiry,
+    );
+    expect(step).toMatchObject({ kind: 'record', status: { phase: 'Failed', reason: 'Expired' } });
+    if (step.kind === 'record') {
+      expect(step.status.message).toBe(
+        'not delivered within 24 h of its creation (last: WaitingForSession, CodeMate a is Suspended)',
+      );
+    }
+  });
+});
+
+describe('history of retired messages', () => {
+  const source = (
+    id: string,
+    createdAt: string,
+    type: 'issue_comment' | 'review' | 'cli' = 'issue_comment',
+  ) => ({
+    type,
+    id,
+    createdAt,
+  });
+
+  it('records GitHub sources, not CLI ones, and answers whether an item is in it', () => {
+    const h = withRetired(undefined, [
+      source('2', '2026-01-02T00:00:00Z'),
+      source('x', '2026-01-01T00:00:00Z', 'cli'),
+    ]);
+    expect(h).toEqual({ items: ['ic-2@2026-01-02T00:00:00Z'] });
+    expect(inHistory(h, 'issue_comment', '2', '2026-01-02T00:00:00Z')).toBe(true);
+    expect(inHistory(h, 'review', '2', '2026-01-02T00:00:00Z')).toBe(false);
+    expect(inHistory(h, 'issue_comment', '20', '2026-01-02T00:00:00Z')).toBe(false);
+    expect(withRetired(h, [source('2', '2026-01-02T00:00:00Z')])).toBe(h);
+  });
+
+  it('folds the oldest entries into a time bound beyond its limit', () => {
+    const sources = Array.from({ length: historyLimit + 3 }, (_, i) =>
+      source(String(1000 + i), new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString()),
+    );
+    const h = withRetired(undefined, sources)!;
+    expect(h.items).toHaveLength(historyLimit);
+    expect(h.before).toBe(new Date(Date.UTC(2026, 0, 1, 0, 0, 2)).toISOString());
+    expect(inHistory(h, 'issue_comment', '1001', sources[1]!.createdAt)).toBe(true);
+    expect(inHistory(h, 'issue_comment', '9999', '2026-01-01T00:00:01Z')).toBe(true);
+    expect(inHistory(h, 'issue_comment', '9999', '2026-02-01T00:00:00Z')).toBe(false);
   });
 });
 

@@ -28,10 +28,39 @@ describe('WorkQueue', () => {
   });
 
   it('backs off exponentially per key and forgets after success', () => {
-    const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 1000 });
+    const q = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 1000, random: () => 1 });
     expect([1, 2, 3, 4, 5].map(() => q.addRateLimited('a'))).toEqual([100, 200, 400, 800, 1000]);
     q.forget('a');
     expect(q.addRateLimited('a')).toBe(100);
+    q.shutDown();
+  });
+
+  it('jitters the backoff between half and all of it', () => {
+    const low = new WorkQueue({ baseDelayMs: 100, maxDelayMs: 1000, random: () => 0 });
+    expect([1, 2, 3, 4, 5].map(() => low.addRateLimited('a'))).toEqual([50, 100, 200, 400, 500]);
+    low.shutDown();
+  });
+
+  it('holds a failed key for its backoff however often it is added meanwhile', async () => {
+    const q = new WorkQueue({ baseDelayMs: 200, maxDelayMs: 1000, random: () => 1 });
+    const handed: number[] = [];
+    const started = Date.now();
+    q.addRateLimited('a');
+    // An event per millisecond, as a status write's own watch event would cause.
+    const storm = setInterval(() => q.add('a'), 1);
+    for (let i = 0; i < 2; i++) {
+      const key = await q.get();
+      handed.push(Date.now() - started);
+      q.done(key!);
+      if (i === 0) q.addRateLimited('a'); // fails again: 400 ms
+    }
+    clearInterval(storm);
+    expect(handed[0]).toBeGreaterThanOrEqual(190);
+    expect(handed[1]! - handed[0]!).toBeGreaterThanOrEqual(390);
+    // After a success, an add is handed out at once again.
+    q.forget('a');
+    q.add('a');
+    expect(q.length).toBe(1);
     q.shutDown();
   });
 
