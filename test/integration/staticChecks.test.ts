@@ -2,8 +2,9 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/cli.js';
+import { resolveLintTools, type LintTools } from '../helpers/lintTools.js';
 
 const run = promisify(execFile);
 const scriptsDir = path.join(repoRoot, 'setup', 'scripts');
@@ -15,22 +16,24 @@ const shellScripts = readdirSync(scriptsDir)
     ),
   );
 
-async function tool(name: string, args: string[]): Promise<{ code: number; output: string }> {
+let tools: LintTools;
+
+async function tool(name: keyof LintTools, args: string[]): Promise<{ code: number; output: string }> {
   try {
-    const { stdout, stderr } = await run(name, args, { cwd: repoRoot });
+    const { stdout, stderr } = await run(tools[name], args, { cwd: repoRoot });
     return { code: 0, output: stdout + stderr };
   } catch (error) {
     const e = error as { code?: number | string; stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT') {
-      throw new Error(`${name} is not installed; .ci/run installs it (see docs/development.md)`, {
-        cause: error,
-      });
-    }
     return { code: Number(e.code), output: `${e.stdout ?? ''}${e.stderr ?? ''}` };
   }
 }
 
 describe('static checks', () => {
+  // Pinned versions, installed into the cache on first use (test/helpers/lintTools.ts).
+  beforeAll(async () => {
+    tools = await resolveLintTools();
+  }, 300_000);
+
   it('finds the session shell scripts', () => {
     expect(shellScripts.map((f) => path.basename(f)).sort()).toEqual(
       [
