@@ -249,7 +249,10 @@ export function webhookConfig(env: Env, flags: Record<string, unknown>): Webhook
       host: flags.host,
       secrets,
       bodyTimeoutSeconds: flags.bodyTimeoutSeconds,
-      bodyIdleTimeoutSeconds: pick(flags.bodyIdleTimeoutSeconds, env.CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS),
+      bodyIdleTimeoutSeconds: pick(
+        flags.bodyIdleTimeoutSeconds,
+        env.CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS,
+      ),
       deliveryCacheSize: flags.deliveryCacheSize,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),
     },

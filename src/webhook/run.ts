@@ -42,6 +42,7 @@ export async function runWebhook(config: WebhookConfig, deps: WebhookDeps = {}):
     logger,
     metrics,
     bodyTimeoutMs: config.bodyTimeoutSeconds * 1000,
+    bodyIdleTimeoutMs: config.bodyIdleTimeoutSeconds * 1000,
     ready: () => {
       if (shuttingDown) return { ok: false, reason: 'shutting down' };
       return codemates.synced ? { ok: true } : { ok: false, reason: 'CodeMate cache not synced' };

@@ -4,18 +4,41 @@
  * large, too much already buffered) is refused before the body is read. The body is then kept as bytes,
  * decoded once, and its X-Hub-Signature-256 checked on exactly that text before anything parses it.
  * GitHub gives a delivery 10 seconds, so everything here answers within a deadline.
+ *
+ * Until its body has arrived, a request cannot prove it comes from GitHub, so nothing that an unverified
+ * request can do for free may keep a signed delivery out:
+ * - Memory is charged with the body bytes that arrived, not the Content-Length claimed (bodyBudget.ts),
+ *   so headers alone hold nothing. Each connection carries one request at a time, so it holds at most one
+ *   body of at most 25 MB.
+ * - A body that stops flowing for `bodyIdleTimeoutMs` (2 s) gets 408 and its connection is closed, giving
+ *   back what it held; GitHub sends a body as fast as the network allows. The whole body still has
+ *   `bodyTimeoutMs` (10 s), so trickling a byte now and then ends there, holding only those bytes.
+ * - Small bodies, which is every event routed here, have a reserve that large ones cannot use, so filling
+ *   the budget with real large bodies does not keep comments out either. Blocking them takes sending the
+ *   whole budget again within every body timeout, a flood of bandwidth rather than a few idle sockets.
+ *
+ * The budget is deliberately not split per source address. Behind the Ingress of manifests/webhook.yaml
+ * every request comes from an ingress-nginx pod, so a per-address cap would cap all of GitHub's traffic
+ * (and ingress-nginx buffers a body before forwarding it, so slow bodies end there and never reach us).
+ * Reached directly, GitHub delivers from a few addresses (the `hooks` ranges of api.github.com/meta), many
+ * deliveries at once; a cap tight enough to hinder one attacking address would refuse those too, and
+ * trusting X-Forwarded-For would let anyone pick their address.
  */
 import http from 'node:http';
+import type { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { signaturePattern, type SignatureVerifier } from '../clients/webhooks.js';
 import { addHealthRoutes } from '../observability/health.js';
 import type { Logger } from '../observability/log.js';
 import type { WebhookMetrics } from '../observability/metrics.js';
+import { BodyBudget, type BodyAccount } from './bodyBudget.js';
 import type { Answer, DeliveryLog } from './deliveries.js';
 
 export const webhookPath = '/webhook/github';
 /** GitHub caps webhook payloads at 25 MB. */
 export const githubBodyLimitBytes = 25 * 1024 * 1024;
+/** Every routed event is well under this (see bodyBudget.ts). */
+export const smallBodyBytes = 1024 * 1024;
 
 export interface WebhookServerOptions {
   verifier: SignatureVerifier;
@@ -30,8 +53,14 @@ export interface WebhookServerOptions {
   bodyLimitBytes?: number;
   /** A request whose body has not fully arrived by then gets 408. */
   bodyTimeoutMs: number;
-  /** Bodies buffered at once, across requests; beyond it a delivery gets 503 (memory stays bounded). */
+  /** A body with no byte for this long gets 408, and its connection is closed. */
+  bodyIdleTimeoutMs: number;
+  /** Body bytes buffered at once, across requests; beyond it a delivery gets 503 (memory stays bounded). */
   maxBufferedBytes?: number;
+  /** Bodies that declare at most this many bytes may also use the reserve below. */
+  smallBodyBytes?: number;
+  /** Room on top of `maxBufferedBytes` for small bodies only. */
+  smallBodyReserveBytes?: number;
   /** A delivery not stored by then gets 503, well inside GitHub's 10 s. */
   handleDeadlineMs?: number;
 }
@@ -47,6 +76,16 @@ const knownEvents = new Set([
 
 export class DeadlineError extends Error {}
 
+/** A body refused while it arrives; answered like the refusals from the headers. */
+class BodyRefusal extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -59,16 +98,22 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The X-GitHub-Event, once the signature is verified (for metrics). */
     verifiedEvent?: string;
+    /** What the webhook body has charged to the budget; set once its headers pass. */
+    bodyAccount?: BodyAccount;
   }
 }
 
 export function buildWebhookServer(options: WebhookServerOptions): FastifyInstance {
   const bodyLimit = options.bodyLimitBytes ?? githubBodyLimitBytes;
-  // Two full-size bodies at once; each costs about three times its size while verified and parsed,
-  // which stays well inside the Deployment's 384Mi.
-  const maxBuffered = options.maxBufferedBytes ?? 2 * bodyLimit;
+  // Two full-size bodies at once, plus 16 small ones at their largest (hundreds of typical ones); each
+  // costs about three times its size while verified and parsed, which stays well inside the
+  // Deployment's 384Mi.
+  const budget = new BodyBudget({
+    maxBufferedBytes: options.maxBufferedBytes ?? 2 * bodyLimit,
+    smallBodyBytes: options.smallBodyBytes ?? smallBodyBytes,
+    smallBodyReserveBytes: options.smallBodyReserveBytes ?? 16 * smallBodyBytes,
+  });
   const deadlineMs = options.handleDeadlineMs ?? 8000;
-  let buffered = 0;
   const app = Fastify({
     logger: false,
     bodyLimit,
@@ -87,9 +132,16 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
         handler,
       ),
   });
-  // Keep every body as bytes until its signature is checked.
+  // Keep every body as bytes until its signature is checked. Only the webhook route reads one; any other
+  // body is left unread (Node discards it).
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) =>
+    request.bodyAccount
+      ? receiveBody(payload, request.bodyAccount, Number(request.headers['content-length']), {
+          idleMs: options.bodyIdleTimeoutMs,
+        })
+      : undefined,
+  );
 
   addHealthRoutes(app, { registry: options.metrics.registry, live: () => true, ready: options.ready });
 
@@ -114,6 +166,11 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     );
     return answer(reply, delivery, { status, body: { status: 'refused', reason } });
   };
+  // Fastify has already asked for the connection to be closed: the rest of the body is not read.
+  app.setErrorHandler((error, request, reply) => {
+    if (error instanceof BodyRefusal) return refuse(request, reply, error.status, error.message);
+    throw error;
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     // The route the router matched (it decodes the path), not the raw URL, which could spell it otherwise.
@@ -138,18 +195,13 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     if (length > bodyLimit) {
       return refuse(request, reply, 413, `body of ${length} bytes is over the ${bodyLimit}-byte limit`);
     }
-    if (buffered + length > maxBuffered) {
-      return refuse(request, reply, 503, 'too many large deliveries at once; redeliver in a moment');
+    if (!budget.fits(length)) {
+      return refuse(request, reply, 503, tooMuchBuffered);
     }
-    buffered += length;
-    let released = false;
-    const release = () => {
-      if (!released) buffered -= length;
-      released = true;
-    };
+    request.bodyAccount = budget.open(length);
     // Held until the answer is sent (or the connection drops): the body lives on while it is verified,
     // parsed and stored, not only while it arrives.
-    reply.raw.once('close', release);
+    reply.raw.once('close', request.bodyAccount.release);
     return undefined;
   });
 
@@ -196,6 +248,55 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     return answer(reply, delivery, result);
   });
   return app;
+}
+
+const tooMuchBuffered = 'too many large deliveries at once; redeliver in a moment';
+
+/**
+ * Reads one body, charging each chunk to its account as it arrives. Refuses with 503 when a chunk does
+ * not fit, and with 408 when no byte has come for `idleMs`.
+ */
+function receiveBody(
+  stream: Readable,
+  account: BodyAccount,
+  length: number,
+  { idleMs }: { idleMs: number },
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let settled = false;
+    const settle = (error: BodyRefusal | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(idle);
+      stream.off('data', onData);
+      // Whatever else arrives before the connection closes is dropped, not kept.
+      stream.resume();
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks, received));
+    };
+    const idle = setTimeout(
+      () => settle(new BodyRefusal(408, `the body stalled: no byte arrived for ${idleMs} ms`)),
+      idleMs,
+    );
+    const onData = (chunk: Buffer) => {
+      if (!account.charge(chunk.length)) return settle(new BodyRefusal(503, tooMuchBuffered));
+      chunks.push(chunk);
+      received += chunk.length;
+      idle.refresh();
+    };
+    stream.on('data', onData);
+    stream.once('end', () =>
+      settle(
+        received === length
+          ? undefined
+          : new BodyRefusal(400, `body of ${received} bytes, but Content-Length said ${length}`),
+      ),
+    );
+    stream.on('error', () => settle(new BodyRefusal(400, 'the connection broke before the body arrived')));
+    stream.once('close', () => settle(new BodyRefusal(400, 'the connection closed before the body arrived')));
+  });
 }
 
 function isWebhookRoute(request: FastifyRequest): boolean {

@@ -565,6 +565,75 @@ describe('bad transport', () => {
     expect(await exchange(['Content-Length: 1000'], '{"a":')).toMatch(/^HTTP\/1\.1 408/);
   });
 
+  it('answers signed deliveries within 1 s while clients without the secret hold bodies open', async () => {
+    // The deployed timeouts (10 s for a body, 2 s without a byte). Before the fix, two clients that claimed
+    // 25 MB each reserved the whole budget from their headers, and every signed delivery got 503.
+    const server = await start();
+    const port = Number(new URL(server.url).port);
+    type Closed = { trickleMs: number; text: string; ms: number };
+    const closed: Closed[] = [];
+    const live = new Set<net.Socket>();
+    let attacking = true;
+    /** Claims 25 MB with a well-formed but wrong signature, then sends a byte every `trickleMs` (or none). */
+    const attacker = (trickleMs: number) => {
+      const socket = net.connect(port, '127.0.0.1');
+      live.add(socket);
+      socket.write(
+        [
+          'POST /webhook/github HTTP/1.1',
+          'Host: x',
+          'Content-Type: application/json',
+          'X-GitHub-Event: issue_comment',
+          `X-Hub-Signature-256: sha256=${'0'.repeat(64)}`,
+          `Content-Length: ${25 * 1024 * 1024}`,
+          '',
+          '',
+        ].join('\r\n'),
+      );
+      const started = Date.now();
+      const trickle = trickleMs ? setInterval(() => socket.write('x'), trickleMs) : undefined;
+      let text = '';
+      socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearInterval(trickle);
+        live.delete(socket);
+        closed.push({ trickleMs, text, ms: Date.now() - started });
+        // As in the reproduction: whoever is cut off comes straight back.
+        if (attacking) attacker(trickleMs);
+      });
+    };
+    for (const trickleMs of [0, 0, 3000, 1000]) attacker(trickleMs);
+    try {
+      const answers: Array<{ status: number; ms: number }> = [];
+      // Spread over a few seconds, so that the attackers are cut off and come back in between.
+      for (let i = 0; i < 8; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        const started = Date.now();
+        const { status } = await deliver(
+          server.url,
+          'issue_comment',
+          issueCommentOnPullRequest({ repository, pullRequest: 7 }),
+          { secret },
+        );
+        answers.push({ status, ms: Date.now() - started });
+      }
+      expect(answers.filter((a) => a.status !== 201 || a.ms >= 1000)).toEqual([]);
+    } finally {
+      attacking = false;
+      for (const socket of live) socket.destroy();
+    }
+    // Those that sent nothing, or a byte every 3 s, were cut off by the idle timeout, not the body timeout.
+    const idle = closed.filter((c) => c.trickleMs !== 1000 && c.text !== '');
+    expect(idle.length).toBeGreaterThanOrEqual(4);
+    for (const c of idle) {
+      expect(c.text).toMatch(/^HTTP\/1\.1 408/);
+      expect(c.ms).toBeLessThan(5000);
+    }
+    expect(closed.filter((c) => /^HTTP\/1\.1 2/.test(c.text))).toEqual([]);
+    await server.stop();
+  });
+
   it('answers 503 while the apiserver is unreachable, and stores again once it is back', async () => {
     // A TCP relay between this webhook and the apiserver that the test can cut.
     const config = parse(await readFile(kubeconfig, 'utf8')) as {

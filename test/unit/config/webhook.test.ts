@@ -26,6 +26,25 @@ describe('webhook configuration', () => {
     ]);
   });
 
+  it('cuts off a stalled body after 2 s unless CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS says otherwise', () => {
+    expect(webhookConfig(readEnv({ HOME: '/h', GITHUB_WEBHOOK_SECRET: 's' }), {})).toMatchObject({
+      bodyTimeoutSeconds: 10,
+      bodyIdleTimeoutSeconds: 2,
+    });
+    const env = readEnv({
+      HOME: '/h',
+      GITHUB_WEBHOOK_SECRET: 's',
+      CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS: '0.5',
+    });
+    expect(webhookConfig(env, {}).bodyIdleTimeoutSeconds).toBe(0.5);
+    expect(() =>
+      webhookConfig(
+        readEnv({ HOME: '/h', GITHUB_WEBHOOK_SECRET: 's', CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS: '0' }),
+        {},
+      ),
+    ).toThrow(/body-idle-timeout-seconds: Too small/);
+  });
+
   it('refuses to start without a secret, or with an unreadable file, saying what to set', () => {
     expect(() => webhookConfig(readEnv({ HOME: '/h' }), {})).toThrow(
       /no webhook secret: set GITHUB_WEBHOOK_SECRET/,

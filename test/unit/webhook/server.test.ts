@@ -4,20 +4,18 @@
  * the real apiserver in test/integration/webhook.test.ts.
  */
 import { createHmac } from 'node:crypto';
+import net from 'node:net';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { SignatureVerifier } from '../../../src/clients/webhooks.js';
 import { webhookMetrics } from '../../../src/observability/metrics.js';
 import { DeliveryLog, type Answer } from '../../../src/webhook/deliveries.js';
-import { buildWebhookServer, parsePayload } from '../../../src/webhook/server.js';
+import { buildWebhookServer, parsePayload, type WebhookServerOptions } from '../../../src/webhook/server.js';
 
 const secret = 'unit-secret';
 const sign = (body: string) => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 
-function server(
-  handle: () => Promise<Answer>,
-  extra: { maxBufferedBytes?: number; handleDeadlineMs?: number; bodyLimitBytes?: number } = {},
-) {
+function server(handle: () => Promise<Answer>, extra: Partial<WebhookServerOptions> = {}) {
   const metrics = webhookMetrics();
   let handled = 0;
   const app = buildWebhookServer({
@@ -32,6 +30,7 @@ function server(
     metrics,
     ready: () => ({ ok: true }),
     bodyTimeoutMs: 1000,
+    bodyIdleTimeoutMs: 1000,
     ...extra,
   });
   return { app, metrics, handled: () => handled };
@@ -55,7 +54,10 @@ const post = (
 
 describe('webhook HTTP layer', () => {
   it('refuses from the headers alone: no signature, a malformed one, an oversized body, no room', async () => {
-    const { app, handled } = server(async () => ({ status: 200, body: {} }), { maxBufferedBytes: 64 });
+    const { app, handled } = server(async () => ({ status: 200, body: {} }), {
+      maxBufferedBytes: 64,
+      smallBodyReserveBytes: 0,
+    });
     const body = JSON.stringify({ zen: 'x'.repeat(100) });
     expect((await post(app, body, {})).statusCode).toBe(401);
     expect((await post(app, body, { 'x-hub-signature-256': 'sha256=nothex' })).statusCode).toBe(400);
@@ -95,7 +97,7 @@ describe('webhook HTTP layer', () => {
         await gate;
         return { status: 200, body: {} };
       },
-      { maxBufferedBytes: 64 },
+      { maxBufferedBytes: 64, smallBodyReserveBytes: 0 },
     );
     // Over real HTTP: Node marks a request closed once its body has arrived, which inject does not show.
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -157,5 +159,176 @@ describe('webhook HTTP layer', () => {
     expect(parsePayload('{}', 'text/plain')).toMatchObject({ ok: false, reason: /unsupported content type/ });
     expect(parsePayload('"str"', 'application/json')).toMatchObject({ ok: false, reason: /not an object/ });
     expect(parsePayload('{', 'application/json')).toMatchObject({ ok: false, reason: /not JSON/ });
+  });
+});
+
+describe('webhook body budget against clients without the secret', () => {
+  /** A listening server, and how many webhook requests it has seen the headers of. */
+  async function listening(extra: Partial<WebhookServerOptions>) {
+    const built = server(async () => ({ status: 200, body: {} }), extra);
+    let seen = 0;
+    // Runs after the server's own header checks.
+    built.app.addHook('onRequest', async () => {
+      seen += 1;
+    });
+    await built.app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (built.app.server.address() as net.AddressInfo).port;
+    return { ...built, port, url: `http://127.0.0.1:${port}/webhook/github`, seen: () => seen };
+  }
+
+  /** Claims a body of `length` bytes with a well-formed but wrong signature, sends `sent` of them, stalls. */
+  function stalledClient(port: number, length: number, sent = 0) {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.write(
+      [
+        'POST /webhook/github HTTP/1.1',
+        'Host: x',
+        'Content-Type: application/json',
+        'X-GitHub-Event: ping',
+        `X-Hub-Signature-256: sha256=${'0'.repeat(64)}`,
+        `Content-Length: ${length}`,
+        '',
+        '',
+      ].join('\r\n') + 'x'.repeat(sent),
+    );
+    const started = Date.now();
+    let text = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    socket.on('error', () => {});
+    const answer = new Promise<{ text: string; ms: number }>((resolve) =>
+      socket.on('close', () => resolve({ text, ms: Date.now() - started })),
+    );
+    return { socket, answer };
+  }
+
+  const signed = async (url: string, bytes: number) => {
+    const body = JSON.stringify({ zen: 'x'.repeat(bytes - 11) });
+    const started = Date.now();
+    const res = await fetch(url, {
+      method: 'POST',
+      body,
+      headers: {
+        'content-type': 'application/json',
+        'x-github-event': 'ping',
+        'x-hub-signature-256': sign(body),
+      },
+    });
+    await res.arrayBuffer();
+    return { status: res.status, ms: Date.now() - started };
+  };
+
+  async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 3000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('charges bytes that arrived, not the length claimed: bodies that never come keep no delivery out', async () => {
+    // Long timeouts, so that only the accounting is under test.
+    const { app, port, url, seen } = await listening({
+      bodyLimitBytes: 1000,
+      maxBufferedBytes: 2000,
+      smallBodyReserveBytes: 0,
+      bodyTimeoutMs: 10_000,
+      bodyIdleTimeoutMs: 10_000,
+    });
+    // The reproduction of issue 11: two requests that together claim the whole budget.
+    const hostile = [1, 2].map(() => stalledClient(port, 1000));
+    try {
+      await until('the stalled requests to pass the header checks', () => seen() === 2);
+      for (const bytes of [100, 900, 1000]) {
+        const answer = await signed(url, bytes);
+        expect(answer.status).toBe(200);
+        expect(answer.ms).toBeLessThan(1000);
+      }
+    } finally {
+      for (const h of hostile) h.socket.destroy();
+      await app.close();
+    }
+  });
+
+  it('answers 408 to a body that stops flowing, long before the whole-body timeout, and frees its bytes', async () => {
+    const { app, port, url } = await listening({
+      bodyLimitBytes: 1000,
+      maxBufferedBytes: 1000,
+      smallBodyReserveBytes: 0,
+      bodyTimeoutMs: 10_000,
+      bodyIdleTimeoutMs: 300,
+    });
+    const stalled = stalledClient(port, 1000, 600);
+    try {
+      const { text, ms } = await Promise.race([
+        stalled.answer,
+        new Promise<{ text: string; ms: number }>((r) =>
+          setTimeout(() => r({ text: '(no answer within 3 s)', ms: 3000 }), 3000),
+        ),
+      ]);
+      expect(text).toMatch(/^HTTP\/1\.1 408/);
+      expect(text).toMatch(/connection: close/i);
+      expect(text).toContain('the body stalled: no byte arrived for 300 ms');
+      expect(ms).toBeLessThan(3000);
+      // Its 600 bytes were given back: a body that needs them fits.
+      expect((await signed(url, 1000)).status).toBe(200);
+    } finally {
+      stalled.socket.destroy();
+      await app.close();
+    }
+  });
+
+  it('keeps room for small deliveries when large bodies fill the budget with real bytes and stall', async () => {
+    const { app, port, url } = await listening({
+      bodyLimitBytes: 64 * 1024,
+      maxBufferedBytes: 128 * 1024,
+      smallBodyBytes: 4 * 1024,
+      smallBodyReserveBytes: 16 * 1024,
+      bodyTimeoutMs: 10_000,
+      bodyIdleTimeoutMs: 10_000,
+    });
+    const hostile = [1, 2].map(() => stalledClient(port, 64 * 1024, 64 * 1024 - 1));
+    try {
+      // Once their bytes have arrived, a large body no longer fits...
+      await until(
+        'the stalled bodies to fill the budget',
+        async () => (await signed(url, 8 * 1024)).status === 503,
+      );
+      // ...and small ones still do, several at once.
+      const answers = await Promise.all([1, 2, 3, 4].map(() => signed(url, 4 * 1024)));
+      for (const answer of answers) {
+        expect(answer.status).toBe(200);
+        expect(answer.ms).toBeLessThan(1000);
+      }
+    } finally {
+      for (const h of hostile) h.socket.destroy();
+      await app.close();
+    }
+  });
+
+  it('refuses with 503 a body whose bytes stop fitting while it arrives, and closes its connection', async () => {
+    const { app, port, url, seen } = await listening({
+      bodyLimitBytes: 1000,
+      maxBufferedBytes: 1000,
+      smallBodyReserveBytes: 0,
+      bodyTimeoutMs: 10_000,
+      bodyIdleTimeoutMs: 10_000,
+    });
+    // Both pass the header checks while nothing has arrived; then the first one's bytes take the room.
+    const [first, second] = [stalledClient(port, 1000), stalledClient(port, 1000)];
+    try {
+      await until('both to pass the header checks', () => seen() === 2);
+      first!.socket.write('x'.repeat(700));
+      await until('the first body to be charged', async () => (await signed(url, 400)).status === 503);
+      second!.socket.write('x'.repeat(400));
+      const { text } = await second!.answer;
+      expect(text).toMatch(/^HTTP\/1\.1 503/);
+      expect(text).toMatch(/retry-after: 5/i);
+      expect(text).toMatch(/connection: close/i);
+      expect(text).toContain('too many large deliveries at once');
+    } finally {
+      first!.socket.destroy();
+      second!.socket.destroy();
+      await app.close();
+    }
   });
 });
