@@ -208,6 +208,36 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     expect(r.stderr).toContain('did you mean "feature-login"?');
   });
 
+  it('refuses a message over the CRD limit before sending it, counting characters as the apiserver does', async () => {
+    const emoji = '\u{1F600}'; // one character, four UTF-8 bytes
+    const names = async () =>
+      (await kube.list('codemate.io/v1alpha1', 'CodeMateMessage', ns)).map((m) => m.metadata.name);
+    const before = await names();
+    const over = await cli(['inject', '-n', ns, 'feature-login', '-'], 'a'.repeat(262_145));
+    expect(over.code).toBe(2);
+    expect(over.stderr).toContain(
+      'error: the message is 262,145 characters; a CodeMateMessage holds at most 262,144',
+    );
+    expect(over.stderr).toContain('hint: shorten it, or split it and inject the parts in order');
+    expect(over.stderr).not.toMatch(/Invalid value|<nil>/);
+    expect(await names()).toEqual(before);
+    // 1 MiB of four-byte characters is exactly the limit: the check lets it through to the next step.
+    const atLimit = await cli(['inject', '-n', ns, 'no-such-codemate', '-'], emoji.repeat(262_144));
+    expect(atLimit.code, atLimit.stderr).toBe(1);
+    expect(atLimit.stderr).toContain('codemate "no-such-codemate" not found');
+    // The apiserver draws the line at the same place (a server-side dry run stores nothing).
+    const probe = (body: string) => ({
+      apiVersion: 'codemate.io/v1alpha1',
+      kind: 'CodeMateMessage',
+      metadata: { name: 'size-probe', namespace: ns },
+      spec: { codemate: 'feature-login', source: { type: 'cli' }, body },
+    });
+    await kube.apply(probe(emoji.repeat(262_144)), 'codemate-test', { dryRun: true });
+    await expect(kube.apply(probe(emoji.repeat(262_145)), 'codemate-test', { dryRun: true })).rejects.toThrow(
+      /262144/,
+    );
+  });
+
   it('suspends and resumes, and is friendly when there is nothing to do', async () => {
     expect((await cli(['suspend', '-n', ns, 'feature-login'])).stderr).toContain(
       'suspended; its storage is kept',

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { apiVersion, sessionRunning, type CodeMate } from '../../api/codemate.js';
-import type { CodeMateMessage } from '../../api/message.js';
+import { messageSpecSchema, type CodeMateMessage } from '../../api/message.js';
 import { execInteractive, streamPodLogs } from '../../clients/exec.js';
 import { isConflict, isForbidden, isNotFound, type KubeObject } from '../../clients/kube.js';
 import { sessionContainer } from '../../operator/session.js';
@@ -274,6 +274,43 @@ const injectSchema = z.object({
   timeout: z.coerce.number().int().min(1).default(120),
 });
 
+/** The CRD's `maxLength` for a message body, which the zod schema mirrors (see crdDrift.test.ts). */
+export const messageBodyLimit = messageSpecSchema.shape.body.maxLength ?? Infinity;
+
+/**
+ * Characters as the apiserver counts them for `maxLength`: Unicode code points (Go's utf8.RuneCount), so
+ * an emoji is one, not the two UTF-16 units of `string.length` nor its four UTF-8 bytes.
+ */
+export function characterCount(text: string): number {
+  let pairs = 0;
+  for (let i = 0; i < text.length - 1; i++) {
+    const high = text.charCodeAt(i);
+    const low = text.charCodeAt(i + 1);
+    if (high >= 0xd800 && high <= 0xdbff && low >= 0xdc00 && low <= 0xdfff) {
+      pairs += 1;
+      i += 1;
+    }
+  }
+  return text.length - pairs;
+}
+
+/** Refuses a body the apiserver would refuse, before any call, with the numbers and what to do. */
+export function checkMessageSize(body: string): void {
+  const characters = characterCount(body);
+  if (characters <= messageBodyLimit) return;
+  const n = (x: number) => x.toLocaleString('en-US');
+  const bytes = Buffer.byteLength(body, 'utf8');
+  throw new UsageError(
+    `the message is ${n(characters)} characters${bytes !== characters ? ` (${n(bytes)} bytes)` : ''}; ` +
+      `a CodeMateMessage holds at most ${n(messageBodyLimit)}`,
+    {
+      hint:
+        `shorten it, or split it and inject the parts in order, each at most ${n(messageBodyLimit)} ` +
+        `characters (\`split -C ${messageBodyLimit} FILE part-\` splits at line ends)`,
+    },
+  );
+}
+
 async function whoami(c: Cluster): Promise<string> {
   try {
     const review: KubeObject = await c.kube.create({
@@ -298,6 +335,7 @@ export async function runInject(
   let body = options.message;
   if (body === '-') body = await readAll(stdin);
   if (body.trim() === '') throw new UsageError('the message is empty');
+  checkMessageSize(body);
   const cm = await getCodeMate(c, options.name);
   const name = `${options.name}-cli-${randomBytes(4).toString('hex')}`;
   const message = {
