@@ -163,6 +163,30 @@ export function nextStep(
   return { kind: 'inject', pod: session.pod };
 }
 
+/**
+ * The status of a message that waits behind the head of its CodeMate's queue (pure), or undefined when
+ * its status already says so. It gets what does not depend on its turn at once: Rejected, Expired,
+ * DeliveredBefore, or WaitingForSession while the session is away. Otherwise `Queued`, written once.
+ */
+export function statusWhileQueued(
+  message: CodeMateMessage,
+  session: SessionFacts,
+  now: Date,
+  policy: Pick<DeliveryPolicy, 'expiryMs'>,
+): MessageStatus | undefined {
+  const step = nextStep(message, session, now, policy);
+  if (step.kind === 'record') return step.status;
+  const reason = message.status?.reason;
+  const back = reason === 'WaitingForSession' && sessionRunning(session.phase) && !!session.pod;
+  if (reason && !back) return undefined;
+  return {
+    ...message.status,
+    phase: 'Pending',
+    reason: 'Queued',
+    message: `queued behind earlier messages of CodeMate ${message.spec.codemate}`,
+  };
+}
+
 /** Exponential backoff with equal jitter: half the delay is fixed, half random; capped. */
 export function backoffMs(attempts: number, policy: Omit<DeliveryPolicy, 'expiryMs'>): number {
   const full = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
@@ -392,12 +416,15 @@ export class DeliveryWorker {
     const cm = this.options.codemate(namespace, name);
     if (!cm) return undefined; // the messages go with their CodeMate (ownerReferences)
     const now = new Date();
-    const step = nextStep(
-      message,
-      { phase: cm.status?.phase, pod: cm.status?.podName, history: cm.status?.history },
-      now,
-      this.options.policy,
-    );
+    const session = { phase: cm.status?.phase, pod: cm.status?.podName, history: cm.status?.history };
+    // What the others wait for, so that `kubectl get cm8msg` says it for every message, each written once.
+    for (const behind of pending.slice(1)) {
+      const status = statusWhileQueued(behind, session, now, this.options.policy);
+      if (!status) continue;
+      await this.writeStatus(behind, status);
+      if (isFinal(status.phase)) this.final(key, behind, status);
+    }
+    const step = nextStep(message, session, now, this.options.policy);
     if (step.kind === 'wait') return step.requeueAfterMs;
     if (step.kind === 'record') {
       await this.writeStatus(message, step.status);
@@ -497,7 +524,9 @@ export class DeliveryWorker {
   private async applyRetention(namespace: string, codemate: string): Promise<number | undefined> {
     const delivered = this.messages
       .list(namespace)
-      .filter((m) => m.spec.codemate === codemate && m.status?.phase === 'Delivered')
+      .filter((m) => m.spec.codemate === codemate)
+      .map((m) => this.current(m))
+      .filter((m) => m.status?.phase === 'Delivered')
       .sort(deliveryOrder);
     const old = delivered.slice(0, Math.max(0, delivered.length - this.options.retention));
     if (old.length === 0) return undefined;

@@ -68,7 +68,7 @@ async function running(name: string): Promise<CM> {
 }
 
 async function createCodeMate(name: string, pullRequest: number, spec: Record<string, unknown> = {}) {
-  gh.addPull('o', 'r', pullRequest, `branch-${pullRequest}`);
+  await sandbox.addPull(pullRequest, `branch-${pullRequest}`);
   await kube.create(
     codemateObject(namespace, name, {
       repository: { url: 'https://github.com/o/r.git', branch: `branch-${pullRequest}`, pullRequest },
@@ -253,13 +253,16 @@ describe('retention keeps what was delivered known', () => {
     });
     await watch.start();
     created.length = 0; // the initial list
-    const oldPod = cm.status!.podName!;
-    await kube.delete('v1', 'Pod', oldPod, namespace);
-    const replaced = await eventually(
-      () => getCm('ret'),
-      (c) => c.status?.phase === 'Running' && !!c.status.podName && c.status.podName !== oldPod,
+    const pod = cm.status!.podName!;
+    const oldUid = (await kube.get('v1', 'Pod', pod, namespace)).metadata.uid;
+    await kube.delete('v1', 'Pod', pod, namespace);
+    // The replacement has the same deterministic name, and a new uid.
+    await eventually(
+      async () => ({ cm: await getCm('ret'), pod: await kube.get('v1', 'Pod', pod, namespace) }),
+      ({ cm: c, pod: p }) => c.status?.phase === 'Running' && p.metadata.uid !== oldUid,
       { what: 'a new session pod', timeoutMs: 60_000 },
     );
+    const replaced = await running('ret');
     // Several polls of the same listing, one of them asked for at once.
     await kube.mergePatch({
       apiVersion: 'codemate.io/v1alpha1',

@@ -52,6 +52,11 @@ export interface GitHubSandbox {
   kube: Kube;
   /** What `eval "$(codemate dev up)"` exports: KUBECONFIG, CODEMATE_WEBHOOK_URL, GITHUB_WEBHOOK_SECRET_FILE. */
   env: Record<string, string>;
+  /**
+   * Another open pull request on o/r, #number with head `branch`, in the fake GitHub and in the git
+   * origin the sessions clone (refs/pull/<number>/head, at #7's head), so a session can check it out.
+   */
+  addPull(number: number, branch?: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -92,6 +97,11 @@ export async function startGitHubSandbox(
     stateDir,
     kube: Kube.load({ kubeconfig: path.join(stateDir, 'kubeconfig') }),
     env,
+    addPull: async (number, branch = `pr-${number}`) => {
+      gh.addPull('o', 'r', number, branch);
+      const origin = path.join(repos, 'o', 'r.git');
+      await run('git', ['-C', origin, 'update-ref', `refs/pull/${number}/head`, 'refs/pull/7/head']);
+    },
     stop: async () => {
       await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], {
         env: { CODEMATE_BIN_DIR: binDir },

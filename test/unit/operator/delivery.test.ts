@@ -9,7 +9,13 @@ import {
   type CodeMateMessage,
   type MessageStatus,
 } from '../../../src/api/message.js';
-import { backoffMs, nextStep, outcomeOfExecError, outcomeOfInject } from '../../../src/operator/delivery.js';
+import {
+  backoffMs,
+  nextStep,
+  outcomeOfExecError,
+  outcomeOfInject,
+  statusWhileQueued,
+} from '../../../src/operator/delivery.js';
 
 const now = new Date('2026-11-26T12:00:00Z');
 const policy = { baseDelayMs: 1000, maxDelayMs: 30_000, random: () => 0.5 };
@@ -189,6 +195,38 @@ describe('nextStep', () => {
         'not delivered within 24 h of its creation (last: WaitingForSession, CodeMate a is Suspended)',
       );
     }
+  });
+});
+
+describe('statusWhileQueued', () => {
+  const expiry = { expiryMs: 24 * 3600_000 };
+  const queued = (status?: MessageStatus, trust?: { allowed: boolean }): CodeMateMessage => ({
+    apiVersion: 'codemate.io/v1alpha1',
+    kind: 'CodeMateMessage',
+    metadata: { name: 'a-cli-2', namespace: 'n', creationTimestamp: '2026-11-26T11:00:00Z' },
+    spec: { codemate: 'a', source: { type: 'cli' }, body: 'later', ...(trust ? { trust } : {}) },
+    ...(status ? { status } : {}),
+  });
+  const running = { phase: 'Running', pod: 'p' };
+  const away = { phase: 'Suspended', pod: undefined };
+
+  it('says a message waits behind earlier ones, once', () => {
+    const first = statusWhileQueued(queued(), running, now, expiry);
+    expect(first).toMatchObject({ phase: 'Pending', reason: 'Queued' });
+    expect(statusWhileQueued(queued(first), running, now, expiry)).toBeUndefined();
+  });
+
+  it('says every message waits for an absent session, and goes back to Queued when it returns', () => {
+    const waiting = statusWhileQueued(queued({ phase: 'Pending', reason: 'Queued' }), away, now, expiry);
+    expect(waiting).toMatchObject({ reason: 'WaitingForSession' });
+    expect(statusWhileQueued(queued(waiting), away, now, expiry)).toBeUndefined();
+    expect(statusWhileQueued(queued(waiting), running, now, expiry)).toMatchObject({ reason: 'Queued' });
+  });
+
+  it('rejects an untrusted message without waiting for its turn', () => {
+    expect(statusWhileQueued(queued(undefined, { allowed: false }), running, now, expiry)).toMatchObject({
+      phase: 'Rejected',
+    });
   });
 });
 
