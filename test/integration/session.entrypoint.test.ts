@@ -94,6 +94,8 @@ describe('codemate-entrypoint', () => {
     const s = await session({ CODEMATE_BRANCH: 'feature' });
     await waitUntilReady(s);
     await run('sh', ['-c', `echo wip > ${s.repo}/wip.txt`]);
+    const sessionKey = () => readFile(path.join(s.stateDir, 'session-key'), 'utf8');
+    const key = await sessionKey();
     await s.stop();
     const again = await startSession(s.root, {
       CODEMATE_REPO_URL: s.env.CODEMATE_REPO_URL,
@@ -103,6 +105,9 @@ describe('codemate-entrypoint', () => {
     await waitUntilReady(again);
     expect(again.output()).toContain('reusing the clone');
     expect(await readFile(path.join(s.repo, 'wip.txt'), 'utf8')).toBe('wip\n');
+    // The key that tags injected markers is new at each start.
+    expect(await sessionKey()).toMatch(/^[0-9a-f]{64}$/);
+    expect(await sessionKey()).not.toBe(key);
   });
 
   it('stops cleanly on SIGTERM', async () => {
