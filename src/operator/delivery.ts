@@ -34,6 +34,8 @@ export const injectExit = {
   noAck: 5,
   shortInput: 6,
   starting: 7,
+  /** The prompt box holds someone else's text (a person's draft, another message's leftover paste). */
+  promptBusy: 8,
 } as const;
 
 /** How long messages may wait and how retries back off (config: --message-expiry-seconds). */
@@ -259,6 +261,12 @@ export function outcomeOfInject(exitCode: number, stderr: string, facts: Attempt
       return retry(facts, 'SessionNotReady', detail || 'the session is not ready');
     case injectExit.noAck:
       return retry(facts, 'NoAcknowledgement', detail || 'pasted but not acknowledged');
+    case injectExit.promptBusy:
+      return retry(
+        facts,
+        'PromptBusy',
+        detail || "the session's prompt box holds other text; nothing was pasted",
+      );
     case injectExit.usage:
     case injectExit.shortInput:
       return { status: { ...attempt(facts), phase: 'Failed', reason: 'InvalidMessage', message: detail } };

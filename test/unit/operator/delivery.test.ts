@@ -34,6 +34,7 @@ describe('outcomeOfInject', () => {
       [3, 'SessionNotReady'],
       [7, 'SessionNotReady'],
       [5, 'NoAcknowledgement'],
+      [8, 'PromptBusy'],
     ] as const) {
       const first = outcomeOfInject(code, 'codemate: why\n', facts());
       expect(first.status).toMatchObject({ phase: 'Pending', reason, message: 'why', attempts: 1 });
