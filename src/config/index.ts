@@ -24,6 +24,8 @@ export const envSchema = z.object({
   CODEMATE_STATE_DIR: optionalText,
   /** Prebuilt control-plane binaries; skips the Go build. */
   CODEMATE_BIN_DIR: optionalText,
+  /** A claude program for sandbox sessions; skips installing the pinned one into the cache. */
+  CODEMATE_CLAUDE_BIN: optionalText,
   /** Cache for built binaries (default: $XDG_CACHE_HOME/codemate). */
   CODEMATE_CACHE_DIR: optionalText,
   /** Operator: one namespace to watch; all namespaces when unset. */
@@ -111,6 +113,7 @@ export interface DevConfig {
   stateDir: string;
   cacheDir: string;
   binDir: string | undefined;
+  claudeBin: string | undefined;
   apiserverPort: number | undefined;
   purge: boolean;
   output: 'text' | 'json';
@@ -122,6 +125,7 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     stateDir: path.resolve(flags.stateDir ?? defaultStateDir(env)),
     cacheDir: cacheDir(env),
     binDir: env.CODEMATE_BIN_DIR,
+    claudeBin: env.CODEMATE_CLAUDE_BIN,
     apiserverPort: flags.apiserverPort,
     purge: flags.purge,
     output: flags.output,

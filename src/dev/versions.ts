@@ -11,6 +11,13 @@ export const versions = {
   kwok: 'v0.8.0',
 } as const;
 
+/**
+ * The Claude Code CLI that sessions run, in the sandbox and in the session image alike
+ * (setup/docker/Dockerfile.codemate's CLAUDE_CODE_VERSION must match; a unit test checks it). Its native
+ * binary comes from the optional package @anthropic-ai/claude-code-linux-x64.
+ */
+export const claudeCodeVersion = '2.1.332';
+
 export const binaryNames = [
   'etcd',
   'kube-apiserver',

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { devConfig, type DevConfig } from '../../config/index.js';
 import { resolveBinaries, type BinarySet } from '../../dev/binaries.js';
+import { resolveClaudeCode } from '../../dev/claudeCode.js';
 import { sandboxDown, sandboxStatus, sandboxUp } from '../../dev/sandbox.js';
 import { runPodRuntime } from '../../dev/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
@@ -65,7 +66,9 @@ Examples:
 
   dev
     .command('build')
-    .description('build (or find) the control-plane binaries and print their directory')
+    .description(
+      'build (or find) the control-plane binaries and the pinned Claude Code CLI; print the binaries directory',
+    )
     .addHelpText('after', '\nExample:\n  $ export CODEMATE_BIN_DIR="$(codemate dev build)"')
     .action(async () => runDevBuild(devConfig(deps.env, {}), deps.out));
 }
@@ -87,7 +90,25 @@ async function binaries(config: DevConfig, out: Output): Promise<BinarySet> {
 }
 
 export async function runDevBuild(config: DevConfig, out: Output): Promise<void> {
-  out.data((await binaries(config, out)).dir);
+  const bins = await binaries(config, out);
+  await claudeCode(config, out);
+  out.data(bins.dir);
+}
+
+async function claudeCode(config: DevConfig, out: Output): Promise<string> {
+  const progress = out.progress('looking for Claude Code');
+  try {
+    const claude = await resolveClaudeCode({
+      claudeBin: config.claudeBin,
+      cacheDir: config.cacheDir,
+      onProgress: (text) => progress.update(text),
+    });
+    progress.succeed(`Claude Code: ${claude}`);
+    return claude;
+  } catch (error) {
+    progress.fail('Claude Code unavailable');
+    throw error;
+  }
 }
 
 export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
