@@ -2,18 +2,44 @@
  * The sandbox's local pod runtime: kwok plays pods without running anything, so this runs each session
  * pod's entrypoint as a local process with the pod's environment (secret references resolved), in a
  * directory of its own with its own tmux socket. kwok's Exec, Logs and Attach objects map `kubectl exec`,
- * `kubectl logs` and `kubectl attach` on the pod to that process. When the process exits, the pod's
- * status says so, as a kubelet's would; when the pod goes away, so does the process.
+ * `kubectl logs` and `kubectl attach` on the pod to that process.
+ *
+ * It behaves like a kubelet where that matters to CodeMate:
+ * - it probes readiness for as long as the pod runs, and reasserts the pod's Ready and ContainersReady
+ *   conditions and container status whenever the apiserver holds something else (on pod and node events
+ *   and every `resyncMs`), paced so that a writer fighting it cannot make it loop;
+ * - when the process exits, the pod's status says so; when the pod goes away, so does every process of it;
+ * - sessions outlive the runtime (see sessionProcess.ts): a runtime that starts again adopts the sessions
+ *   that still run, and reports the ones that ended meanwhile.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { supervisedInformer, type Informer } from '../clients/informer.js';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import { WorkQueue } from '../operator/queue.js';
 import { labels, sessionContainer } from '../operator/session.js';
+import {
+  isTerminal,
+  statusPatch,
+  StatusWritePacer,
+  type ObservedPod,
+  type SessionTruth,
+} from './podStatus.js';
+import {
+  ensureDirs,
+  podDirs,
+  podMarkerEnv,
+  readRecords,
+  SessionProcess,
+  stopSessionProcesses,
+  type PodDirs,
+  type SessionExit,
+} from './sessionProcess.js';
+import { processesWithEnv } from './processes.js';
+
+export { criLine } from './sessionProcess.js';
 
 export const imageScriptsDir = '/opt/codemate/bin';
 
@@ -26,14 +52,27 @@ type EnvVar = {
   };
 };
 type Volume = { name: string; persistentVolumeClaim?: { claimName: string } };
+interface Probe {
+  exec?: { command?: string[] };
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  failureThreshold?: number;
+}
 export type Pod = KubeObject & {
   spec: {
     nodeName?: string;
-    containers: Array<{ name: string; command?: string[]; env?: EnvVar[] }>;
+    containers: Array<{
+      name: string;
+      image?: string;
+      command?: string[];
+      env?: EnvVar[];
+      readinessProbe?: Probe;
+    }>;
     volumes?: Volume[];
   };
-  status?: { phase?: string };
+  status?: ObservedPod['status'];
 };
+type Node = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
 
 export interface PodRuntimeOptions {
   kube: Kube;
@@ -49,20 +88,8 @@ export interface PodRuntimeOptions {
    * its GitHub URL (which the poller needs) while the clone comes from a local repository.
    */
   gitRewrite?: string | undefined;
-}
-
-interface LocalPod {
-  uid: string;
-  child: ChildProcess;
-  log: WriteStream;
-  stopping: boolean;
-  exited: Promise<void>;
-  env: NodeJS.ProcessEnv;
-}
-
-/** A line of a container runtime (CRI) log, the format kwok's Logs reads. */
-export function criLine(stream: 'stdout' | 'stderr', line: string, now = new Date()): string {
-  return `${now.toISOString().replace(/\.(\d{3})Z$/, '.$1000000Z')} ${stream} F ${line}\n`;
+  /** How often every local pod's status is compared with the truth even without an event. */
+  resyncMs?: number;
 }
 
 /** The environment a kubelet would give the container, with secret references resolved. */
@@ -100,33 +127,141 @@ function gitRewriteEnv(rewrite: string | undefined): Record<string, string> {
   return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: `url.${to}.insteadOf`, GIT_CONFIG_VALUE_0: from };
 }
 
+/** A pod the runtime runs (or ran): its process, and what the probes last said. */
+interface LocalPod {
+  key: string;
+  uid: string;
+  session: SessionProcess;
+  /** Undefined until the first probe has answered. */
+  ready: boolean | undefined;
+  exit: SessionExit | undefined;
+  /** kwok's Exec, Logs and Attach objects are in place. */
+  mapped: boolean;
+  /**
+   * The pod's resourceVersion that the last status write was computed from. Until the cache holds a newer
+   * one, that write is still on its way back through the watch, and writing again would only repeat it.
+   */
+  writtenFrom: string | undefined;
+  probing: { stop(): void };
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export class LocalPodRuntime {
   private readonly queue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 10_000 });
   private readonly pods: Informer<Pod>;
+  private readonly nodes: Informer<Node>;
   private readonly local = new Map<string, LocalPod>();
+  private readonly pacer = new StatusWritePacer();
   private workers: Array<Promise<void>> = [];
+  private resync: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PodRuntimeOptions) {
+    const onRestart = (resource: string) => (error: unknown) =>
+      options.logger.warn({ resource, ...errorFields(error) }, 'watch broke; restarting it');
     this.pods = supervisedInformer<Pod>(options.kube, {
       apiVersion: 'v1',
       kind: 'Pod',
       plural: 'pods',
       labelSelector: `${labels.managedBy}=codemate,${labels.component}=session`,
       onEvent: (_e, pod) => this.queue.add(`${pod.metadata.namespace}/${pod.metadata.name}`),
-      onRestart: (error) => options.logger.warn(errorFields(error), 'pod watch broke; restarting it'),
+      onRestart: onRestart('pods'),
+    });
+    // A node that turns Ready again is the moment to reassert what the node-lifecycle controller undid.
+    this.nodes = supervisedInformer<Node>(options.kube, {
+      apiVersion: 'v1',
+      kind: 'Node',
+      plural: 'nodes',
+      onEvent: () => this.enqueueAll(),
+      onRestart: onRestart('nodes'),
     });
   }
 
+  /**
+   * Starts watching, adopts the sessions an earlier runtime left running (or stops those whose pod is
+   * gone), and only then starts the workers, so that no pod is started twice.
+   */
   async start(): Promise<void> {
-    await this.pods.start();
+    await Promise.all([this.pods.start(), this.nodes.start()]);
+    for (let waited = 0; !this.pods.synced || !this.nodes.synced; waited += 200) {
+      if (waited > 0 && waited % 10_000 === 0)
+        this.options.logger.warn({ waitedMs: waited }, 'waiting for the first list of pods and nodes');
+      await pause(200);
+    }
+    await this.adopt();
     for (let i = 0; i < 2; i++) this.workers.push(this.work());
+    this.resync = setInterval(() => this.enqueueAll(), this.options.resyncMs ?? 10_000);
+    this.resync.unref();
   }
 
+  /** Stops the workers and every local session. */
   async stop(): Promise<void> {
+    clearInterval(this.resync);
     this.queue.shutDown();
     await Promise.all(this.workers);
-    await this.pods.stop();
-    await Promise.all([...this.local.keys()].map((key) => this.stopLocal(key)));
+    await Promise.all([this.pods.stop(), this.nodes.stop()]);
+    await Promise.all(
+      [...this.local.values()].map((local) =>
+        this.stopLocal(local).catch((error: unknown) =>
+          this.options.logger.error(
+            { pod: local.key, ...errorFields(error) },
+            'stopping a local session failed',
+          ),
+        ),
+      ),
+    );
+  }
+
+  private enqueueAll(): void {
+    for (const key of this.local.keys()) this.queue.add(key);
+  }
+
+  private async adopt(): Promise<void> {
+    const kept = new Set<string>();
+    for (const { base, record } of await readRecords(this.options.dir)) {
+      const key = record && `${record.namespace}/${record.name}`;
+      const pod = key ? this.pods.get(record.name, record.namespace) : undefined;
+      const current =
+        record &&
+        pod &&
+        !pod.metadata.deletionTimestamp &&
+        pod.metadata.uid === record.uid &&
+        !this.local.has(key!);
+      if (!current) {
+        // Its pod is gone or replaced (or it never got as far as a record): nothing may keep running.
+        this.options.logger.info({ pod: key, dir: base }, 'stopping a local session whose pod is gone');
+        await stopSessionProcesses(
+          base,
+          record?.pid,
+          { ...record?.sessionEnv, TMUX_TMPDIR: path.join(base, 't'), PATH: process.env.PATH },
+          2000,
+        );
+        await rm(base, { recursive: true, force: true, maxRetries: 5 });
+        continue;
+      }
+      kept.add(base);
+      const session = await SessionProcess.adopt(record, podDirs(base, record.workspace));
+      const local = this.track(key!, pod, session);
+      this.options.logger.info(
+        { pod: key, pid: record.pid, running: session.running, dir: base },
+        session.running ? 'adopted a running local session' : 'adopted a local session that ended',
+      );
+      this.queue.add(local.key);
+    }
+    // Processes of a session whose directory is gone altogether.
+    const prefix = this.options.dir + path.sep;
+    const strays = new Set(
+      processesWithEnv(podMarkerEnv, (v) => v.startsWith(prefix) && !kept.has(v)).map((p) => p.value),
+    );
+    for (const base of strays) {
+      this.options.logger.info({ dir: base }, 'stopping processes of a local session without a directory');
+      await stopSessionProcesses(
+        base,
+        undefined,
+        { TMUX_TMPDIR: path.join(base, 't'), PATH: process.env.PATH },
+        2000,
+      );
+    }
   }
 
   private async work(): Promise<void> {
@@ -148,43 +283,78 @@ export class LocalPodRuntime {
   private async sync(key: string): Promise<void> {
     const [namespace, name] = key.split('/') as [string, string];
     const pod = this.pods.get(name, namespace);
-    const running = this.local.get(key);
-    if (!pod || pod.metadata.deletionTimestamp || (running && running.uid !== pod.metadata.uid)) {
-      if (running) await this.stopLocal(key);
-      if (!pod || pod.metadata.deletionTimestamp) return;
+    let local = this.local.get(key);
+    if (local && (!pod || pod.metadata.deletionTimestamp || local.uid !== pod.metadata.uid)) {
+      await this.stopLocal(local);
+      local = undefined;
     }
-    if (
-      this.local.has(key) ||
-      !pod.spec.nodeName ||
-      pod.status?.phase === 'Failed' ||
-      pod.status?.phase === 'Succeeded'
-    )
-      return;
-    await this.startLocal(key, pod);
+    if (!pod || pod.metadata.deletionTimestamp) return;
+    if (!local) {
+      if (!pod.spec.nodeName || isTerminal(pod.status?.phase)) return;
+      local = await this.startLocal(key, pod);
+      if (!local) return;
+    }
+    if (!local.mapped) {
+      await this.mapKubectl(pod, local.session.dirs, local.session.record.sessionEnv);
+      local.mapped = true;
+    }
+    await this.reassertStatus(pod, local);
   }
 
-  private podDirs(pod: Pod) {
+  /** Writes the pod's status when it differs from the truth, at the pace the pacer allows. */
+  private async reassertStatus(pod: Pod, local: LocalPod): Promise<void> {
+    let truth: SessionTruth;
+    if (local.exit) truth = { state: 'exited', ...local.exit };
+    else {
+      // Until kwok has moved the pod to Running, and until the first probe, there is nothing to assert.
+      // While the node is not Ready, the node-lifecycle controller marks its pods not ready on every
+      // update; asserting then would be a fight. Its recovery is an event that brings us back here.
+      if (pod.status?.phase !== 'Running' || local.ready === undefined) return;
+      if (!this.nodeIsReady(pod.spec.nodeName)) return;
+      truth = { state: 'running', ready: local.ready, startedAt: local.session.record.startedAt };
+    }
+    const patch = statusPatch(pod, truth, new Date());
+    if (!patch || local.writtenFrom === pod.metadata.resourceVersion) return;
+    const wait = this.pacer.waitMs(local.key, Date.now());
+    if (wait > 0) {
+      this.queue.addAfter(local.key, wait);
+      return;
+    }
+    await this.patchStatus(pod, patch);
+    local.writtenFrom = pod.metadata.resourceVersion;
+    this.pacer.wrote(local.key, Date.now());
+    this.options.logger.info(
+      {
+        pod: local.key,
+        ...(truth.state === 'running' ? { ready: truth.ready } : { exitCode: truth.exitCode }),
+      },
+      'pod status set from the local session',
+    );
+  }
+
+  private nodeIsReady(nodeName: string | undefined): boolean {
+    const node = nodeName ? this.nodes.get(nodeName) : undefined;
+    const ready = node?.status?.conditions?.find((c) => c.type === 'Ready');
+    // No node (or no condition yet): nobody else judges this pod's readiness, so the truth stands.
+    return !ready || ready.status === 'True';
+  }
+
+  private podDirsOf(pod: Pod): PodDirs {
     const base = path.join(this.options.dir, pod.metadata.uid!.slice(0, 13));
     const claim = pod.spec.volumes?.find((v) => v.name === 'workspace')?.persistentVolumeClaim?.claimName;
     // A claim outlives its pods, so its directory is keyed by the claim, like a volume.
-    const workspace = claim
-      ? path.join(this.options.dir, 'claims', pod.metadata.namespace!, claim)
-      : path.join(base, 'ws');
-    return {
+    return podDirs(
       base,
-      workspace,
-      home: path.join(base, 'home'),
-      tmux: path.join(base, 't'),
-      log: path.join(base, 'session.log'),
-    };
+      claim ? path.join(this.options.dir, 'claims', pod.metadata.namespace!, claim) : undefined,
+    );
   }
 
-  private async startLocal(key: string, pod: Pod): Promise<void> {
+  private async startLocal(key: string, pod: Pod): Promise<LocalPod | undefined> {
     const container = pod.spec.containers.find((c) => c.name === sessionContainer);
     const command = container?.command?.[0];
-    if (!container || !command?.startsWith(`${imageScriptsDir}/`)) return;
-    const dirs = this.podDirs(pod);
-    for (const d of [dirs.workspace, dirs.home, dirs.tmux]) await mkdir(d, { recursive: true });
+    if (!container || !command?.startsWith(`${imageScriptsDir}/`)) return undefined;
+    const dirs = this.podDirsOf(pod);
+    await ensureDirs(dirs);
     const stateDir = path.join(dirs.workspace, '.codemate');
     const sessionEnv: Record<string, string> = {
       HOME: dirs.home,
@@ -197,55 +367,100 @@ export class LocalPodRuntime {
       ...gitRewriteEnv(this.options.gitRewrite),
     };
     const env = { ...(await resolveEnv(this.options.kube, pod, container.env ?? [])), ...sessionEnv };
-    await this.mapKubectl(pod, dirs, sessionEnv);
-
-    const log = createWriteStream(dirs.log, { flags: 'a' });
-    const script = path.join(this.options.scriptsDir, path.basename(command));
-    const child = spawn(script, container.command!.slice(1), {
-      cwd: dirs.workspace,
+    const session = await SessionProcess.start({
+      dirs,
+      pod: { namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid: pod.metadata.uid! },
+      script: path.join(this.options.scriptsDir, path.basename(command)),
+      args: container.command!.slice(1),
       env,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      sessionEnv,
     });
-    let lastLine = '';
-    for (const [stream, name] of [
-      [child.stdout!, 'stdout'],
-      [child.stderr!, 'stderr'],
-    ] as const) {
-      let partial = '';
-      stream.setEncoding('utf8').on('data', (chunk: string) => {
-        const lines = (partial + chunk).split('\n');
-        partial = lines.pop() ?? '';
-        for (const line of lines) {
-          log.write(criLine(name, line));
-          if (name === 'stderr' && line.trim()) lastLine = line.trim();
-        }
-      });
-    }
+    this.options.logger.info(
+      { pod: key, pid: session.record.pid, dir: dirs.base },
+      'started session pod locally',
+    );
+    return this.track(key, pod, session);
+  }
+
+  /** Follows a session: probes it while it runs, and records how it ended. */
+  private track(key: string, pod: Pod, session: SessionProcess): LocalPod {
     const local: LocalPod = {
+      key,
       uid: pod.metadata.uid!,
-      child,
-      log,
-      stopping: false,
-      env,
-      exited: new Promise((resolve) =>
-        child.on('exit', (code, signal) => {
-          void this.onExit(key, pod, local, code, signal, lastLine).finally(resolve);
-        }),
-      ),
+      session,
+      ready: undefined,
+      exit: undefined,
+      mapped: false,
+      writtenFrom: undefined,
+      probing: { stop: () => {} },
     };
     this.local.set(key, local);
-    this.options.logger.info({ pod: key, pid: child.pid, dir: dirs.base }, 'started session pod locally');
-    await this.setReady(pod, false);
-    void this.watchReadiness(key, pod, local);
+    local.probing = this.probe(local, pod);
+    void session.exited
+      .then(async (exit) => {
+        local.probing.stop();
+        if (session.isStopping || this.local.get(key) !== local) return;
+        this.options.logger.info({ pod: key, exitCode: exit.exitCode }, 'session process exited');
+        local.exit = exit;
+        local.ready = false;
+        this.queue.add(key);
+        await session.killLeftovers();
+      })
+      .catch((error: unknown) =>
+        this.options.logger.error({ pod: key, ...errorFields(error) }, 'following a session process failed'),
+      );
+    return local;
+  }
+
+  /**
+   * The pod's readiness probe, for as long as the session runs: every 500 ms until it first passes (so a
+   * session is Ready as soon as it can be), then at the probe's period. `failureThreshold` failures in a
+   * row make the pod not ready again.
+   */
+  private probe(local: LocalPod, pod: Pod): { stop(): void } {
+    const spec = pod.spec.containers.find((c) => c.name === sessionContainer)?.readinessProbe;
+    const command = spec?.exec?.command?.map((arg, i) =>
+      i === 0 && arg.startsWith(`${imageScriptsDir}/`)
+        ? path.join(this.options.scriptsDir, path.basename(arg))
+        : arg,
+    );
+    const periodMs = (spec?.periodSeconds ?? 10) * 1000;
+    // The sandbox shares a laptop's CPU: a probe is given at least 5 s before it counts as failed.
+    const timeoutMs = Math.max(5, spec?.timeoutSeconds ?? 1) * 1000;
+    const failureThreshold = spec?.failureThreshold ?? 3;
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    let failures = 0;
+    let everReady = false;
+    const set = (ready: boolean) => {
+      if (local.ready === ready) return;
+      local.ready = ready;
+      this.options.logger.info({ pod: local.key, ready }, 'readiness changed');
+      this.queue.add(local.key);
+    };
+    const round = async () => {
+      if (stopped || local.exit || !local.session.running) return;
+      const ok = command ? await runProbe(command, local.session.commandEnv(), timeoutMs) : true;
+      if (stopped) return;
+      if (ok) {
+        failures = 0;
+        everReady = true;
+        set(true);
+      } else if (!everReady) set(false);
+      else if (++failures >= failureThreshold) set(false);
+      timer = setTimeout(() => void round(), everReady ? periodMs : 500);
+    };
+    void round();
+    return {
+      stop: () => {
+        stopped = true;
+        clearTimeout(timer);
+      },
+    };
   }
 
   /** kwok Exec, Logs and Attach for this pod, owned by it so they go with it. */
-  private async mapKubectl(
-    pod: Pod,
-    dirs: ReturnType<LocalPodRuntime['podDirs']>,
-    env: Record<string, string>,
-  ) {
+  private async mapKubectl(pod: Pod, dirs: PodDirs, env: Record<string, string>) {
     const metadata = {
       name: pod.metadata.name,
       namespace: pod.metadata.namespace,
@@ -285,66 +500,6 @@ export class LocalPodRuntime {
     for (const object of objects) await this.options.kube.apply(object, 'codemate-pod-runtime');
   }
 
-  private async watchReadiness(key: string, pod: Pod, local: LocalPod): Promise<void> {
-    while (this.local.get(key) === local && !local.stopping && local.child.exitCode === null) {
-      const ok = await new Promise<boolean>((resolve) =>
-        spawn(path.join(this.options.scriptsDir, 'codemate-ready'), [], {
-          env: local.env,
-          stdio: 'ignore',
-        }).on('close', (c) => resolve(c === 0)),
-      );
-      if (ok) return this.setReady(pod, true);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
-  }
-
-  private async setReady(pod: Pod, ready: boolean): Promise<void> {
-    const status = ready ? 'True' : 'False';
-    const now = new Date().toISOString();
-    await this.patchStatus(pod, {
-      conditions: [
-        { type: 'Ready', status, lastTransitionTime: now },
-        { type: 'ContainersReady', status, lastTransitionTime: now },
-      ],
-    });
-  }
-
-  private async onExit(
-    key: string,
-    pod: Pod,
-    local: LocalPod,
-    code: number | null,
-    signal: string | null,
-    lastLine: string,
-  ) {
-    local.log.end();
-    if (local.stopping) return;
-    this.local.delete(key);
-    this.options.logger.info({ pod: key, code, signal }, 'session process exited');
-    const exitCode = code ?? 137;
-    await this.patchStatus(pod, {
-      phase: exitCode === 0 ? 'Succeeded' : 'Failed',
-      conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: new Date().toISOString() }],
-      containerStatuses: [
-        {
-          name: sessionContainer,
-          image: 'local',
-          imageID: '',
-          ready: false,
-          restartCount: 0,
-          state: {
-            terminated: {
-              exitCode,
-              reason: exitCode === 0 ? 'Completed' : 'Error',
-              message: lastLine.slice(0, 1024),
-              finishedAt: new Date().toISOString(),
-            },
-          },
-        },
-      ],
-    });
-  }
-
   private async patchStatus(pod: Pod, status: object): Promise<void> {
     try {
       await this.options.kube.patchStatusRaw(
@@ -359,29 +514,23 @@ export class LocalPodRuntime {
     }
   }
 
-  private async stopLocal(key: string): Promise<void> {
-    const local = this.local.get(key);
-    if (!local) return;
-    local.stopping = true;
-    this.local.delete(key);
-    const group = -local.child.pid!;
-    const signal = (sig: NodeJS.Signals) => {
-      try {
-        process.kill(group, sig);
-      } catch {
-        /* gone */
-      }
-    };
-    signal('SIGTERM');
-    const killer = setTimeout(() => signal('SIGKILL'), 10_000);
-    await local.exited;
-    clearTimeout(killer);
-    // The session's tmux server is not in the process group; stop it through its socket.
-    await new Promise((resolve) =>
-      spawn('tmux', ['kill-server'], { env: local.env, stdio: 'ignore' }).on('close', resolve),
-    );
-    const base = path.join(this.options.dir, local.uid.slice(0, 13));
-    await rm(base, { recursive: true, force: true });
-    this.options.logger.info({ pod: key }, 'stopped local session pod');
+  private async stopLocal(local: LocalPod): Promise<void> {
+    if (this.local.get(local.key) === local) this.local.delete(local.key);
+    this.pacer.forget(local.key);
+    local.probing.stop();
+    await local.session.stop();
+    this.options.logger.info({ pod: local.key }, 'stopped local session pod');
   }
+}
+
+async function runProbe(command: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const child = spawn(command[0]!, command.slice(1), { env, stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', () => resolve(false));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0);
+    });
+  });
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { openSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 
 /** True when `pid` is a live process (zombies count as gone). */
@@ -15,6 +15,70 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * When a process started, in clock ticks since boot (field 22 of /proc/<pid>/stat). With the pid it names
+ * one process for good: a pid that is reused later has another start time.
+ */
+export function startTicksOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command (which may hold spaces) start at field 3, the state.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `pid` is alive and is still the process that started at `startTicks`. */
+export function isSameProcess(pid: number, startTicks: string): boolean {
+  return isAlive(pid) && startTicksOf(pid) === startTicks;
+}
+
+/**
+ * Live processes whose initial environment has `name` set to a value that `accept` takes, with that
+ * value. Every process a session starts inherits its environment, tmux servers and their panes included,
+ * so this finds them even after they left the session's process group.
+ */
+export function processesWithEnv(
+  name: string,
+  accept: (value: string) => boolean,
+): Array<{ pid: number; value: string }> {
+  const prefix = `${name}=`;
+  const found: Array<{ pid: number; value: string }> = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      continue;
+    }
+    const item = environ.split('\0').find((e) => e.startsWith(prefix));
+    if (item === undefined) continue;
+    const value = Buffer.from(item.slice(prefix.length), 'latin1').toString('utf8');
+    if (accept(value) && isAlive(pid)) found.push({ pid, value });
+  }
+  return found;
+}
+
+/** Live (not zombie) processes in process group `pgid`. */
+export function liveGroupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] !== 'Z' && Number(fields[2]) === pgid) members.push(pid);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return members;
 }
 
 /** The executable a live process was started from (argv[0]), or undefined when it is gone. */
