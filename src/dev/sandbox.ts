@@ -239,9 +239,20 @@ async function componentFailure(name: string, what: string, logFile: string): Pr
   });
 }
 
-/** kwok's own CRDs (Exec, Logs, Attach, ...) and the node it plays. */
+const nodeLeaseNamespace = 'kube-node-lease';
+
+/**
+ * kwok's own CRDs (Exec, Logs, Attach, ...) and the node it plays, and the node's Lease out of the way.
+ *
+ * A kwok process holds the node's Lease under a random identity. The Lease an earlier kwok left behind
+ * (after `dev down`, or a crash) names that identity, so a new kwok treats it as someone else's until it
+ * expires, and plays neither the node nor its pods meanwhile: pods bound to the node stay Pending. Only
+ * one kwok runs per sandbox and none runs now, so the Lease is stale by definition; without it the new kwok
+ * creates its own at once.
+ */
 async function bootstrapKwok(paths: SandboxPaths, bins: BinarySet): Promise<void> {
   const kube = Kube.load({ kubeconfig: paths.kubeconfig });
+  await kube.delete('coordination.k8s.io/v1', 'Lease', sandboxNodeName, nodeLeaseNamespace);
   for (const file of (await readdir(bins.kwokCrdDir)).filter((f) => f.endsWith('.yaml')).sort()) {
     const crd = parseYaml(await readFile(path.join(bins.kwokCrdDir, file), 'utf8')) as KubeObject;
     await kube.apply(crd, 'codemate-sandbox');
@@ -282,6 +293,8 @@ async function waitForWorkloads(paths: SandboxPaths): Promise<void> {
           node.status as { conditions?: Array<{ type: string; status: string }> } | undefined
         )?.conditions;
         if (!conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+        // The Lease was deleted before kwok started: one that exists now is kwok's, so it plays the node.
+        await kube.get('coordination.k8s.io/v1', 'Lease', sandboxNodeName, nodeLeaseNamespace);
         await kube.get('v1', 'ServiceAccount', 'default', 'default');
         return true;
       } catch {
@@ -290,7 +303,8 @@ async function waitForWorkloads(paths: SandboxPaths): Promise<void> {
     },
     {
       timeoutMs: 60_000,
-      describe: () => `node ${sandboxNodeName} or the default ServiceAccount not ready in 60 s`,
+      describe: () =>
+        `node ${sandboxNodeName} not Ready, its Lease not taken by kwok, or no default ServiceAccount within 60 s`,
     },
   );
 }
