@@ -64,7 +64,9 @@ export function supervisedInformer<T extends KubeObject>(
   let stopped = false;
   let failures = 0;
   let timer: NodeJS.Timeout | undefined;
-  const maxBackoff = options.maxBackoffMs ?? 30_000;
+  // Capped at 10 s: after an apiserver outage the caches (and so readiness and delivery) come back
+  // within seconds of the apiserver, not up to half a minute later.
+  const maxBackoff = options.maxBackoffMs ?? 10_000;
 
   for (const event of ['add', 'update', 'delete'] as const) {
     informer.on(event, (object) => {
