@@ -1,10 +1,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { cacheDir, readEnv } from '../../src/config/index.js';
+import { resolveClaudeCode } from '../../src/dev/claudeCode.js';
+import { startModelServer, type ModelServer } from '../../src/dev/modelServer.js';
 import { repoRoot } from './cli.js';
 import { eventually } from './cluster.js';
+import { promptsReceived } from './model.js';
 
 const run = promisify(execFile);
 export const scripts = path.join(repoRoot, 'setup', 'scripts');
@@ -44,17 +49,44 @@ export interface Session {
   repo: string;
   env: NodeJS.ProcessEnv;
   child: ChildProcess;
+  /** The local model server the real Claude Code talks to; undefined with the stand-in. */
+  model: ModelServer | undefined;
+  /** Claude's session id (CODEMATE_SESSION_ID), which names `<pasted_content id>`. */
+  sessionId: string;
   output(): string;
   exited: Promise<number | null>;
   tmux(...args: string[]): Promise<string>;
   inject(
     id: string,
     body: string | Buffer,
-    options?: { args?: string[] },
+    options?: { args?: string[]; env?: NodeJS.ProcessEnv },
   ): Promise<{ code: number; stdout: string; stderr: string }>;
-  /** Prompts the stand-in received, verbatim. */
+  /**
+   * The prompts that reached Claude, in order: with the real TUI, what reached the model
+   * (promptsReceived of the model server's log); with the stand-in, what it received, verbatim.
+   */
   prompts(): Promise<string[]>;
   stop(): Promise<void>;
+}
+
+export interface SessionOptions {
+  /** Run codemate-fake-claude instead of Claude Code (what the sandbox's e2e tests still use). */
+  standIn?: boolean;
+  /** A model server of the test's own; by default each session starts one, and stops it with itself. */
+  model?: ModelServer;
+}
+
+/** A key in Anthropic's format for the local model server, which accepts any. */
+export const testApiKey = 'sk-ant-api03-codemate-local-test-key-0123456789abcdef';
+
+let claudeBin: Promise<string> | undefined;
+/** The pinned Claude Code from the cache (installed on first use), or CODEMATE_CLAUDE_BIN. */
+export function claudeCode(): Promise<string> {
+  claudeBin ??= (async () => {
+    const env = readEnv();
+    return resolveClaudeCode({ cacheDir: cacheDir(env), claudeBin: env.CODEMATE_CLAUDE_BIN });
+  })();
+  return claudeBin;
 }
 
 /** A fresh directory whose path stays short: tmux socket paths are limited to about 100 bytes. */
@@ -62,20 +94,36 @@ export async function sessionRoot(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), 'cms-'));
 }
 
-/** Runs the real entrypoint against `env`, with its own HOME, workspace and tmux socket. */
-export async function startSession(root: string, env: NodeJS.ProcessEnv): Promise<Session> {
+/**
+ * Runs the real entrypoint against `env`, with its own HOME, workspace and tmux socket, and the real
+ * Claude Code pointed at a local model server (or the stand-in, with `standIn`).
+ */
+export async function startSession(
+  root: string,
+  env: NodeJS.ProcessEnv,
+  options: SessionOptions = {},
+): Promise<Session> {
   const workspace = path.join(root, 'ws');
   const home = path.join(root, 'home');
   const tmuxDir = path.join(root, 't');
   for (const dir of [workspace, home, tmuxDir]) await mkdir(dir, { recursive: true });
+  const model = options.standIn ? undefined : (options.model ?? (await startModelServer()));
+  const claude: NodeJS.ProcessEnv = model
+    ? {
+        PATH: `${path.dirname(await claudeCode())}:${process.env.PATH}`,
+        ANTHROPIC_API_KEY: testApiKey,
+        ANTHROPIC_BASE_URL: model.url,
+        DISABLE_TELEMETRY: '1',
+      }
+    : { CODEMATE_STAND_IN: '1' };
   const sessionEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: home,
     TMUX_TMPDIR: tmuxDir,
     CODEMATE_WORKSPACE: workspace,
     CODEMATE_PLUGINS_DIR: path.join(repoRoot, 'plugins'),
-    CODEMATE_STAND_IN: '1',
-    CODEMATE_ENTER_DELAY: '0.1',
+    CODEMATE_SESSION_ID: randomUUID(),
+    ...claude,
     ...env,
   };
   const stateDir = path.join(workspace, '.codemate');
@@ -95,13 +143,15 @@ export async function startSession(root: string, env: NodeJS.ProcessEnv): Promis
     repo: path.join(workspace, 'repo'),
     env: sessionEnv,
     child,
+    model,
+    sessionId: sessionEnv.CODEMATE_SESSION_ID!,
     output: () => output,
     exited,
     tmux,
     inject: (id, body, options = {}) =>
       new Promise((resolve, reject) => {
         const p = spawn(path.join(scripts, 'codemate-inject'), [...(options.args ?? []), id], {
-          env: sessionEnv,
+          env: { ...sessionEnv, ...options.env },
         });
         let stdout = '';
         let stderr = '';
@@ -109,17 +159,38 @@ export async function startSession(root: string, env: NodeJS.ProcessEnv): Promis
         p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
         p.on('error', reject);
         p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+        // An inject that refuses its arguments exits before it reads: EPIPE is its answer, not an error.
+        p.stdin.on('error', () => undefined);
         p.stdin.end(body);
       }),
     prompts: async () =>
-      (await readFile(path.join(stateDir, 'stand-in-prompts.jsonl'), 'utf8').catch(() => ''))
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => (JSON.parse(l) as { prompt: string }).prompt),
+      model
+        ? promptsReceived(model.requests)
+        : (await readFile(path.join(stateDir, 'stand-in-prompts.jsonl'), 'utf8').catch(() => ''))
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => (JSON.parse(l) as { prompt: string }).prompt),
     stop: async () => {
+      const panes = await tmux('list-panes', '-a', '-F', '#{pane_pid}').catch(() => '');
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
       await run('tmux', ['kill-server'], { env: sessionEnv }).catch(() => undefined);
+      // Claude still writes its files as it exits; the test's cleanup must not race it.
+      for (const pid of panes.split('\n').filter(Boolean).map(Number)) {
+        await eventually(
+          async () => {
+            try {
+              process.kill(pid, 0);
+              return false;
+            } catch {
+              return true;
+            }
+          },
+          (gone) => gone,
+          { what: `process ${pid} of the session gone`, intervalMs: 50, timeoutMs: 10_000 },
+        );
+      }
+      if (model && !options.model) await model.close();
     },
   };
   return session;

@@ -1,8 +1,11 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startModelServer, type ModelServer } from '../../src/dev/modelServer.js';
+import { eventually } from '../helpers/cluster.js';
+import { framed } from '../helpers/model.js';
 import {
   cleanup,
   makeOrigin,
@@ -22,10 +25,10 @@ afterEach(async () => {
   }
 });
 
-async function session(env: NodeJS.ProcessEnv): Promise<Session> {
+async function session(env: NodeJS.ProcessEnv, model?: ModelServer): Promise<Session> {
   const root = await sessionRoot();
   const origin = await makeOrigin(root);
-  const s = await startSession(root, { CODEMATE_REPO_URL: `file://${origin}`, ...env });
+  const s = await startSession(root, { CODEMATE_REPO_URL: `file://${origin}`, ...env }, { model });
   sessions.push(s);
   return s;
 }
@@ -54,24 +57,35 @@ describe('codemate-entrypoint', () => {
       (await s.tmux('display-message', '-p', '-t', '=claude-code:', '#{pane_current_path}')).trim(),
     ).toBe(s.repo);
 
-    // The first instruction reaches the session as text, never through a shell.
-    expect(await s.prompts()).toEqual(['Fix the $(flaky) `test`; then stop']);
-    // First-run dialogs are pre-accepted and the hooks are installed.
+    // The first instruction reaches the model as text, never through a shell, and the session id is the
+    // one given (it names the paste ids).
+    expect(
+      await eventually(
+        () => s.prompts(),
+        (p) => p.length > 0,
+        { what: 'the task at the model' },
+      ),
+    ).toEqual(['Fix the $(flaky) `test`; then stop']);
+    expect(JSON.stringify(s.model!.requests[0]!.body)).toContain('0f8fad5b-d9cb-469f-a165-70867728950e');
+    // First-run dialogs are pre-accepted (nothing else would let the TUI start unattended) and the hooks
+    // are installed. Claude rewrites .claude.json, so only the keys that matter are checked.
     const claudeJson = JSON.parse(await readFile(path.join(s.workspace, '.claude', '.claude.json'), 'utf8'));
     expect(claudeJson.hasCompletedOnboarding).toBe(true);
-    expect(claudeJson.projects[s.repo]).toEqual({
-      hasTrustDialogAccepted: true,
-      hasCompletedProjectOnboarding: true,
-    });
+    expect(claudeJson.projects[s.repo]).toMatchObject({ hasTrustDialogAccepted: true });
     expect(claudeJson.customApiKeyResponses.approved).toEqual(['klmnopqrstuvwxyz0123456789'.slice(-20)]);
     const settings = JSON.parse(await readFile(path.join(s.workspace, '.claude', 'settings.json'), 'utf8'));
     expect(Object.keys(settings.hooks).sort()).toEqual(
       ['Notification', 'PermissionRequest', 'SessionStart', 'Stop', 'StopFailure', 'UserPromptSubmit'].sort(),
     );
     expect(settings.skipDangerousModePermissionPrompt).toBe(true);
-    // The pane is mirrored to stdout, which is what `kubectl logs` shows.
-    expect(s.output()).toContain('prompt received');
+    // The pane is mirrored to stdout, which is what `kubectl logs` shows: the real TUI, run as root here
+    // with IS_SANDBOX=1 (docs/adr/0006).
+    expect(s.output()).toContain('Claude Code');
     expect(s.output()).not.toContain('sk-ant-api03');
+    const pid = (await s.tmux('display-message', '-p', '-t', '=claude-code:', '#{pane_pid}')).trim();
+    const environ = await readFile(`/proc/${pid}/environ`, 'utf8');
+    const sandboxVars = environ.split('\0').filter((v) => v.startsWith('IS_SANDBOX='));
+    expect(sandboxVars).toEqual(process.getuid?.() === 0 ? ['IS_SANDBOX=1'] : []);
   });
 
   it('creates a missing branch from the base branch, without tracking the base', async () => {
@@ -90,24 +104,64 @@ describe('codemate-entrypoint', () => {
     expect(await readFile(path.join(s.repo, 'pr.txt'), 'utf8')).toBe('pr\n');
   });
 
-  it('reuses an existing clone after a restart and resumes cleanly', async () => {
-    const s = await session({ CODEMATE_BRANCH: 'feature' });
-    await waitUntilReady(s);
-    await run('sh', ['-c', `echo wip > ${s.repo}/wip.txt`]);
-    const sessionKey = () => readFile(path.join(s.stateDir, 'session-key'), 'utf8');
-    const key = await sessionKey();
-    await s.stop();
-    const again = await startSession(s.root, {
-      CODEMATE_REPO_URL: s.env.CODEMATE_REPO_URL,
-      CODEMATE_BRANCH: 'feature',
-    });
-    sessions.push(again);
-    await waitUntilReady(again);
-    expect(again.output()).toContain('reusing the clone');
-    expect(await readFile(path.join(s.repo, 'wip.txt'), 'utf8')).toBe('wip\n');
-    // The key that tags injected markers is new at each start.
-    expect(await sessionKey()).toMatch(/^[0-9a-f]{64}$/);
-    expect(await sessionKey()).not.toBe(key);
+  it('reuses an existing clone after a restart, resumes the conversation, and settles unacknowledged messages', async () => {
+    const model = await startModelServer();
+    try {
+      const s = await session({ CODEMATE_BRANCH: 'feature' }, model);
+      await waitUntilReady(s);
+      await run('sh', ['-c', `echo wip > ${s.repo}/wip.txt`]);
+      const state = (...p: string[]) => path.join(s.stateDir, ...p);
+      const sessionKey = () => readFile(state('session-key'), 'utf8');
+      const key = await sessionKey();
+      expect((await s.inject('before-1', 'before the restart')).code).toBe(0);
+      await eventually(
+        () => s.prompts(),
+        (p) => p.length === 1,
+        { what: 'the first message at the model' },
+      );
+      // The pod dies with two messages unacknowledged: before-1 reached Claude (the hook missed it), lost-1
+      // was pasted into the box that died with the TUI.
+      await rm(state('acks', 'before-1'));
+      await writeFile(state('pasted', 'before-1'), framed(key, 'before-1', 'before the restart'));
+      await writeFile(state('pasted', 'lost-1'), framed(key, 'lost-1', 'lost with the box'));
+      await writeFile(state('delivered', 'lost-1'), '1\n');
+      await s.stop();
+      const again = await startSession(
+        s.root,
+        {
+          CODEMATE_REPO_URL: s.env.CODEMATE_REPO_URL,
+          CODEMATE_BRANCH: 'feature',
+          CODEMATE_SESSION_ID: s.sessionId,
+        },
+        { model },
+      );
+      sessions.push(again);
+      await waitUntilReady(again);
+      expect(again.output()).toContain('reusing the clone');
+      expect(await readFile(path.join(s.repo, 'wip.txt'), 'utf8')).toBe('wip\n');
+      // The key that tags injected markers is new at each start.
+      expect(await sessionKey()).toMatch(/^[0-9a-f]{64}$/);
+      expect(await sessionKey()).not.toBe(key);
+      expect(again.output()).toContain('message before-1 reached Claude before the restart');
+      expect(again.output()).toContain(
+        'message lost-1 was pasted before the restart but never reached Claude',
+      );
+      expect(await readdir(state('acks'))).toEqual(['before-1']);
+      expect(await readdir(state('pasted'))).toEqual([]);
+      // The operator's retries: before-1 is done; lost-1 is pasted again, into the resumed conversation.
+      expect((await again.inject('before-1', 'before the restart')).stdout).toContain('already delivered');
+      expect((await again.inject('lost-1', 'lost with the box')).code).toBe(0);
+      await eventually(
+        () => again.prompts(),
+        (p) => p.length === 2,
+        { what: 'the second message at the model' },
+      );
+      const last = JSON.stringify(model.requests.filter((r) => r.tools > 0).at(-1)!.body);
+      expect(last).toContain('before the restart');
+      expect(last).toContain('lost with the box');
+    } finally {
+      await model.close();
+    }
   });
 
   it('stops cleanly on SIGTERM', async () => {
