@@ -45,6 +45,8 @@ export const envSchema = z.object({
   CODEMATE_MESSAGE_EXPIRY_SECONDS: optionalText,
   /** Operator: per-request timeout for GitHub, in seconds (default 15). */
   CODEMATE_GITHUB_TIMEOUT_SECONDS: optionalText,
+  /** Sandbox: a real Messages API for sessions; the sandbox's local model server when unset. */
+  ANTHROPIC_BASE_URL: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
   GITHUB_API_URL: optionalText,
   /** Webhook: the port to listen on (default 8080). */
@@ -114,6 +116,7 @@ export interface DevConfig {
   cacheDir: string;
   binDir: string | undefined;
   claudeBin: string | undefined;
+  anthropicBaseUrl: string | undefined;
   apiserverPort: number | undefined;
   purge: boolean;
   output: 'text' | 'json';
@@ -126,11 +129,14 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     cacheDir: cacheDir(env),
     binDir: env.CODEMATE_BIN_DIR,
     claudeBin: env.CODEMATE_CLAUDE_BIN,
+    anthropicBaseUrl: env.ANTHROPIC_BASE_URL,
     apiserverPort: flags.apiserverPort,
     purge: flags.purge,
     output: flags.output,
   };
 }
+
+export const modelServerFlagsSchema = z.object({ port });
 
 const booleanText = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])

@@ -17,6 +17,7 @@ export const componentNames = [
   'kube-controller-manager',
   'kube-scheduler',
   'kwok',
+  'model-server',
   'codemate-operator',
   'codemate-webhook',
   'codemate-pod-runtime',
@@ -32,6 +33,7 @@ export const portNames = [
   'kwok',
   'operatorHealth',
   'webhook',
+  'modelServer',
 ] as const;
 export type SandboxPorts = Record<(typeof portNames)[number], number>;
 
@@ -78,6 +80,15 @@ export interface ComponentContext {
   ports: SandboxPorts;
   bins: BinarySet;
   pki: Pki;
+  /** What sessions run: the real Claude Code, and the Messages API it talks to. */
+  sessions?: SessionSettings;
+}
+
+export interface SessionSettings {
+  /** The claude program (the pinned one in the cache, or CODEMATE_CLAUDE_BIN). */
+  claude?: string | undefined;
+  /** A real Messages API the user configured (ANTHROPIC_BASE_URL); the sandbox's model server otherwise. */
+  anthropicBaseUrl?: string | undefined;
 }
 
 export interface Component {
@@ -294,17 +305,35 @@ export function webhookUrl(ports: SandboxPorts): string {
   return `http://127.0.0.1:${ports.webhook}/webhook/github`;
 }
 
+/**
+ * The local Anthropic Messages API (src/dev/modelServer.ts) that sessions' Claude Code talks to when the
+ * user configured no real one: no key, no network, and a request log at /_requests for tests.
+ */
+export const modelServerComponent: Component = {
+  name: 'model-server',
+  binary: 'node',
+  ports: (p) => [p.modelServer],
+  args: ({ ports }) => [cliPath, 'dev', 'model-server', `--port=${ports.modelServer}`],
+  healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.modelServer}/healthz`),
+};
+
+export function modelServerUrl(ports: SandboxPorts): string {
+  return `http://127.0.0.1:${ports.modelServer}`;
+}
+
 export const podRuntimeComponent: Component = {
   name: 'codemate-pod-runtime',
   binary: 'node',
   ports: () => [],
   prepare: ({ paths }) => rm(path.join(paths.dir, 'pods', '.ready'), { force: true }),
-  args: ({ paths }) => [
+  args: ({ paths, ports, sessions }) => [
     cliPath,
     'dev',
     'pod-runtime',
     `--kubeconfig=${paths.kubeconfig}`,
     `--dir=${path.join(paths.dir, 'pods')}`,
+    `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports)}`,
+    ...(sessions?.claude ? [`--claude=${sessions.claude}`] : []),
   ],
   // It has no port; a live process that has written its ready marker counts as healthy.
   healthy: async ({ paths }) =>

@@ -252,3 +252,14 @@ export async function startModelServer(
       }),
   };
 }
+
+/** `codemate dev model-server`: serves until SIGTERM or SIGINT. */
+export async function runModelServer(options: { port: number }): Promise<void> {
+  const server = await startModelServer({ port: options.port });
+  process.stderr.write(`local model server listening on ${server.url}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  await server.close();
+}

@@ -88,6 +88,10 @@ export interface PodRuntimeOptions {
    * its GitHub URL (which the poller needs) while the clone comes from a local repository.
    */
   gitRewrite?: string | undefined;
+  /** The Messages API sessions' Claude Code talks to (ANTHROPIC_BASE_URL). */
+  anthropicBaseUrl?: string | undefined;
+  /** The claude program sessions run, put first on their PATH; the image has it at /usr/local/bin. */
+  claude?: string | undefined;
   /** How often every local pod's status is compared with the truth even without an event. */
   resyncMs?: number;
 }
@@ -363,7 +367,16 @@ export class LocalPodRuntime {
       CODEMATE_STATE_DIR: stateDir,
       CLAUDE_CONFIG_DIR: path.join(dirs.workspace, '.claude'),
       CODEMATE_PLUGINS_DIR: this.options.pluginsDir,
-      PATH: `${this.options.scriptsDir}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      PATH: [
+        this.options.scriptsDir,
+        ...(this.options.claude ? [path.dirname(this.options.claude)] : []),
+        process.env.PATH ?? '/usr/bin:/bin',
+      ].join(':'),
+      // As the session image sets them (setup/docker/Dockerfile.codemate).
+      DISABLE_AUTOUPDATER: '1',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      DISABLE_TELEMETRY: '1',
+      ...(this.options.anthropicBaseUrl ? { ANTHROPIC_BASE_URL: this.options.anthropicBaseUrl } : {}),
       ...gitRewriteEnv(this.options.gitRewrite),
     };
     const env = { ...(await resolveEnv(this.options.kube, pod, container.env ?? [])), ...sessionEnv };

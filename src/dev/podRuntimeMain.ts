@@ -12,6 +12,10 @@ export async function runPodRuntime(options: {
   kubeconfig?: string | undefined;
   context?: string | undefined;
   gitRewrite?: string | undefined;
+  /** The Messages API sessions' Claude Code talks to. */
+  anthropicBaseUrl?: string | undefined;
+  /** The claude program sessions run; without it they run the stand-in. */
+  claude?: string | undefined;
 }) {
   const logger = createLogger({ name: 'codemate-pod-runtime' });
   await mkdir(options.dir, { recursive: true });
@@ -21,6 +25,8 @@ export async function runPodRuntime(options: {
     scriptsDir: sessionScriptsDir,
     pluginsDir: sessionPluginsDir,
     gitRewrite: options.gitRewrite,
+    anthropicBaseUrl: options.anthropicBaseUrl,
+    claude: options.claude,
     logger,
   });
   await runtime.start();

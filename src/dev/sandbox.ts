@@ -7,6 +7,7 @@ import { binarySetAt, type BinarySet } from './binaries.js';
 import {
   components,
   executableOf,
+  modelServerComponent,
   operatorComponent,
   podRuntimeComponent,
   portNames,
@@ -19,6 +20,7 @@ import {
   type ComponentName,
   type SandboxPaths,
   type SandboxPorts,
+  type SessionSettings,
 } from './components.js';
 import { writeAdminKubeconfig } from './kubeconfig.js';
 import { acquireLock } from './lock.js';
@@ -38,7 +40,7 @@ interface SandboxState {
 /** The control plane, plus CodeMate's own processes unless left out. */
 function selectComponents(workloads: boolean): Component[] {
   return workloads
-    ? [...components, operatorComponent, webhookComponent, podRuntimeComponent]
+    ? [...components, modelServerComponent, operatorComponent, webhookComponent, podRuntimeComponent]
     : [...components];
 }
 
@@ -68,6 +70,8 @@ export interface SandboxUpOptions {
   readyTimeoutMs?: number;
   /** Also install the CRDs and run the CodeMate operator (default true). */
   workloads?: boolean;
+  /** What session pods run (the pod runtime's settings). */
+  sessions?: SessionSettings;
 }
 
 export interface SandboxUpResult {
@@ -99,7 +103,13 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
     const state = await loadOrCreateState(paths, options, running.size > 0, selected);
     const pki = await ensurePki(paths.pkiDir);
     await writeAdminKubeconfig(paths.kubeconfig, pki, state.ports.apiserver);
-    const ctx: ComponentContext = { paths, ports: state.ports, bins: options.bins, pki };
+    const ctx: ComponentContext = {
+      paths,
+      ports: state.ports,
+      bins: options.bins,
+      pki,
+      ...(options.sessions ? { sessions: options.sessions } : {}),
+    };
     const started: ComponentName[] = [];
     const alreadyRunning: ComponentName[] = [];
 

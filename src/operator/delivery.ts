@@ -36,6 +36,8 @@ export const injectExit = {
   starting: 7,
   /** The prompt box holds someone else's text (a person's draft, another message's leftover paste). */
   promptBusy: 8,
+  /** Pasted and submitted, but neither acknowledged nor in the transcript in time: never pasted again. */
+  unacknowledged: 9,
 } as const;
 
 /** How long messages may wait and how retries back off (config: --message-expiry-seconds). */
@@ -267,6 +269,15 @@ export function outcomeOfInject(exitCode: number, stderr: string, facts: Attempt
         'PromptBusy',
         detail || "the session's prompt box holds other text; nothing was pasted",
       );
+    case injectExit.unacknowledged:
+      return {
+        status: {
+          ...attempt(facts),
+          phase: 'Failed',
+          reason: 'Unacknowledged',
+          message: detail || 'submitted, but the session never acknowledged it; not pasted again',
+        },
+      };
     case injectExit.usage:
     case injectExit.shortInput:
       return { status: { ...attempt(facts), phase: 'Failed', reason: 'InvalidMessage', message: detail } };

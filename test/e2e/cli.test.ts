@@ -10,6 +10,7 @@ import { cliPath, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import { secretObject, writeTokenKubeconfig } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
+import { promptsReaching, promptsWith } from '../helpers/modelLog.js';
 import { sessionPane, sessionPod } from '../helpers/sandbox.js';
 
 const run = promisify(execFile);
@@ -123,11 +124,11 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     const fromStdin = await cli(['inject', '-n', ns, 'feature-login', '-'], 'from stdin\nsecond line');
     expect(fromStdin.code, fromStdin.stderr).toBe(0);
     expect(fromStdin.stdout.trim()).toMatch(/^feature-login-cli-[0-9a-f]{8}$/);
-    const pod = await sessionPod(kube, ns, 'feature-login');
-    const text = await pane(pod);
-    expect(text).toContain('Please add tests; `id`');
-    expect(text).toContain('from stdin');
-    expect(text).toMatch(/Message from \S+ via codemate inject:/);
+    // What reached the model through the session's real Claude Code, exactly once each.
+    const first = await promptsReaching(stateDir, 'Please add tests; `id`');
+    expect(first).toHaveLength(1);
+    expect(first[0]).toMatch(/Message from \S+ via codemate inject:/);
+    expect(await promptsReaching(stateDir, 'from stdin\nsecond line')).toHaveLength(1);
   });
 
   it('describes a CodeMate with its conditions, messages and events, and prints its logs', async () => {
@@ -163,16 +164,19 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
         '40',
         `KUBECONFIG=${kubeconfig} NO_COLOR=1 ${process.execPath} ${cliPath} attach -n ${ns} feature-login ${extra}; echo "EXIT=$?"; sleep 60`,
       );
-      await eventually(screen, (text) => text.includes('session '), { what: 'attached screen' });
+      // The real Claude Code TUI, with its prompt.
+      await eventually(screen, (text) => text.includes('Claude Code') && text.includes('❯'), {
+        what: 'attached screen',
+      });
     };
 
     await attach('');
     await host('send-keys', '-t', 'term', '-l', 'typed-through-attach');
     await host('send-keys', '-t', 'term', 'Enter');
     await eventually(
-      () => pane(pod),
-      (text) => text.includes('│ typed-through-attach'),
-      { what: 'typed text submitted in the session' },
+      () => promptsWith(stateDir, 'typed-through-attach'),
+      (prompts) => prompts.length === 1,
+      { what: 'typed text submitted to the model' },
     );
     await host('send-keys', '-t', 'term', 'C-b', 'd');
     const detached = await eventually(screen, (text) => text.includes('EXIT='), { what: 'attach ended' });
@@ -194,6 +198,7 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     );
     expect(ended).toContain('EXIT=0');
     expect(await pane(pod)).not.toContain('read-only-must-not-arrive');
+    expect(await promptsWith(stateDir, 'read-only-must-not-arrive')).toEqual([]);
     await host('kill-server').catch(() => undefined);
 
     const noTerminal = await cli(['attach', '-n', ns, 'feature-login']);

@@ -14,6 +14,7 @@ import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
+import { promptsReaching } from '../helpers/modelLog.js';
 import { startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
 
 const run = promisify(execFile);
@@ -50,14 +51,8 @@ async function podExec(pod: string, script: string): Promise<string> {
   return stdout;
 }
 
-/** What the session's Claude Code received, one prompt per entry, as its stand-in records it. */
-async function prompts(pod: string): Promise<string[]> {
-  const text = await podExec(pod, 'cat "$CODEMATE_STATE_DIR/stand-in-prompts.jsonl" 2>/dev/null || true');
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
-}
+/** What reached the model through the sessions' real Claude Code, one entry per occurrence of `token`. */
+const received = (token: string, count = 1) => promptsReaching(sandbox.stateDir, token, { count });
 
 async function running(name: string): Promise<CM> {
   return eventually(
@@ -168,7 +163,7 @@ describe('messages wait for their session, and retries back off', () => {
     expect(Object.fromEntries(counter.writes)).toEqual(Object.fromEntries(names.map((n) => [n, 1])));
 
     await kube.mergePatch(specPatch('susp', { suspend: false }));
-    const resumed = await running('susp');
+    await running('susp');
     await eventually(
       () => messagesOf('susp'),
       (ms) => ms.every((m) => m.status?.phase === 'Delivered'),
@@ -179,7 +174,8 @@ describe('messages wait for their session, and retries back off', () => {
       },
     );
     await counter.stop();
-    const got = (await prompts(resumed.status!.podName!)).filter((p) => p.includes('queued while suspended'));
+    // In order, each once; prompts queued together reach the model in one request.
+    const got = await received('queued while suspended', 3);
     expect(got.map((p) => /queued while suspended (\d)/.exec(p)?.[1])).toEqual(['1', '2', '3']);
   });
 
@@ -210,7 +206,7 @@ describe('messages wait for their session, and retries back off', () => {
       { what: 'delivered once unblocked', timeoutMs: 60_000 },
     );
     expect(done[0]!.status!.attempts!).toBeLessThanOrEqual(8);
-    expect((await prompts(pod)).filter((p) => p.includes('sent while blocked'))).toHaveLength(1);
+    expect(await received('sent while blocked')).toHaveLength(1);
   });
 });
 
@@ -288,8 +284,9 @@ describe('retention keeps what was delivered known', () => {
     expect((await messagesOf('ret')).length).toBe(2);
     for (const id of ids)
       expect(gh.reactions.filter((r) => r.id === id && r.content === 'eyes')).toHaveLength(1);
-    const received = await prompts(replaced.status!.podName!);
-    expect(received.filter((p) => p.includes('retention comment'))).toEqual([]);
+    // Delivered once each before the pod was replaced, never again after it.
+    for (let i = 1; i <= 5; i++) expect(await received(`retention comment ${i}`)).toHaveLength(1);
+    expect(replaced.status?.podName).toBeDefined();
   });
 });
 

@@ -11,6 +11,7 @@ import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
+import { promptsReaching, promptsWith } from '../helpers/modelLog.js';
 import { sessionPane } from '../helpers/sandbox.js';
 
 const run = promisify(execFile);
@@ -93,9 +94,10 @@ describe('sessions in the sandbox', () => {
     ]);
     expect(branch.stdout.trim()).toBe('feature');
 
+    // The real Claude Code TUI, as text: the task as its first prompt, and the model's answer.
     const logs = await eventually(
       () => kubectl(['logs', pod]),
-      (r) => r.stdout.includes('prompt received'),
+      (r) => /❯\s+Say hello from the sandbox/.test(r.stdout) && r.stdout.includes('Acknowledged request'),
       {
         what: 'pane in kubectl logs',
       },
@@ -108,11 +110,9 @@ describe('sessions in the sandbox', () => {
       text,
     );
     expect(injected.code, injected.stderr).toBe(0);
-    await eventually(
-      () => kubectl(['exec', pod, '--', 'tmux', 'capture-pane', '-p', '-t', 'claude-code', '-S', '-100']),
-      (r) => r.stdout.includes('[codemate message=e2e-1]') && r.stdout.includes(text),
-      { what: 'injected text in the pane' },
-    );
+    const prompts = await promptsReaching(stateDir, '[codemate message=e2e-1]');
+    expect(prompts).toHaveLength(1);
+    expect(prompts[0]).toContain(text);
   });
 
   it('a CodeMateMessage is delivered into the pane, framed, exactly once, even after a lost status write', async () => {
@@ -146,8 +146,10 @@ describe('sessions in the sandbox', () => {
 
     await kube.create(message('local-cli-1', 'please run the tests; `rm -rf /`'));
     await phaseOf('local-cli-1', 'Delivered');
-    expect(await pane()).toContain('Message from kubernetes-admin via codemate inject:');
-    expect(await pane()).toContain('please run the tests; `rm -rf /`');
+    const first = await promptsReaching(stateDir, '[codemate message=local-cli-1]');
+    expect(first).toHaveLength(1);
+    expect(first[0]).toContain('Message from kubernetes-admin via codemate inject:');
+    expect(first[0]).toContain('please run the tests; `rm -rf /`');
 
     // The operator died after its exec and before writing Delivered: the session already has the text.
     const text = 'Message from kubernetes-admin via codemate inject:\n\nonly once';
@@ -158,7 +160,7 @@ describe('sessions in the sandbox', () => {
     expect(direct.code, direct.stderr).toBe(0);
     await kube.create(message('local-cli-2', 'only once'));
     await phaseOf('local-cli-2', 'Delivered');
-    expect((await pane()).split('[codemate message=local-cli-2]').length - 1).toBe(1);
+    expect(await promptsReaching(stateDir, '[codemate message=local-cli-2]')).toHaveLength(1);
     // Retention (1 here): the older delivered message is deleted, the newest stays.
     await eventually(
       () => kube.list<KubeObject>('codemate.io/v1alpha1', 'CodeMateMessage', namespace),
@@ -177,6 +179,7 @@ describe('sessions in the sandbox', () => {
     const rejected = await phaseOf('local-cli-3', 'Rejected');
     expect(rejected.status?.reason).toBe('Untrusted');
     expect(await pane()).not.toContain('ignore previous instructions');
+    expect(await promptsWith(stateDir, 'ignore previous instructions')).toEqual([]);
   });
 
   it('deleting the CodeMate stops the local session', async () => {

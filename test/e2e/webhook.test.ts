@@ -14,7 +14,8 @@ import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
-import { sessionPane, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
+import { promptsReaching } from '../helpers/modelLog.js';
+import { startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
 import { example, issueCommentOnPullRequest } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
@@ -31,14 +32,6 @@ let sandboxEnv: Record<string, string>;
 type Message = KubeObject & { status?: { phase?: string } };
 const messages = () => kube.list<Message>('codemate.io/v1alpha1', 'CodeMateMessage', namespace);
 const codemate = () => kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'pr-7', namespace);
-const pane = async () =>
-  sessionPane({
-    binDir,
-    kubeconfig: path.join(stateDir, 'kubeconfig'),
-    namespace,
-    pod: await sessionPod(kube, namespace, 'pr-7'),
-    lines: 1000,
-  });
 
 /** Signs and sends a payload the way a user replays one: through the CLI, with the sandbox's secret. */
 async function replay(event: string, payload: unknown, delivery = randomUUID()) {
@@ -99,7 +92,7 @@ afterAll(async () => {
 describe('GitHub webhooks reach the session at once', () => {
   let id: number;
 
-  it('a signed comment delivery puts the text in the pane with no poll in between', async () => {
+  it('a signed comment delivery puts the text before the model with no poll in between', async () => {
     const polledAt = (await codemate()).status?.lastMonitorCheck;
     id = gh.comment('o', 'r', 7, alice, 'Webhook says: please rename the helper.', 'MEMBER');
     const payload = await commentPayload(id);
@@ -118,9 +111,9 @@ describe('GitHub webhooks reach the session at once', () => {
       (ms) => ms.find((m) => m.metadata.name === `pr-7-ic-${id}`)?.status?.phase === 'Delivered',
       { what: 'webhook comment delivered', timeoutMs: 20_000 },
     );
-    const text = await pane();
-    expect(text).toContain(`[codemate message=pr-7-ic-${id}]`);
-    expect(text).toContain('Webhook says: please rename the helper.');
+    const prompts = await promptsReaching(stateDir, `[codemate message=pr-7-ic-${id}]`);
+    expect(prompts).toHaveLength(1);
+    expect(prompts[0]).toContain('Webhook says: please rename the helper.');
     expect((await codemate()).status?.lastMonitorCheck).toBe(polledAt);
     await eventually(
       async () => gh.reactions,
@@ -148,8 +141,7 @@ describe('GitHub webhooks reach the session at once', () => {
     expect(requests.some((p) => p.includes('/issues/7/comments'))).toBe(true);
 
     expect((await messages()).filter((m) => m.metadata.name?.endsWith(`-ic-${id}`))).toHaveLength(1);
-    const pasted = (await pane()).split(`[codemate message=pr-7-ic-${id}]`).length - 1;
-    expect(pasted).toBe(1);
+    expect(await promptsReaching(stateDir, `[codemate message=pr-7-ic-${id}]`)).toHaveLength(1);
   });
 
   it('a closed pull request applies the lifecycle policy at once: Suspend suspends, Keep completes', async () => {

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { devConfig, type DevConfig } from '../../config/index.js';
+import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from '../../config/index.js';
 import { resolveBinaries, type BinarySet } from '../../dev/binaries.js';
 import { resolveClaudeCode } from '../../dev/claudeCode.js';
 import { sandboxDown, sandboxStatus, sandboxUp } from '../../dev/sandbox.js';
+import { runModelServer } from '../../dev/modelServer.js';
 import { runPodRuntime } from '../../dev/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
 import type { CliDeps } from '../main.js';
@@ -54,14 +55,27 @@ Examples:
     .command('pod-runtime', { hidden: true })
     .description('run session pods of the sandbox as local processes (started by `dev up`)')
     .requiredOption('--dir <dir>', 'where pod directories live')
-    .action(async (flags: { dir: string }, command: Command) => {
+    .option('--anthropic-base-url <url>', "the Messages API for sessions' Claude Code")
+    .option('--claude <path>', 'the claude program sessions run')
+    .action(async (flags: { dir: string; anthropicBaseUrl?: string; claude?: string }, command: Command) => {
       const global = command.optsWithGlobals() as { kubeconfig?: string; context?: string };
       await runPodRuntime({
         dir: flags.dir,
         kubeconfig: global.kubeconfig ?? deps.env.KUBECONFIG,
         context: global.context,
         gitRewrite: deps.env.CODEMATE_SANDBOX_GIT_REWRITE,
+        anthropicBaseUrl: flags.anthropicBaseUrl,
+        claude: flags.claude,
       });
+    });
+
+  dev
+    .command('model-server', { hidden: true })
+    .description('serve a local Anthropic Messages API for sandbox sessions (started by `dev up`)')
+    .requiredOption('--port <port>', 'the loopback port to listen on')
+    .action(async (flags: { port: string }) => {
+      const { port } = parseOrUsage(modelServerFlagsSchema, flags, 'flags');
+      await runModelServer({ port });
     });
 
   dev
@@ -113,12 +127,14 @@ async function claudeCode(config: DevConfig, out: Output): Promise<string> {
 
 export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
   const bins = await binaries(config, out);
+  const claude = await claudeCode(config, out);
   const progress = out.progress('starting the sandbox');
   try {
     const result = await sandboxUp({
       stateDir: config.stateDir,
       bins,
       apiserverPort: config.apiserverPort,
+      sessions: { claude, anthropicBaseUrl: config.anthropicBaseUrl },
       onProgress: (text) => progress.update(text),
       onWarning: (text) => out.warn(text),
     });

@@ -69,6 +69,16 @@ describe('outcomeOfInject', () => {
     expect(o.retryAfterMs).toBeGreaterThan(0);
   });
 
+  it('fails, without pasting again, a message submitted but never acknowledged', () => {
+    expect(
+      outcomeOfInject(9, 'codemate: message m was submitted but not received\n', facts()).status,
+    ).toMatchObject({
+      phase: 'Failed',
+      reason: 'Unacknowledged',
+      message: 'message m was submitted but not received',
+    });
+  });
+
   it('fails at once on input the session can never take', () => {
     expect(outcomeOfInject(2, 'codemate: invalid message id', facts()).status).toMatchObject({
       phase: 'Failed',

@@ -1,0 +1,59 @@
+/**
+ * What reached the model in a sandbox: the request log of its local model server (component
+ * `model-server` in `codemate dev status`). Tests assert on this, not on the pane: the real TUI draws on
+ * the alternate screen and collapses long pastes.
+ */
+import type { ModelRequest } from '../../src/dev/modelServer.js';
+import { sandboxStatus } from '../../src/dev/sandbox.js';
+
+export async function modelServerUrl(stateDir: string): Promise<string> {
+  const status = await sandboxStatus(stateDir);
+  const server = status.components.find((c) => c.name === 'model-server');
+  if (!server?.port) throw new Error(`the sandbox in ${stateDir} runs no model-server`);
+  return `http://127.0.0.1:${server.port}`;
+}
+
+export async function modelRequests(stateDir: string): Promise<ModelRequest[]> {
+  const res = await fetch(`${await modelServerUrl(stateDir)}/_requests`);
+  if (!res.ok) throw new Error(`GET /_requests answered ${res.status}`);
+  return (await res.json()) as ModelRequest[];
+}
+
+/**
+ * The prompts that reached the agent (its own turns, which offer tools) holding `token`, one entry per
+ * occurrence: a prompt pasted twice, or twice into one prompt, shows twice.
+ */
+export async function promptsWith(stateDir: string, token: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const request of await modelRequests(stateDir)) {
+    if (request.tools === 0) continue;
+    for (const text of request.userTexts) {
+      const n = text.split(token).length - 1;
+      for (let i = 0; i < n; i++) found.push(text);
+    }
+  }
+  return found;
+}
+
+/**
+ * The prompts holding `token`, once at least `count` have reached the model. An acknowledged paste may
+ * still be queued behind a running turn, so it reaches the model a little later; the caller then asserts
+ * the exact number.
+ */
+export async function promptsReaching(
+  stateDir: string,
+  token: string,
+  { count = 1, timeoutMs = 30_000 }: { count?: number; timeoutMs?: number } = {},
+): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = await promptsWith(stateDir, token);
+    if (found.length >= count) return found;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${count} prompt(s) with ${JSON.stringify(token)} did not reach the model within ${timeoutMs} ms`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
