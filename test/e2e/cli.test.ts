@@ -5,13 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
-import { Kube } from '../../src/clients/kube.js';
+import type { MessageSpec } from '../../src/api/message.js';
+import { Kube, type KubeObject } from '../../src/clients/kube.js';
 import { cliPath, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import { secretObject, writeTokenKubeconfig } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
-import { promptsReaching, promptsWith } from '../helpers/modelLog.js';
-import { sessionPane, sessionPod } from '../helpers/sandbox.js';
+import { expectedAtModel, promptsReaching, promptsWith, receivedPrompts } from '../helpers/modelLog.js';
+import { podShell, sessionPane, sessionPod } from '../helpers/sandbox.js';
 
 const run = promisify(execFile);
 const binDir = inject('binDir');
@@ -129,6 +130,16 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     expect(first).toHaveLength(1);
     expect(first[0]).toMatch(/Message from \S+ via codemate inject:/);
     expect(await promptsReaching(stateDir, 'from stdin\nsecond line')).toHaveLength(1);
+    // Exactly the framed text, after the TUI's documented normalisation.
+    const stored = await kube.get<KubeObject & { spec: MessageSpec }>(
+      'codemate.io/v1alpha1',
+      'CodeMateMessage',
+      fromStdin.stdout.trim(),
+      ns,
+    );
+    const pod = await sessionPod(kube, ns, 'feature-login');
+    const expected = await expectedAtModel(kube, podShell(binDir, kubeconfig, ns), ns, pod, stored);
+    expect((await receivedPrompts(stateDir)).filter((p) => p === expected)).toHaveLength(1);
   });
 
   it('describes a CodeMate with its conditions, messages and events, and prints its logs', async () => {

@@ -1,12 +1,19 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
+import type { MessageSpec } from '../../src/api/message.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
-import { promptsReaching, promptsWith } from '../helpers/modelLog.js';
-import { sessionPane, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
+import { expectedAtModel, promptsReaching, promptsWith, receivedPrompts } from '../helpers/modelLog.js';
+import {
+  podShell,
+  sessionPane,
+  sessionPod,
+  startGitHubSandbox,
+  type GitHubSandbox,
+} from '../helpers/sandbox.js';
 
 const binDir = inject('binDir');
 let sandbox: GitHubSandbox;
@@ -18,7 +25,7 @@ let stateDir: string;
 let kube: Kube;
 
 type Message = KubeObject & {
-  spec: { source: { type: string; author: string } };
+  spec: MessageSpec;
   status?: { phase?: string; reason?: string };
 };
 const messages = () => kube.list<Message>('codemate.io/v1alpha1', 'CodeMateMessage', namespace);
@@ -68,11 +75,20 @@ describe('pull request comments reach the session', () => {
       },
     );
     expect(delivered).toHaveLength(1);
-    // What reached the model through the session's real Claude Code: once, framed.
+    // What reached the model through the session's real Claude Code: once, framed, exactly the text.
     const prompts = await promptsReaching(stateDir, `[codemate message=pr-7-ic-${id}]`);
     expect(prompts).toHaveLength(1);
     expect(prompts[0]).toContain('Untrusted GitHub comment by @alice (MEMBER) on pull request #7');
-    expect(prompts[0]).toContain('Please add a test for the login redirect.');
+    const message = delivered.find((m) => m.metadata.name === `pr-7-ic-${id}`)!;
+    const exec = podShell(binDir, path.join(stateDir, 'kubeconfig'), namespace);
+    const expected = await expectedAtModel(
+      kube,
+      exec,
+      namespace,
+      await sessionPod(kube, namespace, 'pr-7'),
+      message,
+    );
+    expect((await receivedPrompts(stateDir)).filter((p) => p === expected)).toHaveLength(1);
     await eventually(
       async () => gh.reactions,
       (r) => r.some((x) => x.id === id && x.content === 'eyes' && x.by === 'codemate-bot'),

@@ -9,13 +9,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
+import type { MessageSpec } from '../../src/api/message.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
 import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
-import { promptsReaching } from '../helpers/modelLog.js';
-import { startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
+import { expectedAtModel, promptsReaching, receivedPrompts } from '../helpers/modelLog.js';
+import { podShell, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
 import { example, issueCommentOnPullRequest } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
@@ -29,7 +30,7 @@ let kube: Kube;
 /** What `eval "$(codemate dev up)"` exports: the kubeconfig, the webhook URL and its secret file. */
 let sandboxEnv: Record<string, string>;
 
-type Message = KubeObject & { status?: { phase?: string } };
+type Message = KubeObject & { spec: MessageSpec; status?: { phase?: string } };
 const messages = () => kube.list<Message>('codemate.io/v1alpha1', 'CodeMateMessage', namespace);
 const codemate = () => kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'pr-7', namespace);
 
@@ -106,7 +107,7 @@ describe('GitHub webhooks reach the session at once', () => {
     for (let i = 0; i < 2; i++)
       expect(await replay('issue_comment', payload, delivery)).toMatchObject({ replay: true });
 
-    await eventually(
+    const stored = await eventually(
       messages,
       (ms) => ms.find((m) => m.metadata.name === `pr-7-ic-${id}`)?.status?.phase === 'Delivered',
       { what: 'webhook comment delivered', timeoutMs: 20_000 },
@@ -114,6 +115,15 @@ describe('GitHub webhooks reach the session at once', () => {
     const prompts = await promptsReaching(stateDir, `[codemate message=pr-7-ic-${id}]`);
     expect(prompts).toHaveLength(1);
     expect(prompts[0]).toContain('Webhook says: please rename the helper.');
+    // Exactly the framed text, after the TUI's documented normalisation.
+    const expected = await expectedAtModel(
+      kube,
+      podShell(binDir, path.join(stateDir, 'kubeconfig'), namespace),
+      namespace,
+      await sessionPod(kube, namespace, 'pr-7'),
+      stored.find((m) => m.metadata.name === `pr-7-ic-${id}`)!,
+    );
+    expect((await receivedPrompts(stateDir)).filter((p) => p === expected)).toHaveLength(1);
     expect((await codemate()).status?.lastMonitorCheck).toBe(polledAt);
     await eventually(
       async () => gh.reactions,

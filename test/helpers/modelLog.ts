@@ -3,8 +3,11 @@
  * `model-server` in `codemate dev status`). Tests assert on this, not on the pane: the real TUI draws on
  * the alternate screen and collapses long pastes.
  */
+import { frameBody, type MessageSpec } from '../../src/api/message.js';
+import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import type { ModelRequest } from '../../src/dev/modelServer.js';
 import { sandboxStatus } from '../../src/dev/sandbox.js';
+import { framed, normalised, promptsReceived } from './model.js';
 
 export async function modelServerUrl(stateDir: string): Promise<string> {
   const status = await sandboxStatus(stateDir);
@@ -56,4 +59,31 @@ export async function promptsReaching(
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/**
+ * The exact text the model receives for one delivered message (docs/session.md's normalisation): the
+ * framed body under its tagged marker line, as the session in `pod` pastes it. The session key is read
+ * through `kubectl exec`; Claude's session id (which names `<pasted_content>`) from the pod's spec.
+ */
+export async function expectedAtModel(
+  kube: Kube,
+  exec: (pod: string, script: string) => Promise<string>,
+  namespace: string,
+  pod: string,
+  message: { metadata: { name?: string }; spec: MessageSpec },
+): Promise<string> {
+  const key = (await exec(pod, 'cat "$CODEMATE_STATE_DIR/session-key"')).trim();
+  const spec = await kube.get<
+    KubeObject & { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } }
+  >('v1', 'Pod', pod, namespace);
+  const sessionId =
+    spec.spec?.containers?.flatMap((c) => c.env ?? []).find((e) => e.name === 'CODEMATE_SESSION_ID')?.value ??
+    '';
+  return normalised(framed(key, message.metadata.name!, frameBody(message.spec)), { sessionId });
+}
+
+/** Every prompt that reached the agent, normalised as docs/session.md says (test/helpers/model.ts). */
+export async function receivedPrompts(stateDir: string): Promise<string[]> {
+  return promptsReceived(await modelRequests(stateDir));
 }

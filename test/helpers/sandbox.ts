@@ -39,6 +39,25 @@ export async function sessionPane(options: {
   return stdout;
 }
 
+/** Runs a bash script in a session pod of `namespace` through `kubectl exec`; resolves with stdout. */
+export function podShell(binDir: string, kubeconfig: string, namespace: string) {
+  return async (pod: string, script: string): Promise<string> =>
+    (
+      await run(path.join(binDir, 'kubectl'), [
+        '--kubeconfig',
+        kubeconfig,
+        '-n',
+        namespace,
+        'exec',
+        pod,
+        '--',
+        'bash',
+        '-c',
+        script,
+      ])
+    ).stdout;
+}
+
 /** The name of a CodeMate's session pod, from its status. */
 export async function sessionPod(kube: Kube, namespace: string, codemate: string): Promise<string> {
   const cm = await kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', codemate, namespace);
