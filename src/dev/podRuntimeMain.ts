@@ -14,7 +14,7 @@ export async function runPodRuntime(options: {
   gitRewrite?: string | undefined;
   /** The Messages API sessions' Claude Code talks to. */
   anthropicBaseUrl?: string | undefined;
-  /** The claude program sessions run; without it they run the stand-in. */
+  /** The claude program sessions run, put first on their PATH. */
   claude?: string | undefined;
 }) {
   const logger = createLogger({ name: 'codemate-pod-runtime' });

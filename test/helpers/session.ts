@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -49,7 +49,7 @@ export interface Session {
   repo: string;
   env: NodeJS.ProcessEnv;
   child: ChildProcess;
-  /** The local model server the real Claude Code talks to; undefined with the stand-in. */
+  /** The local model server the real Claude Code talks to. */
   model: ModelServer | undefined;
   /** Claude's session id (CODEMATE_SESSION_ID), which names `<pasted_content id>`. */
   sessionId: string;
@@ -61,17 +61,12 @@ export interface Session {
     body: string | Buffer,
     options?: { args?: string[]; env?: NodeJS.ProcessEnv },
   ): Promise<{ code: number; stdout: string; stderr: string }>;
-  /**
-   * The prompts that reached Claude, in order: with the real TUI, what reached the model
-   * (promptsReceived of the model server's log); with the stand-in, what it received, verbatim.
-   */
+  /** The prompts that reached the model, in order (promptsReceived of the model server's log). */
   prompts(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
 export interface SessionOptions {
-  /** Run codemate-fake-claude instead of Claude Code (what the sandbox's e2e tests still use). */
-  standIn?: boolean;
   /** A model server of the test's own; by default each session starts one, and stops it with itself. */
   model?: ModelServer;
 }
@@ -96,7 +91,7 @@ export async function sessionRoot(): Promise<string> {
 
 /**
  * Runs the real entrypoint against `env`, with its own HOME, workspace and tmux socket, and the real
- * Claude Code pointed at a local model server (or the stand-in, with `standIn`).
+ * Claude Code pointed at a local model server.
  */
 export async function startSession(
   root: string,
@@ -107,15 +102,13 @@ export async function startSession(
   const home = path.join(root, 'home');
   const tmuxDir = path.join(root, 't');
   for (const dir of [workspace, home, tmuxDir]) await mkdir(dir, { recursive: true });
-  const model = options.standIn ? undefined : (options.model ?? (await startModelServer()));
-  const claude: NodeJS.ProcessEnv = model
-    ? {
-        PATH: `${path.dirname(await claudeCode())}:${process.env.PATH}`,
-        ANTHROPIC_API_KEY: testApiKey,
-        ANTHROPIC_BASE_URL: model.url,
-        DISABLE_TELEMETRY: '1',
-      }
-    : { CODEMATE_STAND_IN: '1' };
+  const model = options.model ?? (await startModelServer());
+  const claude: NodeJS.ProcessEnv = {
+    PATH: `${path.dirname(await claudeCode())}:${process.env.PATH}`,
+    ANTHROPIC_API_KEY: testApiKey,
+    ANTHROPIC_BASE_URL: model.url,
+    DISABLE_TELEMETRY: '1',
+  };
   const sessionEnv: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: home,
@@ -163,13 +156,7 @@ export async function startSession(
         p.stdin.on('error', () => undefined);
         p.stdin.end(body);
       }),
-    prompts: async () =>
-      model
-        ? promptsReceived(model.requests)
-        : (await readFile(path.join(stateDir, 'stand-in-prompts.jsonl'), 'utf8').catch(() => ''))
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => (JSON.parse(l) as { prompt: string }).prompt),
+    prompts: async () => promptsReceived(model.requests),
     stop: async () => {
       const panes = await tmux('list-panes', '-a', '-F', '#{pane_pid}').catch(() => '');
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
