@@ -1,9 +1,10 @@
 /**
  * The fault tier (issue 11): each case breaks one part of a running sandbox while messages are in
- * flight, and counts what reached the sessions by each message's unique token. Every case must end with
- * 0 lost and 0 duplicated; its row (sent, delivered, duplicated, lost, the most attempts of one message,
- * the recovery time) is recorded even when it fails. The table is printed at the end, and a complete run
- * is kept in bench/results/fault-suite.json.
+ * flight, and counts what reached the model by each message's unique token. The sessions run the real
+ * Claude Code against the sandbox's local model server, whose request log says what arrived (issue 12).
+ * Every case must end with 0 lost and 0 duplicated; its row (sent, delivered, duplicated, lost, the most
+ * attempts of one message, the recovery time) is recorded even when it fails. The table is printed at the
+ * end, and a complete run is kept in bench/results/fault-suite.json.
  *
  * One sandbox serves every case (each in its own namespace and pull request), with the operator's
  * retention at 5 so that retention acts in every case, and a 3 s GitHub timeout so that a slow answer
@@ -11,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import * as prettier from 'prettier';
@@ -22,18 +23,18 @@ import { eventually } from '../helpers/cluster.js';
 import type { ServerProcess } from '../helpers/operator.js';
 import { deliver, startWebhook, type Delivery } from '../helpers/webhook.js';
 import {
+  agentPrompts,
   alice,
   bodyOf,
   commentDeliveries,
   FaultReport,
   FaultSandbox,
-  grows,
   holdBodyBudget,
   Ledger,
   MessageWatch,
-  sizeOf,
   tokenPattern,
   untilDelivered,
+  type CaseContext,
   type CaseRow,
   type Message,
   type TimedRequest,
@@ -107,14 +108,36 @@ afterAll(async () => {
   }
 });
 
-/** The phase of the message whose prompt the session received last, read from the stand-in's file. */
-async function lastPromptStatus(namespace: string, file: string, names: string[]): Promise<string> {
-  const lines = (await readFile(file, 'utf8')).trim().split('\n');
-  const n = lines[lines.length - 1]!.match(/fault-c\d+-(\d+)/)?.[1];
-  const name = names.find((m) => m.endsWith(`-${n}`));
-  if (!name) return 'unknown';
+async function phaseOf(namespace: string, name: string): Promise<string> {
   const message = await sandbox.kube.get<Message>('codemate.io/v1alpha1', 'CodeMateMessage', name, namespace);
   return message.status?.phase ?? 'without a phase';
+}
+
+/**
+ * How long after its receipt each message reached the model: the first agent request that holds its
+ * token. Each id is a CLI message of case `c`, which ends in its token's number.
+ */
+async function receiptToModel(c: CaseContext, receipts: Array<{ id: string; at: number }>): Promise<string> {
+  const requests = (await sandbox.modelLog()).filter((r) => r.tools > 0);
+  return receipts
+    .map(({ id, at }) => {
+      const token = `fault-c${c.number}-${id.split('-').pop()}`;
+      const request = requests.find((r) => agentPrompts([r]).join('\n').match(tokenPattern)?.includes(token));
+      return request ? `${Date.parse(request.at) - at} ms` : 'never';
+    })
+    .join(', ');
+}
+
+/** Resolves once `count` of `tokens` have reached the model (its log read every 200 ms). */
+async function arrived(tokens: string[], count: number, timeoutMs = 60_000): Promise<void> {
+  await eventually(
+    async () => {
+      await ledger.read();
+      return ledger.tally(tokens).delivered;
+    },
+    (n) => n >= count,
+    { what: `${count} of ${tokens.join(', ')} at the model`, timeoutMs, intervalMs: 200 },
+  );
 }
 
 /** Waits until the CodeMate runs a Ready session in a pod other than `oldUid`. */
@@ -138,7 +161,6 @@ describe('exactly once under faults', () => {
   it('9: hostile clients hold the webhook body budget without a signature; signed deliveries get 2xx within 1 s', async () => {
     const row = await report.run(9, 'hostile body-budget holders', async (c) => {
       await sandbox.codemate(c.namespace, 'c9', 109, 600);
-      c.codemates.push('c9');
       await sandbox.running(c.namespace, ['c9']);
       const secret = await sandbox.webhookSecret();
       const hostile = holdBodyBudget(sandbox.webhookUrl, { silent: 6, dribbling: 2 });
@@ -180,7 +202,6 @@ describe('exactly once under faults', () => {
     const row = await report
       .run(5, 'two webhooks + poller, 30 deliveries', async (c) => {
         await sandbox.codemate(c.namespace, 'c5', 105, 2);
-        c.codemates.push('c5');
         await sandbox.running(c.namespace, ['c5']);
         const secret = await sandbox.webhookSecret();
         // The second replica as the sandbox runs the first: the webhook's ServiceAccount, the same secret.
@@ -228,7 +249,6 @@ describe('exactly once under faults', () => {
   it('6: GitHub 5xx, 403 and 429 bursts and timeouts: the poller backs off, honours Retry-After, misses nothing', async () => {
     const row = await report.run(6, 'GitHub 5xx/403/429/timeouts', async (c) => {
       await sandbox.codemate(c.namespace, 'c6', 106, 2);
-      c.codemates.push('c6');
       await sandbox.running(c.namespace, ['c6']);
       const gh = sandbox.gh;
       const issues = '/repos/o/r/issues/106/comments';
@@ -279,7 +299,6 @@ describe('exactly once under faults', () => {
   it(`8: more comments than retention keeps (12, retention ${retention}), then the pod is replaced: nothing re-created, re-reacted or re-delivered`, async () => {
     const row = await report.run(8, `retention (12 comments, keeps ${retention}) + new pod`, async (c) => {
       await sandbox.codemate(c.namespace, 'c8', 108, 2);
-      c.codemates.push('c8');
       const [cm] = await sandbox.running(c.namespace, ['c8']);
       const gh = sandbox.gh;
       const ids = c.send(12).map((t) => gh.comment('o', 'r', 108, alice, bodyOf(t), 'MEMBER'));
@@ -312,10 +331,8 @@ describe('exactly once under faults', () => {
         { what: '👀 on every comment' },
       );
       const reactedBefore = reactionPosts();
-      // Read the old session last: nothing is on its way to it any more.
       const oldPod = cm!.status!.podName!;
       const oldUid = await sandbox.podUid(c.namespace, oldPod);
-      await ledger.read(c.namespace, oldPod);
       const replacedAt = Date.now();
       await sandbox.kube.delete('v1', 'Pod', oldPod, c.namespace);
       await replacement(c.namespace, 'c8', oldUid);
@@ -341,12 +358,17 @@ describe('exactly once under faults', () => {
   it('4: a session pod deleted while messages are queued: they reach the new session once', async () => {
     const row = await report.run(4, 'session pod deleted with messages queued', async (c) => {
       await sandbox.codemate(c.namespace, 'c4', 104, 600);
-      c.codemates.push('c4');
       const [cm] = await sandbox.running(c.namespace, ['c4']);
       const pod = cm!.status!.podName!;
       const before = await sandbox.cliMessages(c.namespace, 'c4', c.send(5));
       await untilDelivered(c, ledger, watch, { messages: before });
-      // Queue the next five: the session holds them back as if blocked on a dialog.
+      // Queue the next five: the session holds them back as if blocked on a dialog. Its last turn ends
+      // first, so that no Stop hook sets it idle again.
+      await eventually(
+        () => sandbox.exec(c.namespace, pod, 'cat "$CODEMATE_STATE_DIR/session-state"'),
+        (state) => state.trim() === 'idle',
+        { what: 'the session idle', timeoutMs: 30_000, intervalMs: 250 },
+      );
       await sandbox.exec(c.namespace, pod, 'printf "blocked\\n" > "$CODEMATE_STATE_DIR/session-state"');
       const queued = await sandbox.cliMessages(c.namespace, 'c4', c.send(5));
       await eventually(
@@ -355,7 +377,6 @@ describe('exactly once under faults', () => {
         { what: 'messages queued behind the blocked session', timeoutMs: 30_000 },
       );
       const oldUid = await sandbox.podUid(c.namespace, pod);
-      await ledger.read(c.namespace, pod);
       const deletedAt = Date.now();
       await sandbox.kube.delete('v1', 'Pod', pod, c.namespace);
       await replacement(c.namespace, 'c4', oldUid);
@@ -372,30 +393,34 @@ describe('exactly once under faults', () => {
   it('1: kill -9 the operator between create and Delivered, and between the inject and its status write', async () => {
     const row = await report.run(1, 'kill -9 operator (4 kills)', async (c) => {
       await sandbox.codemate(c.namespace, 'c1', 101, 600);
-      c.codemates.push('c1');
       const [cm] = await sandbox.running(c.namespace, ['c1']);
       const pod = cm!.status!.podName!;
-      const file = await sandbox.promptFileOnHost(c.namespace, pod);
       const names: string[] = [];
       // Between the create and Delivered: killed as soon as the messages exist.
       names.push(...(await sandbox.cliMessages(c.namespace, 'c1', c.send(3))));
       await sandbox.kill9('codemate-operator');
       let upAt = Date.now();
       await sandbox.devUp();
-      // Between the inject and the status write: killed the moment a prompt lands in the session.
+      // Between the inject and the status write: killed the moment the session acknowledges a prompt.
       names.push(...(await sandbox.cliMessages(c.namespace, 'c1', c.send(9))));
-      let inWindow = 0;
+      const kills: Array<{ id: string; at: number; phase: string }> = [];
       for (let kill = 0; kill < 3; kill++) {
-        await grows(file, await sizeOf(file), 60_000);
+        const receipt = await sandbox.receipts(c.namespace, pod, 1, 60_000);
         await sandbox.kill9('codemate-operator');
-        if ((await lastPromptStatus(c.namespace, file, names)) !== 'Delivered') inWindow += 1;
+        kills.push({ ...receipt, phase: await phaseOf(c.namespace, receipt.id) });
         upAt = Date.now();
         await sandbox.devUp();
       }
-      c.note(`${inWindow} of 3 kills landed after the paste and before the status said Delivered`);
+      const inWindow = kills.filter((k) => k.phase !== 'Delivered').length;
+      c.note(
+        `${inWindow} of 3 kills landed after the paste and before the status said Delivered (killed as the session acknowledged ${kills.map((k) => `${k.id}, then ${k.phase}`).join('; ')})`,
+      );
       const done = await untilDelivered(c, ledger, watch, { messages: names });
       c.recoveryMs = done - upAt;
       c.note('recovery: from the last restart (dev up) to the last message in the session');
+      c.note(
+        `the killed-at prompts reached the model ${await receiptToModel(c, kills)} after their receipts`,
+      );
     });
     expectExactlyOnce(row);
   });
@@ -405,9 +430,7 @@ describe('exactly once under faults', () => {
     const row = await report
       .run(7, 'leader failover (kill -9 leader)', async (c) => {
         await sandbox.codemate(c.namespace, 'c7', 107, 600);
-        c.codemates.push('c7');
         const [cm] = await sandbox.running(c.namespace, ['c7']);
-        const file = await sandbox.promptFileOnHost(c.namespace, cm!.status!.podName!);
         // The sandbox's operator runs without leader election; two elected replicas take its place.
         await sandbox.kill9('codemate-operator');
         const lease = `fault-leader-${randomUUID().slice(0, 8)}`;
@@ -418,13 +441,12 @@ describe('exactly once under faults', () => {
         const second = await sandbox.operatorReplica(lease);
         replicas.push(second);
         const names = await sandbox.cliMessages(c.namespace, 'c7', c.send(15));
-        // Mid-batch, the moment the fifth prompt lands.
-        let size = await sizeOf(file);
-        for (let n = 0; n < 5; n++) size = await grows(file, size, 60_000);
+        // Mid-batch, the moment the session acknowledges the fifth.
+        const fifth = await sandbox.receipts(c.namespace, cm!.status!.podName!, 5, 60_000);
         first.child.kill('SIGKILL');
         const killedAt = Date.now();
         c.note(
-          `the leader was killed with the last pasted message ${await lastPromptStatus(c.namespace, file, names)}`,
+          `the leader was killed as the session acknowledged ${fifth.id}, then ${await phaseOf(c.namespace, fifth.id)}`,
         );
         await eventually(async () => led(second), Boolean, {
           what: 'second replica leads',
@@ -447,13 +469,11 @@ describe('exactly once under faults', () => {
       const names = ['c3a', 'c3b'];
       await sandbox.codemate(c.namespace, 'c3a', 131, 600);
       await sandbox.codemate(c.namespace, 'c3b', 132, 600);
-      c.codemates.push(...names);
       const before = await sandbox.running(c.namespace, names);
       const uids = await Promise.all(before.map((cm) => sandbox.podUid(c.namespace, cm.status!.podName!)));
       const messages: string[] = [];
       for (const name of names) messages.push(...(await sandbox.cliMessages(c.namespace, name, c.send(2))));
       await untilDelivered(c, ledger, watch, { messages });
-      for (const cm of before) await ledger.read(c.namespace, cm.status!.podName!);
       await sandbox.kill9('codemate-pod-runtime');
       await sandbox.kill9('kwok');
       const down = Date.now();
@@ -497,26 +517,22 @@ describe('exactly once under faults', () => {
       async (c) => {
         const names = ['c2a', 'c2b', 'c2c', 'c2d', 'c2e'];
         for (const [i, name] of names.entries()) await sandbox.codemate(c.namespace, name, 121 + i, 600);
-        c.codemates.push(...names);
-        const cms = await sandbox.running(c.namespace, names, 180_000);
-        const files = await Promise.all(
-          cms.map((cm) => sandbox.promptFileOnHost(c.namespace, cm.status!.podName!)),
-        );
-        const file = files[0]!;
+        await sandbox.running(c.namespace, names, 180_000);
         const tokens = names.map(() => c.send(10));
         const messages = (
           await Promise.all(names.map((name, i) => sandbox.cliMessages(c.namespace, name, tokens[i]!)))
         ).flat();
-        // In flight: killed once the first session has its second message.
-        await grows(file, await grows(file, 0, 60_000), 60_000);
+        // In flight: killed once the first session's second message has reached the model.
+        await arrived(tokens[0]!, 2);
         await sandbox.kill9('kube-apiserver');
-        const arrived = async () => {
-          const texts = await Promise.all(files.map((f) => readFile(f, 'utf8').catch(() => '')));
-          return texts.join('').match(tokenPattern)?.length ?? 0;
+        // The model server is no part of the control plane: its log reads on through the outage.
+        const atModel = async () => {
+          await ledger.read();
+          return ledger.tally(c.tokens).delivered;
         };
-        const atKill = await arrived();
+        const atKill = await atModel();
         await sleep(apiserverOutageMs);
-        const duringOutage = (await arrived()) - atKill;
+        const duringOutage = (await atModel()) - atKill;
         const upTook = await sandbox.devUp();
         const upAt = Date.now();
         c.note(
@@ -524,13 +540,17 @@ describe('exactly once under faults', () => {
         );
         // Sample for at least 60 s after the restart: the sessions must be Running by then and stay so.
         let lastNotRunning: number | undefined;
+        let why: string[] = [];
         let delivered: number | undefined;
         await eventually(
           async () => {
-            const running = await sandbox.allRunning(c.namespace, names).catch(() => false);
-            if (!running) lastNotRunning = Date.now();
+            const notRunning = await sandbox
+              .notRunning(c.namespace, names)
+              .catch((error: unknown) => [`apiserver: ${String(error).slice(0, 200)}`]);
+            const running = notRunning.length === 0;
+            if (!running) [lastNotRunning, why] = [Date.now(), notRunning];
             if (delivered === undefined) {
-              await ledger.readCodeMates(c.namespace, names);
+              await ledger.read();
               const pending = messages.filter((m) => !watch.get(c.namespace, m)?.delivered);
               if (ledger.tally(c.tokens).lost === 0 && pending.length === 0) delivered = Date.now();
             }
@@ -542,7 +562,7 @@ describe('exactly once under faults', () => {
             timeoutMs: 180_000,
             intervalMs: 1000,
             describe: () =>
-              `missing ${JSON.stringify(ledger.tally(c.tokens).missing)}; last not Running ${lastNotRunning ? seconds(lastNotRunning - upAt) : 'never'} after dev up`,
+              `missing ${JSON.stringify(ledger.tally(c.tokens).missing)}; last not Running ${lastNotRunning ? `${seconds(lastNotRunning - upAt)} after dev up: ${why.join('; ')}` : 'never after dev up'}`,
           },
         );
         const runningAfter = lastNotRunning === undefined ? 0 : lastNotRunning - upAt;
@@ -550,6 +570,7 @@ describe('exactly once under faults', () => {
         c.note(
           `recovery: from dev up to the last message; every CodeMate Running and Ready ${lastNotRunning === undefined ? 'at every sample after dev up' : `from ${seconds(runningAfter)} after dev up`}, and still at 60 s`,
         );
+        if (lastNotRunning !== undefined) c.note(`the last sample not Running: ${why.join('; ')}`);
         expect(runningAfter).toBeLessThan(60_000);
       },
     );

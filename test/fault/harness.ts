@@ -1,13 +1,13 @@
 /**
  * The fault suite's harness: a sandbox whose components can be killed with SIGKILL and brought back with
- * `codemate dev up`, one function that says what reached a session (`received`), a ledger that counts
- * each message's unique token across every pod a session had, a watch of every message's status, and
- * the per-case report.
+ * `codemate dev up`, one function that says what reached the sessions (`received`: the sandbox's model
+ * server log), a ledger that counts each message's unique token in it, a watch of every message's status,
+ * and the per-case report.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -17,6 +17,7 @@ import { supervisedInformer, type Informer } from '../../src/clients/informer.js
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import type { ComponentName } from '../../src/dev/components.js';
 import { identityKubeconfig } from '../../src/dev/identities.js';
+import type { ModelRequest } from '../../src/dev/modelServer.js';
 import { freePort } from '../../src/dev/ports.js';
 import { isAlive } from '../../src/dev/processes.js';
 import { cliPath, runCli } from '../helpers/cli.js';
@@ -30,6 +31,7 @@ import {
   type ServerProcess,
 } from '../helpers/operator.js';
 import { startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
+import { modelServerUrl } from '../helpers/modelLog.js';
 import { issueCommentOnPullRequest } from '../helpers/webhook.js';
 
 const run = promisify(execFile);
@@ -56,6 +58,8 @@ export class FaultSandbox {
     readonly binDir: string,
     /** What `dev up` got the first time; a restart must pass the same (the fake GitHub, the git rewrite). */
     readonly upEnv: Record<string, string>,
+    /** The sandbox's local model server (component `model-server`), which sessions' Claude Code calls. */
+    readonly modelServer: string,
   ) {
     const records = base.gh.requests;
     const push = records.push.bind(records);
@@ -78,7 +82,7 @@ export class FaultSandbox {
         if (key === 'GITHUB_API_URL' || (key.startsWith('CODEMATE_') && key !== 'CODEMATE_STATE_DIR'))
           upEnv[key] = entry.slice(eq + 1);
       }
-      return new FaultSandbox(base, binDir, upEnv);
+      return new FaultSandbox(base, binDir, upEnv, await modelServerUrl(base.stateDir));
     } catch (error) {
       await base.stop();
       throw error;
@@ -190,13 +194,27 @@ export class FaultSandbox {
 
   /** True when every CodeMate is Running and its pod Ready. */
   async allRunning(namespace: string, names: string[]): Promise<boolean> {
+    return (await this.notRunning(namespace, names)).length === 0;
+  }
+
+  /** What keeps each CodeMate that is not Running with its pod Ready; empty when all are. */
+  async notRunning(namespace: string, names: string[]): Promise<string[]> {
     const cms = await Promise.all(names.map((n) => this.getCodeMate(namespace, n)));
+    const why: string[] = [];
     for (const cm of cms) {
-      if (cm.status?.phase !== 'Running' || !cm.status.podName) return false;
+      const name = cm.metadata.name;
+      if (cm.status?.phase !== 'Running' || !cm.status.podName) {
+        why.push(
+          `${name} ${cm.status?.phase ?? 'without a phase'}: ${(cm.status?.message ?? '').slice(0, 200)}`,
+        );
+        continue;
+      }
       const pod = await this.kube.get<Pod>('v1', 'Pod', cm.status.podName, namespace);
-      if (!pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return false;
+      const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+      if (ready?.status !== 'True')
+        why.push(`${name}'s pod ${pod.status?.phase ?? ''} with Ready=${ready?.status ?? 'unset'}`);
     }
-    return true;
+    return why;
   }
 
   /** CLI-sourced messages, one per token, created in order; their names do not contain the token. */
@@ -253,20 +271,43 @@ export class FaultSandbox {
     }
   }
 
+  /** Every request the sandbox's model server logged (`GET /_requests`), in order. */
+  async modelLog(): Promise<ModelRequest[]> {
+    const res = await fetch(`${this.modelServer}/_requests`);
+    if (!res.ok) throw new Error(`GET ${this.modelServer}/_requests answered ${res.status}`);
+    return (await res.json()) as ModelRequest[];
+  }
+
   /**
-   * Where the stand-in appends its prompts on this host (the local pod runtime keeps each pod in
-   * pods/<uid>/ws). Only to time a fault to the moment a prompt lands; counting goes through `received`.
+   * Resolves the moment the session in `pod` has acknowledged `count` more messages, with the last one:
+   * its receipt `acks/<id>` appears, written by the UserPromptSubmit hook when the TUI takes the prompt
+   * (after the paste and Enter, before codemate-inject exits and so before the operator can write
+   * Delivered). The local pod runtime keeps the pod's state directory on this host, in
+   * pods/<uid>/ws/.codemate; it is polled every 5 ms. Only to time a fault to that moment: what arrived is
+   * read from the model server (`received`), and the real TUI calls it only later, when the message
+   * reads Delivered already.
    */
-  async promptFileOnHost(namespace: string, pod: string): Promise<string> {
-    const object = await this.kube.get<Pod>('v1', 'Pod', pod, namespace);
-    return path.join(
-      this.stateDir,
-      'pods',
-      object.metadata.uid!.slice(0, 13),
-      'ws',
-      '.codemate',
-      'stand-in-prompts.jsonl',
-    );
+  async receipts(
+    namespace: string,
+    pod: string,
+    count: number,
+    timeoutMs: number,
+  ): Promise<{ id: string; at: number }> {
+    const uid = await this.podUid(namespace, pod);
+    const dir = path.join(this.stateDir, 'pods', uid.slice(0, 13), 'ws', '.codemate', 'acks');
+    const list = () => readdir(dir).catch(() => [] as string[]);
+    const seen = new Set(await list());
+    const deadline = Date.now() + timeoutMs;
+    for (let n = 0; ;) {
+      for (const id of await list()) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        if (++n === count) return { id, at: Date.now() };
+      }
+      if (Date.now() > deadline)
+        throw new Error(`${n} of ${count} receipts in ${dir} within ${timeoutMs} ms`);
+      await sleep(5);
+    }
   }
 
   /** A second operator replica, as the sandbox runs its own but with leader election on `lease`. */
@@ -305,48 +346,24 @@ async function pidOf(stateDir: string, component: ComponentName): Promise<number
   return pid;
 }
 
-/** Resolves once the file has grown past `size` bytes (polled every 5 ms), with its new size. */
-export async function grows(file: string, size: number, timeoutMs: number): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const now = await stat(file).then(
-      (s) => s.size,
-      () => 0,
-    );
-    if (now > size) return now;
-    if (Date.now() > deadline)
-      throw new Error(`${file} did not grow past ${size} bytes within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
-
-export async function sizeOf(file: string): Promise<number> {
-  return stat(file).then(
-    (s) => s.size,
-    () => 0,
-  );
-}
-
 /** Each message body carries one token, `fault-c<case>-<n>`, found by this pattern and nothing else. */
 export const tokenPattern = /fault-c\d+-\d+(?!\d)/g;
 export const bodyOf = (token: string) => `Fault suite message ${token}: please acknowledge.`;
 
+/** The prompts that reached the agent: the text blocks of the last user message of its own turns. */
+export function agentPrompts(requests: readonly ModelRequest[]): string[] {
+  return requests.filter((r) => r.tools > 0).flatMap((r) => r.userTexts);
+}
+
 /**
- * Every prompt the session in `pod` received, in order. This is the one place that knows how: today the
- * session's Claude Code stand-in appends each submitted prompt to $CODEMATE_STATE_DIR/stand-in-prompts.jsonl
- * in the pod. (Issue 12 replaces the stand-in with Claude Code and a model server that logs requests:
- * this function then reads that log, and the Ledger's per-pod readings become one.)
+ * Every prompt that reached the sessions' Claude Code, in order, from the sandbox's one model server
+ * log. Only the agent's own turns count: those offer tools; a side request, which offers none, may
+ * repeat a prompt. Prompts queued together in the TUI arrive as several blocks of one request: each
+ * block is an entry. A token's every occurrence counts, so one pasted twice, into one prompt or two,
+ * shows twice.
  */
-export async function received(sandbox: FaultSandbox, namespace: string, pod: string): Promise<string[]> {
-  const text = await sandbox.exec(
-    namespace,
-    pod,
-    'cat "$CODEMATE_STATE_DIR/stand-in-prompts.jsonl" 2>/dev/null || true',
-  );
-  return text
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+export async function received(sandbox: FaultSandbox): Promise<string[]> {
+  return agentPrompts(await sandbox.modelLog());
 }
 
 export interface Tally {
@@ -354,55 +371,36 @@ export interface Tally {
   delivered: number;
   duplicated: number;
   lost: number;
-  /** Tokens received more than once (within one prompt or across prompts and pods), with their counts. */
+  /** Tokens received more than once (within one prompt or across requests), with their counts. */
   duplicates: Record<string, number>;
   missing: string[];
 }
 
 /**
- * What reached the sessions, per pod. A pod's prompts are read again on every `read`; a pod that is
- * gone keeps what was last read from it, so read a pod just before a fault may replace it.
+ * What reached the sessions: the model server's log, read again on every `read`. Tokens are unique per
+ * message and the log is the sandbox's one log, so the tally needs nothing per pod or per session.
  */
 export class Ledger {
-  /** By pod uid: a replacement pod has the same name (`codemate-<name>-<hash>`) but another uid. */
-  private readonly byPod = new Map<string, string[]>();
+  private prompts: string[] = [];
 
   constructor(private readonly sandbox: FaultSandbox) {}
 
-  /** Reads one pod; returns false when it was replaced while being read (nothing is recorded then). */
-  async read(namespace: string, pod: string): Promise<boolean> {
-    const uid = await this.sandbox.podUid(namespace, pod);
-    const prompts = await received(this.sandbox, namespace, pod);
-    if ((await this.sandbox.podUid(namespace, pod)) !== uid) return false;
-    const key = `${namespace}/${pod}/${uid}`;
-    const before = this.byPod.get(key) ?? [];
-    // A session started afresh in the same pod (by a restarted runtime) must not erase what came before.
-    if (prompts.length < before.length || before.some((p, i) => prompts[i] !== p))
-      this.byPod.set(`${key}#${this.byPod.size}`, before);
-    this.byPod.set(key, prompts);
-    return true;
+  async read(): Promise<void> {
+    const prompts = await received(this.sandbox);
+    // The log lives in the model server's memory: a shorter one means that it restarted and lost what
+    // came before.
+    if (prompts.length < this.prompts.length)
+      throw new Error(
+        `the model server's log went from ${this.prompts.length} prompts to ${prompts.length}: it restarted, and what reached the sessions before is unknown`,
+      );
+    this.prompts = prompts;
   }
 
-  /** Reads the current pod of each CodeMate; a pod that cannot be read now keeps its last reading. */
-  async readCodeMates(namespace: string, codemates: string[]): Promise<void> {
-    await Promise.all(
-      codemates.map(async (name) => {
-        try {
-          const pod = (await this.sandbox.getCodeMate(namespace, name)).status?.podName;
-          if (pod) await this.read(namespace, pod);
-        } catch {
-          /* the pod or the apiserver is away: keep the last reading */
-        }
-      }),
-    );
-  }
-
-  /** How often each token was received, over every pod ever read. */
+  /** How often each token was received, as of the last `read`. */
   counts(): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const prompts of this.byPod.values())
-      for (const prompt of prompts)
-        for (const token of prompt.match(tokenPattern) ?? []) counts.set(token, (counts.get(token) ?? 0) + 1);
+    for (const prompt of this.prompts)
+      for (const token of prompt.match(tokenPattern) ?? []) counts.set(token, (counts.get(token) ?? 0) + 1);
     return counts;
   }
 
@@ -517,8 +515,6 @@ export interface CaseRow {
 export class CaseContext {
   readonly tokens: string[] = [];
   readonly notes: string[] = [];
-  /** The CodeMates whose sessions this case's messages go to. */
-  readonly codemates: string[] = [];
   recoveryMs: number | null = null;
   private next = 1;
 
@@ -549,8 +545,8 @@ export class FaultReport {
   ) {}
 
   /**
-   * Runs one case in its own namespace and records its row, whatever happens; the row is the last
-   * reading of every session the case used. Rethrows the case's error.
+   * Runs one case in its own namespace and records its row, whatever happens; the row counts what the
+   * model server had received by the end. Rethrows the case's error.
    */
   async run(number: number, title: string, body: (c: CaseContext) => Promise<void>): Promise<CaseRow> {
     const sandbox = this.sandbox();
@@ -564,7 +560,7 @@ export class FaultReport {
       error = e;
     }
     await this.ledger()
-      .readCodeMates(c.namespace, c.codemates)
+      .read()
       .catch(() => undefined);
     const tally = this.ledger().tally(c.tokens);
     const records = this.watch().of(c.namespace);
@@ -619,8 +615,8 @@ export class FaultReport {
 }
 
 /**
- * Waits until every token of the case reached a session and every message the case names is Delivered,
- * reading the sessions each second. Sets nothing; returns when it was so.
+ * Waits until every token of the case reached the model and every message the case names is Delivered,
+ * reading the model server's log each second. Sets nothing; returns when it was so.
  */
 export async function untilDelivered(
   c: CaseContext,
@@ -630,7 +626,7 @@ export async function untilDelivered(
 ): Promise<number> {
   await eventually(
     async () => {
-      await ledger.readCodeMates(c.namespace, c.codemates);
+      await ledger.read();
       const tally = ledger.tally(c.tokens);
       const pending = (options.messages ?? []).filter((m) => !watch.get(c.namespace, m)?.delivered);
       return { tally, pending };
