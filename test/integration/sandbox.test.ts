@@ -62,6 +62,7 @@ describe('codemate dev', () => {
       ['kube-controller-manager', 'running'],
       ['kube-scheduler', 'running'],
       ['kwok', 'running'],
+      ['model-server', 'running'],
       ['codemate-operator', 'running'],
       ['codemate-webhook', 'running'],
       ['codemate-pod-runtime', 'running'],
