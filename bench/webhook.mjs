@@ -17,30 +17,30 @@
 //
 // Usage: npm run build && node bench/webhook.mjs [--seconds 15] [--connections 10] [--rate 1000]
 //        [--deliveries 200]
-import { execFile, fork, spawn } from 'node:child_process';
-import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import http from 'node:http';
 import https from 'node:https';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import autocannon from 'autocannon';
-import { execInPod } from '../dist/clients/exec.js';
-import { toItem } from '../dist/clients/github.js';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/dev/binaries.js';
 import { freePort } from '../dist/dev/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
-import { messageFor } from '../dist/github/items.js';
+import {
+  deliveries,
+  followingCodeMate,
+  localOrigin,
+  messageOf,
+  sessionReady,
+  startGitHubStub,
+} from './github-fixture.mjs';
 import { quantile, summary, until, sleep, writeResults, namespaceWithSecrets } from './stats.mjs';
 
-const run = promisify(execFile);
-const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -52,60 +52,9 @@ const options = {
   rate: arg('rate', 1000),
   deliveries: arg('deliveries', 200),
 };
-const repository = 'o/r';
-const pullRequest = 7;
-const botLogin = 'codemate-bot';
-const codemateApi = { group: 'codemate.io', version: 'v1alpha1', plural: 'codemates' };
 
 // ---------------------------------------------------------------------------------------------- stats
 const ratio = (a, b) => +(a / b).toFixed(2);
-
-// ------------------------------------------------------------------------------------------- payloads
-// Comment ids are unique across the whole run (every generator draws from here), because message
-// names derive from them.
-let nextId = 4_000_000_000;
-
-/**
- * A generator of signed issue_comment.created deliveries on o/r#7. The published examples are all on
- * plain issues; GitHub marks a pull request's issue with issue.pull_request, so the clone gets it. The
- * payload is serialized once and only the comment id and created_at are spliced in per request: the
- * load generator shares the two cores with the server, so it should spend as little as it can.
- */
-function deliveries(secret) {
-  const example = require('@octokit/webhooks-examples')
-    .find((e) => e.name === 'issue_comment')
-    .examples.find((p) => p.action === 'created');
-  const payload = JSON.parse(JSON.stringify(example));
-  const [owner, name] = repository.split('/');
-  payload.repository = {
-    ...payload.repository,
-    name,
-    full_name: repository,
-    owner: { ...payload.repository.owner, login: owner },
-  };
-  payload.issue.number = pullRequest;
-  payload.issue.pull_request = { url: `https://api.github.com/repos/${repository}/pulls/${pullRequest}` };
-  Object.assign(payload.comment, {
-    id: '@@ID@@',
-    created_at: '@@AT@@',
-    author_association: 'OWNER',
-    user: { ...payload.comment.user, type: 'User' },
-  });
-  const pieces = JSON.stringify(payload).split(/("@@ID@@"|@@AT@@)/);
-  return () => {
-    const id = nextId++;
-    const at = new Date().toISOString();
-    const body = pieces.map((p) => (p === '"@@ID@@"' ? String(id) : p === '@@AT@@' ? at : p)).join('');
-    const headers = {
-      'content-type': 'application/json',
-      'user-agent': 'GitHub-Hookshot/bench',
-      'x-github-event': 'issue_comment',
-      'x-github-delivery': randomUUID(),
-      'x-hub-signature-256': `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`,
-    };
-    return { id, body, headers };
-  };
-}
 
 // ------------------------------------------------------------------------------------------ processes
 async function waitReady(url, what) {
@@ -150,70 +99,7 @@ async function startCodemateWebhook(secret, kubeconfig, logFile) {
   return { child, url: `http://127.0.0.1:${port}/webhook/github` };
 }
 
-/**
- * A GitHub stand-in for the operator in part 2: whose token it is, the pull request, empty comment
- * lists, and 201 for the 👀 reaction the operator adds after each delivery (the sandbox has no internet).
- */
-async function startGitHubStub() {
-  let reactions = 0;
-  const server = http.createServer((req, res) => {
-    req.resume();
-    const send = (status, body) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    const url = req.url.split('?')[0];
-    if (req.method === 'POST' && url.endsWith('/reactions'))
-      return send(201, { id: ++reactions, content: 'eyes' });
-    if (url === '/user') return send(200, { login: botLogin, id: 1, type: 'User' });
-    if (url === `/repos/${repository}/pulls/${pullRequest}`) {
-      const html_url = `https://github.com/${repository}/pull/${pullRequest}`;
-      return send(200, {
-        number: pullRequest,
-        html_url,
-        state: 'open',
-        merged: false,
-        head: { ref: 'feature' },
-      });
-    }
-    if (/\/(comments|reviews)$/.test(url)) return send(200, []);
-    send(404, { message: 'Not Found' });
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    reactions: () => reactions,
-    close: () => new Promise((r) => server.close(r)),
-  };
-}
-
 // -------------------------------------------------------------------------------------------- cluster
-
-/** A CodeMate following o/r#7, with its GitHub login recorded as the operator's poller would. */
-async function followingCodeMate(kube, ns, name) {
-  const cm = await kube.create({
-    apiVersion: 'codemate.io/v1alpha1',
-    kind: 'CodeMate',
-    metadata: { name, namespace: ns },
-    spec: {
-      repository: { url: `https://github.com/${repository}.git`, branch: 'feature', pullRequest },
-      github: { tokenSecretRef: { name: 'github-token' } },
-      anthropic: { apiKeySecretRef: { name: 'anthropic-key' } },
-      // Monitoring must stay on (the webhook only routes to monitored CodeMates); a long interval keeps
-      // the poller out of the way after its first poll.
-      monitoring: { intervalSeconds: 86400 },
-    },
-  });
-  // Without it the webhook answers "deferred" and stores nothing (src/webhook/handlers/item.ts).
-  await kube.patchStatus({ ...codemateApi, namespace: ns, name }, { github: { login: botLogin } });
-  return cm;
-}
-
-/** The CodeMateMessage the webhook writes for delivery `d` (same code path: toItem, messageFor). */
-function messageOf(cm, d) {
-  const comment = JSON.parse(d.body).comment;
-  return messageFor(cm, 'issue_comment', toItem(comment, comment.created_at), pullRequest, botLogin);
-}
 
 /** Sends deliveries until the webhook's informer has seen the login and one is stored (201). */
 async function firstStored(url, next) {
@@ -386,37 +272,6 @@ async function ackPart(kube, paths, secret) {
 }
 
 // ----------------------------------------------------------------------------------- part 2: the pane
-/** A bare origin for o/r with main, feature and refs/pull/7/head, where the session clones from. */
-async function localOrigin(dir) {
-  const src = path.join(dir, 'src');
-  const git = (...a) => run('git', ['-C', src, '-c', 'user.name=b', '-c', 'user.email=b@b', ...a]);
-  await run('git', ['init', '-q', '-b', 'main', src]);
-  await git('commit', '-q', '--allow-empty', '-m', 'init');
-  await git('checkout', '-q', '-b', 'feature');
-  await git('commit', '-q', '--allow-empty', '-m', 'feature');
-  const origin = path.join(dir, ...repository.split('/')) + '.git';
-  await run('git', ['clone', '-q', '--bare', src, origin]);
-  await run('git', ['-C', origin, 'update-ref', `refs/pull/${pullRequest}/head`, 'refs/heads/feature']);
-}
-
-async function sessionReady(kube, ns, name) {
-  const status = await until(async () => {
-    const c = await kube.get('codemate.io/v1alpha1', 'CodeMate', name, ns);
-    return c.status?.phase === 'Running' && c.status;
-  }, 'session running');
-  // kwok reports the pod Ready before the local runtime has the session up; ask the session itself.
-  await until(
-    async () =>
-      (
-        await execInPod(kube, ns, status.podName, ['codemate-ready'], {
-          container: 'session',
-          timeoutMs: 10_000,
-        })
-      ).exitCode === 0,
-    'session ready',
-  );
-}
-
 /** delivery-latency's acknowledgement: the message's Delivered status, polled every 20 ms. */
 async function delivered(kube, ns, name) {
   await until(async () => {
