@@ -103,10 +103,15 @@ describe('operator: the phase-1 scenario and every failure path', () => {
     });
     expect(pod!.spec.volumes).toContainEqual({ name: 'workspace', emptyDir: {} });
 
-    const events = await kube.list<KubeObject & { reason: string }>('v1', 'Event', namespace, {
-      fieldSelector: `involvedObject.name=pr-123`,
-    });
-    expect(events.map((e) => e.reason)).toEqual(expect.arrayContaining(['PodCreated', 'SessionRunning']));
+    // Events are written after the status that reports the phase, so they may trail it a moment.
+    await eventually(
+      () =>
+        kube.list<KubeObject & { reason: string }>('v1', 'Event', namespace, {
+          fieldSelector: `involvedObject.name=pr-123`,
+        }),
+      (events) => ['PodCreated', 'SessionRunning'].every((r) => events.some((e) => e.reason === r)),
+      { what: 'PodCreated and SessionRunning events' },
+    );
 
     await kube.delete('codemate.io/v1alpha1', 'CodeMate', 'pr-123', namespace);
     await eventually(
