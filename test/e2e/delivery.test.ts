@@ -3,9 +3,7 @@
  * failing, retries back off whatever wakes them, retention never brings a delivered comment back (not
  * even to a replacement pod), and a changed poll interval applies at once.
  */
-import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { pollRequestedAnnotation, type CodeMate } from '../../src/api/codemate.js';
 import type { CodeMateMessage, MessageStatus } from '../../src/api/message.js';
@@ -15,9 +13,8 @@ import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { promptsReaching } from '../helpers/modelLog.js';
-import { startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
+import { podShell, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
 
-const run = promisify(execFile);
 const binDir = inject('binDir');
 const session = { login: 'codemate-bot', id: 900 };
 const alice = { login: 'alice', id: 901 };
@@ -35,21 +32,9 @@ const messagesOf = async (codemate: string) =>
     (m) => m.spec.codemate === codemate,
   );
 
-async function podExec(pod: string, script: string): Promise<string> {
-  const { stdout } = await run(path.join(binDir, 'kubectl'), [
-    '--kubeconfig',
-    path.join(sandbox.stateDir, 'kubeconfig'),
-    '-n',
-    namespace,
-    'exec',
-    pod,
-    '--',
-    'bash',
-    '-c',
-    script,
-  ]);
-  return stdout;
-}
+/** A bash script in a session pod of the test's namespace, through kubectl exec. */
+const podExec = (pod: string, script: string) =>
+  podShell(binDir, path.join(sandbox.stateDir, 'kubeconfig'), namespace)(pod, script);
 
 /** What reached the model through the sessions' real Claude Code, one entry per occurrence of `token`. */
 const received = (token: string, count = 1) => promptsReaching(sandbox.stateDir, token, { count });
