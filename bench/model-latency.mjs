@@ -16,8 +16,9 @@
 // JSONL file) shows the turn that holds the token ended; the log then says when each token arrived.
 //
 // Breakdown of the webhook path, from inotify events on the session's state directory, stamped by the
-// benchmark as they arrive (codemate-inject truncates inject.lock once it has read its input, writes
-// pasted/.<id>.tmp just before the paste, delivered/<id> after Enter; the hook writes acks/<id>), plus an
+// benchmark as they arrive (codemate-inject truncates inject.lock once it has read and framed its input,
+// renames its framed text to pasted/<id> just before the paste, appends to delivered/<id> after Enter; the
+// hook writes acks/<id>), plus an
 // exec probe after each delivery (`date +%s%3N` exec'd into the session pod the way the operator execs,
 // through the apiserver and kwok), which says how much of "201 → inject running" is the exec itself.
 //
@@ -28,6 +29,7 @@
 // Usage: npm run build && node bench/model-latency.mjs [--samples 200] [--warmup 5] [--pause-ms 250]
 //        [--traces 20]
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { watch } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -247,7 +249,7 @@ async function viaWebhook(ctx, d) {
     t0,
     acked,
     injectStart: first('', 'inject.lock'),
-    paste: first('pasted', `.${name}.tmp`),
+    paste: first('pasted', name),
     enter: first('delivered', name),
     receipt: first('acks', name),
     prompt,
@@ -304,7 +306,8 @@ function injectSteps(trace, spawnedAt) {
     if (m) lines.push({ depth: m[1].length, at: Number(m[2]) * 1000, fn: m[3], text: m[4] });
   }
   const top = lines.map((l, i) => ({ ...l, i })).filter((l) => l.depth === 2 && l.fn === 'main');
-  const steps = { 'start-up: bash, lib, arguments, mktemp, stdin, mkdir': top[0].at - spawnedAt };
+  const startUp = 'start-up: bash, lib, arguments, mkdir';
+  const steps = { [startUp]: top[0].at - spawnedAt };
   const add = (k, ms) => (steps[k] = (steps[k] ?? 0) + ms);
   let locked = false;
   let polls = 0;
@@ -313,18 +316,16 @@ function injectSteps(trace, spawnedAt) {
     const nested = lines.slice(a.i + 1, b.i);
     const word = a.text.split(' ')[0];
     if (word === 'await_paste')
-      polls = nested.filter(
-        (l) => l.fn === 'read_box' && l.text === 'read -r box box_id stashed box_digest',
-      ).length;
+      polls = nested.filter((l) => l.fn === 'read_box' && l.text.startsWith('quick_box ')).length;
     if (word === 'flock') locked = true;
-    const step = nested.some((l) => l.fn === 'message_tag')
-      ? 'message_tag: perl HMAC of the id'
+    const step = nested.some((l) => l.fn === 'frame_message')
+      ? 'frame_message: one perl (stdin, tag, cleaning)'
       : word === 'tmux'
         ? `tmux ${a.text.split(' ')[1]}`
-        : ['cp', 'mv'].includes(word)
-          ? 'cp + mv pasted/<id>'
+        : word === 'mv'
+          ? 'mv pasted/<id>'
           : [
-                'clean_text',
+                'quick_box',
                 'read_box',
                 'await_box',
                 'await_still_box',
@@ -335,7 +336,7 @@ function injectSteps(trace, spawnedAt) {
             ? word
             : locked
               ? 'other statements'
-              : 'start-up: bash, lib, arguments, mktemp, stdin, mkdir';
+              : startUp;
     add(step, b.at - a.at);
   }
   return { steps, renderPolls: polls };
@@ -367,7 +368,7 @@ async function tracedInject(ctx, d) {
 /**
  * The UserPromptSubmit hook, which Claude Code runs before it sends the prompt, timed by hand: for a
  * prompt whose marker does not verify (a person's, or the floor's), and for one that does (codemate-inject's:
- * the hook recomputes the tag with perl and writes the receipt).
+ * the hook compares it with pasted/<id> and writes the receipt).
  */
 async function hookTimes(ctx, n) {
   const state = ctx.sessionEnv.CODEMATE_STATE_DIR;
@@ -375,10 +376,8 @@ async function hookTimes(ctx, n) {
   for (let k = 0; k < n; k++) {
     for (const kind of ['unverified', 'verified']) {
       const id = `hook-${kind}-${k}`;
-      const tag = (
-        await sessionBash(ctx, ['-c', `. "${scripts}/codemate-lib.sh"; message_tag "$0"`, id])
-      ).stdout.trim();
-      const marker = `[codemate message=${id}] tag=${kind === 'verified' ? tag : '0'.repeat(16)}`;
+      // The hook compares a marker with the first line of pasted/<id>, which codemate-inject wrote.
+      const marker = `[codemate message=${id}] tag=${kind === 'verified' ? randomBytes(8).toString('hex') : '0'.repeat(16)}`;
       if (kind === 'verified') await writeFile(path.join(state, 'pasted', id), `${marker}\nbody\n`);
       const input = JSON.stringify({ hook_event_name: 'UserPromptSubmit', prompt: `${marker}\nbody` });
       const t0 = Date.now();

@@ -20,20 +20,22 @@ log() {
 }
 
 session_state() {
-  cat "${CODEMATE_STATE_DIR}/session-state" 2>/dev/null || echo starting
+  local state
+  { read -r state <"${CODEMATE_STATE_DIR}/session-state"; } 2>/dev/null || state=
+  printf '%s\n' "${state:-starting}"
 }
 
 set_session_state() {
-  mkdir -p "${CODEMATE_STATE_DIR}"
+  [ -d "${CODEMATE_STATE_DIR}" ] || mkdir -p "${CODEMATE_STATE_DIR}"
   printf '%s\n' "$1" >"${CODEMATE_STATE_DIR}/session-state.tmp"
   mv -f "${CODEMATE_STATE_DIR}/session-state.tmp" "${CODEMATE_STATE_DIR}/session-state"
 }
 
 # --- message tags: what makes a marker line unforgeable ----------------------------------------------
-# The entrypoint writes a random key at each start (mode 0600). The marker line above an injected text is
-# `[codemate message=<id>] tag=<16 hex digits of HMAC-SHA256(key, id)>`. A comment can copy marker lines
-# but cannot compute a tag without the key, and a tag seen in the pane for one id says nothing about any
-# other id. (Perl's Digest::SHA is core Perl, and perl is in the image.)
+# The entrypoint writes a random key at each start (mode 0600); frame_message (below) tags each marker
+# line with it. The hook acknowledges a marker only when it equals the first line of pasted/<id>, which
+# codemate-inject wrote with that tag just before its paste. (Perl's Digest::SHA is core Perl, and perl is
+# in the image.)
 session_key_file() {
   printf '%s' "${CODEMATE_STATE_DIR}/session-key"
 }
@@ -43,14 +45,6 @@ new_session_key() {
   file=$(session_key_file)
   (umask 077 && head -c 32 /dev/urandom | od -An -v -tx1 | tr -d ' \n' >"${file}.tmp")
   mv -f "${file}.tmp" "$file"
-}
-
-message_tag() {
-  perl -MDigest::SHA=hmac_sha256_hex -e '
-    open my $f, "<", $ARGV[0] or exit 1;
-    my $key = do { local $/; <$f> };
-    print substr(hmac_sha256_hex($ARGV[1], $key), 0, 16);
-  ' "$(session_key_file)" "$1"
 }
 
 # --- the prompt box --------------------------------------------------------------------------------------
@@ -156,12 +150,72 @@ prompt_box() {
     ' "${CODEMATE_STATE_DIR}/pasted" "${1:-}"
 }
 
+# quick_box ID NEWLINES FLAT: reads the prompt box from the plain screen, without attributes and without
+# perl (a few ms, where prompt_box takes tens), for the two states an injection expects, and sets $box,
+# $box_id, $stashed and $box_digest ("-") as prompt_box's line would: an empty box, or exactly the
+# unsubmitted paste of message ID (in pasted/ID; NEWLINES and FLAT as frame_message printed them).
+# Returns 1 when the screen shows anything else, which only prompt_box can tell apart (no box, a person's
+# text, a dim placeholder, another message's paste), and 2 when the tmux session is gone. The box is
+# found as prompt_box finds it: the last `❯` line right under a rule.
+# shellcheck disable=SC2034 # it sets its caller's variables
+quick_box() {
+  local screen i start=0 shown
+  local -a lines
+  screen=$(tmux capture-pane -p -J -t "=${CODEMATE_SESSION}:" 2>/dev/null) || return 2
+  mapfile -t lines <<<"$screen"
+  for ((i = ${#lines[@]} - 1; i >= 1; i--)); do
+    case "${lines[i]}" in
+      "❯" | "❯ "* | "❯"$'\xc2\xa0'*)
+        if [[ ${lines[i - 1]} == "─"* ]]; then
+          start=$i
+          break
+        fi
+        ;;
+    esac
+  done
+  [ "$start" -ge 1 ] || return 1
+  shown=${lines[start]#"❯"}
+  for ((i = start + 1; i < ${#lines[@]}; i++)); do
+    [[ ${lines[i]} != "─"* ]] || break
+    shown+=${lines[i]}
+  done
+  shown=${shown//[[:space:]]/}
+  shown=${shown//$'\xc2\xa0'/}
+  stashed=0
+  if [ "$start" -ge 2 ] && [[ ${lines[start - 2]} =~ draft\ stashed[[:space:]]*$ ]]; then stashed=1; fi
+  box_id=-
+  box_digest=-
+  if [ -z "$shown" ]; then
+    box='empty'
+    return 0
+  fi
+  [ -n "${1:-}" ] && [ -f "${CODEMATE_STATE_DIR}/pasted/$1" ] || return 1
+  if { [ "${3:--}" != - ] && [ "$shown" = "$3" ]; } ||
+    { [[ $shown =~ ^\[Pastedtext#[0-9]+\+([0-9]+)lines\]$ ]] && [ "${BASH_REMATCH[1]}" = "${2:-}" ]; } ||
+    { [[ $shown =~ ^\[Pastedtext#[0-9]+\]$ ]] && [ "${2:-}" = 0 ]; }; then
+    box='paste'
+    box_id=$1
+    return 0
+  fi
+  return 1
+}
+
 # --- the text that is pasted ------------------------------------------------------------------------------
-# Prints FILE's bytes as the text codemate-inject pastes: decoded as UTF-8 (invalid bytes become U+FFFD);
-# CR dropped (CRLF arrives as LF); U+2028 and U+2029 as LF, as the TUI reads them; C0 controls but tab and
-# newline, DEL and the C1 range dropped, so no escape sequence can end the bracketed paste; every character
-# Claude Code 2.1.332 removes from a prompt dropped too (below); NFC, as the TUI normalises; trailing
-# whitespace trimmed.
+# frame_message ID BYTES OUT: reads a message's body from stdin (exactly BYTES bytes, unless BYTES is empty)
+# and writes OUT, the text codemate-inject pastes: the marker line, then the body cleaned. Prints one line,
+# "NEWLINES FLAT": OUT's newline count, and OUT without whitespace when it is short enough for the TUI to
+# show inline (else "-"); quick_box compares the screen with those. One perl process does it all, and
+# loads Encode and Unicode::Normalize only for a body that is not plain ASCII. Exit 6 when stdin ends
+# early, 7 when the session has no key yet; nothing is written then.
+#
+# The marker line is `[codemate message=<id>] tag=<16 hex digits of HMAC-SHA256(session key, id)>`. A
+# comment can copy marker lines, but cannot compute a tag without the key (mode 0600, new at each start),
+# and a tag seen for one id says nothing about any other id.
+#
+# The body as pasted: decoded as UTF-8 (invalid bytes become U+FFFD); CR dropped (CRLF arrives as LF);
+# U+2028 and U+2029 as LF, as the TUI reads them; C0 controls but tab and newline, DEL and the C1 range
+# dropped, so no escape sequence can end the bracketed paste; every character Claude Code 2.1.332 removes
+# from a prompt dropped too (below); NFC, as the TUI normalises; trailing whitespace trimmed.
 #
 # The characters the TUI removes (its own list): U+00AD, U+034F, U+061C, U+115F-U+1160, U+17B4-U+17B5,
 # U+180B-U+180F, U+200B-U+200F, U+202A-U+202E, U+2060-U+206F, U+3164, U+FE00-U+FE0F, U+FEFF, U+FFA0,
@@ -170,17 +224,50 @@ prompt_box() {
 # prompt for review instead of submitting it ("Removed 1 invisible character · review and press Enter to
 # send"), so no hook fires; the others it drops silently. It keeps some of them in context (a zero-width
 # joiner inside an emoji sequence, a variation selector after an emoji); they are dropped here everywhere.
-clean_text() {
-  perl -MEncode -MUnicode::Normalize=NFC -0777 -ne '
-    my $s = Encode::decode("UTF-8", $_, Encode::FB_DEFAULT);
+frame_message() {
+  perl -e '
+    use strict;
+    use warnings;
+    my ($key_file, $id, $bytes, $out) = @ARGV;
+    binmode STDIN;
+    my $raw = "";
+    if ($bytes ne "") {
+      my $got = 0;
+      while ($got < $bytes) {
+        my $n = read(STDIN, $raw, $bytes - $got, $got);
+        die "codemate: reading stdin: $!\n" unless defined $n;
+        last if $n == 0;
+        $got += $n;
+      }
+      if ($got != $bytes) { print STDERR "codemate: stdin ended after $got of $bytes bytes; nothing was pasted\n"; exit 6 }
+    } else {
+      local $/;
+      $raw = <STDIN> // "";
+    }
+    my $key = "";
+    if (open my $k, "<", $key_file) { local $/; $key = <$k> // "" }
+    if ($key eq "") { print STDERR "codemate: the session has no message key yet; message $id was not pasted\n"; exit 7 }
+    require Digest::SHA;
+    my $tag = substr(Digest::SHA::hmac_sha256_hex($id, $key), 0, 16);
+    my $ascii = $raw !~ /[^\x00-\x7F]/;
+    my $s = $raw;
+    unless ($ascii) { require Encode; $s = Encode::decode("UTF-8", $raw, Encode::FB_DEFAULT()) }
     $s =~ s/\r//g;
     $s =~ s/[\x{2028}\x{2029}]/\n/g;
     $s =~ s/[\x{00}-\x{08}\x{0B}-\x{1F}\x{7F}-\x{9F}\x{AD}\x{34F}\x{61C}\x{115F}\x{1160}\x{17B4}\x{17B5}\x{180B}-\x{180F}\x{200B}-\x{200F}\x{202A}-\x{202E}\x{2060}-\x{206F}\x{3164}\x{FE00}-\x{FE0F}\x{FEFF}\x{FFA0}\x{FFF0}-\x{FFFB}\x{1107F}\x{13430}-\x{1343F}\x{16FE4}\x{1BCA0}-\x{1BCA3}\x{1D173}-\x{1D17A}\x{E0000}-\x{E0FFF}]//g;
-    $s = NFC($s);
+    unless ($ascii) { require Unicode::Normalize; $s = Unicode::Normalize::NFC($s) }
     $s =~ s/\s+\z//;
-    binmode STDOUT, ":encoding(UTF-8)";
-    print $s;
-  ' "$1"
+    my $framed = "[codemate message=$id] tag=$tag\n$s";
+    open my $o, ">", $out or die "codemate: writing $out: $!\n";
+    binmode $o, ":utf8";
+    print $o $framed;
+    close $o or die "codemate: writing $out: $!\n";
+    my $newlines = () = $framed =~ /\n/g;
+    (my $flat = $framed) =~ s/\s+//g;
+    $flat = "-" if length($flat) > 4096;
+    binmode STDOUT, ":utf8";
+    print "$newlines $flat\n";
+  ' "${CODEMATE_STATE_DIR}/session-key" "$@"
 }
 
 # --- receipts ---------------------------------------------------------------------------------------------
@@ -198,6 +285,8 @@ settle_unacknowledged() {
   mkdir -p "${CODEMATE_STATE_DIR}/pasted" "${CODEMATE_STATE_DIR}/acks"
   (
     flock 9
+    # Framed texts of injections that died before their paste.
+    find "${CODEMATE_STATE_DIR}/pasted" -maxdepth 1 -type f -name '.*' -delete
     for f in "${CODEMATE_STATE_DIR}"/pasted/*; do
       [ -f "$f" ] || continue
       id=${f##*/}

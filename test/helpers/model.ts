@@ -7,7 +7,7 @@ import { createHash, createHmac } from 'node:crypto';
 import type { ModelRequest } from '../../src/dev/modelServer.js';
 
 /**
- * What codemate-inject drops from a body (clean_text in setup/scripts/codemate-lib.sh): C0 controls but
+ * What codemate-inject drops from a body (frame_message in setup/scripts/codemate-lib.sh): C0 controls but
  * tab and newline, DEL, the C1 range, and every character Claude Code removes from a prompt itself.
  */
 const dropped =
