@@ -483,6 +483,12 @@ describe('text in the prompt box that CodeMate did not paste', () => {
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     })();
+    // Someone is typing before the message comes, not after: codemate-inject reads the box within tens
+    // of ms of its start, and an empty box is pasted into.
+    await eventually(promptBox, (b) => b.startsWith('other '), {
+      what: 'the first key typed',
+      intervalMs: 20,
+    });
     const held = await s.inject('typing-1', 'not now');
     typing = false;
     await typist;
