@@ -1,6 +1,6 @@
 # The codemate image: the operator (`codemate operator`) and the webhook server (`codemate webhook`).
 # The session image is separate: setup/docker/Dockerfile.codemate.
-ARG NODE_VERSION=20.19
+ARG NODE_VERSION=24.21.0
 
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /src
