@@ -16,19 +16,17 @@ import {
   type CodeMate,
 } from '../api/codemate.js';
 import type { CodeMateMessage } from '../api/message.js';
-import { ConditionalCache, GitHub, isUnauthorized, type GitHubRequestObserver } from '../clients/github.js';
+import { isUnauthorized, type GitHub } from '../clients/github.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { messageFor, notNewBecause, type Item } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
+import type { GitHubClients } from './githubClients.js';
 
 export interface PollerOptions {
   kube: Kube;
   logger: Logger;
-  githubApiUrl: string | undefined;
-  /** Per-request timeout; a request that takes longer is retried. */
-  githubTimeoutMs?: number;
-  observer?: GitHubRequestObserver;
+  github: GitHubClients;
   codemate: (namespace: string, name: string) => CodeMate | undefined;
   /** True when the message already exists (in the delivery worker's cache). */
   hasMessage: (namespace: string, name: string) => boolean;
@@ -49,9 +47,6 @@ interface Target {
 
 export class Poller {
   private readonly targets = new Map<string, Target>();
-  private readonly clients = new Map<string, GitHub>();
-  private readonly selves = new Map<string, string>();
-  private readonly cache = new ConditionalCache();
   private stopped = false;
 
   constructor(private readonly options: PollerOptions) {}
@@ -145,46 +140,13 @@ export class Poller {
     }
   }
 
-  /** The GitHub client for the CodeMate's token, and the login that token belongs to. */
-  private async client(cm: CodeMate): Promise<{ gh: GitHub; self: string }> {
-    const ref = cm.spec.github.tokenSecretRef;
-    const secret = await this.options.kube.get<KubeObject & { data?: Record<string, string> }>(
-      'v1',
-      'Secret',
-      ref.name,
-      cm.metadata.namespace,
-    );
-    const encoded = secret.data?.[ref.key ?? 'token'];
-    if (!encoded) throw new Error(`secret ${ref.name} has no key ${ref.key ?? 'token'}`);
-    const token = Buffer.from(encoded, 'base64').toString('utf8').trim();
-    let client = this.clients.get(token);
-    if (!client) {
-      client = new GitHub({
-        token,
-        baseUrl: this.options.githubApiUrl,
-        cache: this.cache,
-        ...(this.options.githubTimeoutMs ? { timeoutMs: this.options.githubTimeoutMs } : {}),
-        log: { warn: (m) => this.options.logger.warn(m), error: (m) => this.options.logger.error(m) },
-        ...(this.options.observer ? { observer: this.options.observer } : {}),
-      });
-      this.clients.set(token, client);
-    }
-    let self = this.selves.get(token);
-    if (!self) {
-      self = (await client.whoami()).login;
-      this.selves.set(token, self);
-    }
-    return { gh: client, self };
-  }
-
   async poll(cm: CodeMate): Promise<void> {
     try {
       await this.pollWithToken(cm);
     } catch (error) {
       if (isUnauthorized(error)) {
         // Forget the login and the client, so that a replaced token is asked again from scratch.
-        this.clients.clear();
-        this.selves.clear();
+        this.options.github.forget();
         const ref = cm.spec.github.tokenSecretRef;
         await this.patchStatus(cm, {
           github: {
@@ -199,7 +161,7 @@ export class Poller {
 
   private async pollWithToken(cm: CodeMate): Promise<void> {
     const repo = parseRepository(cm.spec.repository.url)!;
-    const { gh, self } = await this.client(cm);
+    const { gh, self } = await this.options.github.forCodeMate(cm);
     const number =
       cm.spec.repository.pullRequest ?? cm.status?.pullRequest?.number ?? (await this.discover(cm, gh, repo));
     const now = new Date().toISOString();
@@ -282,17 +244,6 @@ export class Poller {
       );
       await this.options.kube.delete(apiVersion, 'CodeMate', cm.metadata.name, cm.metadata.namespace);
     }
-  }
-
-  /** 👀 on the GitHub item a delivered message came from. */
-  async acknowledge(message: CodeMateMessage): Promise<void> {
-    const { type, id } = message.spec.source;
-    if ((type !== 'issue_comment' && type !== 'review_comment') || !id) return;
-    const cm = this.options.codemate(message.metadata.namespace, message.spec.codemate);
-    const repo = cm && parseRepository(cm.spec.repository.url);
-    if (!cm || !repo) return;
-    const { gh } = await this.client(cm);
-    await gh.acknowledge(type, repo.owner, repo.repo, Number(id));
   }
 }
 
