@@ -200,6 +200,12 @@ export class CodeMateController {
       new Date(),
     );
     await executePlan(this.options.kube, cm, plan);
+    for (const action of plan.actions) {
+      if (action.type === 'suspend' || action.type === 'deleteCodeMate') {
+        this.options.logger.info({ codemate: key, reason: action.reason }, lifecycleLog[action.type]);
+      }
+    }
+    if (plan.actions.some((a) => a.type === 'deleteCodeMate')) return undefined;
     for (const event of plan.events) {
       this.options.logger.info({ codemate: key, reason: event.reason }, event.message);
     }
@@ -238,6 +244,11 @@ export class CodeMateController {
     }
   }
 }
+
+const lifecycleLog = {
+  suspend: 'pull request closed; suspending the session',
+  deleteCodeMate: 'pull request closed; deleting the CodeMate',
+} as const;
 
 function errorKind(error: unknown): string {
   if (isForbidden(error)) return 'forbidden';

@@ -2,26 +2,21 @@
  * Polls each monitored CodeMate's pull request for issue comments, review comments and reviews, with
  * conditional requests so that an idle pull request costs nothing against GitHub's rate limit. New items
  * become CodeMateMessages (deterministic names, so a second create is a harmless 409), with the trust
- * policy's verdict. It also links a branch to its pull request, follows its state, applies the
- * lifecycle policy when it closes, and keeps status.lastMonitorCheck. A new value of the
+ * policy's verdict. It also links a branch to its pull request and records in status what it saw: the
+ * pull request's state, the token's login, status.lastMonitorCheck (status.ts). It decides nothing: the
+ * reconcile applies the lifecycle policy when the pull request closes. A new value of the
  * codemate.io/poll-requested-at annotation (set by the webhook when a pull request opens, reopens or
  * closes) polls that CodeMate at once.
  */
-import {
-  apiVersion,
-  group,
-  plural,
-  pollRequestedAnnotation,
-  version,
-  type CodeMate,
-} from '../api/codemate.js';
+import { pollRequestedAnnotation, type CodeMate } from '../api/codemate.js';
 import type { CodeMateMessage } from '../api/message.js';
 import { isUnauthorized, type GitHub } from '../clients/github.js';
-import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import { isConflict, type Kube, type KubeObject } from '../clients/kube.js';
 import { messageFor, notNewBecause, type Item } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import type { GitHubClients } from './githubClients.js';
+import { recordGitHubObservation } from './status.js';
 
 export interface PollerOptions {
   kube: Kube;
@@ -148,7 +143,7 @@ export class Poller {
         // Forget the login and the client, so that a replaced token is asked again from scratch.
         this.options.github.forget();
         const ref = cm.spec.github.tokenSecretRef;
-        await this.patchStatus(cm, {
+        await recordGitHubObservation(this.options.kube, cm, {
           github: {
             login: null,
             error: `GitHub rejected the token in secret ${ref.name} (key ${ref.key ?? 'token'}): 401 Bad credentials`,
@@ -166,7 +161,10 @@ export class Poller {
       cm.spec.repository.pullRequest ?? cm.status?.pullRequest?.number ?? (await this.discover(cm, gh, repo));
     const now = new Date().toISOString();
     if (!number) {
-      await this.patchStatus(cm, { lastMonitorCheck: now, github: { login: self, error: null } });
+      await recordGitHubObservation(this.options.kube, cm, {
+        lastMonitorCheck: now,
+        github: { login: self, error: null },
+      });
       return;
     }
     const pr = await gh.pullRequest(repo.owner, repo.repo, number);
@@ -183,12 +181,11 @@ export class Poller {
         await this.create(message);
       }
     }
-    await this.patchStatus(cm, {
+    await recordGitHubObservation(this.options.kube, cm, {
       lastMonitorCheck: now,
       github: { login: self, error: null },
       pullRequest: { number: pr.number, url: pr.url, state: pr.state },
     });
-    if (pr.state !== 'open') await this.applyLifecycle(cm, pr.state);
   }
 
   private async discover(cm: CodeMate, gh: GitHub, repo: RepositoryRef): Promise<number | undefined> {
@@ -210,39 +207,6 @@ export class Poller {
       );
     } catch (error) {
       if (!isConflict(error)) throw error;
-    }
-  }
-
-  private async patchStatus(cm: CodeMate, status: object): Promise<void> {
-    try {
-      await this.options.kube.patchStatus(
-        { group, version, plural, namespace: cm.metadata.namespace, name: cm.metadata.name },
-        status,
-      );
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
-  }
-
-  private async applyLifecycle(cm: CodeMate, state: 'closed' | 'merged'): Promise<void> {
-    const policy = cm.spec.lifecycle?.onPullRequestClosed ?? 'Keep';
-    const ref = {
-      apiVersion,
-      kind: 'CodeMate',
-      metadata: { name: cm.metadata.name, namespace: cm.metadata.namespace },
-    };
-    if (policy === 'Suspend' && !cm.spec.suspend) {
-      this.options.logger.info(
-        { codemate: cm.metadata.name, state },
-        'pull request closed; suspending the session',
-      );
-      await this.options.kube.mergePatch({ ...ref, spec: { suspend: true } });
-    } else if (policy === 'Delete') {
-      this.options.logger.info(
-        { codemate: cm.metadata.name, state },
-        'pull request closed; deleting the CodeMate',
-      );
-      await this.options.kube.delete(apiVersion, 'CodeMate', cm.metadata.name, cm.metadata.namespace);
     }
   }
 }
