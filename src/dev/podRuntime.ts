@@ -178,7 +178,6 @@ export class LocalPodRuntime {
    * gone) once the first lists are in, and only then starts the workers, so that no pod is started twice.
    */
   async start(): Promise<void> {
-    if (this.running) return;
     this.running = await runController({
       keyField: 'pod',
       what: 'local pod sync',

@@ -380,7 +380,6 @@ export class DeliveryWorker {
   }
 
   async start(workers = 4): Promise<void> {
-    if (this.running) return;
     this.running = await runController({
       keyField: 'codemate',
       what: 'delivery',

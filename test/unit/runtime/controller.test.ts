@@ -75,6 +75,22 @@ async function until(condition: () => boolean, what: string, timeoutMs = 3000): 
   }
 }
 
+/** A reconcile that throws what fail(attempt) returns, if anything, and records when it ran. */
+function flaky(fail: (attempt: number) => unknown) {
+  const failures: Failure[] = [];
+  const at: number[] = [];
+  return {
+    failures,
+    at,
+    reconcile: async () => {
+      at.push(Date.now());
+      const error = fail(at.length);
+      if (error) throw error;
+    },
+    onError: async (failure: Failure) => void failures.push(failure),
+  };
+}
+
 let running: RunningController[] = [];
 afterEach(async () => {
   await Promise.all(running.map((r) => r.stop()));
@@ -114,16 +130,8 @@ describe('runController', () => {
 
   it('retries an unexpected error with the key backoff, counts the failures, and logs each once', async () => {
     const informer = fakeInformer([thing('a')]);
-    const failures: Failure[] = [];
-    const at: number[] = [];
-    await run({
-      sources: [on(informer, keyOf)],
-      reconcile: async () => {
-        at.push(Date.now());
-        if (at.length <= 2) throw new Error('apiserver said 500');
-      },
-      onError: async (f) => void failures.push(f),
-    });
+    const { failures, at, ...spec } = flaky((n) => n <= 2 && new Error('apiserver said 500'));
+    await run({ sources: [on(informer, keyOf)], ...spec });
     await until(() => at.length === 3, 'two retries');
     expect(failures.map((f) => [f.decision.kind, f.failures])).toEqual([
       ['unexpected', 1],
@@ -138,16 +146,10 @@ describe('runController', () => {
 
   it('retries a temporary error after its own delay, holds events meanwhile, and counts no failure', async () => {
     const informer = fakeInformer([thing('a')]);
-    const failures: Failure[] = [];
-    const at: number[] = [];
-    await run({
-      sources: [on(informer, keyOf)],
-      reconcile: async () => {
-        at.push(Date.now());
-        if (at.length === 1) throw new TemporaryError('the cache is behind', { retryAfterMs: 150 });
-      },
-      onError: async (f) => void failures.push(f),
-    });
+    const { failures, at, ...spec } = flaky(
+      (n) => n === 1 && new TemporaryError('the cache is behind', { retryAfterMs: 150 }),
+    );
+    await run({ sources: [on(informer, keyOf)], ...spec });
     await until(() => at.length === 1, 'the first run');
     informer.emit('update', thing('a'));
     await until(() => at.length === 2, 'the retry');
@@ -163,23 +165,15 @@ describe('runController', () => {
 
   it('stops retrying after a permanent error, records it, and runs again on the next event', async () => {
     const informer = fakeInformer([thing('a')]);
-    const failures: Failure[] = [];
-    let runs = 0;
-    await run({
-      sources: [on(informer, keyOf)],
-      reconcile: async () => {
-        runs += 1;
-        if (runs === 1) throw new PermanentError('spec.x is invalid');
-      },
-      onError: async (f) => void failures.push(f),
-    });
+    const { failures, at, ...spec } = flaky((n) => n === 1 && new PermanentError('spec.x is invalid'));
+    await run({ sources: [on(informer, keyOf)], ...spec });
     await until(() => failures.length === 1, 'the failure');
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(runs).toBe(1);
+    expect(at).toHaveLength(1);
     expect(failures[0]).toMatchObject({ decision: { kind: 'permanent' }, failures: 0 });
     expect(logs.find((l) => String(l.msg).includes('failed permanently'))).toMatchObject({ level: 'warn' });
     informer.emit('update', thing('a'));
-    await until(() => runs === 2, 'the run after the event');
+    await until(() => at.length === 2, 'the run after the event');
   });
 
   it('a watch that recovers ends the backoff its outage caused', async () => {
