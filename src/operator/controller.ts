@@ -1,8 +1,4 @@
 /**
- * Wires informers to the work queue and the queue to reconcile + execute. Informer callbacks only
- * enqueue keys; workers read the current state from the caches when they run.
- */
-/**
  * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
  * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
