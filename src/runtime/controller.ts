@@ -112,7 +112,8 @@ export async function runController(spec: ControllerSpec): Promise<RunningContro
     if (decision.kind === 'unexpected') logger.error({ ...fields, retryInMs }, `${spec.what} failed`);
     else if (decision.kind === 'temporary')
       logger.info({ ...fields, retryInMs }, `${spec.what} will be retried`);
-    else logger.warn(fields, `${spec.what} failed permanently; not retried until the object changes`);
+    else
+      logger.warn(fields, `${spec.what} failed permanently; not retried before its next event or the resync`);
     try {
       await spec.onError?.({ key, error, decision, failures: queue.failuresOf(key) });
     } catch (recordError) {
