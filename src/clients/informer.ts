@@ -20,6 +20,8 @@ export interface InformerOptions<T extends KubeObject> {
   onRestart?: (error: unknown, delayMs: number) => void;
   /** Called on every list after the first: a 410 Gone (history expired) forces one. */
   onRelist?: (lists: number) => void;
+  /** Called when a restart after a broken watch has listed again: the apiserver answers again. */
+  onRecovered?: () => void;
   maxBackoffMs?: number;
 }
 
@@ -63,6 +65,7 @@ export function supervisedInformer<T extends KubeObject>(
   let synced = false;
   let stopped = false;
   let failures = 0;
+  let restarts = 0;
   let timer: NodeJS.Timeout | undefined;
   // Capped at 10 s: after an apiserver outage the caches (and so readiness and delivery) come back
   // within seconds of the apiserver, not up to half a minute later.
@@ -82,13 +85,19 @@ export function supervisedInformer<T extends KubeObject>(
     const base = Math.min(maxBackoff, 250 * 2 ** failures);
     const delay = Math.round(base / 2 + (Math.random() * base) / 2);
     failures += 1;
+    restarts += 1;
     options.onRestart?.(error, delay);
     clearTimeout(timer);
     timer = setTimeout(() => {
       if (stopped) return;
+      // The SDK's start() also resolves after a failed list, having reported the error (which scheduled
+      // the next restart): only a start that no restart followed has recovered.
+      const attempt = restarts;
       informer.start().then(
         () => {
+          if (restarts !== attempt || stopped) return;
           synced = true;
+          options.onRecovered?.();
         },
         (e: unknown) => restart(e),
       );

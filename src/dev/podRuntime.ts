@@ -15,10 +15,11 @@
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { supervisedInformer, type Informer } from '../clients/informer.js';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { errorFields, type Logger } from '../observability/log.js';
-import { WorkQueue } from '../operator/queue.js';
+import { on, runController, type RunningController } from '../runtime/controller.js';
+import { informerSupervision, watch, type Watched } from '../runtime/informers.js';
+import { WorkQueue } from '../runtime/queue.js';
 import { labels, sessionContainer } from '../operator/session.js';
 import {
   isTerminal,
@@ -149,61 +150,55 @@ interface LocalPod {
   probing: { stop(): void };
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 export class LocalPodRuntime {
   private readonly queue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 10_000 });
-  private readonly pods: Informer<Pod>;
-  private readonly nodes: Informer<Node>;
+  private readonly pods: Watched<Pod>;
+  private readonly nodes: Watched<Node>;
   private readonly local = new Map<string, LocalPod>();
   private readonly pacer = new StatusWritePacer();
-  private workers: Array<Promise<void>> = [];
-  private resync: NodeJS.Timeout | undefined;
+  private running: RunningController | undefined;
 
   constructor(private readonly options: PodRuntimeOptions) {
-    const onRestart = (resource: string) => (error: unknown) =>
-      options.logger.warn({ resource, ...errorFields(error) }, 'watch broke; restarting it');
-    this.pods = supervisedInformer<Pod>(options.kube, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      plural: 'pods',
-      labelSelector: `${labels.managedBy}=codemate,${labels.component}=session`,
-      onEvent: (_e, pod) => this.queue.add(`${pod.metadata.namespace}/${pod.metadata.name}`),
-      onRestart: onRestart('pods'),
-    });
-    // A node that turns Ready again is the moment to reassert what the node-lifecycle controller undid.
-    this.nodes = supervisedInformer<Node>(options.kube, {
-      apiVersion: 'v1',
-      kind: 'Node',
-      plural: 'nodes',
-      onEvent: () => this.enqueueAll(),
-      onRestart: onRestart('nodes'),
-    });
+    const supervision = informerSupervision(options.logger);
+    this.pods = watch<Pod>(
+      options.kube,
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        plural: 'pods',
+        labelSelector: `${labels.managedBy}=codemate,${labels.component}=session`,
+      },
+      supervision,
+    );
+    this.nodes = watch<Node>(options.kube, { apiVersion: 'v1', kind: 'Node', plural: 'nodes' }, supervision);
   }
 
   /**
    * Starts watching, adopts the sessions an earlier runtime left running (or stops those whose pod is
-   * gone), and only then starts the workers, so that no pod is started twice.
+   * gone) once the first lists are in, and only then starts the workers, so that no pod is started twice.
    */
   async start(): Promise<void> {
-    await Promise.all([this.pods.start(), this.nodes.start()]);
-    for (let waited = 0; !this.pods.synced || !this.nodes.synced; waited += 200) {
-      if (waited > 0 && waited % 10_000 === 0)
-        this.options.logger.warn({ waitedMs: waited }, 'waiting for the first list of pods and nodes');
-      await pause(200);
-    }
-    await this.adopt();
-    for (let i = 0; i < 2; i++) this.workers.push(this.work());
-    this.resync = setInterval(() => this.enqueueAll(), this.options.resyncMs ?? 10_000);
-    this.resync.unref();
+    this.running = await runController({
+      keyField: 'pod',
+      what: 'local pod sync',
+      logger: this.options.logger,
+      queue: this.queue,
+      sources: [
+        on(this.pods, (_event, pod) => `${pod.metadata.namespace}/${pod.metadata.name}`),
+        // A node that turns Ready again is the moment to reassert what the node-lifecycle controller undid.
+        on(this.nodes, () => [...this.local.keys()]),
+      ],
+      reconcile: (key) => this.sync(key),
+      workers: 2,
+      resync: { everyMs: this.options.resyncMs ?? 10_000, keys: () => this.local.keys() },
+      waitForSync: true,
+      beforeWorkers: () => this.adopt(),
+    });
   }
 
   /** Stops the workers and every local session. */
   async stop(): Promise<void> {
-    clearInterval(this.resync);
-    this.queue.shutDown();
-    await Promise.all(this.workers);
-    await Promise.all([this.pods.stop(), this.nodes.stop()]);
+    await this.running?.stop();
     await Promise.all(
       [...this.local.values()].map((local) =>
         this.stopLocal(local).catch((error: unknown) =>
@@ -214,10 +209,6 @@ export class LocalPodRuntime {
         ),
       ),
     );
-  }
-
-  private enqueueAll(): void {
-    for (const key of this.local.keys()) this.queue.add(key);
   }
 
   private async adopt(): Promise<void> {
@@ -268,23 +259,7 @@ export class LocalPodRuntime {
     }
   }
 
-  private async work(): Promise<void> {
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      try {
-        await this.sync(key);
-        this.queue.forget(key);
-      } catch (error) {
-        this.options.logger.error({ pod: key, ...errorFields(error) }, 'local pod sync failed');
-        this.queue.addRateLimited(key);
-      } finally {
-        this.queue.done(key);
-      }
-    }
-  }
-
-  private async sync(key: string): Promise<void> {
+  private async sync(key: string): Promise<{ requeueAfterMs?: number } | undefined> {
     const [namespace, name] = key.split('/') as [string, string];
     const pod = this.pods.get(name, namespace);
     let local = this.local.get(key);
@@ -302,11 +277,11 @@ export class LocalPodRuntime {
       await this.mapKubectl(pod, local.session.dirs, local.session.record.sessionEnv);
       local.mapped = true;
     }
-    await this.reassertStatus(pod, local);
+    return this.reassertStatus(pod, local);
   }
 
   /** Writes the pod's status when it differs from the truth, at the pace the pacer allows. */
-  private async reassertStatus(pod: Pod, local: LocalPod): Promise<void> {
+  private async reassertStatus(pod: Pod, local: LocalPod): Promise<{ requeueAfterMs?: number } | undefined> {
     let truth: SessionTruth;
     if (local.exit) truth = { state: 'exited', ...local.exit };
     else {
@@ -320,10 +295,7 @@ export class LocalPodRuntime {
     const patch = statusPatch(pod, truth, new Date());
     if (!patch || local.writtenFrom === pod.metadata.resourceVersion) return;
     const wait = this.pacer.waitMs(local.key, Date.now());
-    if (wait > 0) {
-      this.queue.addAfter(local.key, wait);
-      return;
-    }
+    if (wait > 0) return { requeueAfterMs: wait };
     await this.patchStatus(pod, patch);
     local.writtenFrom = pod.metadata.resourceVersion;
     this.pacer.wrote(local.key, Date.now());

@@ -1,9 +1,8 @@
 /**
- * Wires informers to the work queue and the queue to reconcile + execute. Informer callbacks only
- * enqueue keys; workers read the current state from the caches when they run.
+ * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
+ * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
 import { apiVersion, kind, type CodeMate } from '../api/codemate.js';
-import { supervisedInformer, type Informer } from '../clients/informer.js';
 import {
   isConflict,
   isForbidden,
@@ -13,24 +12,45 @@ import {
   type Kube,
   type KubeObject,
 } from '../clients/kube.js';
-import { errorFields, type Logger } from '../observability/log.js';
+import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
+import { on, runController, type Failure, type RunningController } from '../runtime/controller.js';
+import { watch, type Supervision, type Watched } from '../runtime/informers.js';
+import { WorkQueue } from '../runtime/queue.js';
 import { executePlan, recordEvent } from './execute.js';
-import { WorkQueue } from './queue.js';
 import { observePod, reconcile, type ObservedSecret } from './reconcile.js';
 import { labels, type SessionSettings } from './session.js';
+
+export type CodeMateObject = CodeMate & KubeObject;
+
+/** The CodeMates of the watched namespace(s), one cache for every part of the operator. */
+export function watchCodeMates(
+  kube: Kube,
+  namespace: string | undefined,
+  supervision: Supervision,
+): Watched<CodeMateObject> {
+  return watch<CodeMateObject>(kube, { apiVersion, kind, plural: 'codemates', namespace }, supervision);
+}
+
+/** Looks a CodeMate up in the cache, with its kind set. */
+export function codemateLookup(codemates: Watched<CodeMateObject>) {
+  return (namespace: string, name: string): CodeMate | undefined => {
+    const cached = codemates.get(name, namespace);
+    return cached ? ({ ...cached, apiVersion, kind } as CodeMate) : undefined;
+  };
+}
 
 export interface ControllerOptions {
   kube: Kube;
   /** Watch one namespace, or all when undefined. */
   namespace: string | undefined;
+  codemates: Watched<CodeMateObject>;
+  supervision: Supervision;
   settings: SessionSettings;
   workers: number;
   resyncMs: number;
   logger: Logger;
   metrics: OperatorMetrics;
-  /** Told about every CodeMate event, e.g. to wake its message deliveries. */
-  onCodeMateEvent?: (namespace: string, name: string) => void;
 }
 
 const managedSelector = `${labels.managedBy}=codemate`;
@@ -47,54 +67,30 @@ function ownerKey(object: KubeObject): string | undefined {
 
 export class CodeMateController {
   readonly queue = new WorkQueue();
-  private readonly codemates: Informer<CodeMate & KubeObject>;
-  private readonly pods: Informer<KubeObject>;
-  private readonly pvcs: Informer<KubeObject>;
-  private workers: Array<Promise<void>> = [];
-  private resyncTimer: NodeJS.Timeout | undefined;
-  private started = false;
+  private readonly codemates: Watched<CodeMateObject>;
+  private readonly pods: Watched<KubeObject>;
+  private readonly pvcs: Watched<KubeObject>;
+  private running: RunningController | undefined;
 
   constructor(private readonly options: ControllerOptions) {
-    const { kube, namespace, logger, metrics } = options;
-    const onRestart = (resource: string) => (error: unknown, delayMs: number) => {
-      metrics.informerRestarts.inc({ resource });
-      logger.warn({ resource, delayMs, ...errorFields(error) }, 'watch broke; restarting it');
-    };
-    const onRelist = (resource: string) => (lists: number) =>
-      logger.info({ resource, lists }, 'relisting: the watch history expired (410 Gone) or a list failed');
-    this.codemates = supervisedInformer<CodeMate & KubeObject>(kube, {
-      apiVersion,
-      kind,
-      plural: 'codemates',
-      namespace,
-      onEvent: (event, cm) => this.onCodeMate(event, cm),
-      onRestart: onRestart('codemates'),
-      onRelist: onRelist('codemates'),
-    });
-    const enqueueOwner = (_event: string, object: KubeObject) => {
-      const key = ownerKey(object);
-      if (key) this.queue.add(key);
-    };
-    this.pods = supervisedInformer(kube, {
-      apiVersion: 'v1',
-      kind: 'Pod',
-      plural: 'pods',
-      namespace,
-      labelSelector: managedSelector,
-      onEvent: enqueueOwner,
-      onRestart: onRestart('pods'),
-      onRelist: onRelist('pods'),
-    });
-    this.pvcs = supervisedInformer(kube, {
-      apiVersion: 'v1',
-      kind: 'PersistentVolumeClaim',
-      plural: 'persistentvolumeclaims',
-      namespace,
-      labelSelector: managedSelector,
-      onEvent: enqueueOwner,
-      onRestart: onRestart('persistentvolumeclaims'),
-      onRelist: onRelist('persistentvolumeclaims'),
-    });
+    const { kube, namespace, supervision } = options;
+    this.codemates = options.codemates;
+    this.pods = watch(
+      kube,
+      { apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespace, labelSelector: managedSelector },
+      supervision,
+    );
+    this.pvcs = watch(
+      kube,
+      {
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        plural: 'persistentvolumeclaims',
+        namespace,
+        labelSelector: managedSelector,
+      },
+      supervision,
+    );
   }
 
   /**
@@ -103,29 +99,22 @@ export class CodeMateController {
    * the token's login). Pod events and the periodic resync cover everything else.
    */
   private readonly seen = new Map<string, string>();
-  private onCodeMate(event: string, cm: CodeMate & KubeObject): void {
+  private codemateKey(event: string, cm: CodeMateObject): string | undefined {
     const key = keyOf(cm.metadata.namespace, cm.metadata.name);
-    this.options.onCodeMateEvent?.(cm.metadata.namespace ?? '', cm.metadata.name ?? '');
     if (event === 'delete') {
       this.seen.delete(key);
-      return;
+      return undefined;
     }
     const pr = cm.status?.pullRequest;
     const github = cm.status?.github;
     const inputs = [cm.metadata.generation, pr?.number, pr?.state, github?.login, github?.error].join('|');
     const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
     this.seen.set(key, inputs);
-    if (!unchanged) this.queue.add(key);
-  }
-
-  /** A CodeMate from the cache, with its kind set. */
-  getCodeMate(namespace: string, name: string): CodeMate | undefined {
-    const cached = this.codemates.get(name, namespace);
-    return cached ? ({ ...cached, apiVersion, kind } as CodeMate) : undefined;
+    return unchanged ? undefined : key;
   }
 
   get synced(): boolean {
-    return this.codemates.synced && this.pods.synced && this.pvcs.synced;
+    return this.running?.synced ?? false;
   }
 
   /** CodeMates in the cache, for metrics. */
@@ -139,52 +128,41 @@ export class CodeMateController {
   }
 
   async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
-    await Promise.all([this.pods.start(), this.pvcs.start()]);
-    await this.codemates.start();
-    for (let i = 0; i < this.options.workers; i++) this.workers.push(this.work());
-    this.resyncTimer = setInterval(() => this.enqueueAll(), this.options.resyncMs);
-    this.resyncTimer.unref();
+    if (this.running) return;
+    const { metrics, logger } = this.options;
+    const owner = (_event: string, object: KubeObject) => ownerKey(object);
+    this.running = await runController({
+      keyField: 'codemate',
+      what: 'reconcile',
+      logger,
+      queue: this.queue,
+      // Pods and claims first: the first reconciles find what the CodeMates own.
+      sources: [
+        on(this.pods, owner),
+        on(this.pvcs, owner),
+        on(this.codemates, (e, cm) => this.codemateKey(e, cm)),
+      ],
+      reconcile: async (key) => ({ requeueAfterMs: await this.reconcileKey(key) }),
+      onError: (failure) => this.reportFailure(failure),
+      workers: this.options.workers,
+      resync: {
+        everyMs: this.options.resyncMs,
+        keys: () => this.codemates.list().map((cm) => keyOf(cm.metadata.namespace, cm.metadata.name)),
+      },
+      observe: () => {
+        metrics.queueDepth.set(this.queue.length);
+        const end = metrics.reconcileDuration.startTimer();
+        return (outcome) => {
+          end();
+          metrics.reconciles.inc({ result: outcome === 'success' ? 'success' : 'error' });
+        };
+      },
+    });
   }
 
   /** Stops taking work, lets in-flight reconciles finish, then stops the watches. */
   async stop(): Promise<void> {
-    clearInterval(this.resyncTimer);
-    this.queue.shutDown();
-    await Promise.all(this.workers);
-    await Promise.all([this.codemates.stop(), this.pods.stop(), this.pvcs.stop()]);
-  }
-
-  private enqueueAll(): void {
-    for (const cm of this.codemates.list()) this.queue.add(keyOf(cm.metadata.namespace, cm.metadata.name));
-  }
-
-  private async work(): Promise<void> {
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      this.options.metrics.queueDepth.set(this.queue.length);
-      const end = this.options.metrics.reconcileDuration.startTimer();
-      try {
-        const requeueAfterMs = await this.reconcileKey(key);
-        this.queue.forget(key);
-        if (requeueAfterMs) this.queue.addAfter(key, requeueAfterMs);
-        this.options.metrics.reconciles.inc({ result: 'success' });
-      } catch (error) {
-        const delay = this.queue.addRateLimited(key);
-        this.options.metrics.reconciles.inc({ result: 'error' });
-        this.options.metrics.reconcileErrors.inc({ kind: errorKind(error) });
-        this.options.logger.error(
-          { codemate: key, retryInMs: delay, ...errorFields(error) },
-          'reconcile failed',
-        );
-        await this.reportFailure(key, error);
-      } finally {
-        end();
-        this.queue.done(key);
-      }
-    }
+    await this.running?.stop();
   }
 
   private async reconcileKey(key: string): Promise<number | undefined> {
@@ -218,10 +196,16 @@ export class CodeMateController {
       new Date(),
     );
     await executePlan(this.options.kube, cm, plan);
+    for (const action of plan.actions) {
+      if (action.type === 'suspend' || action.type === 'deleteCodeMate') {
+        this.options.logger.info({ codemate: key, reason: action.reason }, lifecycleLog[action.type]);
+      }
+    }
+    if (plan.actions.some((a) => a.type === 'deleteCodeMate')) return undefined;
     for (const event of plan.events) {
       this.options.logger.info({ codemate: key, reason: event.reason }, event.message);
     }
-    return plan.requeueAfterMs;
+    return plan.requeueAfterMs || undefined;
   }
 
   private async observeSecret(namespace: string, name: string): Promise<ObservedSecret> {
@@ -240,10 +224,11 @@ export class CodeMateController {
   }
 
   /** A Warning event on the CodeMate, so `kubectl describe` shows why nothing happens. */
-  private async reportFailure(key: string, error: unknown): Promise<void> {
+  private async reportFailure({ key, error, failures }: Failure): Promise<void> {
+    this.options.metrics.reconcileErrors.inc({ kind: errorKind(error) });
     const [namespace = '', name = ''] = key.split('/');
     const cached = this.codemates.get(name, namespace);
-    if (!cached || (this.queue.failuresOf(key) > 1 && !isForbidden(error))) return;
+    if (!cached || (failures > 1 && !isForbidden(error))) return;
     try {
       await recordEvent(this.options.kube, { ...cached, apiVersion, kind } as CodeMate, {
         type: 'Warning',
@@ -255,6 +240,11 @@ export class CodeMateController {
     }
   }
 }
+
+const lifecycleLog = {
+  suspend: 'pull request closed; suspending the session',
+  deleteCodeMate: 'pull request closed; deleting the CodeMate',
+} as const;
 
 function errorKind(error: unknown): string {
   if (isForbidden(error)) return 'forbidden';

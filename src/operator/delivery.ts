@@ -19,10 +19,13 @@ import {
   type MessageStatus,
 } from '../api/message.js';
 import { execInPod } from '../clients/exec.js';
-import { supervisedInformer, type Informer } from '../clients/informer.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
-import { errorFields, type Logger } from '../observability/log.js';
-import { WorkQueue } from './queue.js';
+import type { Logger } from '../observability/log.js';
+import { on, runController, type RunningController } from '../runtime/controller.js';
+import { TemporaryError } from '../runtime/errors.js';
+import { watch, type Supervision, type Watched } from '../runtime/informers.js';
+import { WorkQueue } from '../runtime/queue.js';
+import { codemateLookup, type CodeMateObject } from './controller.js';
 import { sessionContainer } from './session.js';
 
 /** codemate-inject's exit codes (setup/scripts/codemate-inject). */
@@ -295,8 +298,9 @@ export interface DeliveryOptions {
   kube: Kube;
   namespace: string | undefined;
   logger: Logger;
-  /** Looks up a CodeMate in the controller's cache. */
-  codemate: (namespace: string, name: string) => CodeMate | undefined;
+  /** The controller's CodeMate cache: a change of a session wakes its deliveries. */
+  codemates: Watched<CodeMateObject>;
+  supervision: Supervision;
   /** Keep this many delivered messages per CodeMate; older ones are deleted and recorded as history. */
   retention: number;
   policy: DeliveryPolicy;
@@ -309,9 +313,10 @@ export interface DeliveryOptions {
 type MessageObject = CodeMateMessage & KubeObject;
 
 export class DeliveryWorker {
-  private readonly queue = new WorkQueue({ baseDelayMs: 1000, maxDelayMs: 30_000 });
-  private readonly messages: Informer<MessageObject>;
-  private workers: Array<Promise<void>> = [];
+  private readonly queue = new WorkQueue(defaultBackoff);
+  private readonly messages: Watched<MessageObject>;
+  private readonly codemate: (namespace: string, name: string) => CodeMate | undefined;
+  private running: RunningController | undefined;
   /** Per message uid, the generation last seen: our own status writes do not wake the key. */
   private readonly generations = new Map<string, number | undefined>();
   /** Messages deleted by retention, by namespace/name, with when: see has(). */
@@ -325,29 +330,26 @@ export class DeliveryWorker {
   >();
 
   constructor(private readonly options: DeliveryOptions) {
-    const ns = options.namespace;
-    this.messages = supervisedInformer<MessageObject>(options.kube, {
-      apiVersion,
-      kind: messageKind,
-      plural: messagePlural,
-      namespace: ns,
-      onEvent: (event, m) => this.onMessage(event, m),
-      onRestart: (error) => options.logger.warn(errorFields(error), 'message watch broke; restarting it'),
-    });
+    this.codemate = codemateLookup(options.codemates);
+    this.messages = watch<MessageObject>(
+      options.kube,
+      { apiVersion, kind: messageKind, plural: messagePlural, namespace: options.namespace },
+      options.supervision,
+    );
   }
 
-  private onMessage(event: 'add' | 'update' | 'delete', m: MessageObject): void {
+  private messageKey(event: 'add' | 'update' | 'delete', m: MessageObject): string | undefined {
     const uid = m.metadata.uid ?? m.metadata.name;
     if (event === 'delete') {
       this.generations.delete(uid);
       this.written.delete(uid);
-      return;
+      return undefined;
     }
     const generation = m.metadata.generation;
     const known = this.generations.has(uid) && this.generations.get(uid) === generation;
     this.generations.set(uid, generation);
-    if (event === 'update' && known) return; // a status write, most often our own
-    if (!isFinal(m.status?.phase)) this.queue.add(`${m.metadata.namespace}/${m.spec.codemate}`);
+    if (event === 'update' && known) return undefined; // a status write, most often our own
+    return isFinal(m.status?.phase) ? undefined : `${m.metadata.namespace}/${m.spec.codemate}`;
   }
 
   get synced(): boolean {
@@ -365,48 +367,35 @@ export class DeliveryWorker {
   }
 
   /**
-   * Told about every CodeMate event. Wakes its deliveries only when what delivery reads changed (the
-   * phase or the pod), so the status writes of the controller and the poller do not re-queue them.
+   * A CodeMate event wakes its deliveries only when what delivery reads changed (the phase or the pod),
+   * so the status writes of the controller and the poller do not re-queue them.
    */
-  kick(namespace: string, codemate: string): void {
-    const key = `${namespace}/${codemate}`;
-    const cm = this.options.codemate(namespace, codemate);
-    const facts = cm ? `${cm.status?.phase ?? ''}|${cm.status?.podName ?? ''}` : 'gone';
-    if (this.sessions.get(key) === facts) return;
-    if (cm) this.sessions.set(key, facts);
-    else this.sessions.delete(key);
-    this.queue.add(key);
+  private sessionKey(event: 'add' | 'update' | 'delete', cm: CodeMateObject): string | undefined {
+    const key = `${cm.metadata.namespace}/${cm.metadata.name}`;
+    const facts = event === 'delete' ? 'gone' : `${cm.status?.phase ?? ''}|${cm.status?.podName ?? ''}`;
+    if (this.sessions.get(key) === facts) return undefined;
+    if (event === 'delete') this.sessions.delete(key);
+    else this.sessions.set(key, facts);
+    return key;
   }
 
   async start(workers = 4): Promise<void> {
-    await this.messages.start();
-    for (let i = 0; i < workers; i++) this.workers.push(this.work());
+    this.running = await runController({
+      keyField: 'codemate',
+      what: 'delivery',
+      logger: this.options.logger,
+      queue: this.queue,
+      sources: [
+        on(this.messages, (event, m) => this.messageKey(event, m)),
+        on(this.options.codemates, (event, cm) => this.sessionKey(event, cm)),
+      ],
+      reconcile: async (key) => ({ requeueAfterMs: await this.deliverNext(key) }),
+      workers,
+    });
   }
 
   async stop(): Promise<void> {
-    this.queue.shutDown();
-    await Promise.all(this.workers);
-    await this.messages.stop();
-  }
-
-  private async work(): Promise<void> {
-    for (;;) {
-      const key = await this.queue.get();
-      if (key === undefined) return;
-      try {
-        const retryAfterMs = await this.deliverNext(key);
-        this.queue.forget(key);
-        if (retryAfterMs !== undefined) this.queue.addAfter(key, retryAfterMs);
-      } catch (error) {
-        const delay = this.queue.addRateLimited(key);
-        this.options.logger.error(
-          { codemate: key, retryInMs: delay, ...errorFields(error) },
-          'delivery failed',
-        );
-      } finally {
-        this.queue.done(key);
-      }
-    }
+    await this.running?.stop();
   }
 
   /** A message with the status this worker last wrote, if the cache has not caught up yet. */
@@ -432,7 +421,7 @@ export class DeliveryWorker {
       .sort(deliveryOrder);
     const message = pending[0];
     if (!message) return this.applyRetention(namespace, name);
-    const cm = this.options.codemate(namespace, name);
+    const cm = this.codemate(namespace, name);
     if (!cm) return undefined; // the messages go with their CodeMate (ownerReferences)
     const now = new Date();
     const session = { phase: cm.status?.phase, pod: cm.status?.podName, history: cm.status?.history };
@@ -549,7 +538,7 @@ export class DeliveryWorker {
       .sort(deliveryOrder);
     const old = delivered.slice(0, Math.max(0, delivered.length - this.options.retention));
     if (old.length === 0) return undefined;
-    const cm = this.options.codemate(namespace, codemate);
+    const cm = this.codemate(namespace, codemate);
     if (!cm) return undefined;
     const history = withRetired(
       cm.status?.history,
@@ -564,7 +553,12 @@ export class DeliveryWorker {
           cm.metadata.resourceVersion,
         );
       } catch (error) {
-        if (isConflict(error)) return 1000; // the cache is behind; look again once it has caught up
+        if (isConflict(error)) {
+          throw new TemporaryError(`the cached CodeMate ${namespace}/${codemate} is behind its history`, {
+            retryAfterMs: 1000,
+            cause: error,
+          });
+        }
         if (isNotFound(error)) return undefined;
         throw error;
       }

@@ -5,6 +5,7 @@
 import { apiVersion, group, kind, plural, version, type CodeMate } from '../api/codemate.js';
 import { isConflict, type Kube } from '../clients/kube.js';
 import type { Plan } from './reconcile.js';
+import { reconcileOwned } from './status.js';
 
 export const eventComponent = 'codemate-operator';
 
@@ -21,6 +22,18 @@ export async function executePlan(kube: Kube, cm: CodeMate, plan: Plan): Promise
       case 'deletePod':
         await kube.delete('v1', 'Pod', action.name, ns);
         break;
+      case 'suspend':
+        await kube.mergePatch({
+          apiVersion,
+          kind,
+          metadata: { name: cm.metadata.name, namespace: ns },
+          spec: { suspend: true },
+        });
+        break;
+      case 'deleteCodeMate':
+        // Its status and events would go with it.
+        await kube.delete(apiVersion, kind, cm.metadata.name, ns);
+        return;
     }
   }
   const patch = statusPatch(cm.status, plan.status);
@@ -47,12 +60,6 @@ async function createIfAbsent(kube: Kube, object: Parameters<Kube['create']>[0])
     if (!isConflict(error)) throw error;
   }
 }
-
-/**
- * The status fields the reconcile owns. The poller owns pullRequest, github and lastMonitorCheck and
- * writes them itself, so a reconcile working from a cached copy never sends them back over newer values.
- */
-const reconcileOwned = ['phase', 'message', 'podName', 'observedGeneration', 'conditions'] as const;
 
 /** JSON with object keys sorted, so that the same value compares equal whatever its key order. */
 function canonical(value: unknown): string {

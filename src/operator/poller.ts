@@ -2,33 +2,26 @@
  * Polls each monitored CodeMate's pull request for issue comments, review comments and reviews, with
  * conditional requests so that an idle pull request costs nothing against GitHub's rate limit. New items
  * become CodeMateMessages (deterministic names, so a second create is a harmless 409), with the trust
- * policy's verdict. It also links a branch to its pull request, follows its state, applies the
- * lifecycle policy when it closes, and keeps status.lastMonitorCheck. A new value of the
+ * policy's verdict. It also links a branch to its pull request and records in status what it saw: the
+ * pull request's state, the token's login, status.lastMonitorCheck (status.ts). It decides nothing: the
+ * reconcile applies the lifecycle policy when the pull request closes. A new value of the
  * codemate.io/poll-requested-at annotation (set by the webhook when a pull request opens, reopens or
  * closes) polls that CodeMate at once.
  */
-import {
-  apiVersion,
-  group,
-  plural,
-  pollRequestedAnnotation,
-  version,
-  type CodeMate,
-} from '../api/codemate.js';
+import { pollRequestedAnnotation, type CodeMate } from '../api/codemate.js';
 import type { CodeMateMessage } from '../api/message.js';
-import { ConditionalCache, GitHub, isUnauthorized, type GitHubRequestObserver } from '../clients/github.js';
-import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import { isUnauthorized, type GitHub } from '../clients/github.js';
+import { isConflict, type Kube, type KubeObject } from '../clients/kube.js';
 import { messageFor, notNewBecause, type Item } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
+import type { GitHubClients } from './githubClients.js';
+import { recordGitHubObservation } from './status.js';
 
 export interface PollerOptions {
   kube: Kube;
   logger: Logger;
-  githubApiUrl: string | undefined;
-  /** Per-request timeout; a request that takes longer is retried. */
-  githubTimeoutMs?: number;
-  observer?: GitHubRequestObserver;
+  github: GitHubClients;
   codemate: (namespace: string, name: string) => CodeMate | undefined;
   /** True when the message already exists (in the delivery worker's cache). */
   hasMessage: (namespace: string, name: string) => boolean;
@@ -49,9 +42,6 @@ interface Target {
 
 export class Poller {
   private readonly targets = new Map<string, Target>();
-  private readonly clients = new Map<string, GitHub>();
-  private readonly selves = new Map<string, string>();
-  private readonly cache = new ConditionalCache();
   private stopped = false;
 
   constructor(private readonly options: PollerOptions) {}
@@ -145,48 +135,15 @@ export class Poller {
     }
   }
 
-  /** The GitHub client for the CodeMate's token, and the login that token belongs to. */
-  private async client(cm: CodeMate): Promise<{ gh: GitHub; self: string }> {
-    const ref = cm.spec.github.tokenSecretRef;
-    const secret = await this.options.kube.get<KubeObject & { data?: Record<string, string> }>(
-      'v1',
-      'Secret',
-      ref.name,
-      cm.metadata.namespace,
-    );
-    const encoded = secret.data?.[ref.key ?? 'token'];
-    if (!encoded) throw new Error(`secret ${ref.name} has no key ${ref.key ?? 'token'}`);
-    const token = Buffer.from(encoded, 'base64').toString('utf8').trim();
-    let client = this.clients.get(token);
-    if (!client) {
-      client = new GitHub({
-        token,
-        baseUrl: this.options.githubApiUrl,
-        cache: this.cache,
-        ...(this.options.githubTimeoutMs ? { timeoutMs: this.options.githubTimeoutMs } : {}),
-        log: { warn: (m) => this.options.logger.warn(m), error: (m) => this.options.logger.error(m) },
-        ...(this.options.observer ? { observer: this.options.observer } : {}),
-      });
-      this.clients.set(token, client);
-    }
-    let self = this.selves.get(token);
-    if (!self) {
-      self = (await client.whoami()).login;
-      this.selves.set(token, self);
-    }
-    return { gh: client, self };
-  }
-
   async poll(cm: CodeMate): Promise<void> {
     try {
       await this.pollWithToken(cm);
     } catch (error) {
       if (isUnauthorized(error)) {
         // Forget the login and the client, so that a replaced token is asked again from scratch.
-        this.clients.clear();
-        this.selves.clear();
+        this.options.github.forget();
         const ref = cm.spec.github.tokenSecretRef;
-        await this.patchStatus(cm, {
+        await recordGitHubObservation(this.options.kube, cm, {
           github: {
             login: null,
             error: `GitHub rejected the token in secret ${ref.name} (key ${ref.key ?? 'token'}): 401 Bad credentials`,
@@ -199,12 +156,15 @@ export class Poller {
 
   private async pollWithToken(cm: CodeMate): Promise<void> {
     const repo = parseRepository(cm.spec.repository.url)!;
-    const { gh, self } = await this.client(cm);
+    const { gh, self } = await this.options.github.forCodeMate(cm);
     const number =
       cm.spec.repository.pullRequest ?? cm.status?.pullRequest?.number ?? (await this.discover(cm, gh, repo));
     const now = new Date().toISOString();
     if (!number) {
-      await this.patchStatus(cm, { lastMonitorCheck: now, github: { login: self, error: null } });
+      await recordGitHubObservation(this.options.kube, cm, {
+        lastMonitorCheck: now,
+        github: { login: self, error: null },
+      });
       return;
     }
     const pr = await gh.pullRequest(repo.owner, repo.repo, number);
@@ -221,12 +181,11 @@ export class Poller {
         await this.create(message);
       }
     }
-    await this.patchStatus(cm, {
+    await recordGitHubObservation(this.options.kube, cm, {
       lastMonitorCheck: now,
       github: { login: self, error: null },
       pullRequest: { number: pr.number, url: pr.url, state: pr.state },
     });
-    if (pr.state !== 'open') await this.applyLifecycle(cm, pr.state);
   }
 
   private async discover(cm: CodeMate, gh: GitHub, repo: RepositoryRef): Promise<number | undefined> {
@@ -249,50 +208,6 @@ export class Poller {
     } catch (error) {
       if (!isConflict(error)) throw error;
     }
-  }
-
-  private async patchStatus(cm: CodeMate, status: object): Promise<void> {
-    try {
-      await this.options.kube.patchStatus(
-        { group, version, plural, namespace: cm.metadata.namespace, name: cm.metadata.name },
-        status,
-      );
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-    }
-  }
-
-  private async applyLifecycle(cm: CodeMate, state: 'closed' | 'merged'): Promise<void> {
-    const policy = cm.spec.lifecycle?.onPullRequestClosed ?? 'Keep';
-    const ref = {
-      apiVersion,
-      kind: 'CodeMate',
-      metadata: { name: cm.metadata.name, namespace: cm.metadata.namespace },
-    };
-    if (policy === 'Suspend' && !cm.spec.suspend) {
-      this.options.logger.info(
-        { codemate: cm.metadata.name, state },
-        'pull request closed; suspending the session',
-      );
-      await this.options.kube.mergePatch({ ...ref, spec: { suspend: true } });
-    } else if (policy === 'Delete') {
-      this.options.logger.info(
-        { codemate: cm.metadata.name, state },
-        'pull request closed; deleting the CodeMate',
-      );
-      await this.options.kube.delete(apiVersion, 'CodeMate', cm.metadata.name, cm.metadata.namespace);
-    }
-  }
-
-  /** 👀 on the GitHub item a delivered message came from. */
-  async acknowledge(message: CodeMateMessage): Promise<void> {
-    const { type, id } = message.spec.source;
-    if ((type !== 'issue_comment' && type !== 'review_comment') || !id) return;
-    const cm = this.options.codemate(message.metadata.namespace, message.spec.codemate);
-    const repo = cm && parseRepository(cm.spec.repository.url);
-    if (!cm || !repo) return;
-    const { gh } = await this.client(cm);
-    await gh.acknowledge(type, repo.owner, repo.repo, Number(id));
   }
 }
 

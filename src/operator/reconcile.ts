@@ -43,7 +43,11 @@ export interface Observed {
 export type Action =
   | { type: 'createPod'; pod: PodManifest }
   | { type: 'deletePod'; name: string; reason: string }
-  | { type: 'createPvc'; pvc: ReturnType<typeof desiredPvc> };
+  | { type: 'createPvc'; pvc: ReturnType<typeof desiredPvc> }
+  /** The lifecycle after the pull request closed: set spec.suspend, as `codemate suspend` does. */
+  | { type: 'suspend'; reason: string }
+  /** The lifecycle after the pull request closed: delete the CodeMate (its pod and claim go with it). */
+  | { type: 'deleteCodeMate'; reason: string };
 
 export interface PlannedEvent {
   type: 'Normal' | 'Warning';
@@ -142,15 +146,22 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
   set(githubAuthenticated(spec, previous));
 
   const verdict = decide({ ...cm, spec }, pod, secretProblems, settings, actions);
-  // A session kept after its pull request closed (lifecycle Keep) keeps running, and says it is done.
-  // Under Suspend or Delete the poller is about to act; until it has, the session is still Running.
-  const keep = (spec.lifecycle?.onPullRequestClosed ?? 'Keep') === 'Keep';
-  if (keep && verdict.phase === 'Running' && (pr?.state === 'merged' || pr?.state === 'closed')) {
-    return finish(cm, {
-      ...verdict,
-      phase: 'Completed',
-      message: `pull request #${pr.number} is ${pr.state}; the session is kept (spec.lifecycle.onPullRequestClosed: Keep)`,
-    });
+  const closed = closedPullRequest(spec, pr);
+  if (closed) {
+    const policy = spec.lifecycle?.onPullRequestClosed ?? 'Keep';
+    const reason = `pull request #${closed.number} is ${closed.state} (spec.lifecycle.onPullRequestClosed: ${policy})`;
+    // A kept session keeps running, and says it is done.
+    if (policy === 'Keep' && verdict.phase === 'Running') {
+      return finish(cm, {
+        ...verdict,
+        phase: 'Completed',
+        message: `pull request #${closed.number} is ${closed.state}; the session is kept (spec.lifecycle.onPullRequestClosed: Keep)`,
+      });
+    }
+    // Suspend and Delete change the object itself; until the next reconcile sees that, the phase stands.
+    if (policy === 'Suspend' && !spec.suspend) actions.push({ type: 'suspend', reason });
+    // Nothing else is worth doing for a CodeMate about to go.
+    if (policy === 'Delete') actions.splice(0, actions.length, { type: 'deleteCodeMate', reason });
   }
   return finish(cm, verdict);
 
@@ -172,6 +183,7 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
     delete status.podName;
     if (pod && !pod.deleting && v.phase !== 'Suspended') status.podName = pod.name;
     for (const a of actions) {
+      if (a.type === 'suspend' || a.type === 'deleteCodeMate') continue;
       if (a.type === 'createPod') {
         status.podName = a.pod.metadata.name;
         events.push({
@@ -206,6 +218,20 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
     }
     return { actions, events, status, ...(v.requeueAfterMs ? { requeueAfterMs: v.requeueAfterMs } : {}) };
   }
+}
+
+/**
+ * The pull request the poller last saw closed or merged, when it is the one the spec names (a changed
+ * spec.repository.pullRequest is not judged by the state of the one before).
+ */
+function closedPullRequest(
+  spec: CodeMateSpec,
+  pr: CodeMateStatus['pullRequest'],
+): { number: number; state: 'closed' | 'merged' } | undefined {
+  if (!pr?.number || (pr.state !== 'closed' && pr.state !== 'merged')) return undefined;
+  if (spec.repository.pullRequest !== undefined && spec.repository.pullRequest !== pr.number)
+    return undefined;
+  return { number: pr.number, state: pr.state };
 }
 
 /** Whether GitHub accepts the session's token, as far as the poller has found out. */

@@ -7,9 +7,12 @@ import type { OperatorConfig } from '../config/index.js';
 import { startHealthServer } from '../observability/health.js';
 import { createLogger, errorFields, type Logger } from '../observability/log.js';
 import { operatorMetrics } from '../observability/metrics.js';
-import { CodeMateController } from './controller.js';
+import { informerSupervision } from '../runtime/informers.js';
+import { CodeMateController, codemateLookup, watchCodeMates } from './controller.js';
 import { defaultBackoff, DeliveryWorker } from './delivery.js';
+import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
+import { Reactions } from './reactions.js';
 import type { GitHubRequestObserver } from '../clients/github.js';
 import { LeaderElector } from './leader.js';
 
@@ -30,9 +33,6 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   const logger = deps.logger ?? createLogger({ name: 'codemate-operator', level: config.logLevel });
   const kube = Kube.load({ kubeconfig: config.kubeconfig, context: config.context });
   const metrics = operatorMetrics();
-  // One controller per leadership term: a replica that loses the Lease stops acting at once and
-  // campaigns again, instead of exiting.
-  // One controller and one delivery worker per leadership term.
   const observer: GitHubRequestObserver = {
     request: (kind, status) => metrics.githubRequests.inc({ kind, status: String(status) }),
     rateLimit: (remaining) => metrics.githubRateLimitRemaining.set(remaining),
@@ -44,37 +44,37 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       );
     },
   };
+  // One controller, delivery worker and poller per leadership term: a replica that loses the Lease stops
+  // acting at once and campaigns again, instead of exiting. Each part gets what it uses, in order.
   const newTerm = () => {
-    let delivery: DeliveryWorker | undefined = undefined;
-    let poller: Poller | undefined = undefined;
-    const ctrl = new CodeMateController({
+    const supervision = informerSupervision(logger, metrics.informerRestarts);
+    const codemates = watchCodeMates(kube, config.watchNamespace, supervision);
+    const codemate = codemateLookup(codemates);
+    const controller = new CodeMateController({
       kube,
       namespace: config.watchNamespace,
+      codemates,
+      supervision,
       settings: { defaultImage: config.sessionImage },
       workers: config.workers,
       resyncMs: config.resyncSeconds * 1000,
       logger,
       metrics,
-      onCodeMateEvent: (ns, name) => {
-        delivery?.kick(ns, name);
-        poller?.sync(ns, name);
-      },
     });
-    poller = new Poller({
+    const github = new GitHubClients({
       kube,
       logger,
       githubApiUrl: config.githubApiUrl,
       githubTimeoutMs: config.githubTimeoutSeconds * 1000,
       observer,
-      codemate: (ns, name) => ctrl.getCodeMate(ns, name),
-      hasMessage: (ns, name) => delivery?.has(ns, name) ?? false,
     });
-    const acknowledge = poller;
-    delivery = new DeliveryWorker({
+    const reactions = new Reactions({ github, codemate });
+    const delivery = new DeliveryWorker({
       kube,
       namespace: config.watchNamespace,
       logger,
-      codemate: (ns, name) => ctrl.getCodeMate(ns, name),
+      codemates,
+      supervision,
       retention: config.messageRetention,
       policy: { expiryMs: config.messageExpirySeconds * 1000, ...defaultBackoff, random: Math.random },
       onAttempt: (result) => metrics.deliveryAttempts.inc({ result }),
@@ -83,7 +83,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       onDelivered: (message, latencyMs) => {
         metrics.deliveries.inc({ source: message.spec.source.type, result: 'Delivered' });
         metrics.deliveryLatency.observe(latencyMs / 1000);
-        acknowledge
+        reactions
           .acknowledge(message)
           .catch((error: unknown) =>
             logger.warn(
@@ -93,7 +93,15 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
           );
       },
     });
-    return { controller: ctrl, delivery, poller };
+    const poller = new Poller({
+      kube,
+      logger,
+      github,
+      codemate,
+      hasMessage: (ns, name) => delivery.has(ns, name),
+    });
+    codemates.subscribe((_event, cm) => poller.sync(cm.metadata.namespace, cm.metadata.name));
+    return { controller, delivery, poller };
   };
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
@@ -104,9 +112,8 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       })
     : undefined;
 
-  let controller: CodeMateController | undefined;
-  let delivery: DeliveryWorker | undefined;
-  let poller: Poller | undefined;
+  /** The parts of the current leadership term, while there is one. */
+  let term: ReturnType<typeof newTerm> | undefined;
   let shuttingDown = false;
   const health = await startHealthServer({
     port: config.healthPort,
@@ -115,15 +122,15 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
     ready: () => {
       if (shuttingDown) return { ok: false, reason: 'shutting down' };
       if (leader && !leader.isLeader) return { ok: true };
-      return controller?.synced && delivery?.synced
+      return term?.controller.synced && term.delivery.synced
         ? { ok: true }
         : { ok: false, reason: 'caches not synced' };
     },
     beforeScrape: () => {
-      metrics.queueDepth.set(controller?.queue.length ?? 0);
+      metrics.queueDepth.set(term?.controller.queue.length ?? 0);
       metrics.leader.set(leader ? Number(leader.isLeader) : 1);
       metrics.sessions.reset();
-      for (const [phase, n] of Object.entries(controller?.phaseCounts() ?? {}))
+      for (const [phase, n] of Object.entries(term?.controller.phaseCounts() ?? {}))
         metrics.sessions.set({ phase }, n);
     },
   });
@@ -144,31 +151,33 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   const lifecycle = (async () => {
     while (!shuttingDown) {
       if (leader && !(await leader.acquire())) return;
-      ({ controller, delivery, poller } = newTerm());
-      await controller.start();
-      await delivery.start();
+      const current = newTerm();
+      term = current;
+      await current.controller.start();
+      await current.delivery.start();
       logger.info('reconciling CodeMates');
       if (!leader) return shutdown;
       if ((await leader.holdLeadership()) === 'stopped') return;
       logger.warn('stopped reconciling after losing the Lease; campaigning again');
-      poller.stop();
-      await delivery.stop();
-      await controller.stop();
-      controller = undefined;
-      delivery = undefined;
-      poller = undefined;
+      current.poller.stop();
+      await current.delivery.stop();
+      await current.controller.stop();
+      term = undefined;
     }
   })();
 
   await Promise.race([shutdown, lifecycle]);
   shuttingDown = true;
-  logger.info({ inFlight: controller?.queue.inFlight ?? 0 }, 'shutting down: finishing in-flight reconciles');
-  const stopping = { controller, delivery };
-  poller?.stop();
+  logger.info(
+    { inFlight: term?.controller.queue.inFlight ?? 0 },
+    'shutting down: finishing in-flight reconciles',
+  );
+  const stopping = term;
+  stopping?.poller.stop();
   await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));
-  await stopping.delivery?.stop();
-  await stopping.controller?.stop();
+  await stopping?.delivery.stop();
+  await stopping?.controller.stop();
   await leader?.release();
   await health.close();
   logger.info('operator stopped');

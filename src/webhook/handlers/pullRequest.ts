@@ -1,8 +1,9 @@
 /**
  * pull_request.opened, reopened and closed: the CodeMates following that pull request, or its head
  * branch, are asked to poll now. The operator's poller is the one place that links a branch to its pull
- * request and applies the lifecycle policy; the webhook only moves that poll forward by setting an
- * annotation, which an admission policy in manifests/webhook.yaml keeps it from changing anything else.
+ * request and records its state, from which the reconcile applies the lifecycle policy; the webhook only
+ * moves that poll forward by setting an annotation, which an admission policy in manifests/webhook.yaml
+ * keeps it from changing anything else.
  */
 import { apiVersion, kind, pollRequestedAnnotation } from '../../api/codemate.js';
 import { isNotFound, type KubeObject } from '../../clients/kube.js';

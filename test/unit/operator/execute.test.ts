@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { statusPatch } from '../../../src/operator/execute.js';
+import type { CodeMate } from '../../../src/api/codemate.js';
+import type { Kube } from '../../../src/clients/kube.js';
+import { executePlan, statusPatch } from '../../../src/operator/execute.js';
+import type { Plan } from '../../../src/operator/reconcile.js';
 
 const condition = {
   type: 'Ready',
@@ -37,5 +40,55 @@ describe('statusPatch', () => {
       phase: 'Suspended',
       podName: null,
     });
+  });
+});
+
+describe('executePlan: the lifecycle actions', () => {
+  const cm: CodeMate = {
+    apiVersion: 'codemate.io/v1alpha1',
+    kind: 'CodeMate',
+    metadata: { name: 'pr-1', namespace: 'team', uid: 'uid-1' },
+    spec: {
+      repository: { url: 'https://github.com/o/r.git', pullRequest: 1 },
+      github: { tokenSecretRef: { name: 'gh', key: 'token' } },
+      anthropic: { apiKeySecretRef: { name: 'anthropic', key: 'token' } },
+    },
+    status: { phase: 'Running' },
+  };
+  /** The calls the executor makes, in order: it is the one part that talks to the apiserver. */
+  function recordingKube() {
+    const calls: unknown[][] = [];
+    const record =
+      (verb: string) =>
+      async (...args: unknown[]) =>
+        void calls.push([verb, ...args]);
+    const kube = {
+      mergePatch: record('mergePatch'),
+      delete: record('delete'),
+      patchStatus: record('patchStatus'),
+      recordEvent: record('recordEvent'),
+    } as unknown as Kube;
+    return { kube, calls };
+  }
+  const plan = (actions: Plan['actions']): Plan => ({
+    actions,
+    events: [{ type: 'Normal', reason: 'Completed', message: 'done' }],
+    status: { phase: 'Completed' },
+  });
+
+  it('suspend sets spec.suspend, then writes the status and events as usual', async () => {
+    const { kube, calls } = recordingKube();
+    await executePlan(kube, cm, plan([{ type: 'suspend', reason: 'pull request #1 is merged' }]));
+    expect(calls.map((c) => c[0])).toEqual(['mergePatch', 'patchStatus', 'recordEvent']);
+    expect(calls[0]![1]).toMatchObject({
+      metadata: { name: 'pr-1', namespace: 'team' },
+      spec: { suspend: true },
+    });
+  });
+
+  it('deleteCodeMate deletes it and writes nothing after', async () => {
+    const { kube, calls } = recordingKube();
+    await executePlan(kube, cm, plan([{ type: 'deleteCodeMate', reason: 'pull request #1 is closed' }]));
+    expect(calls).toEqual([['delete', 'codemate.io/v1alpha1', 'CodeMate', 'pr-1', 'team']]);
   });
 });

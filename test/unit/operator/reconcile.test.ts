@@ -298,7 +298,7 @@ describe('reconcile: what the poller found on GitHub', () => {
     expect(reconcile(reopened, observed({ pods: [pod(reopened)] }), settings, now).status.phase).toBe(
       'Running',
     );
-    // Under Suspend or Delete the poller acts on the close; the session is not "kept", so not Completed.
+    // Under Suspend or Delete the plan changes the object (below); the session is not "kept", so not Completed.
     for (const policy of ['Suspend', 'Delete'] as const) {
       const cm = codemate(
         { lifecycle: { onPullRequestClosed: policy } },
@@ -309,6 +309,109 @@ describe('reconcile: what the poller found on GitHub', () => {
     // A session that is not running is not Completed: Suspend and failures keep their own phase.
     const suspended = codemate({ suspend: true }, { pullRequest: { number: 1, state: 'merged' } });
     expect(reconcile(suspended, observed(), settings, now).status.phase).toBe('Suspended');
+  });
+});
+
+describe('reconcile: the lifecycle when the pull request closes', () => {
+  const closedPr = (state: string, number = 1) => ({
+    phase: 'Running' as const,
+    pullRequest: { number, state },
+  });
+  const lifecycle = (onPullRequestClosed: 'Keep' | 'Suspend' | 'Delete') => ({
+    lifecycle: { onPullRequestClosed },
+  });
+  const cases: Array<{
+    name: string;
+    cm: CodeMate;
+    pods?: 'running' | 'none';
+    phase: string;
+    actions: string[];
+  }> = [
+    {
+      name: 'open, Suspend → nothing',
+      cm: codemate(lifecycle('Suspend'), closedPr('open')),
+      phase: 'Running',
+      actions: [],
+    },
+    {
+      name: 'open, Delete → nothing',
+      cm: codemate(lifecycle('Delete'), closedPr('open')),
+      phase: 'Running',
+      actions: [],
+    },
+    {
+      name: 'merged, Keep → Completed',
+      cm: codemate(lifecycle('Keep'), closedPr('merged')),
+      phase: 'Completed',
+      actions: [],
+    },
+    {
+      name: 'merged, no lifecycle → Keep',
+      cm: codemate({}, closedPr('merged')),
+      phase: 'Completed',
+      actions: [],
+    },
+    {
+      name: 'closed, Keep, session not running → not Completed',
+      cm: codemate(lifecycle('Keep'), closedPr('closed')),
+      pods: 'none',
+      phase: 'Starting',
+      actions: ['createPod'],
+    },
+    {
+      name: 'merged, Suspend → set spec.suspend',
+      cm: codemate(lifecycle('Suspend'), closedPr('merged')),
+      phase: 'Running',
+      actions: ['suspend'],
+    },
+    {
+      name: 'closed, Suspend, already suspended → nothing more',
+      cm: codemate({ ...lifecycle('Suspend'), suspend: true }, closedPr('closed')),
+      pods: 'none',
+      phase: 'Suspended',
+      actions: [],
+    },
+    {
+      name: 'merged, Delete → delete the CodeMate',
+      cm: codemate(lifecycle('Delete'), closedPr('merged')),
+      phase: 'Running',
+      actions: ['deleteCodeMate'],
+    },
+    {
+      name: 'closed, Delete, no pod yet → delete, and create nothing first',
+      cm: codemate(lifecycle('Delete'), closedPr('closed')),
+      pods: 'none',
+      phase: 'Starting',
+      actions: ['deleteCodeMate'],
+    },
+    {
+      name: 'closed, but not the pull request the spec names now → nothing',
+      cm: codemate(lifecycle('Delete'), closedPr('closed', 2)),
+      phase: 'Running',
+      actions: [],
+    },
+  ];
+  it.each(cases)('$name', ({ cm, pods, phase, actions }) => {
+    const plan = reconcile(cm, observed({ pods: pods === 'none' ? [] : [pod(cm)] }), settings, now);
+    expect(plan.status.phase).toBe(phase);
+    expect(plan.actions.map((a) => a.type)).toEqual(actions);
+  });
+
+  it('says why it suspends or deletes', () => {
+    const cm = codemate(lifecycle('Suspend'), closedPr('merged', 1));
+    expect(reconcile(cm, observed({ pods: [pod(cm)] }), settings, now).actions).toEqual([
+      { type: 'suspend', reason: 'pull request #1 is merged (spec.lifecycle.onPullRequestClosed: Suspend)' },
+    ]);
+  });
+
+  it('links a branch-only CodeMate to whichever pull request the poller found, closed or not', () => {
+    const cm = codemate(
+      { ...lifecycle('Suspend'), repository: { url: 'https://github.com/o/r.git', branch: 'feature' } },
+      closedPr('closed', 7),
+    );
+    expect(reconcile(cm, observed({ pods: [pod(cm)] }), settings, now).actions.map((a) => a.type)).toEqual([
+      'suspend',
+    ]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WorkQueue } from '../../../src/operator/queue.js';
+import { WorkQueue } from '../../../src/runtime/queue.js';
 
 describe('WorkQueue', () => {
   it('holds a key once however often it is added', async () => {
@@ -61,6 +61,31 @@ describe('WorkQueue', () => {
     q.forget('a');
     q.add('a');
     expect(q.length).toBe(1);
+    q.shutDown();
+  });
+
+  it('holds a key retried at a time of its own, without counting a failure', async () => {
+    const q = new WorkQueue({ baseDelayMs: 100, random: () => 1 });
+    const started = Date.now();
+    q.retryAfter('a', 100);
+    q.add('a');
+    expect(q.length).toBe(0);
+    expect(await q.get()).toBe('a');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(95);
+    expect(q.failuresOf('a')).toBe(0);
+    q.shutDown();
+  });
+
+  it('resetBackoff hands out every key waiting out a backoff at once, and forgets the failures', async () => {
+    const q = new WorkQueue({ baseDelayMs: 60_000, random: () => 1 });
+    q.addRateLimited('a');
+    q.addRateLimited('a');
+    q.add('b');
+    expect(q.length).toBe(1);
+    q.resetBackoff();
+    expect(q.length).toBe(2);
+    expect(q.failuresOf('a')).toBe(0);
+    expect([await q.get(), await q.get()]).toEqual(['b', 'a']);
     q.shutDown();
   });
 

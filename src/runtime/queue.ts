@@ -90,6 +90,33 @@ export class WorkQueue {
     return delay;
   }
 
+  /**
+   * Re-adds a key at a time its reconcile named (a temporary error's own delay), holding adds until
+   * then as a backoff does, without counting a failure.
+   */
+  retryAfter(key: string, delayMs: number): void {
+    if (delayMs <= 0) return this.add(key);
+    this.backoffUntil.set(key, Date.now() + delayMs);
+    this.addAfter(key, delayMs);
+  }
+
+  /**
+   * Ends every key's backoff at once and adds the keys that were waiting one out. After an apiserver
+   * outage the failures were the outage's, not the keys': without this, a key that failed during it
+   * would wait out up to its whole backoff after the apiserver came back.
+   */
+  resetBackoff(): void {
+    const held = [...this.backoffUntil.keys()];
+    this.failures.clear();
+    this.backoffUntil.clear();
+    for (const key of held) {
+      const pending = this.timers.get(key);
+      if (pending) clearTimeout(pending.timer);
+      this.timers.delete(key);
+      this.add(key);
+    }
+  }
+
   /** Clears a key's failure history after it succeeded. */
   forget(key: string): void {
     this.failures.delete(key);

@@ -1,0 +1,33 @@
+/**
+ * Who writes which fields of a CodeMate's status. Each writer patches only its own fields, so that one
+ * working from a cached copy never sends another's fields back over newer values:
+ * - the reconcile (applied by execute.ts) owns what it decides: the phase and the conditions;
+ * - the poller records what it saw on GitHub, and decides nothing: the reconcile reads it;
+ * - delivery records the sources of the messages retention deleted (history, delivery.ts).
+ */
+import { group, plural, version, type CodeMate } from '../api/codemate.js';
+import { isNotFound, type Kube } from '../clients/kube.js';
+
+export const reconcileOwned = ['phase', 'message', 'podName', 'observedGeneration', 'conditions'] as const;
+
+/** What the poller saw on GitHub; null clears a field (a JSON merge patch). */
+export interface GitHubObservation {
+  lastMonitorCheck?: string;
+  github?: { login: string | null; error: string | null };
+  pullRequest?: { number: number; url: string; state: string };
+}
+
+export async function recordGitHubObservation(
+  kube: Kube,
+  cm: CodeMate,
+  observation: GitHubObservation,
+): Promise<void> {
+  try {
+    await kube.patchStatus(
+      { group, version, plural, namespace: cm.metadata.namespace, name: cm.metadata.name },
+      observation,
+    );
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+}
