@@ -13,6 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import { parseBlockYaml } from './blockYaml.js';
 import type { KubeObject, KubeTarget } from './kube.js';
 
 /** What the quick commands need from a cluster; the SDK's `Kube` has the same shape. */
@@ -72,10 +73,9 @@ export async function loadReader(
   } catch {
     return undefined;
   }
-  const { parse } = await import('yaml');
   let config: Fields;
   try {
-    config = (parse(text) ?? {}) as Fields;
+    config = (parseBlockYaml(text) ?? (await import('yaml')).parse(text) ?? {}) as Fields;
   } catch {
     return undefined;
   }
