@@ -64,8 +64,10 @@ export async function complete(program: Command, words: string[]): Promise<strin
   const matching = (candidates: string[]) => candidates.filter((c) => c.startsWith(current));
   if (valueOf) return valueOf.attributeName() === 'namespace' ? matching(await namespaces(cluster)) : [];
   if (current.startsWith('-')) {
-    const flags = optionsOf(command).flatMap((o) => [o.long, o.short].filter((f): f is string => !!f));
-    return matching([...new Set([...flags, '--help', ...(command === program ? ['--version'] : [])])]);
+    // --version is the program's option; it means nothing after a command.
+    const options = optionsOf(command).filter((o) => command === program || o.long !== '--version');
+    const flags = options.flatMap((o) => [o.long, o.short].filter((f): f is string => !!f));
+    return matching([...flags, '--help']);
   }
   const subcommands = command.commands.filter((c) => !hidden(c));
   if (subcommands.length > 0 && positionals === 0) return matching(subcommands.map((c) => c.name()));
