@@ -45,12 +45,14 @@ export class KubeAnswerError extends Error {
     readonly code: number,
     readonly body: string,
   ) {
-    let message = `HTTP ${code}`;
+    // Not every answer is a Status: a group the apiserver does not serve (a CRD not installed) gets a
+    // plain "404 page not found". For that one, say what client-go says.
+    let message = code === 404 ? 'the server could not find the requested resource' : `HTTP ${code}`;
     try {
       const status = JSON.parse(body) as { message?: unknown };
       if (typeof status.message === 'string') message = status.message;
     } catch {
-      // Not a Status object (a proxy's page, say): the code says enough.
+      // Not JSON: the message above.
     }
     super(message);
     this.name = 'KubeAnswerError';
