@@ -13,7 +13,7 @@ export const describe: Verb = async ({ args: [name], globals }, deps) =>
   runDescribe(String(name), await connectReader(globals), deps.out);
 
 export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Output): Promise<void> {
-  // All three at once: the apiserver's time for each overlaps the others'.
+  // Issued together; the light client sends them in turn over one connection (see clients/kubeRead.ts).
   const [cm, messages, events] = await Promise.all([
     getCodeMate(c, name),
     c.kube.list<MessageObject>(apiVersion, messageKind, c.namespace).catch(() => []),

@@ -27,7 +27,7 @@ export async function runList(options: ListOptions, c: Cluster<KubeReader>, out:
   let items: CodeMateObject[];
   let messages: MessageObject[];
   try {
-    // Both at once: the apiserver's time for one overlaps the other's.
+    // Issued together; the light client sends them in turn over one connection (see clients/kubeRead.ts).
     [items, messages] = await Promise.all([
       c.kube.list<CodeMateObject>(apiVersion, kind, ns),
       c.kube.list<MessageObject>(apiVersion, messageKind, ns).catch(() => []),
