@@ -66,8 +66,8 @@ export async function loadReader(
   target: KubeTarget,
   options: { timeoutMs?: number } = {},
 ): Promise<KubeReader | undefined> {
-  // As the SDK's loadFromDefault: the flag, else $KUBECONFIG, else ~/.kube/config.
-  const file = target.kubeconfig ?? process.env.KUBECONFIG ?? path.join(os.homedir(), '.kube', 'config');
+  // As the SDK's loadFromDefault: the flag, else $KUBECONFIG (unless empty), else ~/.kube/config.
+  const file = target.kubeconfig || process.env.KUBECONFIG || path.join(os.homedir(), '.kube', 'config');
   if (file.includes(path.delimiter)) return undefined;
   let text: string;
   try {
