@@ -8,8 +8,6 @@ import { CodemateError, ExitCode, UsageError } from './errors.js';
 import { createOutput, type Output } from './output.js';
 import { buildProgram } from './program.js';
 
-export { buildProgram, packageVersion, type CliDeps } from './program.js';
-
 /** The single place that turns errors into exit codes and messages. */
 export function exitCodeFor(error: unknown, out: Output): ExitCode {
   if (error instanceof CommanderError) {
