@@ -13,7 +13,7 @@ export function statusCode(error: unknown): number | undefined {
 /** The apiserver's own message from an API error (the Status object's `message`). */
 export function statusMessage(error: unknown): string {
   const answer = error as { code?: unknown; body?: unknown } | null;
-  if (typeof answer?.code === 'number' && answer.body !== undefined) {
+  if (typeof answer?.code === 'number' && 'body' in answer) {
     const parsed = typeof answer.body === 'string' ? safeJson(answer.body) : answer.body;
     const message = (parsed as { message?: unknown } | undefined)?.message;
     if (typeof message === 'string') return message;
