@@ -5,12 +5,9 @@
  */
 import { z } from 'zod';
 import { historyLimit } from './message.js';
+import type { apiVersion, kind } from './names.js';
 
-export const group = 'codemate.io';
-export const version = 'v1alpha1';
-export const apiVersion = `${group}/${version}`;
-export const kind = 'CodeMate';
-export const plural = 'codemates';
+export { apiVersion, group, kind, plural, version } from './names.js';
 /** Set by the webhook when a pull request opens, reopens or closes: the operator polls that CodeMate now. */
 export const pollRequestedAnnotation = 'codemate.io/poll-requested-at';
 

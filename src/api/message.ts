@@ -4,9 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { apiVersion, kind, messageKind } from './names.js';
 
-export const messageKind = 'CodeMateMessage';
-export const messagePlural = 'codematemessages';
+export { messageKind, messagePlural } from './names.js';
 export const sourceTypes = ['issue_comment', 'review', 'review_comment', 'cli'] as const;
 export type SourceType = (typeof sourceTypes)[number];
 export const messagePhases = ['Pending', 'Delivered', 'Rejected', 'Failed'] as const;
@@ -43,9 +43,58 @@ export interface MessageStatus {
 export interface CodeMateMessage {
   apiVersion: 'codemate.io/v1alpha1';
   kind: typeof messageKind;
-  metadata: { name: string; namespace: string; uid?: string; creationTimestamp?: string | Date };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid?: string;
+    creationTimestamp?: string | Date;
+    ownerReferences?: OwnerReference[];
+  };
   spec: MessageSpec;
   status?: MessageStatus;
+}
+
+interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+}
+
+/** The CodeMate a message is for, as far as building the message needs it. */
+export interface MessageOwner {
+  metadata: { name: string; namespace: string; uid?: string | undefined };
+}
+
+/**
+ * The one place that builds the contract object, for every source (webhook, poller, `codemate inject`):
+ * named `name` (see messageName), in its CodeMate's namespace, and owned by it, so that it goes when the
+ * CodeMate goes.
+ */
+export function buildMessage(
+  owner: MessageOwner,
+  name: string,
+  message: Omit<MessageSpec, 'codemate'>,
+): CodeMateMessage {
+  return {
+    apiVersion: 'codemate.io/v1alpha1',
+    kind: messageKind,
+    metadata: {
+      name,
+      namespace: owner.metadata.namespace,
+      ownerReferences: [
+        {
+          apiVersion,
+          kind,
+          name: owner.metadata.name,
+          uid: owner.metadata.uid!,
+          controller: true,
+        },
+      ],
+    },
+    spec: { codemate: owner.metadata.name, ...message },
+  };
 }
 
 export const sourceAbbreviation: Record<SourceType, string> = {

@@ -2,7 +2,11 @@
  * Cluster access for the user-facing commands, kubectl style (--kubeconfig, --context, -n, -A,
  * in-cluster), and the translation of API failures into messages that say what to do next.
  */
-import { Kube, isForbidden, isNotFound, statusCode, statusMessage } from '../clients/kube.js';
+import { apiVersion, kind } from '../api/names.js';
+import type { CodeMate } from '../api/codemate.js';
+import type { Kube, KubeObject } from '../clients/kube.js';
+import { isForbidden, isNotFound, statusCode, statusMessage } from '../clients/kubeErrors.js';
+import { loadReader, type KubeReader } from '../clients/kubeRead.js';
 import { CodemateError } from './errors.js';
 
 export interface ClusterFlags {
@@ -11,33 +15,76 @@ export interface ClusterFlags {
   namespace?: string | undefined;
 }
 
-export interface Cluster {
-  kube: Kube;
+/** A connection and the namespace the command works in. Read-only commands get a `KubeReader`. */
+export interface Cluster<K extends KubeReader = Kube> {
+  kube: K;
   namespace: string;
 }
 
-export function connect(flags: ClusterFlags, envKubeconfig: string | undefined): Cluster {
+export type CodeMateObject = CodeMate & KubeObject;
+
+const noCluster = 'set KUBECONFIG or --kubeconfig, or run `codemate dev up` for a local sandbox';
+
+/** The SDK client, for commands that write, exec or stream. Without --kubeconfig: as kubectl finds one. */
+export async function connect(flags: ClusterFlags): Promise<Cluster> {
   let kube: Kube;
   try {
-    kube = Kube.load({ kubeconfig: flags.kubeconfig ?? envKubeconfig, context: flags.context });
+    const { Kube } = await import('../clients/kube.js');
+    kube = Kube.load({ kubeconfig: flags.kubeconfig, context: flags.context });
   } catch (error) {
     throw new CodemateError(`cannot load a kubeconfig: ${(error as Error).message}`, {
-      hint: 'set KUBECONFIG or --kubeconfig, or run `codemate dev up` for a local sandbox',
+      hint: noCluster,
       cause: error,
     });
   }
-  if (!kube.server) {
-    throw new CodemateError('no cluster is configured', {
-      hint: 'set KUBECONFIG or --kubeconfig, or run `codemate dev up` for a local sandbox',
-    });
-  }
+  if (!kube.server) throw new CodemateError('no cluster is configured', { hint: noCluster });
   return { kube, namespace: flags.namespace ?? kube.defaultNamespace };
+}
+
+/**
+ * A read-only connection that starts in milliseconds (see clients/kubeRead.ts), or the SDK's when the
+ * kubeconfig needs it. `timeoutMs` bounds each request, e.g. for shell completion.
+ */
+export async function connectReader(
+  flags: ClusterFlags,
+  options: { timeoutMs?: number } = {},
+): Promise<Cluster<KubeReader>> {
+  const reader = await loadReader({ kubeconfig: flags.kubeconfig, context: flags.context }, options);
+  if (!reader) return connect(flags);
+  return { kube: reader, namespace: flags.namespace ?? reader.defaultNamespace };
+}
+
+/** The CodeMate `name`, or an error that names the close matches in its namespace. */
+export async function getCodeMate(c: Cluster<KubeReader>, name: string): Promise<CodeMateObject> {
+  try {
+    return await c.kube.get<CodeMateObject>(apiVersion, kind, name, c.namespace);
+  } catch (error) {
+    if (isNotFound(error)) {
+      const names = await c.kube
+        .list<CodeMateObject>(apiVersion, kind, c.namespace)
+        .then((all) => all.map((x) => x.metadata.name!))
+        .catch(() => []);
+      const near = closeMatches(name, names);
+      if (
+        names.length > 0 ||
+        !/could not find the requested resource/.test(String((error as Error).message))
+      ) {
+        throw new CodemateError(`codemate "${name}" not found in namespace ${c.namespace}`, {
+          hint:
+            near.length > 0
+              ? `did you mean ${near.map((n) => `"${n}"`).join(', ')}?`
+              : 'list them with `codemate list`',
+        });
+      }
+    }
+    throw explain(error, c, { verb: 'get', resource: 'codemates', name });
+  }
 }
 
 /** Turns an API error into an actionable CodemateError. `what` names the request, e.g. "create codemates". */
 export function explain(
   error: unknown,
-  cluster: Cluster,
+  cluster: Cluster<KubeReader>,
   what: { verb: string; resource: string; name?: string },
 ): Error {
   if (error instanceof CodemateError) return error;

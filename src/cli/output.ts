@@ -1,6 +1,5 @@
 import type { Writable } from 'node:stream';
-import { Chalk, type ChalkInstance } from 'chalk';
-import ora, { type Ora } from 'ora';
+import { styleText } from 'node:util';
 
 /**
  * Terminal conventions in one place: data goes to stdout, status to stderr; colour and spinners only when
@@ -9,13 +8,22 @@ import ora, { type Ora } from 'ora';
 export interface Output {
   readonly stdout: Writable;
   readonly stderr: Writable;
-  /** Colours for status text on stderr (no-op colours when stderr is not a colour TTY). */
-  readonly color: ChalkInstance;
+  /** Colours for status text on stderr (they leave text as it is when stderr is not a colour TTY). */
+  readonly color: Colors;
   data(text: string): void;
   info(text: string): void;
   warn(text: string): void;
-  /** A spinner on stderr when interactive; otherwise one plain line per state change. */
-  progress(text: string): Progress;
+  /**
+   * A spinner on stderr when interactive; otherwise one plain line per state change. Asynchronous because
+   * the spinner's library is loaded only by the commands that show one.
+   */
+  progress(text: string): Promise<Progress>;
+}
+
+export interface Colors {
+  red(text: string): string;
+  yellow(text: string): string;
+  dim(text: string): string;
 }
 
 export interface Progress {
@@ -26,15 +34,21 @@ export interface Progress {
 
 export interface OutputOptions {
   stdout?: Writable & { isTTY?: boolean };
-  stderr?: Writable & { isTTY?: boolean };
+  stderr?: Writable & { isTTY?: boolean; hasColors?: () => boolean };
+  /** Default: what the terminal says; Node's hasColors() is false under NO_COLOR and TERM=dumb. */
   noColor?: boolean;
 }
 
 export function createOutput(options: OutputOptions = {}): Output {
   const stdout = options.stdout ?? process.stdout;
   const stderr = options.stderr ?? process.stderr;
-  const interactive = Boolean(stderr.isTTY) && !options.noColor;
-  const color = new Chalk({ level: interactive ? 1 : 0 });
+  const noColor = options.noColor ?? !(stderr.hasColors?.() ?? false);
+  const interactive = Boolean(stderr.isTTY) && !noColor;
+  const paint =
+    (style: 'red' | 'yellow' | 'dim') =>
+    (text: string): string =>
+      interactive ? styleText(style, text) : text;
+  const color: Colors = { red: paint('red'), yellow: paint('yellow'), dim: paint('dim') };
   return {
     stdout,
     stderr,
@@ -42,12 +56,13 @@ export function createOutput(options: OutputOptions = {}): Output {
     data: (text) => void stdout.write(text.endsWith('\n') ? text : `${text}\n`),
     info: (text) => void stderr.write(`${text}\n`),
     warn: (text) => void stderr.write(`${color.yellow('warning:')} ${text}\n`),
-    progress: (text) =>
-      interactive ? spinnerProgress(ora({ text, stream: stderr }).start()) : lineProgress(stderr, text),
+    progress: async (text) => (interactive ? spinnerProgress(stderr, text) : lineProgress(stderr, text)),
   };
 }
 
-function spinnerProgress(spinner: Ora): Progress {
+async function spinnerProgress(stream: Writable, text: string): Promise<Progress> {
+  const { default: ora } = await import('ora');
+  const spinner = ora({ text, stream }).start();
   return {
     update: (text) => void (spinner.text = text),
     succeed: (text) => void spinner.succeed(text),
@@ -71,4 +86,14 @@ export function table(rows: string[][]): string {
   return rows
     .map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join(''))
     .join('\n');
+}
+
+/** An object's age as kubectl prints it: 45s, 12m, 5h, 3d. */
+export function age(timestamp: unknown, now = Date.now()): string {
+  if (!timestamp) return '-';
+  const s = Math.max(0, Math.floor((now - new Date(timestamp as string).getTime()) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
 }

@@ -4,7 +4,6 @@
  * of reading SDK error shapes.
  */
 import {
-  ApiException,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
@@ -17,6 +16,16 @@ import {
 import { createHash, randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import https from 'node:https';
+import { isNotFound } from './kubeErrors.js';
+
+export {
+  isConflict,
+  isForbidden,
+  isNotFound,
+  isUnreachable,
+  statusCode,
+  statusMessage,
+} from './kubeErrors.js';
 
 export interface ObjectMeta {
   name?: string;
@@ -324,64 +333,3 @@ export class Kube {
     });
   }
 }
-
-/** The HTTP status of a Kubernetes API error, or undefined for other errors. */
-export function statusCode(error: unknown): number | undefined {
-  if (error instanceof ApiException) return error.code;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-/** The apiserver's own message from an API error (the Status object's `message`). */
-export function statusMessage(error: unknown): string {
-  if (error instanceof ApiException) {
-    const body = error.body as unknown;
-    const parsed = typeof body === 'string' ? safeJson(body) : body;
-    const message = (parsed as { message?: unknown } | undefined)?.message;
-    if (typeof message === 'string') return message;
-    return `HTTP ${error.code}`;
-  }
-  return error instanceof Error ? error.message : String(error);
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Node's codes for failing to reach a server at all: refused, reset, timed out, not resolved. */
-const networkCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EPIPE',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-
-/** A failure to reach the apiserver at all, as opposed to an answer or a configuration error. */
-export function isUnreachable(error: unknown): boolean {
-  if (statusCode(error) !== undefined) return false;
-  for (
-    let e = error as { code?: unknown; name?: unknown; cause?: unknown } | undefined, depth = 0;
-    e && depth < 4;
-    depth++
-  ) {
-    if (typeof e.code === 'string' && networkCodes.has(e.code)) return true;
-    if (e.name === 'AbortError') return true;
-    e = e.cause as typeof e;
-  }
-  return false;
-}
-
-export const isNotFound = (error: unknown) => statusCode(error) === 404;
-export const isConflict = (error: unknown) => statusCode(error) === 409;
-export const isForbidden = (error: unknown) => statusCode(error) === 403;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { MessageSpec } from '../../src/api/message.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
-import { cliPath, runCli } from '../helpers/cli.js';
+import { cliPath, runCli, runCliTracingModules } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import { secretObject, writeTokenKubeconfig } from '../helpers/operator.js';
 import { makeOrigin } from '../helpers/session.js';
@@ -39,6 +39,36 @@ beforeAll(async () => {
 afterAll(async () => {
   await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
   await rm(stateDir + '-repo', { recursive: true, force: true });
+});
+
+describe('start-up', () => {
+  // The SDKs and the schema library: each costs more to load than kubectl takes to answer.
+  const heavy = /node_modules\/(@kubernetes|@octokit|fastify|pino|prom-client|zod|yaml|ora)\//;
+  const servers = /\/dist\/(dev|operator|webhook)\//;
+
+  it('loads no SDK for --version, --help and the help of each verb', async () => {
+    for (const args of [
+      ['--version'],
+      ['--help'],
+      ['list', '--help'],
+      ['create', '--help'],
+      ['dev', 'up', '--help'],
+    ]) {
+      const r = await runCliTracingModules(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.modules.length, args.join(' ')).toBeGreaterThan(0);
+      expect(
+        r.modules.filter((m) => heavy.test(m) || servers.test(m)),
+        args.join(' '),
+      ).toEqual([]);
+    }
+  });
+
+  it('lists through the light client, without client-node or zod', async () => {
+    const r = await runCliTracingModules(['list', '-n', ns], { env: { KUBECONFIG: kubeconfig } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.modules.filter((m) => heavy.test(m) || servers.test(m))).toEqual([]);
+  });
 });
 
 describe('codemate create, list, inject, suspend, resume and delete', () => {

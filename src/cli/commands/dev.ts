@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+/** `codemate dev`: the local sandbox (docs/sandbox.md), and the programs it runs in the background. */
 import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from '../../config/index.js';
 import { resolveBinaries, type BinarySet } from '../../dev/binaries.js';
 import { resolveClaudeCode } from '../../dev/claudeCode.js';
@@ -6,89 +6,34 @@ import { sandboxDown, sandboxStatus, sandboxUp } from '../../dev/sandbox.js';
 import { runModelServer } from '../../dev/modelServer.js';
 import { runPodRuntime } from '../../dev/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
-import type { CliDeps } from '../main.js';
 import { table, type Output } from '../output.js';
+import type { Verb } from '../program.js';
 
-export function registerDev(program: Command, deps: CliDeps): void {
-  const dev = program
-    .command('dev')
-    .description('run a local Kubernetes sandbox (etcd, kube-apiserver, controller-manager, scheduler, kwok)')
-    .addHelpText(
-      'after',
-      `
-The sandbox runs a real control plane on loopback ports. Its programs are built once from pinned
-versions through the Go module proxy and cached; set CODEMATE_BIN_DIR to use prebuilt ones.
+export const up: Verb = async ({ flags }, deps) => runDevUp(devConfig(await deps.env(), flags), deps.out);
+export const down: Verb = async ({ flags }, deps) => runDevDown(devConfig(await deps.env(), flags), deps.out);
+export const status: Verb = async ({ flags }, deps) =>
+  runDevStatus(devConfig(await deps.env(), flags), deps.out);
+export const build: Verb = async (_, deps) => runDevBuild(devConfig(await deps.env(), {}), deps.out);
 
-Examples:
-  $ eval "$(codemate dev up)"
-  $ kubectl get nodes
-  $ codemate dev status -o json
-  $ codemate dev down --purge`,
-    );
-  const stateDirOption = ['--state-dir <dir>', 'sandbox state directory (env CODEMATE_STATE_DIR)'] as const;
+export const podRuntime: Verb = async ({ flags, globals }, deps) => {
+  const env = await deps.env();
+  await runPodRuntime({
+    dir: String(flags.dir),
+    kubeconfig: (globals.kubeconfig as string | undefined) ?? env.KUBECONFIG,
+    context: globals.context as string | undefined,
+    gitRewrite: env.CODEMATE_SANDBOX_GIT_REWRITE,
+    anthropicBaseUrl: flags.anthropicBaseUrl as string | undefined,
+    claude: flags.claude as string | undefined,
+  });
+};
 
-  dev
-    .command('up')
-    .description('start the sandbox in the background (idempotent) and print `export KUBECONFIG=...`')
-    .option(...stateDirOption)
-    .option('--apiserver-port <port>', 'serve the apiserver on this loopback port (default: a free one)')
-    .addHelpText('after', '\nExample:\n  $ eval "$(codemate dev up)" && kubectl get nodes')
-    .action(async (flags: Record<string, unknown>) => runDevUp(devConfig(deps.env, flags), deps.out));
-
-  dev
-    .command('down')
-    .description('stop every process the sandbox started')
-    .option(...stateDirOption)
-    .option('--purge', 'also delete the state directory (cluster data, PKI, logs)')
-    .addHelpText('after', '\nExample:\n  $ codemate dev down --purge')
-    .action(async (flags: Record<string, unknown>) => runDevDown(devConfig(deps.env, flags), deps.out));
-
-  dev
-    .command('status')
-    .description('report each sandbox component; exits 1 unless all are running')
-    .option(...stateDirOption)
-    .option('-o, --output <format>', 'text or json', 'text')
-    .addHelpText('after', '\nExample:\n  $ codemate dev status -o json | jq .components')
-    .action(async (flags: Record<string, unknown>) => runDevStatus(devConfig(deps.env, flags), deps.out));
-
-  dev
-    .command('pod-runtime', { hidden: true })
-    .description('run session pods of the sandbox as local processes (started by `dev up`)')
-    .requiredOption('--dir <dir>', 'where pod directories live')
-    .option('--anthropic-base-url <url>', "the Messages API for sessions' Claude Code")
-    .option('--claude <path>', 'the claude program sessions run')
-    .action(async (flags: { dir: string; anthropicBaseUrl?: string; claude?: string }, command: Command) => {
-      const global = command.optsWithGlobals() as { kubeconfig?: string; context?: string };
-      await runPodRuntime({
-        dir: flags.dir,
-        kubeconfig: global.kubeconfig ?? deps.env.KUBECONFIG,
-        context: global.context,
-        gitRewrite: deps.env.CODEMATE_SANDBOX_GIT_REWRITE,
-        anthropicBaseUrl: flags.anthropicBaseUrl,
-        claude: flags.claude,
-      });
-    });
-
-  dev
-    .command('model-server', { hidden: true })
-    .description('serve a local Anthropic Messages API for sandbox sessions (started by `dev up`)')
-    .requiredOption('--port <port>', 'the loopback port to listen on')
-    .action(async (flags: { port: string }) => {
-      const { port } = parseOrUsage(modelServerFlagsSchema, flags, 'flags');
-      await runModelServer({ port });
-    });
-
-  dev
-    .command('build')
-    .description(
-      'build (or find) the control-plane binaries and the pinned Claude Code CLI; print the binaries directory',
-    )
-    .addHelpText('after', '\nExample:\n  $ export CODEMATE_BIN_DIR="$(codemate dev build)"')
-    .action(async () => runDevBuild(devConfig(deps.env, {}), deps.out));
-}
+export const modelServer: Verb = async ({ flags }) => {
+  const { port } = parseOrUsage(modelServerFlagsSchema, flags, 'flags');
+  await runModelServer({ port });
+};
 
 async function binaries(config: DevConfig, out: Output): Promise<BinarySet> {
-  const progress = out.progress('looking for control-plane binaries');
+  const progress = await out.progress('looking for control-plane binaries');
   try {
     const bins = await resolveBinaries({
       binDir: config.binDir,
@@ -110,7 +55,7 @@ export async function runDevBuild(config: DevConfig, out: Output): Promise<void>
 }
 
 async function claudeCode(config: DevConfig, out: Output): Promise<string> {
-  const progress = out.progress('looking for Claude Code');
+  const progress = await out.progress('looking for Claude Code');
   try {
     const claude = await resolveClaudeCode({
       claudeBin: config.claudeBin,
@@ -128,7 +73,7 @@ async function claudeCode(config: DevConfig, out: Output): Promise<string> {
 export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
   const bins = await binaries(config, out);
   const claude = await claudeCode(config, out);
-  const progress = out.progress('starting the sandbox');
+  const progress = await out.progress('starting the sandbox');
   try {
     const result = await sandboxUp({
       stateDir: config.stateDir,

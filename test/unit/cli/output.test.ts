@@ -13,12 +13,12 @@ describe('output', () => {
     ).toBe('NAME             STATE\netcd             running\nkube-apiserver   stopped');
   });
 
-  it('prints plain progress lines, without colour or spinner, when stderr is not a TTY', () => {
+  it('prints plain progress lines, without colour or spinner, when stderr is not a TTY', async () => {
     const stderr = new PassThrough();
     let text = '';
     stderr.on('data', (c: Buffer) => (text += c.toString()));
     const out = createOutput({ stdout: new PassThrough(), stderr });
-    const p = out.progress('one');
+    const p = await out.progress('one');
     p.update('one');
     p.update('two');
     p.succeed('done');

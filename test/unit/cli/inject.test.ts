@@ -1,58 +1,14 @@
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { closeMatches, type Cluster } from '../../../src/cli/cluster.js';
+import type { Cluster } from '../../../src/cli/cluster.js';
 import {
   characterCount,
   checkMessageSize,
-  codemateFor,
-  deriveName,
   messageBodyLimit,
   runInject,
-} from '../../../src/cli/commands/sessions.js';
+} from '../../../src/cli/commands/inject.js';
 import { UsageError } from '../../../src/cli/errors.js';
 import { createOutput } from '../../../src/cli/output.js';
-
-describe('create helpers', () => {
-  it('derives pr-<N>, or a DNS-label slug of the branch', () => {
-    expect(deriveName({ pr: 123, branch: 'x' })).toBe('pr-123');
-    expect(deriveName({ branch: 'Feature/Login_Fix' })).toBe('feature-login-fix');
-    expect(deriveName({ branch: `a/${'b'.repeat(80)}` }).length).toBeLessThanOrEqual(50);
-    expect(() => deriveName({ branch: '///' })).toThrow(/cannot derive a name/);
-  });
-
-  it('builds the CodeMate the flags describe, with secrets under key "token"', () => {
-    const cm = codemateFor(
-      {
-        repo: 'https://github.com/acme/api.git',
-        branch: 'fix',
-        base: 'develop',
-        githubSecret: 'gh',
-        anthropicSecret: 'an',
-        gitUserName: 'Bot',
-        storage: '5Gi',
-        wait: false,
-        timeout: 300,
-        dryRun: true,
-      },
-      'team',
-    );
-    expect(cm.metadata).toEqual({ name: 'fix', namespace: 'team' });
-    expect(cm.spec).toEqual({
-      repository: { url: 'https://github.com/acme/api.git', branch: 'fix', baseBranch: 'develop' },
-      github: { tokenSecretRef: { name: 'gh', key: 'token' }, user: { name: 'Bot' } },
-      anthropic: { apiKeySecretRef: { name: 'an', key: 'token' } },
-      storage: { size: '5Gi' },
-    });
-  });
-});
-
-describe('closeMatches', () => {
-  it('suggests near names, nearest first, and nothing for strangers', () => {
-    expect(closeMatches('pr-12', ['pr-123', 'pr-45', 'feature-x'])).toEqual(['pr-123', 'pr-45']);
-    expect(closeMatches('feature-logn', ['feature-login', 'other'])).toEqual(['feature-login']);
-    expect(closeMatches('zzzzzz', ['feature-login'])).toEqual([]);
-  });
-});
 
 describe('inject size check', () => {
   const emoji = '\u{1F600}'; // one code point, two UTF-16 units, four UTF-8 bytes

@@ -1,0 +1,90 @@
+/** `codemate describe`: spec, status, conditions, recent messages and events. A quick command, as list. */
+import type { CodeMateMessage } from '../../api/message.js';
+import { apiVersion, messageKind } from '../../api/names.js';
+import type { KubeObject } from '../../clients/kube.js';
+import type { KubeReader } from '../../clients/kubeRead.js';
+import { connectReader, getCodeMate, type Cluster } from '../cluster.js';
+import { age, table, type Output } from '../output.js';
+import type { Verb } from '../program.js';
+
+type MessageObject = CodeMateMessage & KubeObject;
+
+export const describe: Verb = async ({ args: [name], globals }, deps) =>
+  runDescribe(String(name), await connectReader(globals), deps.out);
+
+export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Output): Promise<void> {
+  // Issued together; the light client sends them in turn over one connection (see clients/kubeRead.ts).
+  const [cm, messages, events] = await Promise.all([
+    getCodeMate(c, name),
+    c.kube.list<MessageObject>(apiVersion, messageKind, c.namespace).catch(() => []),
+    c.kube
+      .list<
+        KubeObject & {
+          type?: string;
+          reason?: string;
+          message?: string;
+          lastTimestamp?: string;
+          eventTime?: string;
+        }
+      >('v1', 'Event', c.namespace, {
+        fieldSelector: `involvedObject.name=${name},involvedObject.kind=CodeMate`,
+      })
+      .catch(() => []),
+  ]);
+  const s = cm.status ?? {};
+  const lines = [
+    `Name:          ${name}`,
+    `Namespace:     ${c.namespace}`,
+    `Phase:         ${s.phase ?? '-'}${s.message ? ` (${s.message})` : ''}`,
+    `Repository:    ${cm.spec.repository.url}`,
+    `Branch:        ${cm.spec.repository.branch ?? '-'}${cm.spec.repository.baseBranch ? ` (base ${cm.spec.repository.baseBranch})` : ''}`,
+    `Pull request:  ${s.pullRequest?.number ?? cm.spec.repository.pullRequest ?? '-'}${s.pullRequest?.state ? ` (${s.pullRequest.state}) ${s.pullRequest.url ?? ''}` : ''}`,
+    `Pod:           ${s.podName ?? '-'}`,
+    `Suspended:     ${cm.spec.suspend ? 'yes' : 'no'}`,
+    `Secrets:       github ${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
+    `Last check:    ${s.lastMonitorCheck ?? '-'}`,
+    '',
+    'Conditions:',
+    table([
+      ['TYPE', 'STATUS', 'REASON', 'MESSAGE'],
+      ...(s.conditions ?? []).map((x) => [x.type, x.status, x.reason, x.message]),
+    ]).replace(/^/gm, '  '),
+    '',
+    'Recent messages:',
+  ];
+  const mine = messages
+    .filter((m) => m.spec.codemate === name)
+    .sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)))
+    .slice(-10);
+  lines.push(
+    mine.length === 0
+      ? '  (none)'
+      : table([
+          ['NAME', 'SOURCE', 'AUTHOR', 'PHASE', 'REASON', 'AGE'],
+          ...mine.map((m) => [
+            m.metadata.name!,
+            m.spec.source.type,
+            m.spec.source.author ?? '-',
+            m.status?.phase ?? 'Pending',
+            m.status?.reason ?? '-',
+            age(m.metadata.creationTimestamp),
+          ]),
+        ]).replace(/^/gm, '  '),
+  );
+  lines.push('', 'Events:');
+  const recent = events.slice(-15);
+  lines.push(
+    recent.length === 0
+      ? '  (none)'
+      : table([
+          ['TYPE', 'REASON', 'AGE', 'MESSAGE'],
+          ...recent.map((e) => [
+            e.type ?? '-',
+            e.reason ?? '-',
+            age(e.lastTimestamp ?? e.eventTime),
+            e.message ?? '',
+          ]),
+        ]).replace(/^/gm, '  '),
+  );
+  out.data(lines.join('\n'));
+}

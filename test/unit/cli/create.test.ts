@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { codemateFor, deriveName } from '../../../src/cli/commands/create.js';
+
+describe('create helpers', () => {
+  it('derives pr-<N>, or a DNS-label slug of the branch', () => {
+    expect(deriveName({ pr: 123, branch: 'x' })).toBe('pr-123');
+    expect(deriveName({ branch: 'Feature/Login_Fix' })).toBe('feature-login-fix');
+    expect(deriveName({ branch: `a/${'b'.repeat(80)}` }).length).toBeLessThanOrEqual(50);
+    expect(() => deriveName({ branch: '///' })).toThrow(/cannot derive a name/);
+  });
+
+  it('builds the CodeMate the flags describe, with secrets under key "token"', () => {
+    const cm = codemateFor(
+      {
+        repo: 'https://github.com/acme/api.git',
+        branch: 'fix',
+        base: 'develop',
+        githubSecret: 'gh',
+        anthropicSecret: 'an',
+        gitUserName: 'Bot',
+        storage: '5Gi',
+        wait: false,
+        timeout: 300,
+        dryRun: true,
+      },
+      'team',
+    );
+    expect(cm.metadata).toEqual({ name: 'fix', namespace: 'team' });
+    expect(cm.spec).toEqual({
+      repository: { url: 'https://github.com/acme/api.git', branch: 'fix', baseBranch: 'develop' },
+      github: { tokenSecretRef: { name: 'gh', key: 'token' }, user: { name: 'Bot' } },
+      anthropic: { apiKeySecretRef: { name: 'an', key: 'token' } },
+      storage: { size: '5Gi' },
+    });
+  });
+});
