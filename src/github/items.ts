@@ -3,7 +3,13 @@
  * reference that makes a message go with its CodeMate.
  */
 import type { CodeMate } from '../api/codemate.js';
-import { inHistory, messageName, type CodeMateMessage, type SourceType } from '../api/message.js';
+import {
+  buildMessage,
+  inHistory,
+  messageName,
+  type CodeMateMessage,
+  type SourceType,
+} from '../api/message.js';
 import type { GitHubItem as Item } from '../clients/github.js';
 import { judge, trustPolicyOf } from './trust.js';
 
@@ -18,37 +24,19 @@ export function messageFor(
 ): CodeMateMessage {
   const author = item.user ?? { login: 'ghost' };
   const verdict = judge(author, item.authorAssociation, trustPolicyOf(cm.spec), selfLogin);
-  return {
-    apiVersion: 'codemate.io/v1alpha1',
-    kind: 'CodeMateMessage',
-    metadata: {
-      name: messageName(cm.metadata.name, type, String(item.id)),
-      namespace: cm.metadata.namespace,
-      ownerReferences: [
-        {
-          apiVersion: cm.apiVersion,
-          kind: cm.kind,
-          name: cm.metadata.name,
-          uid: cm.metadata.uid,
-          controller: true,
-        },
-      ],
-    } as CodeMateMessage['metadata'],
-    spec: {
-      codemate: cm.metadata.name,
-      source: {
-        type,
-        id: String(item.id),
-        url: item.htmlUrl,
-        author: author.login,
-        association: item.authorAssociation,
-        pullRequest,
-        createdAt: item.createdAt,
-      },
-      body: item.body.slice(0, 262144),
-      trust: { allowed: verdict.allowed, reason: verdict.reason },
+  return buildMessage(cm, messageName(cm.metadata.name, type, String(item.id)), {
+    source: {
+      type,
+      id: String(item.id),
+      url: item.htmlUrl,
+      author: author.login,
+      association: item.authorAssociation,
+      pullRequest,
+      createdAt: item.createdAt,
     },
-  };
+    body: item.body.slice(0, 262144),
+    trust: { allowed: verdict.allowed, reason: verdict.reason },
+  });
 }
 
 /**
