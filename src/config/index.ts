@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../api/errors.js';
 
 const optionalText = z
   .string()

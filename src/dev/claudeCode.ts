@@ -7,7 +7,7 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CodemateError } from '../cli/errors.js';
+import { CodemateError } from '../api/errors.js';
 import { runProgram } from './exec.js';
 import { acquireLock } from './lock.js';
 import { claudeCodeVersion } from './versions.js';

@@ -20,7 +20,7 @@ import { errorFields, type Logger } from '../observability/log.js';
 import { on, runController, type RunningController } from '../runtime/controller.js';
 import { informerSupervision, watch, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
-import { labels, sessionContainer } from '../operator/session.js';
+import { labels, sessionContainer } from '../api/pod.js';
 import {
   isTerminal,
   statusPatch,

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Kube } from '../clients/kube.js';
 import { createLogger } from '../observability/log.js';
-import { terminationSignal } from '../operator/run.js';
+import { terminationSignal } from '../runtime/shutdown.js';
 import { sessionPluginsDir, sessionScriptsDir } from './components.js';
 import { LocalPodRuntime } from './podRuntime.js';
 

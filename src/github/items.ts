@@ -4,7 +4,7 @@
  */
 import type { CodeMate } from '../api/codemate.js';
 import { inHistory, messageName, type CodeMateMessage, type SourceType } from '../api/message.js';
-import type { GitHubItem as Item } from '../clients/github.js';
+import type { GitHubItem as Item } from '../api/github.js';
 import { judge, trustPolicyOf } from './trust.js';
 
 export type { Item };

@@ -19,7 +19,8 @@ import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { executePlan, recordEvent } from './execute.js';
 import { observePod, reconcile, type ObservedSecret } from './reconcile.js';
-import { labels, type SessionSettings } from './session.js';
+import { labels } from '../api/pod.js';
+import type { SessionSettings } from './podTemplate.js';
 
 export type CodeMateObject = CodeMate & KubeObject;
 

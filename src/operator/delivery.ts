@@ -18,6 +18,7 @@ import {
   type MessagePhase,
   type MessageStatus,
 } from '../api/message.js';
+import { sessionContainer } from '../api/pod.js';
 import { execInPod } from '../clients/exec.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import type { Logger } from '../observability/log.js';
@@ -26,7 +27,6 @@ import { TemporaryError } from '../runtime/errors.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { codemateLookup, type CodeMateObject } from './controller.js';
-import { sessionContainer } from './session.js';
 
 /** codemate-inject's exit codes (setup/scripts/codemate-inject). */
 export const injectExit = {

@@ -8,6 +8,7 @@ import { startHealthServer } from '../observability/health.js';
 import { createLogger, errorFields, type Logger } from '../observability/log.js';
 import { operatorMetrics } from '../observability/metrics.js';
 import { informerSupervision } from '../runtime/informers.js';
+import { terminationSignal } from '../runtime/shutdown.js';
 import { CodeMateController, codemateLookup, watchCodeMates } from './controller.js';
 import { defaultBackoff, DeliveryWorker } from './delivery.js';
 import { GitHubClients } from './githubClients.js';
@@ -20,13 +21,6 @@ export interface OperatorDeps {
   logger?: Logger;
   /** Resolves when the operator should shut down (SIGTERM/SIGINT by default). */
   shutdownSignal?: Promise<void>;
-}
-
-export function terminationSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    process.once('SIGTERM', () => resolve());
-    process.once('SIGINT', () => resolve());
-  });
 }
 
 export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {}): Promise<void> {

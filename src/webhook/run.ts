@@ -9,7 +9,7 @@ import { createLogger, errorFields, type Logger } from '../observability/log.js'
 import { webhookMetrics } from '../observability/metrics.js';
 import { CodeMateIndex } from './codemates.js';
 import { DeliveryLog } from './deliveries.js';
-import { terminationSignal } from '../operator/run.js';
+import { terminationSignal } from '../runtime/shutdown.js';
 import { answerError, dispatch } from './dispatch.js';
 import { buildWebhookServer, webhookPath } from './server.js';
 

@@ -10,7 +10,7 @@ import { apiVersion, sessionRunning, type CodeMate } from '../../api/codemate.js
 import { messageSpecSchema, type CodeMateMessage } from '../../api/message.js';
 import { execInteractive, streamPodLogs } from '../../clients/exec.js';
 import { isConflict, isForbidden, isNotFound, type KubeObject } from '../../clients/kube.js';
-import { sessionContainer } from '../../operator/session.js';
+import { sessionContainer } from '../../api/pod.js';
 import { parseOrUsage } from '../../config/index.js';
 import { closeMatches, connect, explain, type Cluster, type ClusterFlags } from '../cluster.js';
 import { CodemateError, UsageError } from '../errors.js';
