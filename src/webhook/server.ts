@@ -32,7 +32,8 @@ import { addHealthRoutes } from '../observability/health.js';
 import type { Logger } from '../observability/log.js';
 import type { WebhookMetrics } from '../observability/metrics.js';
 import { BodyBudget, type BodyAccount } from './bodyBudget.js';
-import type { Answer, DeliveryLog } from './deliveries.js';
+import type { Answer } from './answer.js';
+import type { ReplayCache } from './replayCache.js';
 
 export const webhookPath = '/webhook/github';
 /** GitHub caps webhook payloads at 25 MB. */
@@ -42,7 +43,7 @@ export const smallBodyBytes = 1024 * 1024;
 
 export interface WebhookServerOptions {
   verifier: SignatureVerifier;
-  deliveries: DeliveryLog;
+  replayCache: ReplayCache;
   /** Routes one verified, parsed delivery; throws when it cannot be stored. */
   handle: (event: string, payload: unknown, delivery: string | undefined) => Promise<Answer>;
   /** Turns a failure of `handle` into the answer GitHub gets. */
@@ -233,7 +234,7 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     const payload = parsePayload(text, header(request.headers['content-type']));
     if (!payload.ok) return refuse(request, reply, 400, payload.reason);
 
-    const result = await options.deliveries.answer(delivery, async () => {
+    const result = await options.replayCache.answer(delivery, async () => {
       try {
         return await withDeadline(
           options.handle(event, payload.value, delivery),

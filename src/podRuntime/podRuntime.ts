@@ -38,7 +38,7 @@ import {
   type PodDirs,
   type SessionExit,
 } from './sessionProcess.js';
-import { processesWithEnv } from './processes.js';
+import { processesWithEnv } from '../clients/processes.js';
 
 export { criLine } from './sessionProcess.js';
 

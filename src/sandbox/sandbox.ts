@@ -27,7 +27,7 @@ import { acquireLock } from './lock.js';
 import { ensurePki, pkiAt } from './pki.js';
 import { freePort, isPortFree } from './ports.js';
 import { waitFor } from './probe.js';
-import { inspectPidFile, isAlive, removePidFile, startDetached, stopProcess } from './processes.js';
+import { inspectPidFile, isAlive, removePidFile, startDetached, stopProcess } from '../clients/processes.js';
 
 interface SandboxState {
   version: 1;
