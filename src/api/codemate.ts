@@ -8,11 +8,16 @@ import { historyLimit } from './message.js';
 
 export const group = 'codemate.io';
 export const version = 'v1alpha1';
-export const apiVersion = `${group}/${version}`;
+export const apiVersion = `${group}/${version}` as const;
 export const kind = 'CodeMate';
 export const plural = 'codemates';
 /** Set by the webhook when a pull request opens, reopens or closes: the operator polls that CodeMate now. */
 export const pollRequestedAnnotation = 'codemate.io/poll-requested-at';
+/**
+ * spec.monitoring.intervalSeconds when unset. It is the CRD's default (manifests/crd.yaml), part of the
+ * API, so it lives here rather than in config/, which sits above the API.
+ */
+export const defaultPollIntervalSeconds = 60;
 
 export const trustAssociations = [
   'OWNER',
@@ -71,7 +76,7 @@ export const codeMateSpecSchema = z.object({
   monitoring: z
     .object({
       enabled: z.boolean().default(true),
-      intervalSeconds: z.number().int().min(1).max(86400).default(60),
+      intervalSeconds: z.number().int().min(1).max(86400).default(defaultPollIntervalSeconds),
       trust: z
         .object({
           associations: z.array(z.enum(trustAssociations)).max(8).optional(),

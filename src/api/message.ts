@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import type { apiVersion } from './codemate.js';
 
 export const messageKind = 'CodeMateMessage';
 export const messagePlural = 'codematemessages';
@@ -41,7 +42,7 @@ export interface MessageStatus {
 }
 
 export interface CodeMateMessage {
-  apiVersion: 'codemate.io/v1alpha1';
+  apiVersion: typeof apiVersion;
   kind: typeof messageKind;
   metadata: { name: string; namespace: string; uid?: string; creationTimestamp?: string | Date };
   spec: MessageSpec;

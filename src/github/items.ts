@@ -2,8 +2,14 @@
  * From GitHub items to CodeMateMessages (pure): deterministic names, the trust verdict, and the owner
  * reference that makes a message go with its CodeMate.
  */
-import type { CodeMate } from '../api/codemate.js';
-import { inHistory, messageName, type CodeMateMessage, type SourceType } from '../api/message.js';
+import { apiVersion, type CodeMate } from '../api/codemate.js';
+import {
+  inHistory,
+  messageKind,
+  messageName,
+  type CodeMateMessage,
+  type SourceType,
+} from '../api/message.js';
 import type { GitHubItem as Item } from '../api/github.js';
 import { judge, trustPolicyOf } from './trust.js';
 
@@ -19,8 +25,8 @@ export function messageFor(
   const author = item.user ?? { login: 'ghost' };
   const verdict = judge(author, item.authorAssociation, trustPolicyOf(cm.spec), selfLogin);
   return {
-    apiVersion: 'codemate.io/v1alpha1',
-    kind: 'CodeMateMessage',
+    apiVersion,
+    kind: messageKind,
     metadata: {
       name: messageName(cm.metadata.name, type, String(item.id)),
       namespace: cm.metadata.namespace,

@@ -2,7 +2,7 @@
  * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
  * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
-import { apiVersion, kind, type CodeMate } from '../api/codemate.js';
+import { apiVersion, kind, plural, type CodeMate } from '../api/codemate.js';
 import {
   isConflict,
   isForbidden,
@@ -30,7 +30,7 @@ export function watchCodeMates(
   namespace: string | undefined,
   supervision: Supervision,
 ): Watched<CodeMateObject> {
-  return watch<CodeMateObject>(kube, { apiVersion, kind, plural: 'codemates', namespace }, supervision);
+  return watch<CodeMateObject>(kube, { apiVersion, kind, plural, namespace }, supervision);
 }
 
 /** Looks a CodeMate up in the cache, with its kind set. */

@@ -3,6 +3,7 @@
  * shutdown on SIGTERM (stop taking work, finish what is in flight, release the Lease).
  */
 import { Kube } from '../clients/kube.js';
+import { deliveryBackoff } from '../config/defaults.js';
 import type { OperatorConfig } from '../config/index.js';
 import { startHealthServer } from '../observability/health.js';
 import { createLogger, errorFields, type Logger } from '../observability/log.js';
@@ -10,7 +11,7 @@ import { operatorMetrics } from '../observability/metrics.js';
 import { informerSupervision } from '../runtime/informers.js';
 import { terminationSignal } from '../runtime/shutdown.js';
 import { CodeMateController, codemateLookup, watchCodeMates } from './controller.js';
-import { defaultBackoff, DeliveryWorker } from './delivery.js';
+import { DeliveryWorker } from './delivery.js';
 import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
 import { Reactions } from './reactions.js';
@@ -70,7 +71,8 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       codemates,
       supervision,
       retention: config.messageRetention,
-      policy: { expiryMs: config.messageExpirySeconds * 1000, ...defaultBackoff, random: Math.random },
+      ackTimeoutSeconds: config.injectAckTimeoutSeconds,
+      policy: { expiryMs: config.messageExpirySeconds * 1000, ...deliveryBackoff, random: Math.random },
       onAttempt: (result) => metrics.deliveryAttempts.inc({ result }),
       onFinal: (message, phase) =>
         metrics.deliveries.inc({ source: message.spec.source.type, result: phase }),

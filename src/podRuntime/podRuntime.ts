@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import { podRuntimeBackoff } from '../config/defaults.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import { on, runController, type RunningController } from '../runtime/controller.js';
 import { informerSupervision, watch, type Watched } from '../runtime/informers.js';
@@ -151,7 +152,7 @@ interface LocalPod {
 }
 
 export class LocalPodRuntime {
-  private readonly queue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 10_000 });
+  private readonly queue = new WorkQueue(podRuntimeBackoff);
   private readonly pods: Watched<Pod>;
   private readonly nodes: Watched<Node>;
   private readonly local = new Map<string, LocalPod>();
