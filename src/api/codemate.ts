@@ -4,11 +4,10 @@
  * Pure: no I/O.
  */
 import { z } from 'zod';
+import { apiVersion } from './group.js';
 import { historyLimit } from './message.js';
 
-export const group = 'codemate.io';
-export const version = 'v1alpha1';
-export const apiVersion = `${group}/${version}` as const;
+export { apiVersion, group, version } from './group.js';
 export const kind = 'CodeMate';
 export const plural = 'codemates';
 /** Set by the webhook when a pull request opens, reopens or closes: the operator polls that CodeMate now. */

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { apiVersion } from './codemate.js';
+import { apiVersion } from './group.js';
 
 export const messageKind = 'CodeMateMessage';
 export const messagePlural = 'codematemessages';
@@ -12,6 +12,9 @@ export const sourceTypes = ['issue_comment', 'review', 'review_comment', 'cli'] 
 export type SourceType = (typeof sourceTypes)[number];
 export const messagePhases = ['Pending', 'Delivered', 'Rejected', 'Failed'] as const;
 export type MessagePhase = (typeof messagePhases)[number];
+
+/** The most characters a message's body holds (the CRD's maxLength). */
+export const messageBodyLimit = 262144;
 
 export const messageSpecSchema = z.object({
   codemate: z.string().min(1).max(253),
@@ -24,7 +27,7 @@ export const messageSpecSchema = z.object({
     pullRequest: z.number().int().min(1).optional(),
     createdAt: z.string().optional(),
   }),
-  body: z.string().max(262144),
+  body: z.string().max(messageBodyLimit),
   trust: z.object({ allowed: z.boolean(), reason: z.string().max(1024).optional() }).optional(),
 });
 export type MessageSpec = z.infer<typeof messageSpecSchema>;
@@ -47,6 +50,32 @@ export interface CodeMateMessage {
   metadata: { name: string; namespace: string; uid?: string; creationTimestamp?: string | Date };
   spec: MessageSpec;
   status?: MessageStatus;
+}
+
+/** The CodeMate a message belongs to: its ownerReference makes the message go with the CodeMate. */
+export interface MessageOwner {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  namespace: string;
+  uid: string;
+  /** Whether the reference says `controller: true` (the messages GitHub items become do). */
+  controller?: boolean;
+}
+
+/** The one builder of a CodeMateMessage object: the webhook, the poller and `codemate inject` all use it. */
+export function buildMessage(owner: MessageOwner, name: string, spec: MessageSpec): CodeMateMessage {
+  const { namespace, controller, ...reference } = owner;
+  return {
+    apiVersion,
+    kind: messageKind,
+    metadata: {
+      name,
+      namespace,
+      ownerReferences: [controller === undefined ? reference : { ...reference, controller }],
+    } as CodeMateMessage['metadata'],
+    spec,
+  };
 }
 
 export const sourceAbbreviation: Record<SourceType, string> = {

@@ -2,10 +2,11 @@
  * From GitHub items to CodeMateMessages (pure): deterministic names, the trust verdict, and the owner
  * reference that makes a message go with its CodeMate.
  */
-import { apiVersion, type CodeMate } from '../api/codemate.js';
+import type { CodeMate } from '../api/codemate.js';
 import {
+  buildMessage,
   inHistory,
-  messageKind,
+  messageBodyLimit,
   messageName,
   type CodeMateMessage,
   type SourceType,
@@ -24,23 +25,17 @@ export function messageFor(
 ): CodeMateMessage {
   const author = item.user ?? { login: 'ghost' };
   const verdict = judge(author, item.authorAssociation, trustPolicyOf(cm.spec), selfLogin);
-  return {
-    apiVersion,
-    kind: messageKind,
-    metadata: {
-      name: messageName(cm.metadata.name, type, String(item.id)),
+  return buildMessage(
+    {
+      apiVersion: cm.apiVersion,
+      kind: cm.kind,
+      name: cm.metadata.name,
       namespace: cm.metadata.namespace,
-      ownerReferences: [
-        {
-          apiVersion: cm.apiVersion,
-          kind: cm.kind,
-          name: cm.metadata.name,
-          uid: cm.metadata.uid,
-          controller: true,
-        },
-      ],
-    } as CodeMateMessage['metadata'],
-    spec: {
+      uid: cm.metadata.uid,
+      controller: true,
+    },
+    messageName(cm.metadata.name, type, String(item.id)),
+    {
       codemate: cm.metadata.name,
       source: {
         type,
@@ -51,10 +46,10 @@ export function messageFor(
         pullRequest,
         createdAt: item.createdAt,
       },
-      body: item.body.slice(0, 262144),
+      body: item.body.slice(0, messageBodyLimit),
       trust: { allowed: verdict.allowed, reason: verdict.reason },
     },
-  };
+  );
 }
 
 /**
