@@ -64,3 +64,10 @@ export const webhookKeepAliveMs = 72_000;
 
 /** The local pod runtime's retry backoff: a local session process is back in seconds, never minutes. */
 export const podRuntimeBackoff = { baseDelayMs: 500, maxDelayMs: 10_000 } as const;
+
+/** Leader election on a Lease, with client-go's timings (DESIGN.md §2). */
+export const leaseTimings = {
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+} as const;
