@@ -32,8 +32,8 @@ import { promisify } from 'node:util';
 import { buildMessage } from '../dist/api/message.js';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
-import { resolveBinaries } from '../dist/dev/binaries.js';
-import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
+import { resolveBinaries } from '../dist/sandbox/binaries.js';
+import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import { namespaceWithSecrets, writeResults } from './stats.mjs';
 
 const run = promisify(execFile);

@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 import { execInPod } from '../dist/clients/exec.js';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
-import { resolveBinaries } from '../dist/dev/binaries.js';
-import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
+import { resolveBinaries } from '../dist/sandbox/binaries.js';
+import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import { quantile, summary, until, writeResults, namespaceWithSecrets } from './stats.mjs';
 
 const run = promisify(execFile);

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { execInPod } from '../dist/clients/exec.js';
-import { toItem } from '../dist/clients/github.js';
+import { toItem } from '../dist/api/github.js';
 import { messageFor } from '../dist/github/items.js';
 import { until } from './stats.mjs';
 

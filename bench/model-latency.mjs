@@ -39,10 +39,10 @@ import { frameBody } from '../dist/api/message.js';
 import { execInPod } from '../dist/clients/exec.js';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
-import { resolveBinaries } from '../dist/dev/binaries.js';
-import { resolveClaudeCode } from '../dist/dev/claudeCode.js';
-import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
-import { claudeCodeVersion } from '../dist/dev/versions.js';
+import { resolveBinaries } from '../dist/sandbox/binaries.js';
+import { resolveClaudeCode } from '../dist/sandbox/claudeCode.js';
+import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
+import { claudeCodeVersion } from '../dist/sandbox/versions.js';
 import {
   deliveries,
   followingCodeMate,

@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
-import { resolveBinaries } from '../dist/dev/binaries.js';
-import { freePort } from '../dist/dev/ports.js';
-import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
+import { resolveBinaries } from '../dist/sandbox/binaries.js';
+import { freePort } from '../dist/sandbox/ports.js';
+import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import { summary, namespaceWithSecrets } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

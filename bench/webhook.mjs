@@ -28,9 +28,9 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
-import { resolveBinaries } from '../dist/dev/binaries.js';
-import { freePort } from '../dist/dev/ports.js';
-import { sandboxDown, sandboxUp } from '../dist/dev/sandbox.js';
+import { resolveBinaries } from '../dist/sandbox/binaries.js';
+import { freePort } from '../dist/sandbox/ports.js';
+import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import {
   deliveries,
   followingCodeMate,

@@ -10,6 +10,11 @@ import type { apiVersion, kind } from './names.js';
 export { apiVersion, group, kind, plural, version } from './names.js';
 /** Set by the webhook when a pull request opens, reopens or closes: the operator polls that CodeMate now. */
 export const pollRequestedAnnotation = 'codemate.io/poll-requested-at';
+/**
+ * spec.monitoring.intervalSeconds when unset. It is the CRD's default (manifests/crd.yaml), part of the
+ * API, so it lives here rather than in config/, which sits above the API.
+ */
+export const defaultPollIntervalSeconds = 60;
 
 export const trustAssociations = [
   'OWNER',
@@ -68,7 +73,7 @@ export const codeMateSpecSchema = z.object({
   monitoring: z
     .object({
       enabled: z.boolean().default(true),
-      intervalSeconds: z.number().int().min(1).max(86400).default(60),
+      intervalSeconds: z.number().int().min(1).max(86400).default(defaultPollIntervalSeconds),
       trust: z
         .object({
           associations: z.array(z.enum(trustAssociations)).max(8).optional(),

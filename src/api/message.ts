@@ -12,6 +12,9 @@ export type SourceType = (typeof sourceTypes)[number];
 export const messagePhases = ['Pending', 'Delivered', 'Rejected', 'Failed'] as const;
 export type MessagePhase = (typeof messagePhases)[number];
 
+/** The most characters a message's body holds (the CRD's maxLength). */
+export const messageBodyLimit = 262144;
+
 export const messageSpecSchema = z.object({
   codemate: z.string().min(1).max(253),
   source: z.object({
@@ -23,7 +26,7 @@ export const messageSpecSchema = z.object({
     pullRequest: z.number().int().min(1).optional(),
     createdAt: z.string().optional(),
   }),
-  body: z.string().max(262144),
+  body: z.string().max(messageBodyLimit),
   trust: z.object({ allowed: z.boolean(), reason: z.string().max(1024).optional() }).optional(),
 });
 export type MessageSpec = z.infer<typeof messageSpecSchema>;
@@ -41,7 +44,7 @@ export interface MessageStatus {
 }
 
 export interface CodeMateMessage {
-  apiVersion: 'codemate.io/v1alpha1';
+  apiVersion: typeof apiVersion;
   kind: typeof messageKind;
   metadata: {
     name: string;
@@ -78,7 +81,7 @@ export function buildMessage(
   message: Omit<MessageSpec, 'codemate'>,
 ): CodeMateMessage {
   return {
-    apiVersion: 'codemate.io/v1alpha1',
+    apiVersion,
     kind: messageKind,
     metadata: {
       name,

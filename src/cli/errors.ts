@@ -1,25 +1,8 @@
 /**
- * The error vocabulary of the CLI. Every command throws one of these (or lets an unexpected error escape);
- * `exitCodeFor` in main.ts is the single place that turns them into exit codes.
+ * The CLI's exit codes. The errors themselves live in the shared floor (src/api/errors.ts) so that config
+ * and the servers can throw them too; they are re-exported here for the commands.
  */
+export { CodemateError, UsageError } from '../api/errors.js';
 
 export const ExitCode = { ok: 0, failure: 1, usage: 2 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
-
-/** A failure the user can act on: `message` names what failed, `hint` says what to do next. */
-export class CodemateError extends Error {
-  readonly hint: string | undefined;
-  constructor(message: string, options: { hint?: string; cause?: unknown } = {}) {
-    super(message, { cause: options.cause });
-    this.name = 'CodemateError';
-    this.hint = options.hint;
-  }
-}
-
-/** Bad flags, arguments or configuration: exit code 2. */
-export class UsageError extends CodemateError {
-  constructor(message: string, options: { hint?: string } = {}) {
-    super(message, options);
-    this.name = 'UsageError';
-  }
-}

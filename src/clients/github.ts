@@ -7,6 +7,7 @@
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
+import { toItem, type GitHubItem, type GitHubUser } from '../api/github.js';
 
 const GitHubOctokit = Octokit.plugin(throttling, retry);
 
@@ -44,20 +45,6 @@ export class ConditionalCache {
   get size(): number {
     return this.entries.size;
   }
-}
-
-export interface GitHubUser {
-  login: string;
-  type?: string | undefined;
-}
-
-export interface GitHubItem {
-  id: number;
-  body: string;
-  user: GitHubUser | null;
-  authorAssociation: string;
-  htmlUrl: string;
-  createdAt: string;
 }
 
 export interface PullRequestState {
@@ -256,27 +243,7 @@ export class GitHub {
   }
 }
 
-/** A comment or review as GitHub's REST API and webhooks both send it. */
-export interface RawItem {
-  id: number;
-  body?: string | null;
-  user: { login: string; type?: string } | null;
-  author_association: string;
-  html_url: string;
-}
-
 /** GitHub refused the credentials: a revoked, expired or mistyped token. */
 export function isUnauthorized(error: unknown): boolean {
   return (error as { status?: unknown } | null)?.status === 401;
-}
-
-export function toItem(raw: RawItem, createdAt: string | null | undefined): GitHubItem {
-  return {
-    id: raw.id,
-    body: raw.body ?? '',
-    user: raw.user ? { login: raw.user.login, type: raw.user.type } : null,
-    authorAssociation: raw.author_association,
-    htmlUrl: raw.html_url,
-    createdAt: createdAt ?? new Date(0).toISOString(),
-  };
 }

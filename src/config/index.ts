@@ -1,13 +1,14 @@
 /**
- * The only place that reads the environment and the only place defaults live. Each command parses its
- * flags through one of these schemas at the top of its action; a failure lists every bad field and
- * exits 2.
+ * The only place that reads the environment and, with defaults.ts, the only place defaults live. Each
+ * command parses its flags through one of these schemas at the top of its action; a failure lists every
+ * bad field and exits 2.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../api/errors.js';
+import { injectAckTimeoutSeconds } from './defaults.js';
 
 const optionalText = z
   .string()
@@ -158,6 +159,8 @@ export const operatorFlagsSchema = z.object({
   messageRetention: z.coerce.number().int().min(0).max(10000).default(50),
   githubApiUrl: z.string().url().optional(),
   githubTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(15),
+  /** codemate-inject's ack timeout, passed to it by the operator with each delivery. */
+  injectAckTimeoutSeconds: z.coerce.number().int().min(1).max(600).default(injectAckTimeoutSeconds),
   /** Messages wait for their session (starting, suspended, replaced) up to this long, then fail. */
   messageExpirySeconds: z.coerce
     .number()

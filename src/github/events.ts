@@ -4,7 +4,7 @@
  * reopening and closing change which session follows which pull request; everything else is
  * acknowledged and ignored, with the reason.
  */
-import { toItem as item, type GitHubItem, type RawItem } from '../clients/github.js';
+import { toItem as item, type GitHubItem, type RawItem } from '../api/github.js';
 
 export type ItemType = 'issue_comment' | 'review' | 'review_comment';
 

@@ -6,11 +6,12 @@ import type { CodeMate } from '../api/codemate.js';
 import {
   buildMessage,
   inHistory,
+  messageBodyLimit,
   messageName,
   type CodeMateMessage,
   type SourceType,
 } from '../api/message.js';
-import type { GitHubItem as Item } from '../clients/github.js';
+import type { GitHubItem as Item } from '../api/github.js';
 import { judge, trustPolicyOf } from './trust.js';
 
 export type { Item };
@@ -34,7 +35,7 @@ export function messageFor(
       pullRequest,
       createdAt: item.createdAt,
     },
-    body: item.body.slice(0, 262144),
+    body: item.body.slice(0, messageBodyLimit),
     trust: { allowed: verdict.allowed, reason: verdict.reason },
   });
 }

@@ -2,7 +2,7 @@
  * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
  * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
-import { apiVersion, kind, type CodeMate } from '../api/codemate.js';
+import { apiVersion, kind, plural, type CodeMate } from '../api/codemate.js';
 import {
   isConflict,
   isForbidden,
@@ -19,7 +19,8 @@ import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { executePlan, recordEvent } from './execute.js';
 import { observePod, reconcile, type ObservedSecret } from './reconcile.js';
-import { labels, type SessionSettings } from './session.js';
+import { labels } from '../api/pod.js';
+import type { SessionSettings } from './podTemplate.js';
 
 export type CodeMateObject = CodeMate & KubeObject;
 
@@ -29,7 +30,7 @@ export function watchCodeMates(
   namespace: string | undefined,
   supervision: Supervision,
 ): Watched<CodeMateObject> {
-  return watch<CodeMateObject>(kube, { apiVersion, kind, plural: 'codemates', namespace }, supervision);
+  return watch<CodeMateObject>(kube, { apiVersion, kind, plural, namespace }, supervision);
 }
 
 /** Looks a CodeMate up in the cache, with its kind set. */

@@ -18,15 +18,23 @@ import {
   type MessagePhase,
   type MessageStatus,
 } from '../api/message.js';
+import { sessionContainer } from '../api/pod.js';
 import { execInPod } from '../clients/exec.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import {
+  deliveryBackoff,
+  deliveryWorkers,
+  injectAckTimeoutSeconds,
+  injectExecTimeoutMs,
+  retiredMessageMemoryMs,
+  writtenStatusMemoryMs,
+} from '../config/defaults.js';
 import type { Logger } from '../observability/log.js';
 import { on, runController, type RunningController } from '../runtime/controller.js';
 import { TemporaryError } from '../runtime/errors.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { codemateLookup, type CodeMateObject } from './controller.js';
-import { sessionContainer } from './session.js';
 
 /** codemate-inject's exit codes (setup/scripts/codemate-inject). */
 export const injectExit = {
@@ -53,8 +61,6 @@ export interface DeliveryPolicy {
   /** [0, 1): the jitter's source, injectable so tests are exact. */
   random: () => number;
 }
-
-export const defaultBackoff = { baseDelayMs: 1000, maxDelayMs: 30_000 } as const;
 
 /** What the session looks like to delivery, from the CodeMate in the cache. */
 export interface SessionFacts {
@@ -303,6 +309,8 @@ export interface DeliveryOptions {
   supervision: Supervision;
   /** Keep this many delivered messages per CodeMate; older ones are deleted and recorded as history. */
   retention: number;
+  /** codemate-inject's ack timeout (config: injectAckTimeoutSeconds); the exec's own is derived from it. */
+  ackTimeoutSeconds?: number;
   policy: DeliveryPolicy;
   onDelivered?: (message: CodeMateMessage, latencyMs: number) => void;
   /** Every exec of codemate-inject, by its result (delivered, retry, failed). */
@@ -313,7 +321,7 @@ export interface DeliveryOptions {
 type MessageObject = CodeMateMessage & KubeObject;
 
 export class DeliveryWorker {
-  private readonly queue = new WorkQueue(defaultBackoff);
+  private readonly queue = new WorkQueue(deliveryBackoff);
   private readonly messages: Watched<MessageObject>;
   private readonly codemate: (namespace: string, name: string) => CodeMate | undefined;
   private running: RunningController | undefined;
@@ -361,7 +369,7 @@ export class DeliveryWorker {
     if (this.messages.get(name, namespace) !== undefined) return true;
     const retired = this.retiring.get(`${namespace}/${name}`);
     if (retired === undefined) return false;
-    if (Date.now() - retired < 300_000) return true;
+    if (Date.now() - retired < retiredMessageMemoryMs) return true;
     this.retiring.delete(`${namespace}/${name}`);
     return false;
   }
@@ -379,7 +387,7 @@ export class DeliveryWorker {
     return key;
   }
 
-  async start(workers = 4): Promise<void> {
+  async start(workers = deliveryWorkers): Promise<void> {
     this.running = await runController({
       keyField: 'codemate',
       what: 'delivery',
@@ -403,7 +411,10 @@ export class DeliveryWorker {
     const uid = m.metadata.uid ?? m.metadata.name;
     const written = this.written.get(uid);
     if (!written) return m;
-    if (caughtUp(m.metadata.resourceVersion, written.resourceVersion) || Date.now() - written.at > 60_000) {
+    if (
+      caughtUp(m.metadata.resourceVersion, written.resourceVersion) ||
+      Date.now() - written.at > writtenStatusMemoryMs
+    ) {
       this.written.delete(uid);
       return m;
     }
@@ -443,6 +454,7 @@ export class DeliveryWorker {
       return step.requeueAfterMs;
     }
     const text = frameBody(message.spec);
+    const ackTimeoutSeconds = this.options.ackTimeoutSeconds ?? injectAckTimeoutSeconds;
     const facts: AttemptFacts = { previous: message.status, now, policy: this.options.policy };
     let outcome: Outcome;
     try {
@@ -455,10 +467,10 @@ export class DeliveryWorker {
           '--bytes',
           String(Buffer.byteLength(text)),
           '--timeout',
-          '20',
+          String(ackTimeoutSeconds),
           message.metadata.name,
         ],
-        { container: sessionContainer, stdin: text, timeoutMs: 60_000 },
+        { container: sessionContainer, stdin: text, timeoutMs: injectExecTimeoutMs(ackTimeoutSeconds) },
       );
       outcome = outcomeOfInject(result.exitCode, result.stderr, { ...facts, now: new Date() });
     } catch (error) {
@@ -563,7 +575,8 @@ export class DeliveryWorker {
         throw error;
       }
     }
-    for (const [k, at] of this.retiring) if (Date.now() - at >= 300_000) this.retiring.delete(k);
+    for (const [k, at] of this.retiring)
+      if (Date.now() - at >= retiredMessageMemoryMs) this.retiring.delete(k);
     for (const m of old) {
       // Until the caches show the deletion and the history, the poller must not take the item for new.
       this.retiring.set(`${namespace}/${m.metadata.name}`, Date.now());

@@ -4,6 +4,7 @@
  * the holder's clock, as client-go does.
  */
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import { leaseTimings } from '../config/defaults.js';
 import { errorFields, type Logger } from '../observability/log.js';
 
 export interface LeaderOptions {
@@ -43,9 +44,9 @@ export class LeaderElector {
     private readonly kube: Kube,
     private readonly options: LeaderOptions,
   ) {
-    this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
-    this.renewDeadlineMs = options.renewDeadlineMs ?? 10_000;
-    this.retryPeriodMs = options.retryPeriodMs ?? 2_000;
+    this.leaseDurationMs = options.leaseDurationMs ?? leaseTimings.leaseDurationMs;
+    this.renewDeadlineMs = options.renewDeadlineMs ?? leaseTimings.renewDeadlineMs;
+    this.retryPeriodMs = options.retryPeriodMs ?? leaseTimings.retryPeriodMs;
   }
 
   get isLeader(): boolean {
@@ -170,7 +171,7 @@ export class LeaderElector {
     const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.leaseDurationSeconds]);
     if (this.observed?.record !== record) this.observed = { record, at: Date.now() };
     const heldByMe = spec.holderIdentity === identity;
-    const durationMs = (spec.leaseDurationSeconds ?? 15) * 1000;
+    const durationMs = (spec.leaseDurationSeconds ?? leaseTimings.leaseDurationMs / 1000) * 1000;
     const expired = !spec.holderIdentity || Date.now() > this.observed.at + durationMs;
     if (!heldByMe && !expired) return false;
     const next: LeaseSpec = heldByMe

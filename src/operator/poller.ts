@@ -8,10 +8,11 @@
  * codemate.io/poll-requested-at annotation (set by the webhook when a pull request opens, reopens or
  * closes) polls that CodeMate at once.
  */
-import { pollRequestedAnnotation, type CodeMate } from '../api/codemate.js';
+import { defaultPollIntervalSeconds, pollRequestedAnnotation, type CodeMate } from '../api/codemate.js';
 import type { CodeMateMessage } from '../api/message.js';
 import { isUnauthorized, type GitHub } from '../clients/github.js';
 import { isConflict, type Kube, type KubeObject } from '../clients/kube.js';
+import { pollJitter } from '../config/defaults.js';
 import { messageFor, notNewBecause, type Item } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
@@ -111,7 +112,7 @@ export class Poller {
 
   private intervalMs(cm: CodeMate): number {
     const base = intervalOf(cm) * 1000;
-    return Math.round(base * (0.9 + Math.random() * 0.2));
+    return Math.round(base * (1 - pollJitter + Math.random() * 2 * pollJitter));
   }
 
   private async tick(key: string, target: Target): Promise<void> {
@@ -212,5 +213,5 @@ export class Poller {
 }
 
 function intervalOf(cm: CodeMate): number {
-  return cm.spec.monitoring?.intervalSeconds ?? 60;
+  return cm.spec.monitoring?.intervalSeconds ?? defaultPollIntervalSeconds;
 }

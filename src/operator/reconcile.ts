@@ -5,15 +5,14 @@
 import type { CodeMate, CodeMateSpec, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
 import { parseSpec } from '../api/codemate.js';
 import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
+import { podName, sessionContainer } from '../api/pod.js';
 import {
   desiredPod,
   desiredPvc,
-  podName,
-  sessionContainer,
   specHashAnnotation,
   type PodManifest,
   type SessionSettings,
-} from './session.js';
+} from './podTemplate.js';
 
 export interface ObservedPod {
   name: string;

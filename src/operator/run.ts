@@ -3,13 +3,15 @@
  * shutdown on SIGTERM (stop taking work, finish what is in flight, release the Lease).
  */
 import { Kube } from '../clients/kube.js';
+import { deliveryBackoff } from '../config/defaults.js';
 import type { OperatorConfig } from '../config/index.js';
 import { startHealthServer } from '../observability/health.js';
 import { createLogger, errorFields, type Logger } from '../observability/log.js';
 import { operatorMetrics } from '../observability/metrics.js';
 import { informerSupervision } from '../runtime/informers.js';
+import { terminationSignal } from '../runtime/shutdown.js';
 import { CodeMateController, codemateLookup, watchCodeMates } from './controller.js';
-import { defaultBackoff, DeliveryWorker } from './delivery.js';
+import { DeliveryWorker } from './delivery.js';
 import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
 import { Reactions } from './reactions.js';
@@ -20,13 +22,6 @@ export interface OperatorDeps {
   logger?: Logger;
   /** Resolves when the operator should shut down (SIGTERM/SIGINT by default). */
   shutdownSignal?: Promise<void>;
-}
-
-export function terminationSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    process.once('SIGTERM', () => resolve());
-    process.once('SIGINT', () => resolve());
-  });
 }
 
 export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {}): Promise<void> {
@@ -76,7 +71,8 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       codemates,
       supervision,
       retention: config.messageRetention,
-      policy: { expiryMs: config.messageExpirySeconds * 1000, ...defaultBackoff, random: Math.random },
+      ackTimeoutSeconds: config.injectAckTimeoutSeconds,
+      policy: { expiryMs: config.messageExpirySeconds * 1000, ...deliveryBackoff, random: Math.random },
       onAttempt: (result) => metrics.deliveryAttempts.inc({ result }),
       onFinal: (message, phase) =>
         metrics.deliveries.inc({ source: message.spec.source.type, result: phase }),

@@ -5,6 +5,8 @@
  * holds whatever adds it meanwhile: an event (often the status write of the failed attempt itself) waits
  * until the backoff has run out instead of retrying at once, so nothing can spin.
  */
+import { queueBackoff } from '../config/defaults.js';
+
 export interface QueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -27,8 +29,8 @@ export class WorkQueue {
   private readonly random: () => number;
 
   constructor(options: QueueOptions = {}) {
-    this.baseDelayMs = options.baseDelayMs ?? 500;
-    this.maxDelayMs = options.maxDelayMs ?? 300_000;
+    this.baseDelayMs = options.baseDelayMs ?? queueBackoff.baseDelayMs;
+    this.maxDelayMs = options.maxDelayMs ?? queueBackoff.maxDelayMs;
     this.random = options.random ?? Math.random;
   }
 

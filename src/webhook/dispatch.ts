@@ -5,7 +5,7 @@ import type { Logger } from '../observability/log.js';
 import { errorFields } from '../observability/log.js';
 import type { WebhookMetrics } from '../observability/metrics.js';
 import type { CodeMateLookup } from './codemates.js';
-import type { Answer } from './deliveries.js';
+import type { Answer } from './answer.js';
 import { DeadlineError } from './server.js';
 import { handleItem, type MessageWriter } from './handlers/item.js';
 import { handlePullRequest, type AnnotationWriter } from './handlers/pullRequest.js';

@@ -8,8 +8,8 @@ import type { WebhookConfig } from '../config/index.js';
 import { createLogger, errorFields, type Logger } from '../observability/log.js';
 import { webhookMetrics } from '../observability/metrics.js';
 import { CodeMateIndex } from './codemates.js';
-import { DeliveryLog } from './deliveries.js';
-import { terminationSignal } from '../operator/run.js';
+import { ReplayCache } from './replayCache.js';
+import { terminationSignal } from '../runtime/shutdown.js';
 import { answerError, dispatch } from './dispatch.js';
 import { buildWebhookServer, webhookPath } from './server.js';
 
@@ -35,7 +35,7 @@ export async function runWebhook(config: WebhookConfig, deps: WebhookDeps = {}):
   let shuttingDown = false;
   const app = buildWebhookServer({
     verifier: new SignatureVerifier(config.secrets),
-    deliveries: new DeliveryLog(config.deliveryCacheSize),
+    replayCache: new ReplayCache(config.deliveryCacheSize),
     handle: (event, payload, delivery) =>
       dispatch(event, payload, delivery, { codemates, kube, logger, metrics }),
     answerError: (error) => answerError(error, logger),

@@ -32,17 +32,21 @@ import { addHealthRoutes } from '../observability/health.js';
 import type { Logger } from '../observability/log.js';
 import type { WebhookMetrics } from '../observability/metrics.js';
 import { BodyBudget, type BodyAccount } from './bodyBudget.js';
-import type { Answer, DeliveryLog } from './deliveries.js';
+import {
+  bodyBudget,
+  githubBodyLimitBytes,
+  smallBodyBytes,
+  webhookHandleDeadlineMs,
+  webhookKeepAliveMs,
+} from '../config/defaults.js';
+import type { Answer } from './answer.js';
+import type { ReplayCache } from './replayCache.js';
 
 export const webhookPath = '/webhook/github';
-/** GitHub caps webhook payloads at 25 MB. */
-export const githubBodyLimitBytes = 25 * 1024 * 1024;
-/** Every routed event is well under this (see bodyBudget.ts). */
-export const smallBodyBytes = 1024 * 1024;
 
 export interface WebhookServerOptions {
   verifier: SignatureVerifier;
-  deliveries: DeliveryLog;
+  replayCache: ReplayCache;
   /** Routes one verified, parsed delivery; throws when it cannot be stored. */
   handle: (event: string, payload: unknown, delivery: string | undefined) => Promise<Answer>;
   /** Turns a failure of `handle` into the answer GitHub gets. */
@@ -105,29 +109,24 @@ declare module 'fastify' {
 
 export function buildWebhookServer(options: WebhookServerOptions): FastifyInstance {
   const bodyLimit = options.bodyLimitBytes ?? githubBodyLimitBytes;
-  // Two full-size bodies at once, plus 16 small ones at their largest (hundreds of typical ones); each
-  // costs about three times its size while verified and parsed, which stays well inside the
-  // Deployment's 384Mi.
   const budget = new BodyBudget({
-    maxBufferedBytes: options.maxBufferedBytes ?? 2 * bodyLimit,
+    maxBufferedBytes: options.maxBufferedBytes ?? bodyBudget.fullSizeBodies * bodyLimit,
     smallBodyBytes: options.smallBodyBytes ?? smallBodyBytes,
-    smallBodyReserveBytes: options.smallBodyReserveBytes ?? 16 * smallBodyBytes,
+    smallBodyReserveBytes: options.smallBodyReserveBytes ?? bodyBudget.smallBodies * smallBodyBytes,
   });
-  const deadlineMs = options.handleDeadlineMs ?? 8000;
+  const deadlineMs = options.handleDeadlineMs ?? webhookHandleDeadlineMs;
   const app = Fastify({
     logger: false,
     bodyLimit,
     // Node enforces requestTimeout only when it sweeps its connections; sweep often enough that a slow
-    // body is cut off close to the limit rather than up to 30 s later. Idle connections stay open longer
-    // than a proxy's (ingress-nginx keeps upstream connections 60 s), so a proxy never sends a request
-    // on a connection that is being closed.
+    // body is cut off close to the limit rather than up to 30 s later.
     serverFactory: (handler) =>
       http.createServer(
         {
           requestTimeout: options.bodyTimeoutMs,
           headersTimeout: Math.min(options.bodyTimeoutMs, 60_000),
           connectionsCheckingInterval: Math.max(100, Math.min(1000, options.bodyTimeoutMs / 4)),
-          keepAliveTimeout: 72_000,
+          keepAliveTimeout: webhookKeepAliveMs,
         },
         handler,
       ),
@@ -233,7 +232,7 @@ export function buildWebhookServer(options: WebhookServerOptions): FastifyInstan
     const payload = parsePayload(text, header(request.headers['content-type']));
     if (!payload.ok) return refuse(request, reply, 400, payload.reason);
 
-    const result = await options.deliveries.answer(delivery, async () => {
+    const result = await options.replayCache.answer(delivery, async () => {
       try {
         return await withDeadline(
           options.handle(event, payload.value, delivery),

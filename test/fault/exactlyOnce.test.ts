@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as prettier from 'prettier';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { identityKubeconfig } from '../../src/dev/identities.js';
+import { identityKubeconfig } from '../../src/sandbox/identities.js';
 import { repoRoot } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { ServerProcess } from '../helpers/operator.js';

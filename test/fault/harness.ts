@@ -15,11 +15,11 @@ import { pollRequestedAnnotation, type CodeMate } from '../../src/api/codemate.j
 import type { CodeMateMessage } from '../../src/api/message.js';
 import { supervisedInformer, type Informer } from '../../src/clients/informer.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
-import type { ComponentName } from '../../src/dev/components.js';
-import { identityKubeconfig } from '../../src/dev/identities.js';
-import type { ModelRequest } from '../../src/dev/modelServer.js';
-import { freePort } from '../../src/dev/ports.js';
-import { isAlive } from '../../src/dev/processes.js';
+import type { ComponentName } from '../../src/sandbox/components.js';
+import { identityKubeconfig } from '../../src/sandbox/identities.js';
+import type { ModelRequest } from '../../src/sandbox/modelServer.js';
+import { freePort } from '../../src/sandbox/ports.js';
+import { isAlive } from '../../src/clients/processes.js';
 import { cliPath, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub, RequestRecord } from '../helpers/fakeGitHub.js';

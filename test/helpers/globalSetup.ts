@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { cacheDir, readEnv } from '../../src/config/index.js';
-import { resolveBinaries } from '../../src/dev/binaries.js';
-import { sandboxDown, sandboxUp } from '../../src/dev/sandbox.js';
+import { resolveBinaries } from '../../src/sandbox/binaries.js';
+import { sandboxDown, sandboxUp } from '../../src/sandbox/sandbox.js';
 
 /**
  * One real control plane per test run, started with the same code as `codemate dev up`, in a temporary

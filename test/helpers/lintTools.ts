@@ -10,7 +10,7 @@ import { access, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { cacheDir, readEnv } from '../../src/config/index.js';
-import { acquireLock } from '../../src/dev/lock.js';
+import { acquireLock } from '../../src/sandbox/lock.js';
 
 const run = promisify(execFile);
 

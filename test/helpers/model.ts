@@ -1,10 +1,10 @@
 /**
  * What a text pasted into the real Claude Code TUI (2.1.332) looks like when it reaches the model, so
- * that tests can assert on the local model server's request log (src/dev/modelServer.ts) exactly. The
+ * that tests can assert on the local model server's request log (src/sandbox/modelServer.ts) exactly. The
  * rules were measured against the TUI and are documented in docs/session.md.
  */
 import { createHash, createHmac } from 'node:crypto';
-import type { ModelRequest } from '../../src/dev/modelServer.js';
+import type { ModelRequest } from '../../src/sandbox/modelServer.js';
 
 /**
  * What codemate-inject drops from a body (frame_message in setup/scripts/codemate-lib.sh): C0 controls but

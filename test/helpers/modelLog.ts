@@ -5,8 +5,8 @@
  */
 import { frameBody, type MessageSpec } from '../../src/api/message.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
-import type { ModelRequest } from '../../src/dev/modelServer.js';
-import { sandboxStatus } from '../../src/dev/sandbox.js';
+import type { ModelRequest } from '../../src/sandbox/modelServer.js';
+import { sandboxStatus } from '../../src/sandbox/sandbox.js';
 import { framed, normalised, promptsReceived } from './model.js';
 
 export async function modelServerUrl(stateDir: string): Promise<string> {

@@ -3,9 +3,9 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { inject } from 'vitest';
 import path from 'node:path';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
-import { writeServiceAccountKubeconfig } from '../../src/dev/identities.js';
-import { writeTokenKubeconfig as writeKubeconfig } from '../../src/dev/kubeconfig.js';
-import { freePort } from '../../src/dev/ports.js';
+import { writeServiceAccountKubeconfig } from '../../src/sandbox/identities.js';
+import { writeTokenKubeconfig as writeKubeconfig } from '../../src/sandbox/kubeconfig.js';
+import { freePort } from '../../src/sandbox/ports.js';
 import { cliPath, repoRoot } from './cli.js';
 
 /**

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execInPod, readPodLogs } from '../../src/clients/exec.js';
 import { isForbidden, isNotFound, type KubeObject } from '../../src/clients/kube.js';
-import { sandboxNodeName } from '../../src/dev/components.js';
+import { sandboxNodeName } from '../../src/sandbox/components.js';
 import { eventually, useCluster } from '../helpers/cluster.js';
 
 const cluster = useCluster('cp');

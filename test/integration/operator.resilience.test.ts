@@ -4,10 +4,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
-import { binarySetAt } from '../../src/dev/binaries.js';
-import { sandboxPaths } from '../../src/dev/components.js';
-import { readPidFile, stopProcess } from '../../src/dev/processes.js';
-import { sandboxDown, sandboxUp } from '../../src/dev/sandbox.js';
+import { binarySetAt } from '../../src/sandbox/binaries.js';
+import { sandboxPaths } from '../../src/sandbox/components.js';
+import { readPidFile, stopProcess } from '../../src/clients/processes.js';
+import { sandboxDown, sandboxUp } from '../../src/sandbox/sandbox.js';
 import { eventually } from '../helpers/cluster.js';
 import {
   codemateObject,

@@ -3,8 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { isAlive } from '../../src/dev/processes.js';
-import { binaryNames } from '../../src/dev/versions.js';
+import { isAlive } from '../../src/clients/processes.js';
+import { binaryNames } from '../../src/sandbox/versions.js';
 import { runCli } from '../helpers/cli.js';
 
 interface StatusJson {

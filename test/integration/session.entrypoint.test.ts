@@ -3,7 +3,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startModelServer, type ModelServer } from '../../src/dev/modelServer.js';
+import { startModelServer, type ModelServer } from '../../src/sandbox/modelServer.js';
 import { eventually } from '../helpers/cluster.js';
 import { framed } from '../helpers/model.js';
 import {

@@ -1,7 +1,7 @@
 /** `codemate attach`: the terminal on the session's tmux, through an exec with a TTY. */
 import { sessionRunning } from '../../api/codemate.js';
 import { execInteractive } from '../../clients/exec.js';
-import { sessionContainer } from '../../operator/session.js';
+import { sessionContainer } from '../../api/pod.js';
 import { connect, explain, getCodeMate, type Cluster } from '../cluster.js';
 import { CodemateError, UsageError } from '../errors.js';
 import type { Output } from '../output.js';

@@ -1,10 +1,10 @@
 /** `codemate dev`: the local sandbox (docs/sandbox.md), and the programs it runs in the background. */
 import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from '../../config/index.js';
-import { resolveBinaries, type BinarySet } from '../../dev/binaries.js';
-import { resolveClaudeCode } from '../../dev/claudeCode.js';
-import { sandboxDown, sandboxStatus, sandboxUp } from '../../dev/sandbox.js';
-import { runModelServer } from '../../dev/modelServer.js';
-import { runPodRuntime } from '../../dev/podRuntimeMain.js';
+import { resolveBinaries, type BinarySet } from '../../sandbox/binaries.js';
+import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
+import { sandboxDown, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
+import { runModelServer } from '../../sandbox/modelServer.js';
+import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
 import { table, type Output } from '../output.js';
 import type { Verb } from '../program.js';

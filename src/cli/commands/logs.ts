@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { streamPodLogs } from '../../clients/exec.js';
 import { parseOrUsage } from '../../config/index.js';
-import { sessionContainer } from '../../operator/session.js';
+import { sessionContainer } from '../../api/pod.js';
 import { connect, explain, getCodeMate, type Cluster } from '../cluster.js';
 import { CodemateError } from '../errors.js';
 import type { Output } from '../output.js';

@@ -9,7 +9,7 @@ import { isConflict, isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
 import { messageFor, notNewBecause } from '../../github/items.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
-import type { Answer } from '../deliveries.js';
+import type { Answer } from '../answer.js';
 
 export interface MessageWriter {
   create<T extends KubeObject>(object: T): Promise<unknown>;

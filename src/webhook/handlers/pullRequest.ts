@@ -9,7 +9,7 @@ import { apiVersion, kind, pollRequestedAnnotation } from '../../api/codemate.js
 import { isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
-import type { Answer } from '../deliveries.js';
+import type { Answer } from '../answer.js';
 
 export interface AnnotationWriter {
   mergePatch<T extends KubeObject>(object: T): Promise<unknown>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../../src/cli/errors.js';
+import { UsageError } from '../../../src/api/errors.js';
 import { cacheDir, defaultStateDir, devConfig, readEnv } from '../../../src/config/index.js';
 
 describe('configuration', () => {

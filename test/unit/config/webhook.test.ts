@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../../src/cli/errors.js';
+import { UsageError } from '../../../src/api/errors.js';
 import { readEnv, replayConfig, webhookConfig } from '../../../src/config/index.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cm-webhook-config-'));

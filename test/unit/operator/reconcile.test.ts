@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CodeMate } from '../../../src/api/codemate.js';
 import { reconcile, observePod, type Observed, type ObservedPod } from '../../../src/operator/reconcile.js';
-import { desiredPod, podName, pvcName, specHashAnnotation } from '../../../src/operator/session.js';
+import { podName, pvcName } from '../../../src/api/pod.js';
+import { desiredPod, specHashAnnotation } from '../../../src/operator/podTemplate.js';
 
 const now = new Date('2026-11-26T12:00:00Z');
 const settings = { defaultImage: 'codemate-session:test' };

@@ -9,7 +9,8 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { SignatureVerifier } from '../../../src/clients/webhooks.js';
 import { webhookMetrics } from '../../../src/observability/metrics.js';
-import { DeliveryLog, type Answer } from '../../../src/webhook/deliveries.js';
+import type { Answer } from '../../../src/webhook/answer.js';
+import { ReplayCache } from '../../../src/webhook/replayCache.js';
 import { buildWebhookServer, parsePayload, type WebhookServerOptions } from '../../../src/webhook/server.js';
 
 const secret = 'unit-secret';
@@ -20,7 +21,7 @@ function server(handle: () => Promise<Answer>, extra: Partial<WebhookServerOptio
   let handled = 0;
   const app = buildWebhookServer({
     verifier: new SignatureVerifier([secret]),
-    deliveries: new DeliveryLog(10),
+    replayCache: new ReplayCache(10),
     handle: async () => {
       handled += 1;
       return handle();

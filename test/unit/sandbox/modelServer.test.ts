@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startModelServer, userTextsOf, type ModelServer } from '../../../src/dev/modelServer.js';
+import { startModelServer, userTextsOf, type ModelServer } from '../../../src/sandbox/modelServer.js';
 
 let server: ModelServer | undefined;
 afterEach(async () => {

@@ -4,17 +4,9 @@
  * Concurrent copies of one delivery share a single handling. Only successful answers are remembered: a
  * failed delivery, or one whose outcome may still change, must be handled again when it comes back.
  */
-export interface Answer {
-  status: number;
-  body: Record<string, unknown>;
-  /**
-   * False when a later copy of the delivery could be handled differently (no CodeMate followed the pull
-   * request yet, or a message was left to the poller), so it must not be answered from memory.
-   */
-  final?: boolean;
-}
+import type { Answer } from './answer.js';
 
-export class DeliveryLog {
+export class ReplayCache {
   private readonly done = new Map<string, Answer>();
   private readonly inFlight = new Map<string, Promise<Answer>>();
 

@@ -1,5 +1,5 @@
 import { open, readFile, rm } from 'node:fs/promises';
-import { isAlive } from './processes.js';
+import { isAlive } from '../clients/processes.js';
 
 /**
  * A lock file holding the owner's pid. A lock whose owner is gone is stale and taken over, so a build

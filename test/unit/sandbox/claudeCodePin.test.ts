@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { claudeCodeVersion } from '../../../src/dev/versions.js';
+import { claudeCodeVersion } from '../../../src/sandbox/versions.js';
 
 describe('the Claude Code pin', () => {
   it('is the same in the session image as in the sandbox', () => {

@@ -7,8 +7,8 @@
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CodemateError } from '../cli/errors.js';
-import { runProgram } from './exec.js';
+import { CodemateError } from '../api/errors.js';
+import { runProgram } from './runProgram.js';
 import { acquireLock } from './lock.js';
 import { claudeCodeVersion } from './versions.js';
 

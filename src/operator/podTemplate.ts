@@ -1,17 +1,20 @@
 /**
  * The objects a CodeMate owns, built purely from the CR: its session pod and, with spec.storage, its
- * workspace claim. Names are deterministic, so creating them is idempotent.
+ * workspace claim. Names are deterministic (src/api/pod.ts), so creating them is idempotent.
  */
 import { createHash } from 'node:crypto';
 import type { CodeMate } from '../api/codemate.js';
+import {
+  labels,
+  ownedLabels,
+  ownerReference,
+  podName,
+  pvcName,
+  sessionContainer,
+  shortHash,
+} from '../api/pod.js';
 
-export const labels = {
-  managedBy: 'app.kubernetes.io/managed-by',
-  component: 'app.kubernetes.io/component',
-  name: 'codemate.io/name',
-} as const;
 export const specHashAnnotation = 'codemate.io/spec-hash';
-export const sessionContainer = 'session';
 export const workspacePath = '/workspace';
 
 /**
@@ -23,22 +26,6 @@ export const sessionPaths = {
   ready: '/opt/codemate/bin/codemate-ready',
 } as const;
 
-function shortHash(text: string, length: number): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, length);
-}
-
-/**
- * `codemate-<name>-<hash>`: the hash of the CR's uid keeps names unique when a long name is truncated
- * and when a CR is deleted and created again while its old pod terminates.
- */
-export function podName(cm: CodeMate): string {
-  return `codemate-${cm.metadata.name.slice(0, 40).replace(/[-.]+$/, '')}-${shortHash(cm.metadata.uid, 6)}`;
-}
-
-export function pvcName(cm: CodeMate): string {
-  return `codemate-${cm.metadata.name.slice(0, 40).replace(/[-.]+$/, '')}-workspace-${shortHash(cm.metadata.uid, 6)}`;
-}
-
 /** A UUID (v5 layout) from the CR's uid: the Claude Code session id that survives pod restarts. */
 export function sessionId(cm: CodeMate): string {
   const h = createHash('sha1').update(`codemate.io/session/${cm.metadata.uid}`).digest();
@@ -46,21 +33,6 @@ export function sessionId(cm: CodeMate): string {
   h[8] = (h[8]! & 0x3f) | 0x80;
   const hex = h.subarray(0, 16).toString('hex');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
-export function ownerReference(cm: CodeMate) {
-  return {
-    apiVersion: cm.apiVersion,
-    kind: cm.kind,
-    name: cm.metadata.name,
-    uid: cm.metadata.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
-}
-
-export function ownedLabels(cm: CodeMate): Record<string, string> {
-  return { [labels.managedBy]: 'codemate', [labels.name]: cm.metadata.name };
 }
 
 export interface SessionSettings {

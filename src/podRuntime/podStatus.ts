@@ -5,7 +5,7 @@
  * controller marks every pod on a node not ready when the node's lease goes stale, and kwok's pod-ready
  * stage marks pods ready before anything runs in them; both are overwritten here with the truth.
  */
-import { sessionContainer } from '../operator/session.js';
+import { sessionContainer } from '../api/pod.js';
 
 export interface PodCondition {
   type: string;

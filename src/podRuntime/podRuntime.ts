@@ -16,11 +16,12 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import { podRuntimeBackoff } from '../config/defaults.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import { on, runController, type RunningController } from '../runtime/controller.js';
 import { informerSupervision, watch, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
-import { labels, sessionContainer } from '../operator/session.js';
+import { labels, sessionContainer } from '../api/pod.js';
 import {
   isTerminal,
   statusPatch,
@@ -38,7 +39,7 @@ import {
   type PodDirs,
   type SessionExit,
 } from './sessionProcess.js';
-import { processesWithEnv } from './processes.js';
+import { processesWithEnv } from '../clients/processes.js';
 
 export { criLine } from './sessionProcess.js';
 
@@ -151,7 +152,7 @@ interface LocalPod {
 }
 
 export class LocalPodRuntime {
-  private readonly queue = new WorkQueue({ baseDelayMs: 500, maxDelayMs: 10_000 });
+  private readonly queue = new WorkQueue(podRuntimeBackoff);
   private readonly pods: Watched<Pod>;
   private readonly nodes: Watched<Node>;
   private readonly local = new Map<string, LocalPod>();

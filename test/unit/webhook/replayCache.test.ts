@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { DeliveryLog, type Answer } from '../../../src/webhook/deliveries.js';
+import type { Answer } from '../../../src/webhook/answer.js';
+import { ReplayCache } from '../../../src/webhook/replayCache.js';
 
 const ok = (n: number): Answer => ({ status: 201, body: { n } });
 
-describe('DeliveryLog', () => {
+describe('ReplayCache', () => {
   it('answers a delivery seen before from memory, without handling it again', async () => {
-    const log = new DeliveryLog(10);
+    const log = new ReplayCache(10);
     let handled = 0;
     const handle = async () => ok(++handled);
     expect(await log.answer('a', handle)).toEqual({ ...ok(1), replay: false });
@@ -14,7 +15,7 @@ describe('DeliveryLog', () => {
   });
 
   it('shares one handling between concurrent copies of a delivery', async () => {
-    const log = new DeliveryLog(10);
+    const log = new ReplayCache(10);
     let handled = 0;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
@@ -31,7 +32,7 @@ describe('DeliveryLog', () => {
   });
 
   it('does not remember failures or answers that may change, so those are handled again', async () => {
-    const log = new DeliveryLog(10);
+    const log = new ReplayCache(10);
     let handled = 0;
     await log.answer('failed', async () => ({ status: 503, body: {} }));
     await log.answer('failed', async () => (handled++, ok(1)));
@@ -42,7 +43,7 @@ describe('DeliveryLog', () => {
   });
 
   it('forgets the least recently used id beyond its capacity', async () => {
-    const log = new DeliveryLog(2);
+    const log = new ReplayCache(2);
     await log.answer('a', async () => ok(1));
     await log.answer('b', async () => ok(2));
     await log.answer('a', async () => ok(0)); // a is now the most recent
@@ -53,7 +54,7 @@ describe('DeliveryLog', () => {
   });
 
   it('handles deliveries without an id every time', async () => {
-    const log = new DeliveryLog(2);
+    const log = new ReplayCache(2);
     let handled = 0;
     await log.answer(undefined, async () => ok(++handled));
     await log.answer(undefined, async () => ok(++handled));

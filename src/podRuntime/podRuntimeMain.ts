@@ -2,8 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Kube } from '../clients/kube.js';
 import { createLogger } from '../observability/log.js';
-import { terminationSignal } from '../operator/run.js';
-import { sessionPluginsDir, sessionScriptsDir } from './components.js';
+import { terminationSignal } from '../runtime/shutdown.js';
+import { sessionPluginsDir, sessionScriptsDir } from '../config/packagePaths.js';
 import { LocalPodRuntime } from './podRuntime.js';
 
 /** `codemate dev pod-runtime`: runs until SIGTERM, then stops every local session. */

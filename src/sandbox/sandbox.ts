@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CodemateError } from '../cli/errors.js';
+import { CodemateError } from '../api/errors.js';
 import { Kube, type KubeObject } from '../clients/kube.js';
 import { binarySetAt, type BinarySet } from './binaries.js';
 import {
@@ -27,7 +27,7 @@ import { acquireLock } from './lock.js';
 import { ensurePki, pkiAt } from './pki.js';
 import { freePort, isPortFree } from './ports.js';
 import { waitFor } from './probe.js';
-import { inspectPidFile, isAlive, removePidFile, startDetached, stopProcess } from './processes.js';
+import { inspectPidFile, isAlive, removePidFile, startDetached, stopProcess } from '../clients/processes.js';
 
 interface SandboxState {
   version: 1;

@@ -1,6 +1,6 @@
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { runProgram } from './exec.js';
+import { runProgram } from './runProgram.js';
 
 /** File names of the sandbox's PKI, relative to its pki directory. */
 export interface Pki {

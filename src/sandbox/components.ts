@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { Kube, type KubeObject } from '../clients/kube.js';
+import { cliPath, manifestsDir, sessionScriptsDir } from '../config/packagePaths.js';
 import type { BinarySet } from './binaries.js';
 import { identityKubeconfig, writeServiceAccountKubeconfig } from './identities.js';
 import type { Pki } from './pki.js';
@@ -36,15 +36,6 @@ export const portNames = [
   'modelServer',
 ] as const;
 export type SandboxPorts = Record<(typeof portNames)[number], number>;
-
-const cliPath = fileURLToPath(new URL('../../bin/codemate.js', import.meta.url));
-export const manifestsDir = fileURLToPath(new URL('../../manifests/', import.meta.url));
-/** What /opt/codemate/bin and /opt/codemate/plugins are in the session image. */
-export const sessionScriptsDir = fileURLToPath(new URL('../../setup/scripts/', import.meta.url)).replace(
-  /\/$/,
-  '',
-);
-export const sessionPluginsDir = fileURLToPath(new URL('../../plugins/', import.meta.url)).replace(/\/$/, '');
 
 export interface SandboxPaths {
   dir: string;
@@ -306,7 +297,7 @@ export function webhookUrl(ports: SandboxPorts): string {
 }
 
 /**
- * The local Anthropic Messages API (src/dev/modelServer.ts) that sessions' Claude Code talks to when the
+ * The local Anthropic Messages API (src/sandbox/modelServer.ts) that sessions' Claude Code talks to when the
  * user configured no real one: no key, no network, and a request log at /_requests for tests.
  */
 export const modelServerComponent: Component = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { wrapperGoMod } from '../../../src/dev/binaries.js';
-import { versions } from '../../../src/dev/versions.js';
+import { wrapperGoMod } from '../../../src/sandbox/binaries.js';
+import { versions } from '../../../src/sandbox/versions.js';
 
 const servedGoMod = `module k8s.io/kubernetes
 

@@ -15,7 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, watch, type FSWatcher } from 'node:fs';
 import { appendFile, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isSameProcess, liveGroupMembers, processesWithEnv, startTicksOf } from './processes.js';
+import { isSameProcess, liveGroupMembers, processesWithEnv, startTicksOf } from '../clients/processes.js';
 
 /** Set in every session process: the pod's directory. */
 export const podMarkerEnv = 'CODEMATE_LOCAL_POD';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { statusPatch, StatusWritePacer, type ObservedPod } from '../../../src/dev/podStatus.js';
+import { statusPatch, StatusWritePacer, type ObservedPod } from '../../../src/podRuntime/podStatus.js';
 
 const now = new Date('2030-01-01T00:00:10Z');
 const earlier = '2030-01-01T00:00:00Z';
