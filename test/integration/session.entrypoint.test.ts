@@ -79,7 +79,12 @@ describe('codemate-entrypoint', () => {
     );
     expect(settings.skipDangerousModePermissionPrompt).toBe(true);
     // The pane is mirrored to stdout, which is what `kubectl logs` shows: the real TUI, run as root here
-    // with IS_SANDBOX=1 (docs/adr/0006).
+    // with IS_SANDBOX=1 (docs/adr/0006). The mirror samples the screen once a second.
+    await eventually(
+      async () => s.output(),
+      (out) => out.includes('Claude Code'),
+      { what: 'the TUI in the mirrored output' },
+    );
     expect(s.output()).toContain('Claude Code');
     expect(s.output()).not.toContain('sk-ant-api03');
     const pid = (await s.tmux('display-message', '-p', '-t', '=claude-code:', '#{pane_pid}')).trim();
