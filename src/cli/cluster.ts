@@ -81,6 +81,19 @@ export async function getCodeMate(c: Cluster<KubeReader>, name: string): Promise
   }
 }
 
+/**
+ * The role of manifests/user-rbac.yaml that grants `verb` on `resource`: codemate-view to read,
+ * codemate-edit to create, change and inject, codemate-attach for a terminal in the session.
+ */
+export function roleFor(verb: string, resource: string): string | undefined {
+  const read = ['get', 'list', 'watch'].includes(verb);
+  if (resource === 'pods/exec' || resource === 'pods/attach') return 'codemate-attach';
+  if (resource === 'codemates' || resource === 'codematemessages')
+    return read ? 'codemate-view' : 'codemate-edit';
+  if (resource === 'pods' || resource === 'pods/log') return read ? 'codemate-view' : undefined;
+  return undefined;
+}
+
 /** Turns an API error into an actionable CodemateError. `what` names the request, e.g. "create codemates". */
 export function explain(
   error: unknown,
@@ -114,8 +127,13 @@ export function explain(
     });
   }
   if (isForbidden(error)) {
+    const role = roleFor(what.verb, what.resource);
     return new CodemateError(`forbidden: you cannot ${what.verb} ${what.resource} ${where}`, {
-      hint: `ask for RBAC that allows "${what.verb}" on ${what.resource}.codemate.io, or use another --context`,
+      hint: role
+        ? `ask an admin for the ClusterRole ${role} in namespace ${cluster.namespace} (kubectl create ` +
+          `rolebinding ${role}-<you> -n ${cluster.namespace} --clusterrole=${role} --user=<you>), or use ` +
+          'another --context'
+        : `ask for RBAC that allows "${what.verb}" on ${what.resource}, or use another --context`,
       cause: error,
     });
   }

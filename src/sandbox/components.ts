@@ -173,8 +173,12 @@ export const components: readonly Component[] = [
     name: 'kube-controller-manager',
     binary: 'kube-controller-manager',
     // CodeMate's CRDs exist before the garbage collector starts, so it follows them from its first sync
-    // instead of after its next discovery refresh.
-    prepare: ({ paths }) => installCrds(Kube.load({ kubeconfig: paths.kubeconfig })),
+    // instead of after its next discovery refresh. The users' roles come with them, as in a cluster.
+    prepare: async ({ paths }) => {
+      const kube = Kube.load({ kubeconfig: paths.kubeconfig });
+      await installCrds(kube);
+      await applyManifest(kube, 'user-rbac.yaml');
+    },
     ports: (p) => [p.controllerManager],
     args: ({ paths, ports, pki }) => [
       `--kubeconfig=${paths.kubeconfig}`,
@@ -185,8 +189,9 @@ export const components: readonly Component[] = [
       '--leader-elect=false',
       // Garbage collection (ownerReferences cascade), namespace deletion, default ServiceAccounts, and the
       // node lifecycle that lifts the not-ready taint once kwok reports the node Ready, and the claim
-      // protection that lets a deleted PersistentVolumeClaim go once no pod uses it.
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,persistentvolumeclaim-protection-controller',
+      // protection that lets a deleted PersistentVolumeClaim go once no pod uses it, and ClusterRole
+      // aggregation (codemate-view and codemate-edit into view, edit and admin).
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,persistentvolumeclaim-protection-controller,clusterrole-aggregation-controller',
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
     ],
@@ -336,10 +341,7 @@ export const podRuntimeComponent: Component = {
 
 /** Applies CodeMate's CRDs (every document in manifests/crd.yaml) and waits until each is served. */
 export async function installCrds(kube: Kube): Promise<void> {
-  const crds = parseAllDocuments(await readFile(path.join(manifestsDir, 'crd.yaml'), 'utf8')).map(
-    (d) => d.toJSON() as KubeObject,
-  );
-  for (const crd of crds) await kube.apply(crd, 'codemate-sandbox');
+  const crds = await applyManifest(kube, 'crd.yaml');
   const deadline = Date.now() + 30_000;
   for (const crd of crds) {
     for (;;) {
@@ -356,6 +358,15 @@ export async function installCrds(kube: Kube): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+}
+
+/** Applies every document of a file in manifests/, and returns them. */
+async function applyManifest(kube: Kube, file: string): Promise<KubeObject[]> {
+  const objects = parseAllDocuments(await readFile(path.join(manifestsDir, file), 'utf8')).map(
+    (d) => d.toJSON() as KubeObject,
+  );
+  for (const object of objects) await kube.apply(object, 'codemate-sandbox');
+  return objects;
 }
 
 /** kwok reads its stages from the config file: nodes turn Ready, pods Running, deleted pods go. */

@@ -44,7 +44,7 @@ afterAll(async () => {
 describe('start-up', () => {
   // The SDKs and the schema library: each costs more to load than kubectl takes to answer.
   const heavy = /node_modules\/(@kubernetes|@octokit|fastify|pino|prom-client|zod|yaml|ora)\//;
-  const servers = /\/dist\/(dev|operator|webhook)\//;
+  const servers = /\/dist\/(sandbox|podRuntime|operator|webhook)\//;
 
   it('loads no SDK for --version, --help and the help of each verb', async () => {
     for (const args of [
@@ -315,6 +315,53 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
     const r = await runCli(['list'], { env: { KUBECONFIG: file } });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`forbidden: you cannot list codemates in namespace ${ns}`);
+    expect(r.stderr).toContain(`ask an admin for the ClusterRole codemate-view in namespace ${ns}`);
+  });
+
+  it('codemate-view may read but not create, codemate-edit may create and inject, view includes codemate-view', async () => {
+    /** A kubeconfig for a new ServiceAccount bound to `role` in the test's namespace. */
+    const userWith = async (user: string, role: string) => {
+      await kube.create({
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        metadata: { name: user, namespace: ns },
+      });
+      await kube.create({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: `${user}-${role}`, namespace: ns },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ kind: 'ServiceAccount', name: user, namespace: ns }],
+      } as KubeObject);
+      const file = path.join(stateDir, `${user}.kubeconfig`);
+      await writeTokenKubeconfig(kube, await kube.serviceAccountToken(ns, user), file, ns);
+      return (args: string[]) => runCli(args, { env: { KUBECONFIG: file } });
+    };
+    const create = ['create', 'rbac-made', '--repo', 'https://github.com/o/r.git', '--branch', 'rbac'];
+
+    const viewer = await userWith('rbac-viewer', 'codemate-view');
+    expect((await viewer(['list'])).code).toBe(0);
+    const refused = await viewer(create);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`forbidden: you cannot create codemates in namespace ${ns}`);
+    expect(refused.stderr).toContain(`ask an admin for the ClusterRole codemate-edit in namespace ${ns}`);
+
+    const editor = await userWith('rbac-editor', 'codemate-edit');
+    const made = await editor(create);
+    expect(made.code, made.stderr).toBe(0);
+    const injected = await editor(['inject', 'rbac-made', 'from an editor', '--no-wait']);
+    expect(injected.code, injected.stderr).toBe(0);
+    expect((await viewer(['describe', 'rbac-made'])).code).toBe(0);
+
+    // The built-in view role gains codemate-view by aggregation (the controller-manager adds its rules).
+    const reader = await userWith('rbac-reader', 'view');
+    await eventually(
+      () => reader(['list']),
+      (r) => r.code === 0 && r.stdout.includes('rbac-made'),
+      { what: 'codemate-view aggregated into view' },
+    );
+    expect((await reader(create)).code).toBe(1);
+    expect((await editor(['delete', 'rbac-made'])).code).toBe(0);
   });
 
   it('says when no cluster is reachable', async () => {

@@ -18,7 +18,7 @@ const objectsOf = (file: string) =>
 const thirdParty = new Set(['cert-manager.io/v1']);
 
 describe('manifests', () => {
-  it.each(['crd.yaml', 'operator.yaml', 'webhook.yaml', 'examples/webhook-secret.yaml'])(
+  it.each(['crd.yaml', 'operator.yaml', 'webhook.yaml', 'user-rbac.yaml', 'examples/webhook-secret.yaml'])(
     '%s passes a server-side dry run',
     async (file) => {
       const objects = objectsOf(file);
