@@ -38,6 +38,18 @@ describe('manifests', () => {
     },
   );
 
+  it('the session NetworkPolicy passes too, in the namespace it is applied to', async () => {
+    const objects = objectsOf('session-networkpolicy.yaml');
+    expect(objects.map((o) => o.kind)).toEqual(['NetworkPolicy']);
+    for (const object of objects) {
+      await cluster.kube.apply(
+        { ...object, metadata: { ...object.metadata, namespace: cluster.namespace } },
+        'codemate-tests',
+        { dryRun: true },
+      );
+    }
+  });
+
   it('the example CodeMate passes too', async () => {
     for (const object of objectsOf('examples/codemate.yaml')) {
       await cluster.kube.apply(
