@@ -13,6 +13,7 @@ import { execInPod } from '../dist/clients/exec.js';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/sandbox/binaries.js';
+import { resolveClaudeCode } from '../dist/sandbox/claudeCode.js';
 import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import { quantile, summary, until, writeResults, namespaceWithSecrets } from './stats.mjs';
 
@@ -23,6 +24,8 @@ const ns = 'bench';
 
 const env = readEnv();
 const bins = await resolveBinaries({ binDir: env.CODEMATE_BIN_DIR, cacheDir: cacheDir(env) });
+// Sessions run the real Claude Code, talking to the sandbox's model server.
+const claude = await resolveClaudeCode({ claudeBin: env.CODEMATE_CLAUDE_BIN, cacheDir: cacheDir(env) });
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'codemate-bench-'));
 const repo = await mkdtemp(path.join(os.tmpdir(), 'codemate-bench-repo-'));
 await run('git', ['init', '-q', '-b', 'main', repo]);
@@ -41,7 +44,7 @@ await run('git', [
 ]);
 
 try {
-  const { paths } = await sandboxUp({ stateDir, bins });
+  const { paths } = await sandboxUp({ stateDir, bins, sessions: { claude } });
   const kube = Kube.load({ kubeconfig: paths.kubeconfig });
   await namespaceWithSecrets(kube, ns);
   const cm = await kube.create({

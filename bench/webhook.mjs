@@ -29,6 +29,7 @@ import autocannon from 'autocannon';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/sandbox/binaries.js';
+import { resolveClaudeCode } from '../dist/sandbox/claudeCode.js';
 import { freePort } from '../dist/sandbox/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import {
@@ -345,6 +346,8 @@ async function panePart(kube, up, secret, stateDir) {
 // --------------------------------------------------------------------------------------------- main
 const env = readEnv();
 const bins = await resolveBinaries({ binDir: env.CODEMATE_BIN_DIR, cacheDir: cacheDir(env) });
+// Sessions run the real Claude Code, talking to the sandbox's model server.
+const claude = await resolveClaudeCode({ claudeBin: env.CODEMATE_CLAUDE_BIN, cacheDir: cacheDir(env) });
 const stateDir = await mkdtemp(path.join(os.tmpdir(), 'codemate-bench-'));
 const repos = await mkdtemp(path.join(os.tmpdir(), 'codemate-bench-repos-'));
 const secret = randomBytes(32).toString('hex');
@@ -359,7 +362,7 @@ try {
   // Read by the operator (GitHub) and the pod runtime (clone URL) that sandboxUp starts next.
   process.env.GITHUB_API_URL = github.url;
   process.env.CODEMATE_SANDBOX_GIT_REWRITE = `https://github.com/=file://${repos}/`;
-  const full = await sandboxUp({ stateDir, bins, workloads: true });
+  const full = await sandboxUp({ stateDir, bins, workloads: true, sessions: { claude } });
   const pane = { deliveries: options.deliveries, ...(await panePart(kube, full, secret, stateDir)) };
   pane.eyesReactions = github.reactions();
 
