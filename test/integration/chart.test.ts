@@ -2,7 +2,8 @@
  * charts/codemate against the real apiserver: helm lint; every object `helm template` renders, with the
  * default values and with every optional feature on, passes a server-side dry run (kinds whose CRDs a
  * cluster brings along are only checked to render); bad values are refused by the schema; and an install
- * into this file's namespace creates the objects, which an uninstall removes, except the CRDs.
+ * into this file's namespace creates the objects, an upgrade changes them and keeps the generated webhook
+ * secret, and an uninstall removes them, except the CRDs. No operator runs there: the images are not built.
  */
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -132,7 +133,7 @@ describe('charts/codemate', () => {
     await expect(refused).rejects.toThrow(message);
   });
 
-  it('installs into a namespace, and uninstall removes all it made except the CRDs', async () => {
+  it('installs into a namespace, upgrades keeping the webhook secret, and uninstall removes all it made except the CRDs', async () => {
     const release = `cm-${cluster.namespace.slice(-6)}`;
     // The sandbox applies the user roles itself (manifests/user-rbac.yaml); Helm would not adopt them.
     await helm(
@@ -168,6 +169,35 @@ describe('charts/codemate', () => {
       cluster.namespace,
     );
     expect(Buffer.from(secret.data.secret ?? '', 'base64').toString()).toMatch(/^[A-Za-z0-9]{48}$/);
+
+    // An upgrade with a changed value changes the operator's pod template (a rollout where pods run), and
+    // keeps the generated secret: a new one would break every signature GitHub makes.
+    type Deployment = KubeObject & {
+      spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
+    };
+    const logLevel = async () =>
+      (
+        await cluster.kube.get<Deployment>('apps/v1', 'Deployment', `${release}-operator`, cluster.namespace)
+      ).spec.template.spec.containers[0]?.env.find((e) => e.name === 'LOG_LEVEL')?.value;
+    expect(await logLevel()).toBe('info');
+    await helm(
+      'upgrade',
+      release,
+      chart,
+      '--namespace',
+      cluster.namespace,
+      '--reuse-values',
+      '--set',
+      'operator.logLevel=debug',
+    );
+    expect(await logLevel()).toBe('debug');
+    const kept = await cluster.kube.get<typeof secret>(
+      'v1',
+      'Secret',
+      `${release}-webhook-secret`,
+      cluster.namespace,
+    );
+    expect(kept.data.secret).toBe(secret.data.secret);
 
     await helm('uninstall', release, '--namespace', cluster.namespace);
     for (const [apiVersion, kind, name, namespace] of made) {
