@@ -118,6 +118,7 @@ describe('charts/codemate', () => {
     [['--set', 'operator.replicas=two'], "at '/operator/replicas': got string, want integer"],
     [['--set', 'image.digest=latest'], "at '/image/digest': 'latest' does not match pattern"],
     [['--set', 'operator.logLevel=loud'], "at '/operator/logLevel'"],
+    [['--set', 'ingress.enabled=true'], "at '/ingress/host': minLength: got 0, want 1"],
     [
       ['--set', 'ingress.enabled=true', '--set', 'ingress.host=Not A Host'],
       "at '/ingress/host': 'Not A Host' does not match pattern",
