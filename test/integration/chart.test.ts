@@ -47,6 +47,8 @@ const everything = [
   'operator={"replicas":3,"logLevel":"debug","nodeSelector":{"kubernetes.io/os":"linux"},"tolerations":[{"key":"dedicated","operator":"Exists"}]}',
   '--set',
   'webhook.secret.existingSecret=github-webhook',
+  '--set',
+  'github.apiUrl=https://github.example.org/api/v3',
 ];
 
 describe('charts/codemate', () => {
@@ -96,6 +98,9 @@ describe('charts/codemate', () => {
     expect(kindsOf(objects)).not.toContain('Secret');
     const operator = objects.find((o) => o.kind === 'Deployment' && o.metadata.name === 'codemate-operator');
     expect(JSON.stringify(operator)).toContain(`registry.example.com/codemate@sha256:${'a'.repeat(64)}`);
+    expect(JSON.stringify(operator)).toContain(
+      '{"name":"GITHUB_API_URL","value":"https://github.example.org/api/v3"}',
+    );
     const policy = objects.find((o) => o.kind === 'NetworkPolicy') as KubeObject & {
       spec: { egress: { to: { ipBlock?: { cidr: string } }[] }[] };
     };
@@ -118,6 +123,7 @@ describe('charts/codemate', () => {
     [['--set', 'operator.replicas=two'], "at '/operator/replicas': got string, want integer"],
     [['--set', 'image.digest=latest'], "at '/image/digest': 'latest' does not match pattern"],
     [['--set', 'operator.logLevel=loud'], "at '/operator/logLevel'"],
+    [['--set', 'github.apiUrl=github.example.org'], "at '/github/apiUrl'"],
     [['--set', 'ingress.enabled=true'], "at '/ingress/host': minLength: got 0, want 1"],
     [
       ['--set', 'ingress.enabled=true', '--set', 'ingress.host=Not A Host'],
