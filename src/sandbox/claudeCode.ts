@@ -4,10 +4,10 @@
  * the same kind of lock, so concurrent callers share one install. CODEMATE_CLAUDE_BIN points at a claude
  * to use instead.
  */
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CodemateError } from '../api/errors.js';
+import { isExecutable } from './executable.js';
 import { runProgram } from './runProgram.js';
 import { acquireLock } from './lock.js';
 import { claudeCodeVersion } from './versions.js';
@@ -27,20 +27,11 @@ function binOf(dir: string): string {
   return path.join(dir, 'node_modules', '.bin', 'claude');
 }
 
-async function executable(file: string): Promise<boolean> {
-  try {
-    await access(file, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The path of a working `claude` of the pinned version, installing it into the cache when needed. */
 export async function resolveClaudeCode(options: ResolveClaudeCodeOptions): Promise<string> {
   if (options.claudeBin) {
     const file = path.resolve(options.claudeBin);
-    if (!(await executable(file))) {
+    if (!(await isExecutable(file))) {
       throw new CodemateError(`CODEMATE_CLAUDE_BIN=${file} is not an executable file`, {
         hint: `point it at a claude ${claudeCodeVersion} program, or unset it to install ${claudeCodePackage} into the cache`,
       });
@@ -49,13 +40,13 @@ export async function resolveClaudeCode(options: ResolveClaudeCodeOptions): Prom
   }
   const root = path.join(options.cacheDir, 'claude-code');
   const finalDir = path.join(root, claudeCodeVersion);
-  if (await executable(binOf(finalDir))) return binOf(finalDir);
+  if (await isExecutable(binOf(finalDir))) return binOf(finalDir);
   await mkdir(root, { recursive: true });
   const release = await acquireLock(`${finalDir}.lock`, () =>
     options.onProgress?.('waiting for another codemate process that is installing Claude Code'),
   );
   try {
-    if (await executable(binOf(finalDir))) return binOf(finalDir);
+    if (await isExecutable(binOf(finalDir))) return binOf(finalDir);
     const staging = `${finalDir}.partial`;
     await rm(staging, { recursive: true, force: true });
     await mkdir(staging, { recursive: true });

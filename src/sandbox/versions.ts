@@ -18,6 +18,12 @@ export const versions = {
  */
 export const claudeCodeVersion = '2.1.332';
 
+/**
+ * Helm, which installs charts/codemate in the sandbox and the tests. Built from the Go module proxy like
+ * the control plane, and cached by this version (src/sandbox/helm.ts).
+ */
+export const helmVersion = 'v4.3.1';
+
 export const binaryNames = [
   'etcd',
   'kube-apiserver',

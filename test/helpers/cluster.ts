@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, inject } from 'vitest';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
 
 export interface TestCluster {
@@ -24,6 +24,24 @@ export function useCluster(prefix: string): TestCluster {
     await cluster.kube.delete('v1', 'Namespace', cluster.namespace);
   });
   return cluster;
+}
+
+/**
+ * Every object passes a server-side dry run (schema, defaults and admission), except kinds of the API
+ * versions in `skip`, whose CRDs a cluster brings along (cert-manager's, the Prometheus operator's).
+ */
+export async function expectDryRunAccepts(
+  kube: Kube,
+  objects: KubeObject[],
+  skip: ReadonlySet<string> = new Set(),
+): Promise<void> {
+  for (const object of objects) {
+    if (skip.has(object.apiVersion)) continue;
+    await expect(
+      kube.apply(object, 'codemate-tests', { dryRun: true }),
+      `${object.kind}/${object.metadata.name}`,
+    ).resolves.toBeDefined();
+  }
 }
 
 /** Polls `read` until `accept` holds; fails with the last value seen when the deadline passes. */

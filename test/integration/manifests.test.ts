@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import type { KubeObject } from '../../src/clients/kube.js';
 import { repoRoot } from '../helpers/cli.js';
-import { useCluster } from '../helpers/cluster.js';
+import { expectDryRunAccepts, useCluster } from '../helpers/cluster.js';
 
 const cluster = useCluster('manifests');
 const objectsOf = (file: string) =>
@@ -28,13 +28,7 @@ describe('manifests', () => {
         { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'codemate-system' } },
         'codemate-tests',
       );
-      for (const object of objects) {
-        if (thirdParty.has(object.apiVersion)) continue;
-        await expect(
-          cluster.kube.apply(object, 'codemate-tests', { dryRun: true }),
-          `${object.kind}/${object.metadata.name}`,
-        ).resolves.toBeDefined();
-      }
+      await expectDryRunAccepts(cluster.kube, objects, thirdParty);
     },
   );
 

@@ -2,6 +2,7 @@
 import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from '../../config/index.js';
 import { resolveBinaries, type BinarySet } from '../../sandbox/binaries.js';
 import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
+import { resolveHelm } from '../../sandbox/helm.js';
 import { sandboxDown, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
 import { runModelServer } from '../../sandbox/modelServer.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
@@ -51,7 +52,23 @@ async function binaries(config: DevConfig, out: Output): Promise<BinarySet> {
 export async function runDevBuild(config: DevConfig, out: Output): Promise<void> {
   const bins = await binaries(config, out);
   await claudeCode(config, out);
+  await helm(config, out);
   out.data(bins.dir);
+}
+
+async function helm(config: DevConfig, out: Output): Promise<string> {
+  const progress = await out.progress('looking for helm');
+  try {
+    const file = await resolveHelm({
+      cacheDir: config.cacheDir,
+      onProgress: (text) => progress.update(text),
+    });
+    progress.succeed(`helm: ${file}`);
+    return file;
+  } catch (error) {
+    progress.fail('helm unavailable');
+    throw error;
+  }
 }
 
 async function claudeCode(config: DevConfig, out: Output): Promise<string> {
