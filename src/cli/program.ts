@@ -243,7 +243,7 @@ Examples:
   dev
     .command('build')
     .description(
-      'build (or find) the control-plane binaries and the pinned Claude Code CLI; print the binaries directory',
+      'build (or find) the control-plane binaries, the pinned Claude Code CLI and helm; print the binaries directory',
     )
     .addHelpText('after', '\nExample:\n  $ export CODEMATE_BIN_DIR="$(codemate dev build)"')
     .action(verb(() => import('./commands/dev.js'), 'build'));

@@ -4,12 +4,11 @@
  * the same kind of lock, so concurrent callers share one install. CODEMATE_CLAUDE_BIN points at a claude
  * to use instead.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CodemateError } from '../api/errors.js';
-import { isExecutable } from './executable.js';
+import { cachedProgram, isExecutable } from './cache.js';
 import { runProgram } from './runProgram.js';
-import { acquireLock } from './lock.js';
 import { claudeCodeVersion } from './versions.js';
 
 export const claudeCodePackage = '@anthropic-ai/claude-code';
@@ -23,9 +22,8 @@ export interface ResolveClaudeCodeOptions {
   onProgress?: (text: string) => void;
 }
 
-function binOf(dir: string): string {
-  return path.join(dir, 'node_modules', '.bin', 'claude');
-}
+/** Where npm puts the program, in an entry. */
+const bin = path.join('node_modules', '.bin', 'claude');
 
 /** The path of a working `claude` of the pinned version, installing it into the cache when needed. */
 export async function resolveClaudeCode(options: ResolveClaudeCodeOptions): Promise<string> {
@@ -38,59 +36,50 @@ export async function resolveClaudeCode(options: ResolveClaudeCodeOptions): Prom
     }
     return file;
   }
-  const root = path.join(options.cacheDir, 'claude-code');
-  const finalDir = path.join(root, claudeCodeVersion);
-  if (await isExecutable(binOf(finalDir))) return binOf(finalDir);
-  await mkdir(root, { recursive: true });
-  const release = await acquireLock(`${finalDir}.lock`, () =>
-    options.onProgress?.('waiting for another codemate process that is installing Claude Code'),
-  );
-  try {
-    if (await isExecutable(binOf(finalDir))) return binOf(finalDir);
-    const staging = `${finalDir}.partial`;
-    await rm(staging, { recursive: true, force: true });
-    await mkdir(staging, { recursive: true });
-    // A package.json of its own, so npm installs here and not into an enclosing project.
-    await writeFile(
-      path.join(staging, 'package.json'),
-      JSON.stringify({ name: 'codemate-claude-code', private: true }, null, 2) + '\n',
-    );
-    options.onProgress?.(
-      `installing ${claudeCodePackage}@${claudeCodeVersion} from npm (about 400 MB, once)`,
-    );
-    const started = Date.now();
-    try {
-      await runProgram(
-        options.npm ?? 'npm',
-        [
-          'install',
-          '--no-audit',
-          '--no-fund',
-          '--no-save',
-          '--prefix',
-          staging,
-          `${claudeCodePackage}@${claudeCodeVersion}`,
-        ],
-        { cwd: staging },
+  const dir = path.join(options.cacheDir, 'claude-code', claudeCodeVersion);
+  return cachedProgram({
+    dir,
+    program: bin,
+    waiting: 'waiting for another codemate process that is installing Claude Code',
+    onProgress: options.onProgress,
+    fill: async (staging) => {
+      // A package.json of its own, so npm installs here and not into an enclosing project.
+      await writeFile(
+        path.join(staging, 'package.json'),
+        JSON.stringify({ name: 'codemate-claude-code', private: true }, null, 2) + '\n',
       );
-    } catch (error) {
-      throw new CodemateError(`could not install ${claudeCodePackage}@${claudeCodeVersion} with npm`, {
-        hint: 'check that the npm registry is reachable, or set CODEMATE_CLAUDE_BIN to an installed claude',
-        cause: error,
-      });
-    }
-    // The native binary needs no install script (npm may hold scripts back); check that it runs.
-    const { stdout } = await runProgram(binOf(staging), ['--version']);
-    if (!stdout.includes(claudeCodeVersion)) {
-      throw new CodemateError(`the installed claude reports '${stdout.trim()}', not ${claudeCodeVersion}`);
-    }
-    await rm(finalDir, { recursive: true, force: true });
-    await rename(staging, finalDir);
-    options.onProgress?.(
-      `Claude Code ${claudeCodeVersion} ready in ${Math.round((Date.now() - started) / 1000)}s (${finalDir})`,
-    );
-    return binOf(finalDir);
-  } finally {
-    await release();
-  }
+      options.onProgress?.(
+        `installing ${claudeCodePackage}@${claudeCodeVersion} from npm (about 400 MB, once)`,
+      );
+      const started = Date.now();
+      try {
+        await runProgram(
+          options.npm ?? 'npm',
+          [
+            'install',
+            '--no-audit',
+            '--no-fund',
+            '--no-save',
+            '--prefix',
+            staging,
+            `${claudeCodePackage}@${claudeCodeVersion}`,
+          ],
+          { cwd: staging },
+        );
+      } catch (error) {
+        throw new CodemateError(`could not install ${claudeCodePackage}@${claudeCodeVersion} with npm`, {
+          hint: 'check that the npm registry is reachable, or set CODEMATE_CLAUDE_BIN to an installed claude',
+          cause: error,
+        });
+      }
+      // The native binary needs no install script (npm may hold scripts back); check that it runs.
+      const { stdout } = await runProgram(path.join(staging, bin), ['--version']);
+      if (!stdout.includes(claudeCodeVersion)) {
+        throw new CodemateError(`the installed claude reports '${stdout.trim()}', not ${claudeCodeVersion}`);
+      }
+      options.onProgress?.(
+        `Claude Code ${claudeCodeVersion} ready in ${Math.round((Date.now() - started) / 1000)}s (${dir})`,
+      );
+    },
+  });
 }

@@ -3,12 +3,10 @@
  * cached next to the control-plane binaries, under the same kind of lock, so concurrent callers share one
  * build. Measured cold (empty Go build cache, 2 shared cores): 5 min 24 s, peak RSS 1.0 GB (see docs/install.md).
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CodemateError } from '../api/errors.js';
-import { isExecutable } from './executable.js';
+import { cachedProgram } from './cache.js';
 import { runProgram } from './runProgram.js';
-import { acquireLock } from './lock.js';
 import { helmVersion } from './versions.js';
 
 export interface ResolveHelmOptions {
@@ -20,45 +18,34 @@ export interface ResolveHelmOptions {
 
 /** The path of `helm` of the pinned version, building it into the cache when needed. */
 export async function resolveHelm(options: ResolveHelmOptions): Promise<string> {
-  const root = path.join(options.cacheDir, 'helm');
-  const finalDir = path.join(root, helmVersion);
-  const helm = path.join(finalDir, 'helm');
-  if (await isExecutable(helm)) return helm;
-  await mkdir(root, { recursive: true });
-  const release = await acquireLock(`${finalDir}.lock`, () =>
-    options.onProgress?.('waiting for another codemate process that is building helm'),
-  );
-  try {
-    if (await isExecutable(helm)) return helm;
-    const staging = `${finalDir}.partial`;
-    await rm(staging, { recursive: true, force: true });
-    await mkdir(staging, { recursive: true });
-    options.onProgress?.(
-      `compiling helm ${helmVersion} from the Go module proxy (first time: a few minutes)`,
-    );
-    try {
-      await runProgram(
-        options.go ?? 'go',
-        [
-          'install',
-          '-trimpath',
-          // Without the stamp, `helm version` says only the minor version (v4.3).
-          '-ldflags',
-          `-s -w -X helm.sh/helm/v4/internal/version.version=${helmVersion}`,
-          `helm.sh/helm/v4/cmd/helm@${helmVersion}`,
-        ],
-        { cwd: staging, env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '', GOBIN: staging } },
+  return cachedProgram({
+    dir: path.join(options.cacheDir, 'helm', helmVersion),
+    program: 'helm',
+    waiting: 'waiting for another codemate process that is building helm',
+    onProgress: options.onProgress,
+    fill: async (staging) => {
+      options.onProgress?.(
+        `compiling helm ${helmVersion} from the Go module proxy (first time: a few minutes)`,
       );
-    } catch (error) {
-      throw new CodemateError(`could not build helm ${helmVersion} with Go`, {
-        hint: 'install Go 1.26 or newer and make the Go module proxy reachable (GOPROXY), then run `codemate dev build`',
-        cause: error,
-      });
-    }
-    await rm(finalDir, { recursive: true, force: true });
-    await rename(staging, finalDir);
-    return helm;
-  } finally {
-    await release();
-  }
+      try {
+        await runProgram(
+          options.go ?? 'go',
+          [
+            'install',
+            '-trimpath',
+            // Without the stamp, `helm version` says only the minor version (v4.3).
+            '-ldflags',
+            `-s -w -X helm.sh/helm/v4/internal/version.version=${helmVersion}`,
+            `helm.sh/helm/v4/cmd/helm@${helmVersion}`,
+          ],
+          { cwd: staging, env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '', GOBIN: staging } },
+        );
+      } catch (error) {
+        throw new CodemateError(`could not build helm ${helmVersion} with Go`, {
+          hint: 'install Go 1.26 or newer and make the Go module proxy reachable (GOPROXY), then run `codemate dev build`',
+          cause: error,
+        });
+      }
+    },
+  });
 }

@@ -33,58 +33,56 @@ export const modelServer: Verb = async ({ flags }) => {
   await runModelServer({ port });
 };
 
-async function binaries(config: DevConfig, out: Output): Promise<BinarySet> {
-  const progress = await out.progress('looking for control-plane binaries');
+/**
+ * Finds (or installs, or builds) one thing the sandbox needs, with a spinner that says what it is doing,
+ * and where the result is, or that it is unavailable.
+ */
+async function locate<T>(
+  out: Output,
+  what: string,
+  resolve: (onProgress: (text: string) => void) => Promise<T>,
+  where: (found: T) => string,
+): Promise<T> {
+  const progress = await out.progress(`looking for ${what}`);
   try {
-    const bins = await resolveBinaries({
-      binDir: config.binDir,
-      cacheDir: config.cacheDir,
-      onProgress: (text) => progress.update(text),
-    });
-    progress.succeed(`control-plane binaries: ${bins.dir}`);
-    return bins;
+    const found = await resolve((text) => progress.update(text));
+    progress.succeed(`${what}: ${where(found)}`);
+    return found;
   } catch (error) {
-    progress.fail('control-plane binaries unavailable');
+    progress.fail(`${what} unavailable`);
     throw error;
   }
 }
+
+const binaries = (config: DevConfig, out: Output): Promise<BinarySet> =>
+  locate(
+    out,
+    'control-plane binaries',
+    (onProgress) => resolveBinaries({ binDir: config.binDir, cacheDir: config.cacheDir, onProgress }),
+    (bins) => bins.dir,
+  );
+
+const claudeCode = (config: DevConfig, out: Output): Promise<string> =>
+  locate(
+    out,
+    'Claude Code',
+    (onProgress) => resolveClaudeCode({ claudeBin: config.claudeBin, cacheDir: config.cacheDir, onProgress }),
+    (file) => file,
+  );
+
+const helm = (config: DevConfig, out: Output): Promise<string> =>
+  locate(
+    out,
+    'helm',
+    (onProgress) => resolveHelm({ cacheDir: config.cacheDir, onProgress }),
+    (file) => file,
+  );
 
 export async function runDevBuild(config: DevConfig, out: Output): Promise<void> {
   const bins = await binaries(config, out);
   await claudeCode(config, out);
   await helm(config, out);
   out.data(bins.dir);
-}
-
-async function helm(config: DevConfig, out: Output): Promise<string> {
-  const progress = await out.progress('looking for helm');
-  try {
-    const file = await resolveHelm({
-      cacheDir: config.cacheDir,
-      onProgress: (text) => progress.update(text),
-    });
-    progress.succeed(`helm: ${file}`);
-    return file;
-  } catch (error) {
-    progress.fail('helm unavailable');
-    throw error;
-  }
-}
-
-async function claudeCode(config: DevConfig, out: Output): Promise<string> {
-  const progress = await out.progress('looking for Claude Code');
-  try {
-    const claude = await resolveClaudeCode({
-      claudeBin: config.claudeBin,
-      cacheDir: config.cacheDir,
-      onProgress: (text) => progress.update(text),
-    });
-    progress.succeed(`Claude Code: ${claude}`);
-    return claude;
-  } catch (error) {
-    progress.fail('Claude Code unavailable');
-    throw error;
-  }
 }
 
 export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
