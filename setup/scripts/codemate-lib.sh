@@ -19,10 +19,12 @@ log() {
   printf 'codemate: %s\n' "$*" >&2
 }
 
-session_state() {
-  local state
-  { read -r state <"${CODEMATE_STATE_DIR}/session-state"; } 2>/dev/null || state=
-  printf '%s\n' "${state:-starting}"
+# Sets $state to the session's state (ready, busy, idle, blocked), or "starting" until the first hook has
+# written one. No fork: codemate-inject reads it on every delivery.
+read_session_state() {
+  state=
+  { read -r state <"${CODEMATE_STATE_DIR}/session-state"; } 2>/dev/null || true
+  state=${state:-starting}
 }
 
 set_session_state() {
