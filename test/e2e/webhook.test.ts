@@ -163,13 +163,19 @@ describe('GitHub webhooks reach the session at once', () => {
     );
     const keep = () =>
       kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'keep-7', namespace);
+    // The poller records what it saw (status.github); the reconcile that follows turns it into
+    // conditions. Wait for both, not the first alone.
+    const conditionsOf = (cm: CodeMate) =>
+      Object.fromEntries((cm.status?.conditions ?? []).map((c) => [c.type, c.status]));
     const linked = await eventually(
       keep,
-      (cm) => cm.status?.phase === 'Running' && cm.status.github?.login === 'codemate-bot',
-      { what: 'keep-7 Running, with its first poll done', timeoutMs: 60_000 },
+      (cm) =>
+        cm.status?.phase === 'Running' &&
+        cm.status.github?.login === 'codemate-bot' &&
+        conditionsOf(cm).GitHubAuthenticated !== 'Unknown',
+      { what: 'keep-7 Running, with its first poll done and reconciled', timeoutMs: 60_000 },
     );
-    const conditions = Object.fromEntries((linked.status?.conditions ?? []).map((c) => [c.type, c.status]));
-    expect(conditions).toMatchObject({
+    expect(conditionsOf(linked)).toMatchObject({
       PullRequestLinked: 'True',
       GitHubAuthenticated: 'True',
       Ready: 'True',
