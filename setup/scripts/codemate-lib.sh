@@ -236,7 +236,8 @@ frame_message() {
     if ($bytes ne "") {
       my $got = 0;
       while ($got < $bytes) {
-        my $n = read(STDIN, $raw, $bytes - $got, $got);
+        # sysread, not read: never a byte past this message (codemate-inject --serve reads the next).
+        my $n = sysread(STDIN, $raw, $bytes - $got, $got);
         die "codemate: reading stdin: $!\n" unless defined $n;
         last if $n == 0;
         $got += $n;
