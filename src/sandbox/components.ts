@@ -188,10 +188,14 @@ export const components: readonly Component[] = [
       `--secure-port=${ports.controllerManager}`,
       '--leader-elect=false',
       // Garbage collection (ownerReferences cascade), namespace deletion, default ServiceAccounts, and the
-      // node lifecycle that lifts the not-ready taint once kwok reports the node Ready, and the claim
-      // protection that lets a deleted PersistentVolumeClaim go once no pod uses it, and ClusterRole
-      // aggregation (codemate-view and codemate-edit into view, edit and admin).
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,persistentvolumeclaim-protection-controller,clusterrole-aggregation-controller',
+      // node lifecycle that lifts the not-ready taint once kwok reports the node Ready, and ClusterRole
+      // aggregation (codemate-view and codemate-edit into view, edit and admin). For storage: the PV binder
+      // (without it a pod with a claim is unschedulable, "pod has unbound immediate PersistentVolumeClaims",
+      // and nothing asks the storage-provisioner for a volume), and the claim and volume protection that
+      // let a deleted claim go once no pod uses it and a volume once no claim is bound to it. The root-CA
+      // publisher writes kube-root-ca.crt into every namespace, which a real kubelet needs for any pod that
+      // mounts a projected ServiceAccount token.
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller',
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
     ],
