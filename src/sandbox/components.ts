@@ -16,6 +16,7 @@ export const componentNames = [
   'kube-apiserver',
   'kube-controller-manager',
   'kube-scheduler',
+  'storage-provisioner',
   'kwok',
   'model-server',
   'codemate-operator',
@@ -217,6 +218,21 @@ export const components: readonly Component[] = [
     healthy: ({ ports }) => isHealthy(`https://127.0.0.1:${ports.scheduler}/healthz`, { insecure: true }),
   },
   {
+    // The default StorageClass and the hostPath volumes behind it (storageProvisioner.ts): part of the
+    // cluster, like a CSI driver, so PVC-backed sessions work in every runtime and in the tests' sandbox.
+    name: 'storage-provisioner',
+    binary: 'node',
+    ports: () => [],
+    ...readyMarker((paths) => volumesDir(paths)),
+    args: ({ paths }) => [
+      cliPath,
+      'dev',
+      'storage-provisioner',
+      `--kubeconfig=${paths.kubeconfig}`,
+      `--dir=${volumesDir(paths)}`,
+    ],
+  },
+  {
     name: 'kwok',
     binary: 'kwok',
     ports: (p) => [p.kwok],
@@ -325,7 +341,7 @@ export const podRuntimeComponent: Component = {
   name: 'codemate-pod-runtime',
   binary: 'node',
   ports: () => [],
-  prepare: ({ paths }) => rm(path.join(paths.dir, 'pods', '.ready'), { force: true }),
+  ...readyMarker((paths) => path.join(paths.dir, 'pods')),
   args: ({ paths, ports, sessions }) => [
     cliPath,
     'dev',
@@ -335,13 +351,28 @@ export const podRuntimeComponent: Component = {
     `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports)}`,
     ...(sessions?.claude ? [`--claude=${sessions.claude}`] : []),
   ],
-  // It has no port; a live process that has written its ready marker counts as healthy.
-  healthy: async ({ paths }) =>
-    readFile(path.join(paths.dir, 'pods', '.ready'), 'utf8').then(
-      () => true,
-      () => false,
-    ),
 };
+
+/** Where the storage provisioner keeps one directory per volume. */
+export function volumesDir(paths: SandboxPaths): string {
+  return path.join(paths.dir, 'volumes');
+}
+
+/**
+ * The health of a process without a port: a live process that has written `.ready` in its directory
+ * counts as healthy. The marker of the process before is removed before it starts.
+ */
+function readyMarker(dirOf: (paths: SandboxPaths) => string): Pick<Component, 'prepare' | 'healthy'> {
+  const marker = (paths: SandboxPaths) => path.join(dirOf(paths), '.ready');
+  return {
+    prepare: ({ paths }) => rm(marker(paths), { force: true }),
+    healthy: async ({ paths }) =>
+      readFile(marker(paths), 'utf8').then(
+        () => true,
+        () => false,
+      ),
+  };
+}
 
 /** Applies CodeMate's CRDs (every document in manifests/crd.yaml) and waits until each is served. */
 export async function installCrds(kube: Kube): Promise<void> {
