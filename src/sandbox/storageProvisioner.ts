@@ -16,7 +16,7 @@
  */
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isConflict, Kube, type KubeObject } from '../clients/kube.js';
+import { isConflict, Kube, statusMessage, type KubeObject } from '../clients/kube.js';
 import { createLogger, type Logger } from '../observability/log.js';
 import { on, runController, type RunningController } from '../runtime/controller.js';
 import { PermanentError } from '../runtime/errors.js';
@@ -193,7 +193,7 @@ export class StorageProvisioner {
           const [namespace = '', name = ''] = key.split('/');
           await kube.recordEvent(
             { apiVersion: 'v1', kind: 'PersistentVolumeClaim', name, namespace },
-            { type: 'Warning', reason: 'ProvisioningFailed', message: (error as Error).message },
+            { type: 'Warning', reason: 'ProvisioningFailed', message: statusMessage(error) },
             'codemate-storage-provisioner',
           );
         },
@@ -222,12 +222,12 @@ export class StorageProvisioner {
     const claim = this.claims.get(name, namespace);
     if (!claim || !wantsVolume(claim) || this.volumes.get(volumeNameOf(claim))) return;
     const className = claim.spec.storageClassName ?? storageClassName;
-    const storageClass = await this.options.kube.get<KubeObject & { reclaimPolicy?: string }>(
+    const claimClass = await this.options.kube.get<KubeObject & { reclaimPolicy?: string }>(
       'storage.k8s.io/v1',
       'StorageClass',
       className,
     );
-    const volume = hostPathVolume(claim, this.options.dir, storageClass.reclaimPolicy ?? 'Delete');
+    const volume = hostPathVolume(claim, this.options.dir, claimClass.reclaimPolicy ?? 'Delete');
     await mkdir(volume.spec.hostPath.path, { recursive: true });
     // Writable by any uid, as local-path-provisioner does: a hostPath volume gets no fsGroup ownership, and
     // a session container runs as uid 1000 while the sandbox may run as root.
