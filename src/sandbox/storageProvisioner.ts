@@ -39,6 +39,8 @@ export const storageClass = {
   volumeBindingMode: 'WaitForFirstConsumer',
 };
 
+const hostnameLabel = 'kubernetes.io/hostname';
+
 const annotations = {
   storageProvisioner: 'volume.kubernetes.io/storage-provisioner',
   betaStorageProvisioner: 'volume.beta.kubernetes.io/storage-provisioner',
@@ -95,11 +97,26 @@ export function volumeNameOf(claim: Claim): string {
   return `pvc-${claim.metadata.uid}`;
 }
 
-/** The volume for a claim: its directory under `root`, its size and access modes, bound to it by claimRef. */
-export function hostPathVolume(claim: Claim, root: string, reclaimPolicy: string): HostPathVolume {
+/** The node the scheduler chose for the claim's first pod (WaitForFirstConsumer); none with Immediate binding. */
+export function selectedNodeOf(claim: Claim): string | undefined {
+  return claim.metadata.annotations?.[annotations.selectedNode] || undefined;
+}
+
+/**
+ * The volume for a claim: its directory under `root`, its size and access modes, bound to it by claimRef,
+ * and on the node whose `kubernetes.io/hostname` label is `nodeHostname` (the label, not the node's name:
+ * the scheduler matches a volume's node affinity against labels only).
+ */
+export function hostPathVolume(
+  claim: Claim,
+  {
+    root,
+    reclaimPolicy,
+    nodeHostname,
+  }: { root: string; reclaimPolicy: string; nodeHostname?: string | undefined },
+): HostPathVolume {
   const name = volumeNameOf(claim);
   const { namespace = '', name: claimName = '', uid = '' } = claim.metadata;
-  const node = claim.metadata.annotations?.[annotations.selectedNode];
   if (claim.spec.volumeMode === 'Block') throw new PermanentError('hostPath volumes are filesystems only');
   const storage = claim.spec.resources?.requests?.storage;
   if (!storage) throw new PermanentError('the claim requests no storage size');
@@ -117,12 +134,12 @@ export function hostPathVolume(claim: Claim, root: string, reclaimPolicy: string
       // started on an empty one would hide it.
       hostPath: { path: path.join(root, `${name}_${namespace}_${claimName}`), type: 'Directory' },
       claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name: claimName, uid },
-      ...(node
+      ...(nodeHostname
         ? {
             nodeAffinity: {
               required: {
                 nodeSelectorTerms: [
-                  { matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: [node] }] },
+                  { matchExpressions: [{ key: hostnameLabel, operator: 'In', values: [nodeHostname] }] },
                 ],
               },
             },
@@ -227,7 +244,13 @@ export class StorageProvisioner {
       'StorageClass',
       className,
     );
-    const volume = hostPathVolume(claim, this.options.dir, claimClass.reclaimPolicy ?? 'Delete');
+    const nodeName = selectedNodeOf(claim);
+    const node = nodeName ? await this.options.kube.get<KubeObject>('v1', 'Node', nodeName) : undefined;
+    const volume = hostPathVolume(claim, {
+      root: this.options.dir,
+      reclaimPolicy: claimClass.reclaimPolicy ?? 'Delete',
+      nodeHostname: node && (node.metadata.labels?.[hostnameLabel] ?? nodeName),
+    });
     await mkdir(volume.spec.hostPath.path, { recursive: true });
     // Writable by any uid, as local-path-provisioner does: a hostPath volume gets no fsGroup ownership, and
     // a session container runs as uid 1000 while the sandbox may run as root.

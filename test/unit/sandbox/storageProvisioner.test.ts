@@ -4,6 +4,7 @@ import { PermanentError } from '../../../src/runtime/errors.js';
 import {
   hostPathVolume,
   isReclaimable,
+  selectedNodeOf,
   provisionerName,
   wantsVolume,
   type Claim,
@@ -11,6 +12,7 @@ import {
 } from '../../../src/sandbox/storageProvisioner.js';
 
 const root = '/state/volumes';
+const placement = { root, reclaimPolicy: 'Delete', nodeHostname: 'codemate-sandbox' };
 
 function claim(annotations: Record<string, string> = {}, spec: Partial<Claim['spec']> = {}): Claim {
   return {
@@ -67,7 +69,8 @@ describe('wantsVolume', () => {
 
 describe('hostPathVolume', () => {
   it('is a standard hostPath volume bound to the claim, on the node the scheduler chose', () => {
-    expect(hostPathVolume(claim(), root, 'Delete')).toEqual({
+    expect(selectedNodeOf(claim())).toBe('codemate-sandbox');
+    expect(hostPathVolume(claim(), placement)).toEqual({
       apiVersion: 'v1',
       kind: 'PersistentVolume',
       metadata: {
@@ -107,7 +110,10 @@ describe('hostPathVolume', () => {
   });
 
   it("keeps the claim's access modes and the class's reclaim policy", () => {
-    const volume = hostPathVolume(claim({}, { accessModes: ['ReadWriteOncePod'] }), root, 'Retain');
+    const volume = hostPathVolume(claim({}, { accessModes: ['ReadWriteOncePod'] }), {
+      ...placement,
+      reclaimPolicy: 'Retain',
+    });
     expect(volume.spec.accessModes).toEqual(['ReadWriteOncePod']);
     expect(volume.spec.persistentVolumeReclaimPolicy).toBe('Retain');
   });
@@ -115,18 +121,19 @@ describe('hostPathVolume', () => {
   it('has no node affinity without a selected node (a class with Immediate binding)', () => {
     const c = claim();
     delete c.metadata.annotations!['volume.kubernetes.io/selected-node'];
-    expect(hostPathVolume(c, root, 'Delete').spec.nodeAffinity).toBeUndefined();
+    expect(selectedNodeOf(c)).toBeUndefined();
+    expect(hostPathVolume(c, { root, reclaimPolicy: 'Delete' }).spec.nodeAffinity).toBeUndefined();
   });
 
   it('refuses block volumes and claims without a size, for good', () => {
-    expect(() => hostPathVolume(claim({}, { volumeMode: 'Block' }), root, 'Delete')).toThrow(PermanentError);
-    expect(() => hostPathVolume(claim({}, { resources: {} }), root, 'Delete')).toThrow(/no storage size/);
+    expect(() => hostPathVolume(claim({}, { volumeMode: 'Block' }), placement)).toThrow(PermanentError);
+    expect(() => hostPathVolume(claim({}, { resources: {} }), placement)).toThrow(/no storage size/);
   });
 });
 
 describe('isReclaimable', () => {
   const released = (change: (v: HostPathVolume) => void = () => {}): HostPathVolume => {
-    const volume = { ...hostPathVolume(claim(), root, 'Delete'), status: { phase: 'Released' } };
+    const volume = { ...hostPathVolume(claim(), placement), status: { phase: 'Released' } };
     change(volume);
     return volume;
   };
