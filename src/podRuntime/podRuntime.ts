@@ -342,14 +342,11 @@ export class LocalPodRuntime {
         `volume ${volumeName} of claim ${namespace}/${claimName} is not a hostPath volume, the only kind the local pod runtime mounts`,
       );
     }
-    if (
-      !(await stat(dir).then(
-        (s) => s.isDirectory(),
-        () => false,
-      ))
-    ) {
-      throw new TemporaryError(`directory ${dir} of volume ${volumeName} does not exist`);
-    }
+    const isDirectory = await stat(dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (!isDirectory) throw new TemporaryError(`directory ${dir} of volume ${volumeName} does not exist`);
     return dir;
   }
 
