@@ -24,10 +24,10 @@ import { informerSupervision, watch, type Watched } from '../runtime/informers.j
 import { WorkQueue } from '../runtime/queue.js';
 import { terminationSignal } from '../runtime/shutdown.js';
 
-export const storageClassName = 'codemate-hostpath';
+const storageClassName = 'codemate-hostpath';
 export const provisionerName = 'codemate.io/hostpath';
 
-export const storageClass = {
+const storageClass = {
   apiVersion: 'storage.k8s.io/v1',
   kind: 'StorageClass',
   metadata: {
