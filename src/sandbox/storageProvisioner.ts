@@ -93,7 +93,7 @@ export function wantsVolume(claim: Claim): boolean {
 }
 
 /** `pvc-<claim uid>`, as external provisioners name volumes: one per claim, so creating it is idempotent. */
-export function volumeNameOf(claim: Claim): string {
+function volumeNameOf(claim: Claim): string {
   return `pvc-${claim.metadata.uid}`;
 }
 
@@ -163,7 +163,7 @@ export function isReclaimable(volume: HostPathVolume, root: string): boolean {
   );
 }
 
-export interface StorageProvisionerOptions {
+interface StorageProvisionerOptions {
   kube: Kube;
   /** Where volume directories live. */
   dir: string;
@@ -171,7 +171,7 @@ export interface StorageProvisionerOptions {
 }
 
 /** Two controllers on one pair of caches: claims that want a volume, and volumes to reclaim. */
-export class StorageProvisioner {
+class StorageProvisioner {
   private readonly claims: Watched<Claim>;
   private readonly volumes: Watched<HostPathVolume>;
   private running: RunningController[] = [];
