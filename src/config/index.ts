@@ -140,6 +140,8 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
 
 export const modelServerFlagsSchema = z.object({ port });
 
+export const storageProvisionerFlagsSchema = z.object({ dir: z.string().min(1) });
+
 const booleanText = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
   .transform((v) => v === true || v === 'true' || v === '1');

@@ -1,10 +1,17 @@
 /** `codemate dev`: the local sandbox (docs/sandbox.md), and the programs it runs in the background. */
-import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from '../../config/index.js';
+import {
+  devConfig,
+  modelServerFlagsSchema,
+  parseOrUsage,
+  storageProvisionerFlagsSchema,
+  type DevConfig,
+} from '../../config/index.js';
 import { resolveBinaries, type BinarySet } from '../../sandbox/binaries.js';
 import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
 import { resolveHelm } from '../../sandbox/helm.js';
 import { sandboxDown, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
 import { runModelServer } from '../../sandbox/modelServer.js';
+import { runStorageProvisioner } from '../../sandbox/storageProvisioner.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
 import { table, type Output } from '../output.js';
@@ -31,6 +38,15 @@ export const podRuntime: Verb = async ({ flags, globals }, deps) => {
 export const modelServer: Verb = async ({ flags }) => {
   const { port } = parseOrUsage(modelServerFlagsSchema, flags, 'flags');
   await runModelServer({ port });
+};
+
+export const storageProvisioner: Verb = async ({ flags, globals }, deps) => {
+  const { dir } = parseOrUsage(storageProvisionerFlagsSchema, flags, 'flags');
+  await runStorageProvisioner({
+    dir,
+    kubeconfig: (globals.kubeconfig as string | undefined) ?? (await deps.env()).KUBECONFIG,
+    context: globals.context as string | undefined,
+  });
 };
 
 /**
