@@ -322,14 +322,9 @@ function injectSteps(trace, spawnedAt) {
         ? `tmux ${a.text.split(' ')[1]}`
         : word === 'mv'
           ? 'mv pasted/<id>'
-          : [
-                'quick_box',
-                'read_box',
-                'await_box',
-                'await_still_box',
-                'press_enter',
-                'await_ack',
-              ].includes(word)
+          : ['quick_box', 'read_box', 'await_box', 'await_still_box', 'press_enter', 'await_ack'].includes(
+                word,
+              )
             ? word
             : locked
               ? 'other statements'
