@@ -3,7 +3,9 @@ import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from 
 import { resolveBinaries, type BinarySet } from '../../sandbox/binaries.js';
 import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
 import { resolveHelm } from '../../sandbox/helm.js';
-import { sandboxDown, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
+import { resolveNodeBinaries, type NodeBinarySet } from '../../sandbox/nodeBinaries.js';
+import { ensureNodeHost } from '../../sandbox/realNode.js';
+import { sandboxDown, sandboxRuntimeFor, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
 import { runModelServer } from '../../sandbox/modelServer.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
@@ -14,7 +16,8 @@ export const up: Verb = async ({ flags }, deps) => runDevUp(devConfig(await deps
 export const down: Verb = async ({ flags }, deps) => runDevDown(devConfig(await deps.env(), flags), deps.out);
 export const status: Verb = async ({ flags }, deps) =>
   runDevStatus(devConfig(await deps.env(), flags), deps.out);
-export const build: Verb = async (_, deps) => runDevBuild(devConfig(await deps.env(), {}), deps.out);
+export const build: Verb = async ({ flags }, deps) =>
+  runDevBuild(devConfig(await deps.env(), flags), deps.out);
 
 export const podRuntime: Verb = async ({ flags, globals }, deps) => {
   const env = await deps.env();
@@ -62,6 +65,22 @@ const binaries = (config: DevConfig, out: Output): Promise<BinarySet> =>
     (bins) => bins.dir,
   );
 
+const nodeBinaries = (config: DevConfig, out: Output): Promise<NodeBinarySet> =>
+  locate(
+    out,
+    'real node (kubelet, containerd, pause)',
+    (onProgress) => resolveNodeBinaries({ cacheDir: config.cacheDir, onProgress }),
+    (bins) => bins.dir,
+  );
+
+const nodeHost = (out: Output): Promise<void> =>
+  locate(
+    out,
+    'root and the packages of the real node',
+    (onProgress) => ensureNodeHost(onProgress),
+    () => 'ready',
+  );
+
 const claudeCode = (config: DevConfig, out: Output): Promise<string> =>
   locate(
     out,
@@ -80,13 +99,17 @@ const helm = (config: DevConfig, out: Output): Promise<string> =>
 
 export async function runDevBuild(config: DevConfig, out: Output): Promise<void> {
   const bins = await binaries(config, out);
+  if (config.runtime === 'containerd') await nodeBinaries(config, out);
   await claudeCode(config, out);
   await helm(config, out);
   out.data(bins.dir);
 }
 
 export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
+  const runtime = await sandboxRuntimeFor(config.stateDir, config.runtime);
+  if (runtime === 'containerd') await nodeHost(out);
   const bins = await binaries(config, out);
+  const nodeBins = runtime === 'containerd' ? await nodeBinaries(config, out) : undefined;
   const claude = await claudeCode(config, out);
   const progress = await out.progress('starting the sandbox');
   try {
@@ -94,6 +117,8 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
       stateDir: config.stateDir,
       bins,
       apiserverPort: config.apiserverPort,
+      runtime,
+      nodeBins,
       sessions: { claude, anthropicBaseUrl: config.anthropicBaseUrl },
       onProgress: (text) => progress.update(text),
       onWarning: (text) => out.warn(text),
@@ -101,7 +126,7 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
     progress.succeed(
       result.started.length === 0
         ? `sandbox already running (apiserver https://127.0.0.1:${result.ports.apiserver})`
-        : `sandbox running (apiserver https://127.0.0.1:${result.ports.apiserver}; started ${result.started.join(', ')})`,
+        : `sandbox running with the ${runtime} runtime (apiserver https://127.0.0.1:${result.ports.apiserver}; started ${result.started.join(', ')})`,
     );
     out.data(`export KUBECONFIG=${result.paths.kubeconfig}`);
     if (result.webhook) {
@@ -119,6 +144,7 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
 export async function runDevDown(config: DevConfig, out: Output): Promise<void> {
   const result = await sandboxDown(config.stateDir, { purge: config.purge });
   for (const s of result.stale) out.warn(`stale pid file for ${s.name}: pid ${s.pid} was not running`);
+  for (const w of result.warnings) out.warn(w);
   if (result.stopped.length === 0) out.info('sandbox is not running; nothing to stop');
   else out.info(`stopped ${result.stopped.map((s) => `${s.name} (pid ${s.pid})`).join(', ')}`);
   if (config.purge) out.info(`deleted ${config.stateDir}`);
@@ -136,7 +162,7 @@ export async function runDevStatus(config: DevConfig, out: Output): Promise<void
       c.log,
     ]);
     out.data(table([['COMPONENT', 'STATE', 'PID', 'PORT', 'LOG'], ...rows]));
-    out.info(`KUBECONFIG=${status.kubeconfig}`);
+    out.info(`runtime: ${status.runtime}; KUBECONFIG=${status.kubeconfig}`);
     if (status.webhook) out.info(`webhook: ${status.webhook.url} (secret in ${status.webhook.secretFile})`);
   }
   const down = status.components.filter((c) => c.state !== 'running');
