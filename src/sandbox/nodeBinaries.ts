@@ -54,8 +54,7 @@ export async function resolveNodeBinaries(options: ResolveNodeBinariesOptions): 
   const go = options.go ?? 'go';
   await cachedProgram({
     dir,
-    // Written last: its presence says the entry is complete.
-    program: 'pause.oci.tar',
+    program: 'kubelet',
     waiting: 'waiting for another codemate process that is building the node (kubelet, containerd)',
     onProgress: options.onProgress,
     fill: async (staging) => {
