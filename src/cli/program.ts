@@ -209,7 +209,7 @@ Examples:
     .option('--apiserver-port <port>', 'serve the apiserver on this loopback port (default: a free one)')
     .option(
       '--runtime <runtime>',
-      'what runs pods: process (host processes behind kwok) or containerd (a real kubelet and containerd; root). Default: the sandbox\'s own, else process',
+      "what runs pods: process (host processes behind kwok) or containerd (a real kubelet and containerd; root). Default: the sandbox's own, else process",
     )
     .addHelpText(
       'after',
@@ -252,7 +252,10 @@ Examples:
     .description(
       'build (or find) the control-plane binaries, the pinned Claude Code CLI and helm; print the binaries directory',
     )
-    .option('--runtime <runtime>', 'also build the real node of this runtime (containerd: kubelet, containerd, pause)')
+    .option(
+      '--runtime <runtime>',
+      'also build the real node of this runtime (containerd: kubelet, containerd, pause)',
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  $ export CODEMATE_BIN_DIR="$(codemate dev build)"\n  $ codemate dev build --runtime containerd',

@@ -150,7 +150,9 @@ async function cgroupProcesses(dir: string): Promise<number[]> {
     .split('\n')
     .filter(Boolean)
     .map(Number);
-  const children = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory());
+  const children = (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) =>
+    e.isDirectory(),
+  );
   const below = await Promise.all(children.map((c) => cgroupProcesses(path.join(dir, c.name))));
   return [...own, ...below.flat()];
 }

@@ -101,18 +101,25 @@ export async function resolveNodeBinaries(options: ResolveNodeBinariesOptions): 
           path.join(Dir, 'build', 'pause', 'linux', 'pause.c'),
         ]);
         await writeOciArchive(
-          { name: pauseImage, files: [{ source: pause, target: 'pause', mode: 0o755 }], entrypoint: ['/pause'] },
+          {
+            name: pauseImage,
+            files: [{ source: pause, target: 'pause', mode: 0o755 }],
+            entrypoint: ['/pause'],
+          },
           path.join(staging, 'pause.oci.tar'),
         );
       } catch (error) {
         throw error instanceof CodemateError
           ? error
-          : new CodemateError(`could not build the real node (kubelet, containerd, pause): ${(error as Error).message}`, {
-              hint:
-                'it needs Go 1.26 or newer, the Go module proxy, and gcc with a static libc ' +
-                '(Debian: gcc, libc6-dev); then run `codemate dev build --runtime containerd`',
-              cause: error,
-            });
+          : new CodemateError(
+              `could not build the real node (kubelet, containerd, pause): ${(error as Error).message}`,
+              {
+                hint:
+                  'it needs Go 1.26 or newer, the Go module proxy, and gcc with a static libc ' +
+                  '(Debian: gcc, libc6-dev); then run `codemate dev build --runtime containerd`',
+                cause: error,
+              },
+            );
       }
     },
   });

@@ -357,7 +357,8 @@ export const kubeletComponent: Component = {
       {
         timeoutMs: 120_000,
         intervalMs: 500,
-        describe: () => `node ${realNodeName} did not turn Ready within 120 s; read ${paths.logFile('kubelet')}`,
+        describe: () =>
+          `node ${realNodeName} did not turn Ready within 120 s; read ${paths.logFile('kubelet')}`,
       },
     );
   },

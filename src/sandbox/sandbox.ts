@@ -121,7 +121,10 @@ async function anyRunning(paths: SandboxPaths, state: SandboxState): Promise<boo
 export async function sandboxContainerd(stateDir: string): Promise<ContainerdEndpoint> {
   const paths = sandboxPaths(path.resolve(stateDir));
   const state = await readState(paths);
-  if (!state) throw new CodemateError(`no sandbox in ${paths.dir}`, { hint: 'run `codemate dev up --runtime containerd`' });
+  if (!state)
+    throw new CodemateError(`no sandbox in ${paths.dir}`, {
+      hint: 'run `codemate dev up --runtime containerd`',
+    });
   return containerdEndpoint({ paths, nodeBins: nodeBinsOf(state) });
 }
 
