@@ -487,8 +487,8 @@ export interface SandboxDownResult {
 
 /**
  * Stops every component in reverse order, with the real node's steps around its stops (its pods go first;
- * the host is restored after); with `purge`, also deletes the state directory, unless something is still
- * mounted under it.
+ * the host is restored after); with `purge`, also deletes the state directory, unless a step failed or
+ * something is still mounted under it.
  */
 export async function sandboxDown(
   stateDir: string,
@@ -519,7 +519,8 @@ export async function sandboxDown(
       await hook(c, 'afterStop');
     }
   }
-  if (options.purge) {
+  // A step that failed may need the state directory (the host snapshot) when `dev down` runs again.
+  if (options.purge && result.warnings.length === 0) {
     const mounts = await mountsUnder(paths.dir);
     if (mounts.length > 0) {
       throw new CodemateError(

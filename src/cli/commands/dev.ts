@@ -144,9 +144,13 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
 export async function runDevDown(config: DevConfig, out: Output): Promise<void> {
   const result = await sandboxDown(config.stateDir, { purge: config.purge });
   for (const s of result.stale) out.warn(`stale pid file for ${s.name}: pid ${s.pid} was not running`);
-  for (const w of result.warnings) out.warn(w);
   if (result.stopped.length === 0) out.info('sandbox is not running; nothing to stop');
   else out.info(`stopped ${result.stopped.map((s) => `${s.name} (pid ${s.pid})`).join(', ')}`);
+  if (result.warnings.length > 0) {
+    throw new CodemateError(`dev down did not finish:\n${result.warnings.join('\n')}`, {
+      hint: 'run `codemate dev down` again: it retries the steps that failed (the host snapshot is kept until the host is restored)',
+    });
+  }
   if (config.purge) out.info(`deleted ${config.stateDir}`);
 }
 
