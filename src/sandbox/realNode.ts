@@ -81,9 +81,14 @@ export function containerdEndpoint(ctx: Pick<ComponentContext, 'paths' | 'nodeBi
 const hostChanges: HostChanges = {
   loAddress: `${realNodeIp}/32`,
   bridge,
-  // containerd keeps its shims' sockets in /run/containerd/s whatever its state directory; CNI caches
-  // results in /var/lib/cni.
-  paths: ['/run/containerd', '/var/lib/cni'],
+  // Outside the state directory whatever the configuration: containerd's shim sockets and runc state
+  // (/run/containerd/{s,runc}), CNI's result cache, and kubelet's device-plugin socket, whose path is fixed.
+  paths: [
+    '/run/containerd',
+    '/var/lib/cni',
+    '/var/lib/kubelet',
+    '/var/lib/kubelet/device-plugins/kubelet.sock',
+  ],
 };
 
 /** The Debian packages the node needs, each with a file that shows it is installed. */
@@ -363,7 +368,9 @@ export const kubeletComponent: Component = {
     );
   },
   // Pods go while kubelet and containerd run, so that they tear down the pods' sandboxes, networks
-  // and volumes themselves; what is left after that is for restoreHost.
+  // and volumes themselves; what is left after that is for restoreHost. Then the Node goes, which would
+  // otherwise stay behind, NotReady, for a sandbox that may next run processes; its kubelet, about to
+  // stop, does not register it again.
   beforeStop: async ({ paths }) => {
     const kube = Kube.load({ kubeconfig: paths.kubeconfig });
     const onNode = () =>
@@ -376,9 +383,6 @@ export const kubeletComponent: Component = {
       intervalMs: 500,
       describe: () => `pods on node ${realNodeName} were not gone within 90 s`,
     });
-  },
-  // Without its kubelet the Node would stay behind, NotReady, for a sandbox that may next run processes.
-  afterStop: async ({ paths }) => {
-    await Kube.load({ kubeconfig: paths.kubeconfig }).delete('v1', 'Node', realNodeName);
+    await kube.delete('v1', 'Node', realNodeName);
   },
 };

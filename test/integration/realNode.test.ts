@@ -2,7 +2,8 @@
  * The containerd runtime end to end: `dev up --runtime containerd` joins a real kubelet + containerd node,
  * a restricted non-root pod runs on it from an image made here (scratch + Debian's busybox-static),
  * exec, exit codes and logs go through the apiserver to the real kubelet, and `dev down` leaves the host
- * as it found it: iptables, mounts, sysctls and cgroups are compared before and after.
+ * as it found it: iptables, mounts, sysctls, cgroups, network addresses and the host paths a kubelet or
+ * containerd makes are compared before and after.
  *
  * It needs root, Debian's busybox-static, and the node's packages (dev up installs those); it is
  * skipped otherwise. One containerd sandbox runs per host, so nothing else may run one meanwhile.
@@ -92,6 +93,38 @@ async function cgroups(): Promise<string[]> {
   return found.sort();
 }
 
+/** Host paths that a kubelet or containerd makes by default, and which of them exist. */
+async function hostPaths(): Promise<Record<string, boolean>> {
+  const paths = [
+    '/run/containerd',
+    '/run/netns',
+    '/var/run/nri',
+    '/var/lib/cni',
+    '/var/lib/kubelet',
+    '/var/lib/containerd',
+    '/var/log/pods',
+    '/etc/cni',
+    '/opt/cni',
+    '/opt/containerd',
+  ];
+  const found: Record<string, boolean> = {};
+  for (const p of paths)
+    found[p] = await access(p).then(
+      () => true,
+      () => false,
+    );
+  return found;
+}
+
+/** Network devices and addresses (the node's bridge and veths, its address on lo). */
+async function network(): Promise<string[]> {
+  const { stdout } = await run('ip', ['-o', 'addr', 'show']);
+  return stdout
+    .split('\n')
+    .map((line) => line.replace(/\s+valid_lft.*$/, ''))
+    .filter(Boolean);
+}
+
 async function hostState() {
   return {
     iptables: await iptables('iptables'),
@@ -99,6 +132,8 @@ async function hostState() {
     mounts: await mounts(),
     sysctls: await sysctls(),
     cgroups: await cgroups(),
+    paths: await hostPaths(),
+    network: await network(),
   };
 }
 
@@ -264,6 +299,8 @@ describe.skipIf(!isRoot || !hasBusybox)(
       const known = Object.fromEntries(Object.keys(before.sysctls).map((k) => [k, after.sysctls[k]]));
       expect(known).toEqual(before.sysctls);
       expect(after.cgroups).toEqual(before.cgroups);
+      expect(after.paths).toEqual(before.paths);
+      expect(after.network).toEqual(before.network);
       const purge = await dev(['down', '--purge']);
       expect(purge.code, purge.stderr).toBe(0);
     }, 180_000);
