@@ -16,7 +16,7 @@ import { isAlive } from '../clients/processes.js';
 import { runProgram } from './runProgram.js';
 
 /** The sysctls the node changes, under /proc/sys. */
-export const nodeSysctls = [
+const nodeSysctls = [
   'vm/overcommit_memory',
   'vm/panic_on_oom',
   'kernel/panic',
@@ -30,7 +30,7 @@ export const nodeSysctls = [
 ];
 
 /** Top-level cgroups that kubelet (cgroupfs driver) and runc under containerd's k8s.io namespace make. */
-export const nodeCgroups = ['kubepods', 'k8s.io'];
+const nodeCgroups = ['kubepods', 'k8s.io'];
 
 const cgroupRoot = '/sys/fs/cgroup';
 
@@ -43,7 +43,7 @@ export interface HostChanges {
   paths: string[];
 }
 
-export interface HostSnapshot {
+interface HostSnapshot {
   iptables: string;
   ip6tables: string;
   sysctls: Record<string, string>;
@@ -55,7 +55,7 @@ export interface HostSnapshot {
   paths: Record<string, boolean>;
 }
 
-async function exists(file: string): Promise<boolean> {
+export async function exists(file: string): Promise<boolean> {
   return access(file, fsConstants.F_OK).then(
     () => true,
     () => false,
@@ -86,7 +86,7 @@ async function loHasAddress(address: string): Promise<boolean> {
   return stdout.split(/\s+/).includes(address);
 }
 
-export async function readSysctls(names: readonly string[]): Promise<Record<string, string>> {
+async function readSysctls(names: readonly string[]): Promise<Record<string, string>> {
   const values: Record<string, string> = {};
   for (const name of names) {
     const value = await readFile(path.join('/proc/sys', name), 'utf8').catch(() => undefined);
@@ -95,7 +95,7 @@ export async function readSysctls(names: readonly string[]): Promise<Record<stri
   return values;
 }
 
-export async function takeSnapshot(changes: HostChanges): Promise<HostSnapshot> {
+async function takeSnapshot(changes: HostChanges): Promise<HostSnapshot> {
   const paths: Record<string, boolean> = {};
   for (const p of changes.paths) paths[p] = await exists(p);
   return {

@@ -17,7 +17,7 @@ export interface ContainerdEndpoint {
 }
 
 /** The containerd namespace that the CRI plugin, hence kubelet, sees. */
-export const criNamespace = 'k8s.io';
+const criNamespace = 'k8s.io';
 
 /**
  * Imports an image archive into the node's containerd, under the name the archive carries (an OCI

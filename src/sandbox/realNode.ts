@@ -3,8 +3,7 @@
  * to the sandbox's apiserver as node `codemate-node`, with everything they keep under `<state>/node/`.
  * See docs/sandbox.md ("Runtimes") and docs/adr/0007-real-node.md.
  */
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -19,6 +18,7 @@ import {
 } from './components.js';
 import {
   addLoAddress,
+  exists,
   nodeCgroupsPresent,
   restoreHost,
   snapshotHost,
@@ -102,13 +102,6 @@ const hostPackages: Array<{ name: string; file: string }> = [
   { name: 'gcc', file: '/usr/bin/gcc' },
   { name: 'libc6-dev', file: '/usr/lib/x86_64-linux-gnu/libc.a' },
 ];
-
-function exists(file: string): Promise<boolean> {
-  return access(file, fsConstants.F_OK).then(
-    () => true,
-    () => false,
-  );
-}
 
 async function missingPackages(): Promise<string[]> {
   const missing: string[] = [];
