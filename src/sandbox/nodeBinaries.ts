@@ -68,7 +68,7 @@ export async function resolveNodeBinaries(options: ResolveNodeBinariesOptions): 
           announce: `compiling kubelet ${nodeVersions.kubelet} (first time: 2-8 min)`,
           onProgress: progress,
         });
-        progress(`compiling containerd ${nodeVersions.containerd} (first time: about 4 min)`);
+        progress(`compiling containerd ${nodeVersions.containerd} (first time: 2-4 min)`);
         await runProgram(
           go,
           [
