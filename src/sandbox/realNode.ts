@@ -166,6 +166,8 @@ function socketAnswers(file: string): Promise<boolean> {
 
 function containerdConfig(node: NodePaths, pauseImage: string): string {
   const q = (s: string) => JSON.stringify(s);
+  // Version 3, which containerd 2.4 migrates with a warning: in version 4 the ttrpc socket no longer
+  // follows the grpc address and would be /run/containerd/containerd.sock.ttrpc, outside the state dir.
   return `version = 3
 root = ${q(node.containerdRoot)}
 state = ${q(node.containerdState)}
