@@ -162,6 +162,66 @@ describe.skipIf(!isRoot || !hasBusybox)(
         timeoutMs: 900_000,
       });
 
+    /** Creates a restricted non-root pod from the test image and waits until it is Ready. */
+    async function runRestrictedPod(name: string): Promise<PodObject> {
+      await kube.create({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace },
+        spec: {
+          // No projected token: the sandbox's controller manager does not publish kube-root-ca.crt.
+          automountServiceAccountToken: false,
+          terminationGracePeriodSeconds: 1,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            runAsGroup: 1000,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'main',
+              image,
+              imagePullPolicy: 'Never',
+              command: [
+                busybox,
+                'sh',
+                '-c',
+                `echo "started as $(${busybox} id -u)"; exec ${busybox} sleep 3600`,
+              ],
+              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+            },
+          ],
+        },
+      });
+      return eventually(
+        () => kube.get<PodObject>('v1', 'Pod', name, namespace),
+        (p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+        { timeoutMs: 60_000, what: `pod ${name} Ready` },
+      );
+    }
+
+    /** dev down, then the host must be as it was before the first dev up. */
+    async function expectDownRestoresHost(): Promise<void> {
+      const status = JSON.parse((await dev(['status', '-o', 'json'])).stdout) as StatusJson;
+      const down = await dev(['down']);
+      expect(down.code, down.stderr).toBe(0);
+      for (const c of status.components) {
+        if (c.pid) expect(isAlive(c.pid), `${c.name} (pid ${c.pid})`).toBe(false);
+      }
+      const after = await hostState();
+      expect(after.iptables).toBe(before.iptables);
+      expect(after.ip6tables).toBe(before.ip6tables);
+      expect(after.mounts).toEqual(before.mounts);
+      // Modules the node loaded (netfilter's, the bridge's) add sysctls; the ones there before must be as
+      // they were.
+      const known = Object.fromEntries(Object.keys(before.sysctls).map((k) => [k, after.sysctls[k]]));
+      expect(known).toEqual(before.sysctls);
+      expect(after.cgroups).toEqual(before.cgroups);
+      expect(after.paths).toEqual(before.paths);
+      expect(after.network).toEqual(before.network);
+    }
+
     beforeAll(async () => {
       stateDir = await mkdtemp(path.join(os.tmpdir(), 'codemate-rn-'));
       before = await hostState();
@@ -215,41 +275,7 @@ describe.skipIf(!isRoot || !hasBusybox)(
         metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
       });
       const created = Date.now();
-      await kube.create({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'restricted', namespace },
-        spec: {
-          // No projected token: the sandbox's controller manager does not publish kube-root-ca.crt.
-          automountServiceAccountToken: false,
-          terminationGracePeriodSeconds: 1,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: 1000,
-            runAsGroup: 1000,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
-          containers: [
-            {
-              name: 'main',
-              image,
-              imagePullPolicy: 'Never',
-              command: [
-                busybox,
-                'sh',
-                '-c',
-                `echo "started as $(${busybox} id -u)"; exec ${busybox} sleep 3600`,
-              ],
-              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
-            },
-          ],
-        },
-      });
-      const pod = await eventually(
-        () => kube.get<PodObject>('v1', 'Pod', 'restricted', namespace),
-        (p) => p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
-        { timeoutMs: 60_000, what: 'pod Ready' },
-      );
+      const pod = await runRestrictedPod('restricted');
       console.log(`restricted pod: created to Ready in ${Date.now() - created} ms`);
       expect(pod.spec.nodeName).toBe(realNodeName);
 
@@ -285,24 +311,24 @@ describe.skipIf(!isRoot || !hasBusybox)(
     });
 
     it('dev down stops the node and restores iptables, mounts, sysctls and cgroups', async () => {
+      await expectDownRestoresHost();
+    }, 180_000);
+
+    it('dev down restores the host after kubelet and containerd were killed with a pod running', async () => {
+      const up = await dev(['up']);
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.stderr).toContain('with the containerd runtime');
+      // containerd's root outlived dev down: the image is still there.
+      await runRestrictedPod('orphaned');
       const status = JSON.parse((await dev(['status', '-o', 'json'])).stdout) as StatusJson;
-      const down = await dev(['down']);
-      expect(down.code, down.stderr).toBe(0);
-      expect(down.stderr).not.toContain('warning');
-      for (const c of status.components) expect(isAlive(c.pid!), `${c.name} (pid ${c.pid})`).toBe(false);
-      const after = await hostState();
-      expect(after.iptables).toBe(before.iptables);
-      expect(after.ip6tables).toBe(before.ip6tables);
-      expect(after.mounts).toEqual(before.mounts);
-      // Modules the node loaded (netfilter's, the bridge's) add sysctls; the ones there before must be as
-      // they were.
-      const known = Object.fromEntries(Object.keys(before.sysctls).map((k) => [k, after.sysctls[k]]));
-      expect(known).toEqual(before.sysctls);
-      expect(after.cgroups).toEqual(before.cgroups);
-      expect(after.paths).toEqual(before.paths);
-      expect(after.network).toEqual(before.network);
+      for (const name of ['kubelet', 'containerd']) {
+        process.kill(status.components.find((c) => c.name === name)!.pid!, 'SIGKILL');
+      }
+      // Nothing drains the pod now: its shim, its processes, mounts, network and cgroups are left to
+      // the restore.
+      await expectDownRestoresHost();
       const purge = await dev(['down', '--purge']);
       expect(purge.code, purge.stderr).toBe(0);
-    }, 180_000);
+    }, 300_000);
   },
 );
