@@ -20,9 +20,12 @@ export interface ContainerdEndpoint {
 const criNamespace = 'k8s.io';
 
 /**
- * Imports an image archive into the node's containerd, under the name the archive carries (an OCI
- * archive's `io.containerd.image.name` or `org.opencontainers.image.ref.name` annotation), unpacked for
- * the default snapshotter so that a pod can start from it at once.
+ * Imports an image archive into the node's containerd, unpacked for the default snapshotter so that a
+ * pod can start from it at once, under the name the archive carries: an OCI archive's
+ * `io.containerd.image.name` annotation (writeOciArchive sets it), or a docker archive's RepoTags. An OCI
+ * archive with only `org.opencontainers.image.ref.name` (what `buildah push … oci-archive:` writes) gets
+ * ctr's `import-<date>:<ref>` instead, so write buildah's images with `docker-archive:FILE:NAME`. The
+ * CRI resolves a short name such as `codemate-session:dev` to `docker.io/library/codemate-session:dev`.
  */
 export async function importImage(archivePath: string, containerd: ContainerdEndpoint): Promise<void> {
   await runProgram(containerd.ctr, [
