@@ -1,6 +1,6 @@
 /**
  * The programs of the real node (`dev up --runtime containerd`), built from the Go module proxy on first
- * use and cached under `<cache>/node/<nodeVersionKey>/` with the cache's lock and staging directory:
+ * use and cached under `<cache>/real-node/<nodeVersionKey>/` with the cache's lock and staging directory:
  * - kubelet, in the control plane's kind of wrapper module (binaries.ts), with its own work directory;
  * - containerd 2 with its runc shim and ctr, static, without the btrfs, zfs and devmapper snapshotters
  *   (their C headers are not on the machine, and the node uses overlayfs);
@@ -49,7 +49,7 @@ const containerdModule = 'github.com/containerd/containerd/v2';
 
 /** The node's programs, building them into the cache when they are not there. */
 export async function resolveNodeBinaries(options: ResolveNodeBinariesOptions): Promise<NodeBinarySet> {
-  const dir = path.join(options.cacheDir, 'node', nodeVersionKey());
+  const dir = path.join(options.cacheDir, 'real-node', nodeVersionKey());
   const progress = options.onProgress ?? (() => {});
   const go = options.go ?? 'go';
   await cachedProgram({
