@@ -207,7 +207,14 @@ Examples:
     .description('start the sandbox in the background (idempotent) and print `export KUBECONFIG=...`')
     .option(...stateDirOption)
     .option('--apiserver-port <port>', 'serve the apiserver on this loopback port (default: a free one)')
-    .addHelpText('after', '\nExample:\n  $ eval "$(codemate dev up)" && kubectl get nodes')
+    .option(
+      '--runtime <runtime>',
+      "what runs pods: process (host processes behind kwok) or containerd (a real kubelet and containerd; root). Default: the sandbox's own, else process",
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ eval "$(codemate dev up)" && kubectl get nodes\n  $ eval "$(sudo codemate dev up --runtime containerd)"',
+    )
     .action(verb(() => import('./commands/dev.js'), 'up'));
 
   dev
@@ -251,7 +258,14 @@ Examples:
     .description(
       'build (or find) the control-plane binaries, the pinned Claude Code CLI and helm; print the binaries directory',
     )
-    .addHelpText('after', '\nExample:\n  $ export CODEMATE_BIN_DIR="$(codemate dev build)"')
+    .option(
+      '--runtime <runtime>',
+      'also build the real node of this runtime (containerd: kubelet, containerd, pause)',
+    )
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ export CODEMATE_BIN_DIR="$(codemate dev build)"\n  $ codemate dev build --runtime containerd',
+    )
     .action(verb(() => import('./commands/dev.js'), 'build'));
 
   program

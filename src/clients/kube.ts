@@ -285,14 +285,20 @@ export class Kube {
     return result as unknown as { items: KubeObject[]; metadata: { resourceVersion?: string } };
   }
 
-  /** Deletes with background propagation; a 404 counts as done. */
-  async delete(apiVersion: string, kind: string, name: string, namespace?: string): Promise<void> {
+  /** Deletes with background propagation, and the object's own grace period unless given; a 404 counts as done. */
+  async delete(
+    apiVersion: string,
+    kind: string,
+    name: string,
+    namespace?: string,
+    options: { gracePeriodSeconds?: number } = {},
+  ): Promise<void> {
     try {
       await this.objects.delete(
         { apiVersion, kind, metadata: { name, namespace } },
         undefined,
         undefined,
-        undefined,
+        options.gracePeriodSeconds,
         undefined,
         'Background',
       );

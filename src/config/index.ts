@@ -105,8 +105,16 @@ export function defaultStateDir(env: Env): string {
   );
 }
 
+/**
+ * What runs the sandbox's pods: host processes behind kwok (no root), or a real kubelet and containerd
+ * (root). Unset, `dev up` keeps the runtime of the sandbox in the state directory, else `process`.
+ */
+export const sandboxRuntimes = ['process', 'containerd'] as const;
+export type SandboxRuntime = (typeof sandboxRuntimes)[number];
+
 export const devFlagsSchema = z.object({
   stateDir: z.string().min(1).optional(),
+  runtime: z.enum(sandboxRuntimes).optional(),
   apiserverPort: port.optional(),
   purge: z.boolean().default(false),
   output: z.enum(['text', 'json']).default('text'),
@@ -120,6 +128,7 @@ export interface DevConfig {
   claudeBin: string | undefined;
   anthropicBaseUrl: string | undefined;
   apiserverPort: number | undefined;
+  runtime: SandboxRuntime | undefined;
   purge: boolean;
   output: 'text' | 'json';
 }
@@ -133,6 +142,7 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     claudeBin: env.CODEMATE_CLAUDE_BIN,
     anthropicBaseUrl: env.ANTHROPIC_BASE_URL,
     apiserverPort: flags.apiserverPort,
+    runtime: flags.runtime,
     purge: flags.purge,
     output: flags.output,
   };

@@ -119,52 +119,24 @@ function goMinor(version: string): number {
 async function buildBinaries(finalDir: string, options: ResolveBinariesOptions): Promise<void> {
   const go = options.go ?? 'go';
   const progress = options.onProgress ?? (() => {});
-  const env = await goEnv(go);
-  if (goMinor(env.version) < 26) {
-    throw new CodemateError(`Go ${env.version} is too old to build Kubernetes ${versions.kubernetes}`, {
-      hint: 'install Go 1.26 or newer, or set CODEMATE_BIN_DIR to prebuilt binaries',
-    });
-  }
-  const workDir = path.join(path.dirname(path.dirname(finalDir)), 'build', path.basename(finalDir));
   const stagingDir = `${finalDir}.partial`;
   await rm(stagingDir, { recursive: true, force: true });
-  await mkdir(workDir, { recursive: true });
   await mkdir(stagingDir, { recursive: true });
-  const goRun = (args: string[], extraEnv: Record<string, string> = {}, onStderr?: (s: string) => void) =>
-    runProgram(go, args, {
-      cwd: workDir,
-      env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod', ...extraEnv },
-      onStderr,
-    });
-
-  progress(`resolving k8s.io/kubernetes@${versions.kubernetes} from the Go module proxy`);
-  await writeWrapperModule(workDir, await downloadedGoMod(goRun, `k8s.io/kubernetes@${versions.kubernetes}`));
-  await goRun(['mod', 'tidy']);
-
-  let compiled = 0;
-  const started = Date.now();
-  const ldflags = ['-s', '-w', ...versionStamps()].join(' ');
-  progress(
-    'compiling etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (first time: about 10 min)',
-  );
-  await goRun(
-    ['build', '-v', '-trimpath', '-ldflags', ldflags, '-o', `${stagingDir}/`, ...wrapperPackages],
-    {},
-    (chunk) => {
-      const before = compiled;
-      compiled += chunk.split('\n').filter(Boolean).length;
-      // One update per 50 packages keeps non-TTY logs (CI) short; the build compiles a few thousand.
-      if (Math.floor(before / 50) !== Math.floor(compiled / 50)) {
-        progress(
-          `compiling control plane: ${compiled} packages, ${Math.round((Date.now() - started) / 1000)}s`,
-        );
-      }
-    },
-  );
+  await buildKubernetesCommands({
+    go,
+    workDir: path.join(path.dirname(path.dirname(finalDir)), 'build', path.basename(finalDir)),
+    outDir: stagingDir,
+    packages: wrapperPackages,
+    what: 'control plane',
+    announce:
+      'compiling etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (first time: about 10 min)',
+    onProgress: progress,
+  });
   // etcd's main package is its module root go.etcd.io/etcd/server/v3; go names that binary `server`.
   await rename(path.join(stagingDir, 'server'), path.join(stagingDir, 'etcd'));
 
   progress(`compiling kwok ${versions.kwok}`);
+  const goRun = goRunner(go, stagingDir);
   await goRun(['install', '-trimpath', '-ldflags', '-s -w', `sigs.k8s.io/kwok/cmd/kwok@${versions.kwok}`], {
     GOBIN: stagingDir,
     GOFLAGS: '',
@@ -179,9 +151,74 @@ async function buildBinaries(finalDir: string, options: ResolveBinariesOptions):
   progress(`control-plane binaries ready in ${finalDir}`);
 }
 
+/** Go with the environment every sandbox build uses: static binaries, modules resolved as needed. */
+function goRunner(go: string, cwd: string) {
+  return (args: string[], extraEnv: Record<string, string> = {}, onStderr?: (s: string) => void) =>
+    runProgram(go, args, {
+      cwd,
+      env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod', ...extraEnv },
+      onStderr,
+    });
+}
+
+export interface KubernetesBuild {
+  go: string;
+  /** The wrapper module's directory, kept between builds. */
+  workDir: string;
+  outDir: string;
+  /** Main packages of k8s.io/kubernetes (or of modules in its graph) to build. */
+  packages: readonly string[];
+  /** What the progress lines call the build. */
+  what: string;
+  /** Said once compilation starts. */
+  announce: string;
+  onProgress: (text: string) => void;
+}
+
+/**
+ * Builds main packages of k8s.io/kubernetes at the pinned version into `outDir`, in a wrapper module
+ * (wrapperGoMod), stamped with the version: the control plane, and the real node's kubelet.
+ */
+export async function buildKubernetesCommands(build: KubernetesBuild): Promise<void> {
+  const env = await goEnv(build.go);
+  if (goMinor(env.version) < 26) {
+    throw new CodemateError(`Go ${env.version} is too old to build Kubernetes ${versions.kubernetes}`, {
+      hint: 'install Go 1.26 or newer, or set CODEMATE_BIN_DIR to prebuilt binaries',
+    });
+  }
+  await mkdir(build.workDir, { recursive: true });
+  const goRun = goRunner(build.go, build.workDir);
+  build.onProgress(`resolving k8s.io/kubernetes@${versions.kubernetes} from the Go module proxy`);
+  await writeWrapperModule(
+    build.workDir,
+    await downloadedGoMod(goRun, `k8s.io/kubernetes@${versions.kubernetes}`),
+    build.packages,
+  );
+  await goRun(['mod', 'tidy']);
+
+  let compiled = 0;
+  const started = Date.now();
+  const ldflags = ['-s', '-w', ...versionStamps()].join(' ');
+  build.onProgress(build.announce);
+  await goRun(
+    ['build', '-v', '-trimpath', '-ldflags', ldflags, '-o', `${build.outDir}/`, ...build.packages],
+    {},
+    (chunk) => {
+      const before = compiled;
+      compiled += chunk.split('\n').filter(Boolean).length;
+      // One update per 50 packages keeps non-TTY logs (CI) short; the build compiles a few thousand.
+      if (Math.floor(before / 50) !== Math.floor(compiled / 50)) {
+        build.onProgress(
+          `compiling ${build.what}: ${compiled} packages, ${Math.round((Date.now() - started) / 1000)}s`,
+        );
+      }
+    },
+  );
+}
+
 type GoRun = (args: string[], env?: Record<string, string>) => Promise<{ stdout: string }>;
 
-async function moduleDownload(goRun: GoRun, module: string): Promise<{ GoMod: string; Dir: string }> {
+export async function moduleDownload(goRun: GoRun, module: string): Promise<{ GoMod: string; Dir: string }> {
   const { stdout } = await goRun(['mod', 'download', '-json', module], { GOFLAGS: '' });
   return JSON.parse(stdout) as { GoMod: string; Dir: string };
 }
@@ -222,10 +259,14 @@ export function wrapperGoMod(kubernetesGoMod: string): string {
   ].join('\n');
 }
 
-async function writeWrapperModule(workDir: string, kubernetesGoMod: string): Promise<void> {
+async function writeWrapperModule(
+  workDir: string,
+  kubernetesGoMod: string,
+  packages: readonly string[],
+): Promise<void> {
   await writeFile(path.join(workDir, 'go.mod'), wrapperGoMod(kubernetesGoMod));
   await rm(path.join(workDir, 'go.sum'), { force: true });
-  const imports = wrapperPackages.map((p) => `\t_ "${p}"`).join('\n');
+  const imports = packages.map((p) => `\t_ "${p}"`).join('\n');
   await writeFile(
     path.join(workDir, 'tools.go'),
     `//go:build tools\n\npackage controlplane\n\nimport (\n${imports}\n)\n`,

@@ -3,9 +3,11 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Kube, type KubeObject } from '../clients/kube.js';
+import type { SandboxRuntime } from '../config/index.js';
 import { cliPath, manifestsDir, sessionScriptsDir } from '../config/packagePaths.js';
 import type { BinarySet } from './binaries.js';
 import { identityKubeconfig, writeServiceAccountKubeconfig } from './identities.js';
+import type { NodeBinarySet } from './nodeBinaries.js';
 import type { Pki } from './pki.js';
 import { isHealthy, type ProbeTls } from './probe.js';
 import type { BinaryName } from './versions.js';
@@ -17,6 +19,8 @@ export const componentNames = [
   'kube-controller-manager',
   'kube-scheduler',
   'storage-provisioner',
+  'containerd',
+  'kubelet',
   'kwok',
   'model-server',
   'codemate-operator',
@@ -32,6 +36,8 @@ export const portNames = [
   'controllerManager',
   'scheduler',
   'kwok',
+  'kubelet',
+  'kubeletHealthz',
   'operatorHealth',
   'webhook',
   'modelServer',
@@ -72,6 +78,9 @@ export interface ComponentContext {
   ports: SandboxPorts;
   bins: BinarySet;
   pki: Pki;
+  runtime: SandboxRuntime;
+  /** The real node's programs (runtime containerd). */
+  nodeBins?: NodeBinarySet | undefined;
   /** What sessions run: the real Claude Code, and the Messages API it talks to. */
   sessions?: SessionSettings;
 }
@@ -85,8 +94,8 @@ export interface SessionSettings {
 
 export interface Component {
   name: ComponentName;
-  /** A control-plane binary, or `node` for CodeMate's own CLI. */
-  binary: BinaryName | 'node';
+  /** A control-plane binary, a program of the real node, or `node` for CodeMate's own CLI. */
+  binary: BinaryName | 'node' | 'containerd' | 'kubelet';
   /** Ports the process binds; each must be free before it starts. */
   ports(p: SandboxPorts): number[];
   args(ctx: ComponentContext): string[];
@@ -96,6 +105,12 @@ export interface Component {
   prepare?(ctx: ComponentContext): Promise<void>;
   /** The process's own health endpoint. */
   healthy(ctx: ComponentContext): Promise<boolean>;
+  /** Waits, once the process is healthy, for what it brings to the cluster. */
+  afterStart?(ctx: ComponentContext): Promise<void>;
+  /** Runs before `dev down` stops the process, while it and every component before it still run. */
+  beforeStop?(ctx: ComponentContext): Promise<void>;
+  /** Runs after `dev down` stopped the process, or found it not running. */
+  afterStop?(ctx: ComponentContext): Promise<void>;
 }
 
 /** Audit only deletions, at metadata level: enough to say who removed an object, and small. */
@@ -108,8 +123,20 @@ rules:
   - level: None
 `;
 
-/** The node that kwok plays; untainted, so kube-scheduler places ordinary pods on it. */
+/**
+ * The node that kwok plays. Untainted with the process runtime, so kube-scheduler places ordinary pods on
+ * it; tainted with the containerd runtime, so that they go to the real node.
+ */
 export const sandboxNodeName = 'codemate-sandbox';
+
+/** The real node of the containerd runtime (src/sandbox/realNode.ts). */
+export const realNodeName = 'codemate-node';
+
+/**
+ * The real node's address: kubelet refuses a loopback node IP, and these machines have no dummy network
+ * device, so `dev up` adds it to `lo` as a /32 (and `dev down` removes it).
+ */
+export const realNodeIp = '10.99.0.1';
 
 async function adminTls(pki: Pki): Promise<ProbeTls> {
   return {
@@ -154,11 +181,16 @@ export const components: readonly Component[] = [
       `--service-account-key-file=${pki.serviceAccountPub}`,
       `--service-account-signing-key-file=${pki.serviceAccountKey}`,
       '--service-cluster-ip-range=10.0.0.0/24',
-      '--authorization-mode=RBAC',
+      // The Node authorizer and NodeRestriction confine the real node's kubelet to its own node and pods.
+      '--authorization-mode=Node,RBAC',
+      '--enable-admission-plugins=NodeRestriction',
       '--allow-privileged=true',
       // kwok's node advertises 127.0.0.1 as its InternalIP; without --kubelet-certificate-authority the
       // apiserver accepts kwok's self-signed serving certificate for exec, attach and logs.
       '--kubelet-preferred-address-types=InternalIP,Hostname',
+      // A real kubelet authenticates the apiserver by this certificate and asks it (webhook) what it may do.
+      `--kubelet-client-certificate=${pki.apiserverKubeletClientCert}`,
+      `--kubelet-client-key=${pki.apiserverKubeletClientKey}`,
       '--endpoint-reconciler-type=none',
       // Who deleted what: the first question when a sandbox object vanishes.
       `--audit-policy-file=${paths.auditPolicy}`,
@@ -243,7 +275,8 @@ export const components: readonly Component[] = [
     args: ({ paths, ports }) => [
       `--kubeconfig=${paths.kubeconfig}`,
       `--config=${paths.kwokConfig}`,
-      '--manage-all-nodes=true',
+      // Only its own node: the real node of the containerd runtime is its kubelet's.
+      `--manage-single-node=${sandboxNodeName}`,
       '--enable-crds=Exec,ClusterExec,Logs,ClusterLogs,Attach,ClusterAttach',
       `--node-name=${sandboxNodeName}`,
       '--node-ip=127.0.0.1',
@@ -257,8 +290,17 @@ export const components: readonly Component[] = [
 ];
 
 /** The program a component runs, as it appears in /proc/<pid>/cmdline. */
-export function executableOf(component: Component, bins: BinarySet): string {
-  return component.binary === 'node' ? process.execPath : bins.path(component.binary);
+export function executableOf(
+  component: Component,
+  bins: BinarySet,
+  nodeBins: NodeBinarySet | undefined,
+): string {
+  if (component.binary === 'node') return process.execPath;
+  if (component.binary === 'containerd' || component.binary === 'kubelet') {
+    if (!nodeBins) throw new Error(`${component.name} needs the real node's programs`);
+    return nodeBins[component.binary];
+  }
+  return bins.path(component.binary);
 }
 
 /** Runs a CodeMate server as the ServiceAccount its manifest declares. */

@@ -1,5 +1,6 @@
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { realNodeIp, realNodeName } from './components.js';
 import { runProgram } from './runProgram.js';
 
 /** File names of the sandbox's PKI, relative to its pki directory. */
@@ -13,6 +14,15 @@ export interface Pki {
   adminKey: string;
   serviceAccountKey: string;
   serviceAccountPub: string;
+  /** The real node's kubelet, to the apiserver: system:node:<name> in system:nodes (Node authorizer). */
+  kubeletClientCert: string;
+  kubeletClientKey: string;
+  /** The real node's kubelet, serving exec, logs and attach. */
+  kubeletServingCert: string;
+  kubeletServingKey: string;
+  /** The apiserver, to kubelets (--kubelet-client-certificate); their webhook authorizer asks RBAC. */
+  apiserverKubeletClientCert: string;
+  apiserverKubeletClientKey: string;
 }
 
 export function pkiAt(dir: string): Pki {
@@ -27,6 +37,12 @@ export function pkiAt(dir: string): Pki {
     adminKey: f('admin.key'),
     serviceAccountKey: f('sa.key'),
     serviceAccountPub: f('sa.pub'),
+    kubeletClientCert: f('kubelet-client.crt'),
+    kubeletClientKey: f('kubelet-client.key'),
+    kubeletServingCert: f('kubelet.crt'),
+    kubeletServingKey: f('kubelet.key'),
+    apiserverKubeletClientCert: f('apiserver-kubelet-client.crt'),
+    apiserverKubeletClientKey: f('apiserver-kubelet-client.key'),
   };
 }
 
@@ -40,35 +56,43 @@ const servingNames = [
   'IP:10.0.0.1',
 ];
 
+const clientExtensions =
+  'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
+const servingExtensions = (names: string[]) =>
+  `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${names.join(',')}\n`;
+
 /**
- * Generates (once) a CA, the apiserver serving certificate, an admin client certificate in
- * system:masters and the service-account signing key pair, with openssl. Existing files are kept, so a
- * restarted sandbox keeps trusting the kubeconfig it already handed out.
+ * Generates a CA, the apiserver serving certificate, an admin client certificate in system:masters, the
+ * service-account signing key pair and the real node's certificates, with openssl. Each file that exists
+ * is kept, so a restarted sandbox keeps trusting the kubeconfig it already handed out, and a sandbox made
+ * before a certificate was added gets just that one.
  */
 export async function ensurePki(dir: string): Promise<Pki> {
   const pki = pkiAt(dir);
-  if (await exists(pki.serviceAccountPub)) return pki;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const openssl = (...args: string[]) => runProgram('openssl', args, { cwd: dir });
   const ecKey = (file: string) =>
     openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', file);
 
-  await ecKey(pki.caKey);
-  await openssl(
-    'req',
-    '-x509',
-    '-new',
-    '-key',
-    pki.caKey,
-    '-days',
-    '3650',
-    '-subj',
-    '/CN=codemate-sandbox-ca',
-    '-out',
-    pki.caCert,
-  );
+  if (!(await exists(pki.caCert))) {
+    await ecKey(pki.caKey);
+    await openssl(
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      pki.caKey,
+      '-days',
+      '3650',
+      '-subj',
+      '/CN=codemate-sandbox-ca',
+      '-out',
+      pki.caCert,
+    );
+  }
 
   const issue = async (key: string, cert: string, subject: string, extensions: string) => {
+    if (await exists(cert)) return;
     await ecKey(key);
     const csr = `${cert}.csr`;
     const ext = `${cert}.ext`;
@@ -92,28 +116,38 @@ export async function ensurePki(dir: string): Promise<Pki> {
       cert,
     );
   };
+  await issue(pki.servingKey, pki.servingCert, '/CN=kube-apiserver', servingExtensions(servingNames));
+  await issue(pki.adminKey, pki.adminCert, '/O=system:masters/CN=codemate-sandbox-admin', clientExtensions);
   await issue(
-    pki.servingKey,
-    pki.servingCert,
-    '/CN=kube-apiserver',
-    `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${servingNames.join(',')}\n`,
+    pki.kubeletClientKey,
+    pki.kubeletClientCert,
+    `/O=system:nodes/CN=system:node:${realNodeName}`,
+    clientExtensions,
   );
   await issue(
-    pki.adminKey,
-    pki.adminCert,
-    '/O=system:masters/CN=codemate-sandbox-admin',
-    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+    pki.kubeletServingKey,
+    pki.kubeletServingCert,
+    `/CN=${realNodeName}`,
+    servingExtensions([`DNS:${realNodeName}`, `IP:${realNodeIp}`]),
   );
-  await openssl(
-    'genpkey',
-    '-algorithm',
-    'RSA',
-    '-pkeyopt',
-    'rsa_keygen_bits:2048',
-    '-out',
-    pki.serviceAccountKey,
+  await issue(
+    pki.apiserverKubeletClientKey,
+    pki.apiserverKubeletClientCert,
+    '/O=system:masters/CN=kube-apiserver-kubelet-client',
+    clientExtensions,
   );
-  await openssl('pkey', '-in', pki.serviceAccountKey, '-pubout', '-out', pki.serviceAccountPub);
+  if (!(await exists(pki.serviceAccountPub))) {
+    await openssl(
+      'genpkey',
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-out',
+      pki.serviceAccountKey,
+    );
+    await openssl('pkey', '-in', pki.serviceAccountKey, '-pubout', '-out', pki.serviceAccountPub);
+  }
   return pki;
 }
 

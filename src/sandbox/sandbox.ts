@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CodemateError } from '../api/errors.js';
 import { Kube, type KubeObject } from '../clients/kube.js';
+import type { SandboxRuntime } from '../config/index.js';
 import { binarySetAt, type BinarySet } from './binaries.js';
 import {
   components,
@@ -22,11 +23,15 @@ import {
   type SandboxPorts,
   type SessionSettings,
 } from './components.js';
+import { mountsUnder } from './hostState.js';
 import { writeAdminKubeconfig } from './kubeconfig.js';
 import { acquireLock } from './lock.js';
+import { nodeBinarySetAt, type NodeBinarySet } from './nodeBinaries.js';
+import type { ContainerdEndpoint } from './ociImage.js';
 import { ensurePki, pkiAt } from './pki.js';
 import { freePort, isPortFree } from './ports.js';
 import { waitFor } from './probe.js';
+import { containerdComponent, containerdEndpoint, kubeletComponent } from './realNode.js';
 import { inspectPidFile, isAlive, removePidFile, startDetached, stopProcess } from '../clients/processes.js';
 
 interface SandboxState {
@@ -35,13 +40,29 @@ interface SandboxState {
   ports: SandboxPorts;
   /** The components this sandbox runs, in start order. */
   components: ComponentName[];
+  /** Absent in sandboxes made before there was a choice: those ran processes. */
+  runtime?: SandboxRuntime;
+  /** The real node's programs (runtime containerd). */
+  nodeBinDir?: string;
 }
 
-/** The control plane, plus CodeMate's own processes unless left out. */
-function selectComponents(workloads: boolean): Component[] {
-  return workloads
-    ? [...components, modelServerComponent, operatorComponent, webhookComponent, podRuntimeComponent]
-    : [...components];
+/**
+ * The control plane, plus CodeMate's own processes unless left out. With the containerd runtime, a real
+ * node (containerd, kubelet) joins before kwok, and no local pod runtime runs: pods go to the real node.
+ */
+function selectComponents(workloads: boolean, runtime: SandboxRuntime): Component[] {
+  const controlPlane = components.filter((c) => c.name !== 'kwok');
+  const kwok = components.filter((c) => c.name === 'kwok');
+  const node = runtime === 'containerd' ? [containerdComponent, kubeletComponent] : [];
+  const cluster = [...controlPlane, ...node, ...kwok];
+  if (!workloads) return cluster;
+  return [
+    ...cluster,
+    modelServerComponent,
+    operatorComponent,
+    webhookComponent,
+    ...(runtime === 'process' ? [podRuntimeComponent] : []),
+  ];
 }
 
 /** Where the sandbox webhook listens and where its secret is, when the sandbox runs one. */
@@ -53,10 +74,58 @@ function webhookOf(
   return { webhook: { url: webhookUrl(state.ports), secretFile: paths.webhookSecret } };
 }
 
-function componentsOf(state: SandboxState | undefined): Component[] {
-  const all = selectComponents(true);
-  if (!state?.components) return [...components];
-  return all.filter((c) => state.components.includes(c.name));
+function componentsOf(state: SandboxState): Component[] {
+  return selectComponents(true, runtimeOf(state)).filter((c) => state.components.includes(c.name));
+}
+
+function runtimeOf(state: SandboxState): SandboxRuntime {
+  return state.runtime ?? 'process';
+}
+
+function nodeBinsOf(state: SandboxState): NodeBinarySet | undefined {
+  return state.nodeBinDir ? nodeBinarySetAt(state.nodeBinDir) : undefined;
+}
+
+/**
+ * The runtime `dev up` is to use: the one asked for, else the one of the sandbox in `stateDir`, else the
+ * process runtime. Another runtime than the one a running sandbox uses is refused.
+ */
+export async function sandboxRuntimeFor(
+  stateDir: string,
+  requested: SandboxRuntime | undefined,
+): Promise<SandboxRuntime> {
+  const paths = sandboxPaths(path.resolve(stateDir));
+  const state = await readState(paths);
+  const current = state ? runtimeOf(state) : undefined;
+  if (!requested) return current ?? 'process';
+  if (state && current !== requested && (await anyRunning(paths, state))) {
+    throw new CodemateError(
+      `the sandbox in ${paths.dir} is running with the ${current} runtime, not ${requested}`,
+      {
+        hint: `run \`codemate dev down\` first, then \`codemate dev up --runtime ${requested}\``,
+      },
+    );
+  }
+  return requested;
+}
+
+async function anyRunning(paths: SandboxPaths, state: SandboxState): Promise<boolean> {
+  for (const c of selectComponents(true, runtimeOf(state))) {
+    const executable = executableOf(c, binarySetAt(state.binDir), nodeBinsOf(state));
+    if ((await inspectPidFile(paths.pidFile(c.name), executable)).kind === 'running') return true;
+  }
+  return false;
+}
+
+/** The containerd of a running sandbox with the containerd runtime, to import images into. */
+export async function sandboxContainerd(stateDir: string): Promise<ContainerdEndpoint> {
+  const paths = sandboxPaths(path.resolve(stateDir));
+  const state = await readState(paths);
+  if (!state)
+    throw new CodemateError(`no sandbox in ${paths.dir}`, {
+      hint: 'run `codemate dev up --runtime containerd`',
+    });
+  return containerdEndpoint({ paths, nodeBins: nodeBinsOf(state) });
 }
 
 export interface SandboxUpOptions {
@@ -72,6 +141,9 @@ export interface SandboxUpOptions {
   workloads?: boolean;
   /** What session pods run (the pod runtime's settings). */
   sessions?: SessionSettings;
+  /** What runs pods (default process); containerd needs `nodeBins`. */
+  runtime?: SandboxRuntime;
+  nodeBins?: NodeBinarySet | undefined;
 }
 
 export interface SandboxUpResult {
@@ -98,8 +170,11 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
     progress(`waiting for another codemate process that is changing the sandbox in ${paths.dir}`),
   );
   try {
-    const selected = selectComponents(options.workloads ?? true);
-    const running = await runningComponents(paths, options.bins, selected);
+    const runtime = options.runtime ?? 'process';
+    if (runtime === 'containerd' && !options.nodeBins)
+      throw new Error('the containerd runtime needs the real node programs (nodeBins)');
+    const selected = selectComponents(options.workloads ?? true, runtime);
+    const running = await runningComponents(paths, options.bins, options.nodeBins, selected);
     const state = await loadOrCreateState(paths, options, running.size > 0, selected);
     const pki = await ensurePki(paths.pkiDir);
     await writeAdminKubeconfig(paths.kubeconfig, pki, state.ports.apiserver);
@@ -108,6 +183,8 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
       ports: state.ports,
       bins: options.bins,
       pki,
+      runtime,
+      nodeBins: options.nodeBins,
       ...(options.sessions ? { sessions: options.sessions } : {}),
     };
     const started: ComponentName[] = [];
@@ -116,7 +193,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
     for (const component of selected) {
       const pidState = await inspectPidFile(
         paths.pidFile(component.name),
-        executableOf(component, options.bins),
+        executableOf(component, options.bins, options.nodeBins),
       );
       if (pidState.kind === 'running' && (await component.healthy(ctx))) {
         alreadyRunning.push(component.name);
@@ -132,9 +209,10 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
         );
         await removePidFile(paths.pidFile(component.name));
       }
-      if (component.name === 'kwok') await bootstrapKwok(paths, options.bins);
+      if (component.name === 'kwok') await bootstrapKwok(paths, options.bins, runtime);
       progress(`starting ${component.name}`);
       await startComponent(component, ctx, options.readyTimeoutMs ?? 60_000);
+      await component.afterStart?.(ctx);
       started.push(component.name);
       if (component.name === 'kwok') {
         progress('waiting for the sandbox node and default service account');
@@ -150,11 +228,12 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
 async function runningComponents(
   paths: SandboxPaths,
   bins: BinarySet,
+  nodeBins: NodeBinarySet | undefined,
   selected: Component[],
 ): Promise<Set<ComponentName>> {
   const running = new Set<ComponentName>();
   for (const c of selected) {
-    if ((await inspectPidFile(paths.pidFile(c.name), executableOf(c, bins))).kind === 'running')
+    if ((await inspectPidFile(paths.pidFile(c.name), executableOf(c, bins, nodeBins))).kind === 'running')
       running.add(c.name);
   }
   return running;
@@ -175,6 +254,13 @@ async function loadOrCreateState(
         { hint: 'run `codemate dev down` first to move it to another port' },
       );
     }
+    const runtime = options.runtime ?? 'process';
+    if (runtimeOf(previous) !== runtime) {
+      throw new CodemateError(
+        `the sandbox in ${paths.dir} is running with the ${runtimeOf(previous)} runtime, not ${runtime}`,
+        { hint: `run \`codemate dev down\` first, then \`codemate dev up --runtime ${runtime}\`` },
+      );
+    }
     const state = { ...previous, components: names, ports: { ...previous.ports } };
     for (const key of portNames) state.ports[key] ??= await freePort();
     await writeFile(paths.stateFile, JSON.stringify(state, null, 2) + '\n');
@@ -191,7 +277,14 @@ async function loadOrCreateState(
     if (key === 'apiserver' && options.apiserverPort) continue;
     if (ports[key] === undefined || !(await isPortFree(ports[key]))) ports[key] = await freePort();
   }
-  const state: SandboxState = { version: 1, binDir: options.bins.dir, ports, components: names };
+  const state: SandboxState = {
+    version: 1,
+    binDir: options.bins.dir,
+    ports,
+    components: names,
+    runtime: options.runtime ?? 'process',
+    ...(options.nodeBins ? { nodeBinDir: options.nodeBins.dir } : {}),
+  };
   await writeFile(paths.stateFile, JSON.stringify(state, null, 2) + '\n');
   return state;
 }
@@ -220,7 +313,7 @@ async function startComponent(component: Component, ctx: ComponentContext, timeo
   await component.prepare?.(ctx);
   const logFile = ctx.paths.logFile(component.name);
   const pid = await startDetached({
-    command: executableOf(component, ctx.bins),
+    command: executableOf(component, ctx.bins, ctx.nodeBins),
     args: component.args(ctx),
     env: { ...process.env, ...component.env?.(ctx) },
     logFile,
@@ -251,6 +344,9 @@ async function componentFailure(name: string, what: string, logFile: string): Pr
 
 const nodeLeaseNamespace = 'kube-node-lease';
 
+/** Keeps pods off kwok's node when the sandbox has a real one. */
+export const kwokNodeTaint = 'codemate.io/kwok';
+
 /**
  * kwok's own CRDs (Exec, Logs, Attach, ...) and the node it plays, and the node's Lease out of the way.
  *
@@ -260,7 +356,7 @@ const nodeLeaseNamespace = 'kube-node-lease';
  * one kwok runs per sandbox and none runs now, so the Lease is stale by definition; without it the new kwok
  * creates its own at once.
  */
-async function bootstrapKwok(paths: SandboxPaths, bins: BinarySet): Promise<void> {
+async function bootstrapKwok(paths: SandboxPaths, bins: BinarySet, runtime: SandboxRuntime): Promise<void> {
   const kube = Kube.load({ kubeconfig: paths.kubeconfig });
   await kube.delete('coordination.k8s.io/v1', 'Lease', sandboxNodeName, nodeLeaseNamespace);
   for (const file of (await readdir(bins.kwokCrdDir)).filter((f) => f.endsWith('.yaml')).sort()) {
@@ -276,6 +372,11 @@ async function bootstrapKwok(paths: SandboxPaths, bins: BinarySet): Promise<void
         annotations: { 'kwok.x-k8s.io/node': 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
         labels: { 'kubernetes.io/hostname': sandboxNodeName, 'kubernetes.io/os': 'linux', type: 'kwok' },
       },
+      // With a real node, pods go there: nothing would run them on kwok's. Applied without the taint (the
+      // process runtime), the same field manager takes it away again.
+      ...(runtime === 'containerd'
+        ? { spec: { taints: [{ key: kwokNodeTaint, value: 'no-runtime', effect: 'NoSchedule' }] } }
+        : {}),
     },
     'codemate-sandbox',
   );
@@ -332,7 +433,20 @@ export interface SandboxStatus {
   kubeconfig: string;
   webhook?: { url: string; secretFile: string };
   exists: boolean;
+  runtime?: SandboxRuntime;
   components: ComponentStatus[];
+}
+
+/** The context of a sandbox that `dev up` made, as its state file records it. */
+function contextOf(paths: SandboxPaths, state: SandboxState): ComponentContext {
+  return {
+    paths,
+    ports: state.ports,
+    bins: binarySetAt(state.binDir),
+    pki: pkiAt(paths.pkiDir),
+    runtime: runtimeOf(state),
+    nodeBins: nodeBinsOf(state),
+  };
 }
 
 /** What each component is doing, from pid files and health endpoints. */
@@ -340,12 +454,10 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
   const paths = sandboxPaths(path.resolve(stateDir));
   const state = await readState(paths);
   if (!state) return { dir: paths.dir, kubeconfig: paths.kubeconfig, exists: false, components: [] };
-  const bins = binarySetAt(state.binDir);
-  const pki = pkiAt(paths.pkiDir);
-  const ctx: ComponentContext = { paths, ports: state.ports, bins, pki };
+  const ctx = contextOf(paths, state);
   const result: ComponentStatus[] = [];
   for (const c of componentsOf(state)) {
-    const pidState = await inspectPidFile(paths.pidFile(c.name), executableOf(c, bins));
+    const pidState = await inspectPidFile(paths.pidFile(c.name), executableOf(c, ctx.bins, ctx.nodeBins));
     const port = c.ports(state.ports)[0];
     const log = paths.logFile(c.name);
     if (pidState.kind === 'none') result.push({ name: c.name, state: 'stopped', port, log });
@@ -360,6 +472,7 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
     dir: paths.dir,
     kubeconfig: paths.kubeconfig,
     exists: true,
+    runtime: ctx.runtime,
     components: result,
     ...webhookOf(state, paths),
   };
@@ -368,29 +481,54 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
 export interface SandboxDownResult {
   stopped: Array<{ name: ComponentName; pid: number }>;
   stale: Array<{ name: ComponentName; pid: number }>;
+  /** Steps around the stops that failed (draining the real node, restoring the host). */
+  warnings: string[];
 }
 
-/** Stops every component in reverse order; with `purge`, also deletes the state directory. */
+/**
+ * Stops every component in reverse order, with the real node's steps around its stops (its pods go first;
+ * the host is restored after); with `purge`, also deletes the state directory, unless a step failed or
+ * something is still mounted under it.
+ */
 export async function sandboxDown(
   stateDir: string,
   options: { purge?: boolean } = {},
 ): Promise<SandboxDownResult> {
   const paths = sandboxPaths(path.resolve(stateDir));
   const state = await readState(paths);
-  const result: SandboxDownResult = { stopped: [], stale: [] };
+  const result: SandboxDownResult = { stopped: [], stale: [], warnings: [] };
   if (state) {
-    const bins = binarySetAt(state.binDir);
-    for (const c of [...selectComponents(true)].reverse()) {
-      const pidState = await inspectPidFile(paths.pidFile(c.name), executableOf(c, bins));
+    const ctx = contextOf(paths, state);
+    const hook = async (c: Component, which: 'beforeStop' | 'afterStop') => {
+      try {
+        await c[which]?.(ctx);
+      } catch (error) {
+        result.warnings.push(`${c.name}: ${(error as Error).message}`);
+      }
+    };
+    for (const c of [...selectComponents(true, ctx.runtime)].reverse()) {
+      const pidState = await inspectPidFile(paths.pidFile(c.name), executableOf(c, ctx.bins, ctx.nodeBins));
       if (pidState.kind === 'running') {
+        await hook(c, 'beforeStop');
         await stopProcess(pidState.pid);
         result.stopped.push({ name: c.name, pid: pidState.pid });
       } else if (pidState.kind === 'stale') {
         result.stale.push({ name: c.name, pid: pidState.pid });
       }
       await removePidFile(paths.pidFile(c.name));
+      await hook(c, 'afterStop');
     }
   }
-  if (options.purge) await rm(paths.dir, { recursive: true, force: true });
+  // A step that failed may need the state directory (the host snapshot) when `dev down` runs again.
+  if (options.purge && result.warnings.length === 0) {
+    const mounts = await mountsUnder(paths.dir);
+    if (mounts.length > 0) {
+      throw new CodemateError(
+        `not deleting ${paths.dir}: ${mounts.length} mount(s) are still under it, e.g. ${mounts[0]}`,
+        { hint: `unmount them (\`umount ${mounts[0]}\`), then run \`codemate dev down --purge\` again` },
+      );
+    }
+    await rm(paths.dir, { recursive: true, force: true });
+  }
   return result;
 }

@@ -24,6 +24,21 @@ export const claudeCodeVersion = '2.1.332';
  */
 export const helmVersion = 'v4.3.1';
 
+/**
+ * The real node of `dev up --runtime containerd` (src/sandbox/nodeBinaries.ts): kubelet from the same
+ * Kubernetes as the control plane, containerd 2 (kubelet 1.36 warns that 1.x lacks RuntimeConfig, and 1.37
+ * drops it), and the pause program from the kubernetes module, at the version its Makefile tags.
+ */
+export const nodeVersions = {
+  kubelet: versions.kubernetes,
+  containerd: 'v2.4.2',
+  pause: '3.10.2',
+} as const;
+
+export function nodeVersionKey(): string {
+  return `kubelet-${nodeVersions.kubelet}_containerd-${nodeVersions.containerd}_pause-${nodeVersions.pause}`;
+}
+
 export const binaryNames = [
   'etcd',
   'kube-apiserver',

@@ -9,7 +9,9 @@ import {
 import { resolveBinaries, type BinarySet } from '../../sandbox/binaries.js';
 import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
 import { resolveHelm } from '../../sandbox/helm.js';
-import { sandboxDown, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
+import { resolveNodeBinaries, type NodeBinarySet } from '../../sandbox/nodeBinaries.js';
+import { ensureNodeHost } from '../../sandbox/realNode.js';
+import { sandboxDown, sandboxRuntimeFor, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
 import { runModelServer } from '../../sandbox/modelServer.js';
 import { runStorageProvisioner } from '../../sandbox/storageProvisioner.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
@@ -21,7 +23,8 @@ export const up: Verb = async ({ flags }, deps) => runDevUp(devConfig(await deps
 export const down: Verb = async ({ flags }, deps) => runDevDown(devConfig(await deps.env(), flags), deps.out);
 export const status: Verb = async ({ flags }, deps) =>
   runDevStatus(devConfig(await deps.env(), flags), deps.out);
-export const build: Verb = async (_, deps) => runDevBuild(devConfig(await deps.env(), {}), deps.out);
+export const build: Verb = async ({ flags }, deps) =>
+  runDevBuild(devConfig(await deps.env(), flags), deps.out);
 
 export const podRuntime: Verb = async ({ flags, globals }, deps) => {
   const env = await deps.env();
@@ -78,6 +81,22 @@ const binaries = (config: DevConfig, out: Output): Promise<BinarySet> =>
     (bins) => bins.dir,
   );
 
+const nodeBinaries = (config: DevConfig, out: Output): Promise<NodeBinarySet> =>
+  locate(
+    out,
+    'real node (kubelet, containerd, pause)',
+    (onProgress) => resolveNodeBinaries({ cacheDir: config.cacheDir, onProgress }),
+    (bins) => bins.dir,
+  );
+
+const nodeHost = (out: Output): Promise<void> =>
+  locate(
+    out,
+    'root and the packages of the real node',
+    (onProgress) => ensureNodeHost(onProgress),
+    () => 'ready',
+  );
+
 const claudeCode = (config: DevConfig, out: Output): Promise<string> =>
   locate(
     out,
@@ -96,13 +115,17 @@ const helm = (config: DevConfig, out: Output): Promise<string> =>
 
 export async function runDevBuild(config: DevConfig, out: Output): Promise<void> {
   const bins = await binaries(config, out);
+  if (config.runtime === 'containerd') await nodeBinaries(config, out);
   await claudeCode(config, out);
   await helm(config, out);
   out.data(bins.dir);
 }
 
 export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
+  const runtime = await sandboxRuntimeFor(config.stateDir, config.runtime);
+  if (runtime === 'containerd') await nodeHost(out);
   const bins = await binaries(config, out);
+  const nodeBins = runtime === 'containerd' ? await nodeBinaries(config, out) : undefined;
   const claude = await claudeCode(config, out);
   const progress = await out.progress('starting the sandbox');
   try {
@@ -110,6 +133,8 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
       stateDir: config.stateDir,
       bins,
       apiserverPort: config.apiserverPort,
+      runtime,
+      nodeBins,
       sessions: { claude, anthropicBaseUrl: config.anthropicBaseUrl },
       onProgress: (text) => progress.update(text),
       onWarning: (text) => out.warn(text),
@@ -117,7 +142,7 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
     progress.succeed(
       result.started.length === 0
         ? `sandbox already running (apiserver https://127.0.0.1:${result.ports.apiserver})`
-        : `sandbox running (apiserver https://127.0.0.1:${result.ports.apiserver}; started ${result.started.join(', ')})`,
+        : `sandbox running with the ${runtime} runtime (apiserver https://127.0.0.1:${result.ports.apiserver}; started ${result.started.join(', ')})`,
     );
     out.data(`export KUBECONFIG=${result.paths.kubeconfig}`);
     if (result.webhook) {
@@ -137,6 +162,11 @@ export async function runDevDown(config: DevConfig, out: Output): Promise<void> 
   for (const s of result.stale) out.warn(`stale pid file for ${s.name}: pid ${s.pid} was not running`);
   if (result.stopped.length === 0) out.info('sandbox is not running; nothing to stop');
   else out.info(`stopped ${result.stopped.map((s) => `${s.name} (pid ${s.pid})`).join(', ')}`);
+  if (result.warnings.length > 0) {
+    throw new CodemateError(`dev down did not finish:\n${result.warnings.join('\n')}`, {
+      hint: 'run `codemate dev down` again: it retries the steps that failed (the host snapshot is kept until the host is restored)',
+    });
+  }
   if (config.purge) out.info(`deleted ${config.stateDir}`);
 }
 
@@ -152,7 +182,7 @@ export async function runDevStatus(config: DevConfig, out: Output): Promise<void
       c.log,
     ]);
     out.data(table([['COMPONENT', 'STATE', 'PID', 'PORT', 'LOG'], ...rows]));
-    out.info(`KUBECONFIG=${status.kubeconfig}`);
+    out.info(`runtime: ${status.runtime}; KUBECONFIG=${status.kubeconfig}`);
     if (status.webhook) out.info(`webhook: ${status.webhook.url} (secret in ${status.webhook.secretFile})`);
   }
   const down = status.components.filter((c) => c.state !== 'running');
