@@ -245,7 +245,22 @@ Examples:
     .description(
       'build (or find) the control-plane binaries, the pinned Claude Code CLI and helm; print the binaries directory',
     )
-    .addHelpText('after', '\nExample:\n  $ export CODEMATE_BIN_DIR="$(codemate dev build)"')
+    .option(
+      '--images',
+      "instead, build (or find) the operator/webhook and session images from the checkout's Dockerfiles, with buildah and locally made base images; print their names, IDs and OCI archives",
+    )
+    .addHelpText(
+      'after',
+      `
+Both build once and cache the results under $CODEMATE_CACHE_DIR (default ~/.cache/codemate). --images needs
+root, buildah and debootstrap (installed with apt when missing) and a source checkout, and reaches only the
+npm registry and Debian's mirrors: no container registry. The first build takes minutes; a build with no
+input changed is a cache hit.
+
+Examples:
+  $ export CODEMATE_BIN_DIR="$(codemate dev build)"
+  $ sudo codemate dev build --images`,
+    )
     .action(verb(() => import('./commands/dev.js'), 'build'));
 
   program

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../api/errors.js';
-import { injectAckTimeoutSeconds } from './defaults.js';
+import { imageRepositories, injectAckTimeoutSeconds } from './defaults.js';
 
 const optionalText = z
   .string()
@@ -109,6 +109,7 @@ export const devFlagsSchema = z.object({
   apiserverPort: port.optional(),
   purge: z.boolean().default(false),
   output: z.enum(['text', 'json']).default('text'),
+  images: z.boolean().default(false),
 });
 export type DevFlags = z.infer<typeof devFlagsSchema>;
 
@@ -121,6 +122,8 @@ export interface DevConfig {
   apiserverPort: number | undefined;
   purge: boolean;
   output: 'text' | 'json';
+  /** `dev build`: build the images instead of the sandbox's programs. */
+  images: boolean;
 }
 
 export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfig {
@@ -134,6 +137,7 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     apiserverPort: flags.apiserverPort,
     purge: flags.purge,
     output: flags.output,
+    images: flags.images,
   };
 }
 
@@ -185,8 +189,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       leaseName: flags.leaseName,
       healthPort: pick(flags.healthPort, env.CODEMATE_HEALTH_PORT),
       sessionImage:
-        pick(flags.sessionImage, env.CODEMATE_SESSION_IMAGE) ??
-        `ghcr.io/codemate-io/codemate-session:${version}`,
+        pick(flags.sessionImage, env.CODEMATE_SESSION_IMAGE) ?? `${imageRepositories.session}:${version}`,
       workers: flags.workers,
       resyncSeconds: flags.resyncSeconds,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),

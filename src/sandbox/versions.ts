@@ -24,6 +24,13 @@ export const claudeCodeVersion = '2.1.332';
  */
 export const helmVersion = 'v4.3.1';
 
+/**
+ * What the locally made base images hold (src/sandbox/images.ts), where no registry serves the official
+ * `node:<version>-bookworm-slim`: Debian's release, made with debootstrap, and the npm that the Node
+ * release pinned in package.json bundles (its changelog; a unit test checks it), as in the official image.
+ */
+export const baseImage = { debian: 'bookworm', npm: '11.19.0' } as const;
+
 export const binaryNames = [
   'etcd',
   'kube-apiserver',

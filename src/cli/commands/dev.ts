@@ -3,6 +3,7 @@ import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from 
 import { resolveBinaries, type BinarySet } from '../../sandbox/binaries.js';
 import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
 import { resolveHelm } from '../../sandbox/helm.js';
+import { buildImages } from '../../sandbox/images.js';
 import { sandboxDown, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
 import { runModelServer } from '../../sandbox/modelServer.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
@@ -14,7 +15,8 @@ export const up: Verb = async ({ flags }, deps) => runDevUp(devConfig(await deps
 export const down: Verb = async ({ flags }, deps) => runDevDown(devConfig(await deps.env(), flags), deps.out);
 export const status: Verb = async ({ flags }, deps) =>
   runDevStatus(devConfig(await deps.env(), flags), deps.out);
-export const build: Verb = async (_, deps) => runDevBuild(devConfig(await deps.env(), {}), deps.out);
+export const build: Verb = async ({ flags }, deps) =>
+  runDevBuild(devConfig(await deps.env(), flags), deps.out);
 
 export const podRuntime: Verb = async ({ flags, globals }, deps) => {
   const env = await deps.env();
@@ -79,10 +81,23 @@ const helm = (config: DevConfig, out: Output): Promise<string> =>
   );
 
 export async function runDevBuild(config: DevConfig, out: Output): Promise<void> {
+  if (config.images) return runDevBuildImages(config, out);
   const bins = await binaries(config, out);
   await claudeCode(config, out);
   await helm(config, out);
   out.data(bins.dir);
+}
+
+/** The base images and the project's two images: their names, IDs and archives, in build order. */
+async function runDevBuildImages(config: DevConfig, out: Output): Promise<void> {
+  const images = await locate(
+    out,
+    'images',
+    (onProgress) => buildImages({ cacheDir: config.cacheDir, onProgress }),
+    (built) => `${Object.keys(built).length} images in ${config.cacheDir}/images`,
+  );
+  const rows = Object.values(images).map((image) => [image.name, image.id.slice(7, 19), image.archive]);
+  out.data(table([['IMAGE', 'ID', 'ARCHIVE'], ...rows]));
 }
 
 export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
