@@ -14,7 +14,18 @@
  * into buildah's storage (from its archive, when missing there) only when an image is built on it.
  */
 import { createHash } from 'node:crypto';
-import { access, lstat, mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  access,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { CodemateError } from '../api/errors.js';
 import { imageRepositories } from '../config/defaults.js';
@@ -170,11 +181,27 @@ async function cachedImage(
         JSON.stringify({ name: entry.name, id, key: entry.key }, null, 2) + '\n',
       );
       if (previous && previous !== id) await buildah(['rmi', previous]).catch(() => {});
+      await pruneOlderEntries(path.dirname(dir), path.basename(dir));
       entry.onProgress(`${entry.name} built in ${Math.round((Date.now() - started) / 1000)}s`);
     },
   });
   const { name, id } = JSON.parse(await readFile(file, 'utf8')) as { name: string; id: string };
   return { name, id, key: entry.key, archive: path.join(dir, 'image.oci.tar') };
+}
+
+/**
+ * Removes the image's older cache entries but the newest other one (another checkout's build, say): every
+ * change to a copied file makes a new entry of hundreds of MB.
+ */
+async function pruneOlderEntries(imageDir: string, current: string): Promise<void> {
+  const others: { dir: string; mtime: number }[] = [];
+  for (const name of await readdir(imageDir)) {
+    if (name === current || /\.(partial|lock)$/.test(name)) continue;
+    const dir = path.join(imageDir, name);
+    others.push({ dir, mtime: (await stat(dir)).mtimeMs });
+  }
+  others.sort((a, b) => b.mtime - a.mtime);
+  for (const { dir } of others.slice(1)) await rm(dir, { recursive: true, force: true });
 }
 
 function buildah(args: readonly string[], options?: RunOptions) {
