@@ -323,7 +323,12 @@ async function makeDebian(
     await runProgram(
       'debootstrap',
       ['--variant=minbase', `--arch=${arch}`, baseImage.debian, rootfs, mirrors.main],
-      { onStdout: (chunk) => onProgress(`${name}: debootstrap: ${lastLine(chunk)}`) },
+      {
+        onStdout: (chunk) => {
+          const stage = debootstrapStage(chunk);
+          if (stage) onProgress(`${name}: debootstrap: ${stage}`);
+        },
+      },
     );
     await slim(rootfs);
     await writeFile(path.join(rootfs, 'etc', 'dpkg', 'dpkg.cfg.d', 'slim'), dpkgSlim);
@@ -376,8 +381,16 @@ async function slim(rootfs: string): Promise<void> {
   for (const file of ['resolv.conf', 'hostname']) await rm(inside('etc', file), { force: true });
 }
 
-function lastLine(chunk: string): string {
-  return chunk.trim().split('\n').at(-1) ?? '';
+/** debootstrap's last line about a stage of its run, skipping its hundreds of lines about one package each. */
+function debootstrapStage(chunk: string): string | undefined {
+  return chunk
+    .split('\n')
+    .findLast(
+      (line) =>
+        /^I: /.test(line) &&
+        !/^I: ((Retrieving|Validating) \S+ \S+|(Extracting|Unpacking|Configuring) \S+\.\.\.)$/.test(line),
+    )
+    ?.slice(3);
 }
 
 /**
@@ -588,11 +601,12 @@ function lazyTools(onProgress: (text: string) => void): () => Promise<void> {
   return () => (checked ??= requireTools(onProgress));
 }
 
-const packagesFor = { buildah: 'buildah', debootstrap: 'debootstrap' } as const;
+/** The programs that building needs, each in the Debian package of the same name. */
+const buildTools = ['buildah', 'debootstrap'];
 
 async function requireTools(onProgress: (text: string) => void): Promise<void> {
   const missing: string[] = [];
-  for (const program of Object.keys(packagesFor)) if (!(await onPath(program))) missing.push(program);
+  for (const program of buildTools) if (!(await onPath(program))) missing.push(program);
   if (process.getuid?.() !== 0) {
     throw new CodemateError(
       'building the images needs root: buildah keeps them in its root storage, and debootstrap makes device files',
