@@ -261,7 +261,11 @@ Examples:
   $ export CODEMATE_BIN_DIR="$(codemate dev build)"
   $ sudo codemate dev build --images`,
     )
-    .action(verb(() => import('./commands/dev.js'), 'build'));
+    .action((...params: unknown[]) =>
+      ((params.at(-1) as Command).opts().images
+        ? verb(() => import('./commands/devImages.js'), 'buildImagesVerb')
+        : verb(() => import('./commands/dev.js'), 'build'))(...params),
+    );
 
   program
     .command('operator')

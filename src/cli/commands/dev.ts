@@ -3,12 +3,11 @@ import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from 
 import { resolveBinaries, type BinarySet } from '../../sandbox/binaries.js';
 import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
 import { resolveHelm } from '../../sandbox/helm.js';
-import { buildImages } from '../../sandbox/images.js';
 import { sandboxDown, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
 import { runModelServer } from '../../sandbox/modelServer.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
-import { table, type Output } from '../output.js';
+import { locate, table, type Output } from '../output.js';
 import type { Verb } from '../program.js';
 
 export const up: Verb = async ({ flags }, deps) => runDevUp(devConfig(await deps.env(), flags), deps.out);
@@ -35,27 +34,6 @@ export const modelServer: Verb = async ({ flags }) => {
   await runModelServer({ port });
 };
 
-/**
- * Finds (or installs, or builds) one thing the sandbox needs, with a spinner that says what it is doing,
- * and where the result is, or that it is unavailable.
- */
-async function locate<T>(
-  out: Output,
-  what: string,
-  resolve: (onProgress: (text: string) => void) => Promise<T>,
-  where: (found: T) => string,
-): Promise<T> {
-  const progress = await out.progress(`looking for ${what}`);
-  try {
-    const found = await resolve((text) => progress.update(text));
-    progress.succeed(`${what}: ${where(found)}`);
-    return found;
-  } catch (error) {
-    progress.fail(`${what} unavailable`);
-    throw error;
-  }
-}
-
 const binaries = (config: DevConfig, out: Output): Promise<BinarySet> =>
   locate(
     out,
@@ -81,23 +59,10 @@ const helm = (config: DevConfig, out: Output): Promise<string> =>
   );
 
 export async function runDevBuild(config: DevConfig, out: Output): Promise<void> {
-  if (config.images) return runDevBuildImages(config, out);
   const bins = await binaries(config, out);
   await claudeCode(config, out);
   await helm(config, out);
   out.data(bins.dir);
-}
-
-/** The base images and the project's two images: their names, IDs and archives, in build order. */
-async function runDevBuildImages(config: DevConfig, out: Output): Promise<void> {
-  const images = await locate(
-    out,
-    'images',
-    (onProgress) => buildImages({ cacheDir: config.cacheDir, onProgress }),
-    (built) => `${Object.keys(built).length} images in ${config.cacheDir}/images`,
-  );
-  const rows = Object.values(images).map((image) => [image.name, image.id.slice(7, 19), image.archive]);
-  out.data(table([['IMAGE', 'ID', 'ARCHIVE'], ...rows]));
 }
 
 export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
