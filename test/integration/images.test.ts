@@ -5,7 +5,8 @@
  * Needs root and buildah (`apt-get install buildah debootstrap`). The first build takes about 4 minutes on
  * 2 cores; later runs find the images in the cache.
  */
-import { readFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
@@ -18,7 +19,7 @@ import {
 } from '../../src/sandbox/images.js';
 import { runProgram } from '../../src/sandbox/runProgram.js';
 import { claudeCodeVersion } from '../../src/sandbox/versions.js';
-import { repoRoot } from '../helpers/cli.js';
+import { cliPath, repoRoot } from '../helpers/cli.js';
 
 async function whyNot(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'building images needs root';
@@ -154,5 +155,22 @@ describe.skipIf(skipped !== undefined)(`the images${skipped ? ` (skipped: ${skip
     expect(await runIn(images.session, 'git', '--version')).toMatch(/^git version /);
     expect(await runIn(images.session, 'gh', '--version')).toMatch(/^gh version /);
     expect(await runIn(images.session, 'stat', '-c', '%u:%g', '/workspace')).toBe('1000:1000');
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('codemate dev build --images without root', () => {
+  it('refuses to build, and says why', async () => {
+    // An empty cache, so that there is something to build; writable by the unprivileged user.
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'codemate-images-'));
+    try {
+      await chmod(cache, 0o777);
+      const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+      const run = runProgram('setpriv', [...nobody, process.execPath, cliPath, 'dev', 'build', '--images'], {
+        env: { ...process.env, NO_COLOR: '1', HOME: cache, CODEMATE_CACHE_DIR: cache },
+      });
+      await expect(run).rejects.toThrow(/exited with code 1:[\s\S]*error: building the images needs root/);
+    } finally {
+      await rm(cache, { recursive: true, force: true });
+    }
   });
 });
