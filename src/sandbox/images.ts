@@ -277,7 +277,8 @@ export async function aptMirrors(sourcesDir = '/etc/apt'): Promise<AptMirrors> {
     for (const stanza of text.split(/\n\s*\n/)) {
       const field = (name: string) => new RegExp(`^${name}:\\s*(.+)$`, 'mi').exec(stanza)?.[1]?.trim();
       const uri = field('URIs');
-      if (uri) sources.push({ uri: uri.split(/\s+/)[0]!, suites: field('Suites')?.split(/\s+/) ?? [] });
+      if (uri && field('Types')?.split(/\s+/).includes('deb'))
+        sources.push({ uri: uri.split(/\s+/)[0]!, suites: field('Suites')?.split(/\s+/) ?? [] });
     }
     for (const line of text.split('\n')) {
       const deb = /^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)/.exec(line.trim());

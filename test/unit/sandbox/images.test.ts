@@ -58,7 +58,8 @@ describe('aptMirrors', () => {
     await mkdir(path.join(dir, 'sources.list.d'));
     await writeFile(
       path.join(dir, 'sources.list.d', 'debian.sources'),
-      'Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n',
+      'Types: deb-src\nURIs: http://sources.example/debian\nSuites: bookworm\n\n' +
+        '# a comment\nTypes: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n',
     );
     await writeFile(
       path.join(dir, 'sources.list'),
