@@ -2,7 +2,7 @@
  * The images that `codemate dev build --images` builds from the project's Dockerfiles, on bases made here,
  * checked as the manifests use them: a numeric non-root user, the entrypoint the Deployments' args follow,
  * and the programs each one runs, started in the image with buildah (chroot isolation, no container engine).
- * Needs root and buildah (`apt-get install buildah debootstrap`). The first build takes about 4 minutes on
+ * Needs root and buildah (`apt-get install buildah debootstrap`). The first build takes about 3 minutes on
  * 2 cores; later runs find the images in the cache.
  */
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
