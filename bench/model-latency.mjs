@@ -305,18 +305,16 @@ function injectSteps(trace, spawnedAt) {
     const m = /^(\++)(\d+\.\d+) (\S+):\d+ (.*)$/.exec(l);
     if (m) lines.push({ depth: m[1].length, at: Number(m[2]) * 1000, fn: m[3], text: m[4] });
   }
-  const top = lines.map((l, i) => ({ ...l, i })).filter((l) => l.depth === 2 && l.fn === 'main');
+  // The injection's own statements: the body of `inject`, which the script runs once its arguments are read.
+  const top = lines.map((l, i) => ({ ...l, i })).filter((l) => l.depth === 2 && l.fn === 'inject');
   const startUp = 'start-up: bash, lib, arguments, mkdir';
   const steps = { [startUp]: top[0].at - spawnedAt };
   const add = (k, ms) => (steps[k] = (steps[k] ?? 0) + ms);
   let locked = false;
-  let polls = 0;
   for (let k = 0; k + 1 < top.length; k++) {
     const [a, b] = [top[k], top[k + 1]];
     const nested = lines.slice(a.i + 1, b.i);
     const word = a.text.split(' ')[0];
-    if (word === 'await_paste')
-      polls = nested.filter((l) => l.fn === 'read_box' && l.text.startsWith('quick_box ')).length;
     if (word === 'flock') locked = true;
     const step = nested.some((l) => l.fn === 'frame_message')
       ? 'frame_message: one perl (stdin, tag, cleaning)'
@@ -324,22 +322,16 @@ function injectSteps(trace, spawnedAt) {
         ? `tmux ${a.text.split(' ')[1]}`
         : word === 'mv'
           ? 'mv pasted/<id>'
-          : [
-                'quick_box',
-                'read_box',
-                'await_box',
-                'await_still_box',
-                'await_paste',
-                'press_enter',
-                'await_ack',
-              ].includes(word)
+          : ['quick_box', 'read_box', 'await_box', 'await_still_box', 'press_enter', 'await_ack'].includes(
+                word,
+              )
             ? word
             : locked
               ? 'other statements'
               : startUp;
     add(step, b.at - a.at);
   }
-  return { steps, renderPolls: polls };
+  return { steps };
 }
 
 /** codemate-inject run by hand on the host under xtrace, into the same session: its steps, timed. */
@@ -412,12 +404,10 @@ function injectStepSummary(traced) {
     }),
   );
   const totals = traced.map((t) => Object.values(t.steps).reduce((a, b) => a + b, 0));
-  const polls = traced.map((t) => t.renderPolls);
   return {
     n: traced.length,
     total: { ...summary(totals), mean: mean(totals) },
     steps,
-    renderPolls: { p50: quantile(polls, 0.5), max: Math.max(...polls) },
   };
 }
 

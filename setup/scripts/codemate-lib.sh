@@ -155,7 +155,7 @@ prompt_box() {
 # quick_box ID NEWLINES FLAT: reads the prompt box from the plain screen, without attributes and without
 # perl (a few ms, where prompt_box takes tens), for the two states an injection expects, and sets $box,
 # $box_id, $stashed and $box_digest ("-") as prompt_box's line would: an empty box, or exactly the
-# unsubmitted paste of message ID (in pasted/ID; NEWLINES and FLAT as frame_message printed them).
+# unsubmitted paste of message ID (in pasted/ID; NEWLINES and FLAT as frame_message set them).
 # Returns 1 when the screen shows anything else, which only prompt_box can tell apart (no box, a person's
 # text, a dim placeholder, another message's paste), and 2 when the tmux session is gone. The box is
 # found as prompt_box finds it: the last `❯` line right under a rule.
@@ -204,11 +204,12 @@ quick_box() {
 
 # --- the text that is pasted ------------------------------------------------------------------------------
 # frame_message ID BYTES OUT: reads a message's body from stdin (exactly BYTES bytes, unless BYTES is empty)
-# and writes OUT, the text codemate-inject pastes: the marker line, then the body cleaned. Prints one line,
-# "NEWLINES FLAT": OUT's newline count, and OUT without whitespace when it is short enough for the TUI to
-# show inline (else "-"); quick_box compares the screen with those. One perl process does it all, and
-# loads Encode and Unicode::Normalize only for a body that is not plain ASCII. Exit 6 when stdin ends
-# early, 7 when the session has no key yet; nothing is written then.
+# and writes OUT, the text codemate-inject pastes: the marker line, then the body cleaned. Sets $framed_nl,
+# OUT's newline count, and $framed_flat, OUT without whitespace when it is short enough for the TUI to show
+# inline (else "-"); quick_box compares the screen with those. One perl process does it all (under
+# --serve, one for every message: frame_server), and loads Encode and Unicode::Normalize only for a body
+# that is not plain ASCII. Returns 6 when stdin ends early, 7 when the session has no key yet; nothing is
+# written then.
 #
 # The marker line is `[codemate message=<id>] tag=<16 hex digits of HMAC-SHA256(session key, id)>`. A
 # comment can copy marker lines, but cannot compute a tag without the key (mode 0600, new at each start),
@@ -226,29 +227,32 @@ quick_box() {
 # prompt for review instead of submitting it ("Removed 1 invisible character · review and press Enter to
 # send"), so no hook fires; the others it drops silently. It keeps some of them in context (a zero-width
 # joiner inside an emoji sequence, a variation selector after an emoji); they are dropped here everywhere.
-frame_message() {
-  perl -e '
-    use strict;
-    use warnings;
-    my ($key_file, $id, $bytes, $out) = @ARGV;
-    binmode STDIN;
+# The perl program behind frame_message and frame_server: `frame(ID, BYTES, OUT, IN)` reads the body from
+# the handle IN and writes OUT; it returns (0, "NEWLINES FLAT"), or (6 or 7, the reason).
+# shellcheck disable=SC2016 # perl's own variables
+frame_perl='
+  use strict;
+  use warnings;
+  sub frame {
+    my ($key_file, $id, $bytes, $out, $in) = @_;
     my $raw = "";
     if ($bytes ne "") {
       my $got = 0;
       while ($got < $bytes) {
-        my $n = read(STDIN, $raw, $bytes - $got, $got);
+        # sysread, not read: never a byte past this message (codemate-inject --serve reads the next).
+        my $n = sysread($in, $raw, $bytes - $got, $got);
         die "codemate: reading stdin: $!\n" unless defined $n;
         last if $n == 0;
         $got += $n;
       }
-      if ($got != $bytes) { print STDERR "codemate: stdin ended after $got of $bytes bytes; nothing was pasted\n"; exit 6 }
+      return (6, "codemate: stdin ended after $got of $bytes bytes; nothing was pasted") if $got != $bytes;
     } else {
       local $/;
-      $raw = <STDIN> // "";
+      $raw = <$in> // "";
     }
     my $key = "";
     if (open my $k, "<", $key_file) { local $/; $key = <$k> // "" }
-    if ($key eq "") { print STDERR "codemate: the session has no message key yet; message $id was not pasted\n"; exit 7 }
+    return (7, "codemate: the session has no message key yet; message $id was not pasted") if $key eq "";
     require Digest::SHA;
     my $tag = substr(Digest::SHA::hmac_sha256_hex($id, $key), 0, 16);
     my $ascii = $raw !~ /[^\x00-\x7F]/;
@@ -267,9 +271,55 @@ frame_message() {
     my $newlines = () = $framed =~ /\n/g;
     (my $flat = $framed) =~ s/\s+//g;
     $flat = "-" if length($flat) > 4096;
-    binmode STDOUT, ":utf8";
-    print "$newlines $flat\n";
-  ' "${CODEMATE_STATE_DIR}/session-key" "$@"
+    return (0, "$newlines $flat");
+  }
+  binmode STDOUT, ":utf8";
+  if ($ARGV[0] eq "--serve") {
+    # Requests on stdin, "ID BYTES OUT" per line; the bodies from the channel (fd IN); one answer line each.
+    my (undef, $key_file, $fd) = @ARGV;
+    open(my $in, "<&=", $fd) or die "codemate: the channel (fd $fd): $!\n";
+    binmode $in;
+    $| = 1;
+    while (my $request = <STDIN>) {
+      chomp $request;
+      my ($id, $bytes, $out) = split / /, $request, 3;
+      my ($code, $text) = frame($key_file, $id, $bytes, $out, $in);
+      $text =~ s/\n/ /g;
+      print "$code $text\n";
+    }
+    exit 0;
+  }
+  my ($key_file, $id, $bytes, $out) = @ARGV;
+  binmode STDIN;
+  my ($code, $text) = frame($key_file, $id, $bytes, $out, \*STDIN);
+  if ($code != 0) { print STDERR "$text\n"; exit $code }
+  print "$text\n";
+'
+
+frame_message() {
+  local code meta
+  if [ -n "${frame_in:-}" ]; then
+    # A frame server runs (frame_server): it reads the body from the channel itself. No fork.
+    printf '%s %s %s\n' "$1" "$2" "$3" >&"$frame_in"
+    IFS=' ' read -r code framed_nl framed_flat <&"$frame_out" || die 1 "the message framer of this channel is gone"
+    [ "$code" = 0 ] || {
+      printf '%s %s\n' "$framed_nl" "$framed_flat" >&2
+      return "$code"
+    }
+    return 0
+  fi
+  meta=$(perl -e "$frame_perl" "${CODEMATE_STATE_DIR}/session-key" "$@") || return $?
+  read -r framed_nl framed_flat <<<"$meta"
+}
+
+# frame_server: starts one perl process that frames every message of a --serve loop, reading their bodies
+# from this shell's stdin (the channel) as frame_message asks; sets $frame_in and $frame_out for it.
+frame_server() {
+  local channel
+  exec {channel}<&0
+  coproc FRAMER { exec perl -e "$frame_perl" -- --serve "${CODEMATE_STATE_DIR}/session-key" "$channel"; }
+  # Copies that subshells keep (bash closes a coprocess's own descriptors in them).
+  exec {frame_in}>&"${FRAMER[1]}" {frame_out}<&"${FRAMER[0]}"
 }
 
 # --- receipts ---------------------------------------------------------------------------------------------

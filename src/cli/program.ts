@@ -241,6 +241,12 @@ Examples:
     .action(verb(() => import('./commands/dev.js'), 'modelServer'));
 
   dev
+    .command('storage-provisioner', { hidden: true })
+    .description('give each claim of the sandbox a hostPath volume (started by `dev up`)')
+    .requiredOption('--dir <dir>', 'where volume directories live')
+    .action(verb(() => import('./commands/dev.js'), 'storageProvisioner'));
+
+  dev
     .command('build')
     .description(
       'build (or find) the control-plane binaries, the pinned Claude Code CLI and helm; print the binaries directory',

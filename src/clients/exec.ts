@@ -102,6 +102,56 @@ export async function execInPod(
   });
 }
 
+/** A long-lived exec: its stdin stays open for the caller to write to. */
+export interface ExecStream {
+  readonly stdin: Writable;
+  /** Settles when the stream ends: the command's exit code, or -1 when it ended without a status. */
+  readonly closed: Promise<number>;
+  close(): void;
+}
+
+/**
+ * Starts a command in a pod and keeps its stdin open (`kubectl exec -i` without an end): `onStdout` and
+ * `onStderr` get its output as it comes. Rejects when the exec cannot start.
+ */
+export async function openExec(
+  kube: Kube,
+  namespace: string,
+  pod: string,
+  command: string[],
+  io: { container: string; onStdout: (chunk: Buffer) => void; onStderr: (chunk: Buffer) => void },
+): Promise<ExecStream> {
+  const stdin = new PassThrough();
+  const sink = (to: (chunk: Buffer) => void) =>
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        to(chunk);
+        done();
+      },
+    });
+  let status: V1Status | undefined;
+  const ws = await new Exec(kube.config).exec(
+    namespace,
+    pod,
+    io.container,
+    command,
+    sink(io.onStdout),
+    sink(io.onStderr),
+    stdin,
+    false,
+    (s) => {
+      status = s;
+    },
+  );
+  const closed = new Promise<number>((resolve) =>
+    ws.on('close', () => {
+      stdin.destroy();
+      resolve(status ? exitCodeOf(status) : -1);
+    }),
+  );
+  return { stdin, closed, close: () => ws.close() };
+}
+
 export interface LogOptions {
   container: string;
   follow?: boolean;

@@ -46,6 +46,7 @@ export const envSchema = z.object({
   CODEMATE_MESSAGE_EXPIRY_SECONDS: optionalText,
   /** Operator: per-request timeout for GitHub, in seconds (default 15). */
   CODEMATE_GITHUB_TIMEOUT_SECONDS: optionalText,
+  CODEMATE_SESSION_CHANNELS: optionalText,
   /** Sandbox: a real Messages API for sessions; the sandbox's local model server when unset. */
   ANTHROPIC_BASE_URL: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
@@ -109,7 +110,6 @@ export const devFlagsSchema = z.object({
   apiserverPort: port.optional(),
   purge: z.boolean().default(false),
   output: z.enum(['text', 'json']).default('text'),
-  images: z.boolean().default(false),
 });
 export type DevFlags = z.infer<typeof devFlagsSchema>;
 
@@ -122,8 +122,6 @@ export interface DevConfig {
   apiserverPort: number | undefined;
   purge: boolean;
   output: 'text' | 'json';
-  /** `dev build`: build the images instead of the sandbox's programs. */
-  images: boolean;
 }
 
 export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfig {
@@ -137,11 +135,12 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     apiserverPort: flags.apiserverPort,
     purge: flags.purge,
     output: flags.output,
-    images: flags.images,
   };
 }
 
 export const modelServerFlagsSchema = z.object({ port });
+
+export const storageProvisionerFlagsSchema = z.object({ dir: z.string().min(1) });
 
 const booleanText = z
   .union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
@@ -165,6 +164,8 @@ export const operatorFlagsSchema = z.object({
   githubTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(15),
   /** codemate-inject's ack timeout, passed to it by the operator with each delivery. */
   injectAckTimeoutSeconds: z.coerce.number().int().min(1).max(600).default(injectAckTimeoutSeconds),
+  /** A standing channel (one long-lived exec) into each running session; off: one exec per message. */
+  sessionChannels: booleanText.default(true),
   /** Messages wait for their session (starting, suspended, replaced) up to this long, then fail. */
   messageExpirySeconds: z.coerce
     .number()
@@ -196,6 +197,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       messageRetention: pick(flags.messageRetention, env.CODEMATE_MESSAGE_RETENTION),
       githubApiUrl: env.GITHUB_API_URL,
       githubTimeoutSeconds: env.CODEMATE_GITHUB_TIMEOUT_SECONDS,
+      sessionChannels: env.CODEMATE_SESSION_CHANNELS,
       messageExpirySeconds: pick(flags.messageExpirySeconds, env.CODEMATE_MESSAGE_EXPIRY_SECONDS),
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },

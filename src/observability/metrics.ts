@@ -49,8 +49,8 @@ export function operatorMetrics() {
     }),
     deliveryAttempts: new Counter({
       name: 'codemate_delivery_attempts_total',
-      help: 'Execs of codemate-inject into a session, by result (delivered, retry, failed).',
-      labelNames: ['result'] as const,
+      help: 'Runs of codemate-inject in a session, by result (delivered, retry, failed) and path (channel, exec).',
+      labelNames: ['result', 'path'] as const,
       registers: [registry],
     }),
     deliveryLatency: new Histogram({

@@ -18,7 +18,7 @@ import { on, runController, type Failure, type RunningController } from '../runt
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { executePlan, recordEvent } from './execute.js';
-import { observePod, reconcile, type ObservedSecret } from './reconcile.js';
+import { observeClaim, observePod, reconcile, type ObservedSecret } from './reconcile.js';
 import { labels } from '../api/pod.js';
 import type { SessionSettings } from './podTemplate.js';
 
@@ -186,11 +186,7 @@ export class CodeMateController {
       cm,
       {
         pods,
-        ...(pvc
-          ? {
-              pvc: { name: pvc.metadata.name!, phase: (pvc.status as { phase?: string } | undefined)?.phase },
-            }
-          : {}),
+        ...(pvc ? { pvc: observeClaim(pvc as Parameters<typeof observeClaim>[0]) } : {}),
         secrets,
       },
       this.options.settings,

@@ -18,14 +18,11 @@ import {
   type MessagePhase,
   type MessageStatus,
 } from '../api/message.js';
-import { sessionContainer } from '../api/pod.js';
-import { execInPod } from '../clients/exec.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import {
   deliveryBackoff,
   deliveryWorkers,
   injectAckTimeoutSeconds,
-  injectExecTimeoutMs,
   retiredMessageMemoryMs,
   writtenStatusMemoryMs,
 } from '../config/defaults.js';
@@ -35,6 +32,7 @@ import { TemporaryError } from '../runtime/errors.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { codemateLookup, type CodeMateObject } from './controller.js';
+import { Injector } from './injector.js';
 
 /** codemate-inject's exit codes (setup/scripts/codemate-inject). */
 export const injectExit = {
@@ -313,8 +311,10 @@ export interface DeliveryOptions {
   ackTimeoutSeconds?: number;
   policy: DeliveryPolicy;
   onDelivered?: (message: CodeMateMessage, latencyMs: number) => void;
-  /** Every exec of codemate-inject, by its result (delivered, retry, failed). */
-  onAttempt?: (result: 'delivered' | 'retry' | 'failed') => void;
+  /** Every run of codemate-inject, by its result (delivered, retry, failed) and how it ran. */
+  onAttempt?: (result: 'delivered' | 'retry' | 'failed', path: 'channel' | 'exec') => void;
+  /** Standing channels into sessions (default on); off, every message is one exec (adr/0007). */
+  channels?: boolean;
   onFinal?: (message: CodeMateMessage, phase: MessagePhase) => void;
 }
 
@@ -324,6 +324,7 @@ export class DeliveryWorker {
   private readonly queue = new WorkQueue(deliveryBackoff);
   private readonly messages: Watched<MessageObject>;
   private readonly codemate: (namespace: string, name: string) => CodeMate | undefined;
+  private readonly injector: Injector;
   private running: RunningController | undefined;
   /** Per message uid, the generation last seen: our own status writes do not wake the key. */
   private readonly generations = new Map<string, number | undefined>();
@@ -339,6 +340,7 @@ export class DeliveryWorker {
 
   constructor(private readonly options: DeliveryOptions) {
     this.codemate = codemateLookup(options.codemates);
+    this.injector = new Injector({ kube: options.kube, logger: options.logger, channels: options.channels });
     this.messages = watch<MessageObject>(
       options.kube,
       { apiVersion, kind: messageKind, plural: messagePlural, namespace: options.namespace },
@@ -404,6 +406,7 @@ export class DeliveryWorker {
 
   async stop(): Promise<void> {
     await this.running?.stop();
+    this.injector.closeAll();
   }
 
   /** A message with the status this worker last wrote, if the cache has not caught up yet. */
@@ -424,6 +427,13 @@ export class DeliveryWorker {
   /** Handles the oldest undelivered message of one CodeMate; returns when to look again. */
   private async deliverNext(key: string): Promise<number | undefined> {
     const [namespace = '', name = ''] = key.split('/');
+    // The session's channel opens as soon as it runs, so that its first message does not wait for it.
+    const running = this.codemate(namespace, name);
+    if (sessionRunning(running?.status?.phase) && running?.status?.podName) {
+      this.injector.prepare(key, namespace, running.status.podName);
+    } else {
+      this.injector.forget(key);
+    }
     const pending = this.messages
       .list(namespace)
       .filter((m) => m.spec.codemate === name)
@@ -457,27 +467,26 @@ export class DeliveryWorker {
     const ackTimeoutSeconds = this.options.ackTimeoutSeconds ?? injectAckTimeoutSeconds;
     const facts: AttemptFacts = { previous: message.status, now, policy: this.options.policy };
     let outcome: Outcome;
+    let path: 'channel' | 'exec' = 'exec';
     try {
-      const result = await execInPod(
-        this.options.kube,
+      const result = await this.injector.inject(
+        key,
         namespace,
         step.pod,
-        [
-          'codemate-inject',
-          '--bytes',
-          String(Buffer.byteLength(text)),
-          '--timeout',
-          String(ackTimeoutSeconds),
-          message.metadata.name,
-        ],
-        { container: sessionContainer, stdin: text, timeoutMs: injectExecTimeoutMs(ackTimeoutSeconds) },
+        message.metadata.name,
+        text,
+        ackTimeoutSeconds,
       );
+      path = result.path;
       outcome = outcomeOfInject(result.exitCode, result.stderr, { ...facts, now: new Date() });
     } catch (error) {
       outcome = outcomeOfExecError(error as Error, { ...facts, now: new Date() });
     }
     const phase = outcome.status.phase;
-    this.options.onAttempt?.(phase === 'Delivered' ? 'delivered' : phase === 'Failed' ? 'failed' : 'retry');
+    this.options.onAttempt?.(
+      phase === 'Delivered' ? 'delivered' : phase === 'Failed' ? 'failed' : 'retry',
+      path,
+    );
     await this.writeStatus(message, outcome.status);
     if (phase === 'Delivered') {
       const created = new Date(message.metadata.creationTimestamp ?? now).getTime();

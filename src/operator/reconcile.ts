@@ -24,6 +24,17 @@ export interface ObservedPod {
   terminated?: { reason?: string; exitCode?: number; message?: string };
   /** Why it has not started (e.g. CreateContainerConfigError, ImagePullBackOff). */
   waiting?: { reason?: string; message?: string };
+  /** The scheduler's message while it cannot place the pod (PodScheduled=False). */
+  unschedulable?: string;
+}
+
+/** The workspace claim, as far as it tells why a pod that uses it waits. */
+export interface ObservedClaim {
+  name: string;
+  phase?: string;
+  storageClassName?: string;
+  /** The provisioner the PV binder has asked for a volume (volume.kubernetes.io/storage-provisioner). */
+  provisioner?: string;
 }
 
 export interface ObservedSecret {
@@ -34,7 +45,7 @@ export interface ObservedSecret {
 export interface Observed {
   /** Pods owned by this CodeMate. */
   pods: ObservedPod[];
-  pvc?: { name: string; phase?: string };
+  pvc?: ObservedClaim;
   /** Secrets referenced by the spec, by name; absent entries were not looked up. */
   secrets: Record<string, ObservedSecret>;
 }
@@ -144,7 +155,7 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
   );
   set(githubAuthenticated(spec, previous));
 
-  const verdict = decide({ ...cm, spec }, pod, secretProblems, settings, actions);
+  const verdict = decide({ ...cm, spec }, pod, observed.pvc, secretProblems, settings, actions);
   const closed = closedPullRequest(spec, pr);
   if (closed) {
     const policy = spec.lifecycle?.onPullRequestClosed ?? 'Keep';
@@ -265,6 +276,7 @@ function githubAuthenticated(spec: CodeMateSpec, status: CodeMateStatus): Condit
 function decide(
   cm: CodeMate,
   pod: ObservedPod | undefined,
+  claim: ObservedClaim | undefined,
   secretProblems: string[],
   settings: SessionSettings,
   actions: Action[],
@@ -334,6 +346,22 @@ function decide(
       requeueAfterMs: requeue.starting,
     };
   }
+  if (!pod.phase || pod.phase === 'Pending') {
+    // A pod waits for its claim, or for a node, without a word of its own: say what it waits for.
+    const unbound = cm.spec.storage && claim && claim.phase !== 'Bound';
+    if (unbound || pod.unschedulable) {
+      const scheduler = pod.unschedulable ? `the scheduler says: ${pod.unschedulable}` : undefined;
+      const message = unbound
+        ? [claimWaiting(claim), scheduler].filter(Boolean).join('; ')
+        : `pod ${pod.name} cannot be scheduled: ${pod.unschedulable}`;
+      return {
+        phase: 'Pending',
+        message,
+        podReady: podReadyFalse(unbound ? 'ClaimNotBound' : 'Unschedulable', message),
+        requeueAfterMs: requeue.starting,
+      };
+    }
+  }
   if (pod.phase === 'Running' && pod.ready) {
     return {
       phase: 'Running',
@@ -347,6 +375,18 @@ function decide(
     podReady: podReadyFalse('NotReady', `pod ${pod.name} is not ready`),
     requeueAfterMs: requeue.starting,
   };
+}
+
+/** Why a claim has no volume yet, and what to do about it. */
+function claimWaiting(claim: ObservedClaim): string {
+  const describe = `kubectl describe pvc ${claim.name}`;
+  if (claim.phase === 'Lost')
+    return `claim ${claim.name} lost its volume; its files are gone unless the volume comes back (${describe})`;
+  if (claim.provisioner)
+    return `waiting for provisioner ${claim.provisioner} to create a volume for claim ${claim.name}; if this lasts, check that the provisioner runs (${describe})`;
+  if (!claim.storageClassName)
+    return `claim ${claim.name} has no StorageClass and the cluster has no default one, so no volume will be provisioned for it; set spec.storage.storageClassName to a class from \`kubectl get storageclass\`, or create a PersistentVolume for the claim`;
+  return `claim ${claim.name} is not bound to a volume of StorageClass ${claim.storageClassName} yet; if this lasts, check that the class exists and its provisioner runs (${describe})`;
 }
 
 function podReadyFalse(reason: string, message: string): ConditionInput {
@@ -385,12 +425,29 @@ function missingSecrets(spec: CodeMate['spec'], secrets: Record<string, Observed
   return [...new Set(problems)];
 }
 
+/** The facts reconcile needs from a claim object as the apiserver returns it. */
+export function observeClaim(pvc: {
+  metadata: { name?: string; annotations?: Record<string, string> };
+  spec?: { storageClassName?: string };
+  status?: { phase?: string };
+}): ObservedClaim {
+  const provisioner =
+    pvc.metadata.annotations?.['volume.kubernetes.io/storage-provisioner'] ??
+    pvc.metadata.annotations?.['volume.beta.kubernetes.io/storage-provisioner'];
+  return {
+    name: pvc.metadata.name ?? '',
+    ...(pvc.status?.phase ? { phase: pvc.status.phase } : {}),
+    ...(pvc.spec?.storageClassName ? { storageClassName: pvc.spec.storageClassName } : {}),
+    ...(provisioner ? { provisioner } : {}),
+  };
+}
+
 /** The facts reconcile needs from a pod object as the apiserver returns it. */
 export function observePod(pod: {
   metadata: { name?: string; deletionTimestamp?: unknown; annotations?: Record<string, string> };
   status?: {
     phase?: string;
-    conditions?: Array<{ type: string; status: string }>;
+    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
     containerStatuses?: Array<{
       name: string;
       state?: {
@@ -401,6 +458,7 @@ export function observePod(pod: {
   };
 }): ObservedPod {
   const container = pod.status?.containerStatuses?.find((c) => c.name === sessionContainer);
+  const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
   return {
     name: pod.metadata.name ?? '',
     phase: pod.status?.phase,
@@ -409,5 +467,8 @@ export function observePod(pod: {
     ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     ...(container?.state?.terminated ? { terminated: container.state.terminated } : {}),
     ...(container?.state?.waiting ? { waiting: container.state.waiting } : {}),
+    ...(scheduled?.status === 'False' && scheduled.reason === 'Unschedulable'
+      ? { unschedulable: scheduled.message ?? 'no reason given' }
+      : {}),
   };
 }

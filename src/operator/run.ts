@@ -72,8 +72,9 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       supervision,
       retention: config.messageRetention,
       ackTimeoutSeconds: config.injectAckTimeoutSeconds,
+      channels: config.sessionChannels,
       policy: { expiryMs: config.messageExpirySeconds * 1000, ...deliveryBackoff, random: Math.random },
-      onAttempt: (result) => metrics.deliveryAttempts.inc({ result }),
+      onAttempt: (result, path) => metrics.deliveryAttempts.inc({ result, path }),
       onFinal: (message, phase) =>
         metrics.deliveries.inc({ source: message.spec.source.type, result: phase }),
       onDelivered: (message, latencyMs) => {

@@ -13,12 +13,13 @@
  *   that still run, and reports the ones that ended meanwhile.
  */
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { podRuntimeBackoff } from '../config/defaults.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import { on, runController, type RunningController } from '../runtime/controller.js';
+import { PermanentError, TemporaryError } from '../runtime/errors.js';
 import { informerSupervision, watch, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { labels, sessionContainer } from '../api/pod.js';
@@ -75,6 +76,8 @@ export type Pod = KubeObject & {
   status?: ObservedPod['status'];
 };
 type Node = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
+type Claim = KubeObject & { spec: { volumeName?: string }; status?: { phase?: string } };
+type PersistentVolume = KubeObject & { spec: { hostPath?: { path: string } } };
 
 export interface PodRuntimeOptions {
   kube: Kube;
@@ -316,21 +319,42 @@ export class LocalPodRuntime {
     return !ready || ready.status === 'True';
   }
 
-  private podDirsOf(pod: Pod): PodDirs {
+  private async podDirsOf(pod: Pod): Promise<PodDirs> {
     const base = path.join(this.options.dir, pod.metadata.uid!.slice(0, 13));
     const claim = pod.spec.volumes?.find((v) => v.name === 'workspace')?.persistentVolumeClaim?.claimName;
-    // A claim outlives its pods, so its directory is keyed by the claim, like a volume.
-    return podDirs(
-      base,
-      claim ? path.join(this.options.dir, 'claims', pod.metadata.namespace!, claim) : undefined,
+    return podDirs(base, claim ? await this.claimDir(pod.metadata.namespace!, claim) : undefined);
+  }
+
+  /**
+   * Where a claim's files are, found as a kubelet mounts it: the claim's bound volume, a hostPath (the
+   * sandbox's storage-provisioner makes those), which must exist. Until then the pod waits, as a kubelet's
+   * would with FailedMount.
+   */
+  private async claimDir(namespace: string, claimName: string): Promise<string> {
+    const { kube } = this.options;
+    const claim = await kube.get<Claim>('v1', 'PersistentVolumeClaim', claimName, namespace);
+    const volumeName = claim.status?.phase === 'Bound' ? claim.spec.volumeName : undefined;
+    if (!volumeName) throw new TemporaryError(`claim ${namespace}/${claimName} is not bound to a volume yet`);
+    const volume = await kube.get<PersistentVolume>('v1', 'PersistentVolume', volumeName);
+    const dir = volume.spec.hostPath?.path;
+    if (!dir) {
+      throw new PermanentError(
+        `volume ${volumeName} of claim ${namespace}/${claimName} is not a hostPath volume, the only kind the local pod runtime mounts`,
+      );
+    }
+    const isDirectory = await stat(dir).then(
+      (s) => s.isDirectory(),
+      () => false,
     );
+    if (!isDirectory) throw new TemporaryError(`directory ${dir} of volume ${volumeName} does not exist`);
+    return dir;
   }
 
   private async startLocal(key: string, pod: Pod): Promise<LocalPod | undefined> {
     const container = pod.spec.containers.find((c) => c.name === sessionContainer);
     const command = container?.command?.[0];
     if (!container || !command?.startsWith(`${imageScriptsDir}/`)) return undefined;
-    const dirs = this.podDirsOf(pod);
+    const dirs = await this.podDirsOf(pod);
     await ensureDirs(dirs);
     const stateDir = path.join(dirs.workspace, '.codemate');
     const sessionEnv: Record<string, string> = {

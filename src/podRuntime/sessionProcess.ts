@@ -422,7 +422,7 @@ export async function readRecords(
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const found: Array<{ base: string; record: SessionRecord | undefined }> = [];
   for (const entry of entries) {
-    // Pod directories are named by the first 13 characters of the pod's uid; claims/ holds volumes.
+    // Pod directories are named by the first 13 characters of the pod's uid.
     if (!entry.isDirectory() || !/^[0-9a-f]{8}-[0-9a-f]{4}$/.test(entry.name)) continue;
     const base = path.join(dir, entry.name);
     const text = await readFile(path.join(base, 'pod.json'), 'utf8').catch(() => undefined);

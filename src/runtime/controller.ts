@@ -1,7 +1,8 @@
 /**
  * The one worker loop. A controller is a keyed work queue fed by informer events, a reconcile of one key
  * at a time (never two for the same key at once), and an error policy that says what a failure is worth
- * (errors.ts). Every reconciler (CodeMates, message delivery, the sandbox's local pods) is run by it.
+ * (errors.ts). Every reconciler (CodeMates, message delivery, the sandbox's local pods and volumes) is run
+ * by it.
  */
 import type { KubeObject } from '../clients/kube.js';
 import { errorFields, type Logger } from '../observability/log.js';

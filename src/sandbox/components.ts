@@ -16,6 +16,7 @@ export const componentNames = [
   'kube-apiserver',
   'kube-controller-manager',
   'kube-scheduler',
+  'storage-provisioner',
   'kwok',
   'model-server',
   'codemate-operator',
@@ -188,10 +189,14 @@ export const components: readonly Component[] = [
       `--secure-port=${ports.controllerManager}`,
       '--leader-elect=false',
       // Garbage collection (ownerReferences cascade), namespace deletion, default ServiceAccounts, and the
-      // node lifecycle that lifts the not-ready taint once kwok reports the node Ready, and the claim
-      // protection that lets a deleted PersistentVolumeClaim go once no pod uses it, and ClusterRole
-      // aggregation (codemate-view and codemate-edit into view, edit and admin).
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,persistentvolumeclaim-protection-controller,clusterrole-aggregation-controller',
+      // node lifecycle that lifts the not-ready taint once kwok reports the node Ready, and ClusterRole
+      // aggregation (codemate-view and codemate-edit into view, edit and admin). For storage: the PV binder
+      // (without it a pod with a claim is unschedulable, "pod has unbound immediate PersistentVolumeClaims",
+      // and nothing asks the storage-provisioner for a volume), and the claim and volume protection that
+      // let a deleted claim go once no pod uses it and a volume once no claim is bound to it. The root-CA
+      // publisher writes kube-root-ca.crt into every namespace, which a real kubelet needs for any pod that
+      // mounts a projected ServiceAccount token.
+      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller',
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
     ],
@@ -211,6 +216,21 @@ export const components: readonly Component[] = [
       '--leader-elect=false',
     ],
     healthy: ({ ports }) => isHealthy(`https://127.0.0.1:${ports.scheduler}/healthz`, { insecure: true }),
+  },
+  {
+    // The default StorageClass and the hostPath volumes behind it (storageProvisioner.ts): part of the
+    // cluster, like a CSI driver, so PVC-backed sessions work in every runtime and in the tests' sandbox.
+    name: 'storage-provisioner',
+    binary: 'node',
+    ports: () => [],
+    ...readyMarker((paths) => volumesDir(paths)),
+    args: ({ paths }) => [
+      cliPath,
+      'dev',
+      'storage-provisioner',
+      `--kubeconfig=${paths.kubeconfig}`,
+      `--dir=${volumesDir(paths)}`,
+    ],
   },
   {
     name: 'kwok',
@@ -321,7 +341,7 @@ export const podRuntimeComponent: Component = {
   name: 'codemate-pod-runtime',
   binary: 'node',
   ports: () => [],
-  prepare: ({ paths }) => rm(path.join(paths.dir, 'pods', '.ready'), { force: true }),
+  ...readyMarker((paths) => path.join(paths.dir, 'pods')),
   args: ({ paths, ports, sessions }) => [
     cliPath,
     'dev',
@@ -331,13 +351,28 @@ export const podRuntimeComponent: Component = {
     `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports)}`,
     ...(sessions?.claude ? [`--claude=${sessions.claude}`] : []),
   ],
-  // It has no port; a live process that has written its ready marker counts as healthy.
-  healthy: async ({ paths }) =>
-    readFile(path.join(paths.dir, 'pods', '.ready'), 'utf8').then(
-      () => true,
-      () => false,
-    ),
 };
+
+/** Where the storage provisioner keeps one directory per volume. */
+export function volumesDir(paths: SandboxPaths): string {
+  return path.join(paths.dir, 'volumes');
+}
+
+/**
+ * The health of a process without a port: a live process that has written `.ready` in its directory
+ * counts as healthy. The marker of the process before is removed before it starts.
+ */
+function readyMarker(dirOf: (paths: SandboxPaths) => string): Pick<Component, 'prepare' | 'healthy'> {
+  const marker = (paths: SandboxPaths) => path.join(dirOf(paths), '.ready');
+  return {
+    prepare: ({ paths }) => rm(marker(paths), { force: true }),
+    healthy: async ({ paths }) =>
+      readFile(marker(paths), 'utf8').then(
+        () => true,
+        () => false,
+      ),
+  };
+}
 
 /** Applies CodeMate's CRDs (every document in manifests/crd.yaml) and waits until each is served. */
 export async function installCrds(kube: Kube): Promise<void> {

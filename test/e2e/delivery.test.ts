@@ -3,6 +3,7 @@
  * failing, retries back off whatever wakes them, retention never brings a delivered comment back (not
  * even to a replacement pod), and a changed poll interval applies at once.
  */
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { pollRequestedAnnotation, type CodeMate } from '../../src/api/codemate.js';
@@ -168,6 +169,13 @@ describe('messages wait for their session, and retries back off', () => {
     await createCodeMate('blocked', 22);
     const cm = await running('blocked');
     const pod = cm.status!.podName!;
+    // kwok marks a new pod Ready for a moment before the local pod runtime says it is not: wait until
+    // Claude Code has started (its SessionStart hook wrote the state), or that hook would undo the dialog.
+    await eventually(
+      () => podExec(pod, 'cat "$CODEMATE_STATE_DIR/session-state" 2>/dev/null || true'),
+      (state) => /^(ready|idle)$/m.test(String(state)),
+      { what: 'Claude Code started in the session', timeoutMs: 60_000 },
+    );
     await podExec(pod, 'printf "blocked\\n" > "$CODEMATE_STATE_DIR/session-state"');
     const started = Date.now();
     await kube.create(cliMessage('blocked', cm.metadata.uid!, 'blocked-cli-1', 'sent while blocked'));
@@ -290,5 +298,64 @@ describe('poll interval', () => {
       { what: 'a poll on the new interval', timeoutMs: 30_000 },
     );
     expect(later.status?.lastMonitorCheck).toBeDefined();
+  });
+});
+
+describe('the standing channel into each session', () => {
+  /** The operator's count of codemate-inject runs that delivered, by path (channel or exec). */
+  async function deliveredBy(): Promise<Record<string, number>> {
+    const state = JSON.parse(await readFile(path.join(sandbox.stateDir, 'state.json'), 'utf8')) as {
+      ports: { operatorHealth: number };
+    };
+    const text = await (await fetch(`http://127.0.0.1:${state.ports.operatorHealth}/metrics`)).text();
+    const counts: Record<string, number> = { channel: 0, exec: 0 };
+    for (const m of text.matchAll(/^codemate_delivery_attempts_total\{(.*)\} (\d+)$/gm)) {
+      const p = /path="(\w+)"/.exec(m[1]!)?.[1];
+      if (p && /result="delivered"/.test(m[1]!)) counts[p] = (counts[p] ?? 0) + Number(m[2]);
+    }
+    return counts;
+  }
+
+  it('carries messages without an exec each; when it breaks, the next goes by exec at once, each exactly once', async () => {
+    await createCodeMate('chan', 24);
+    const cm = await running('chan');
+    const pod = cm.status!.podName!;
+    const send = async (name: string, body: string) => {
+      await kube.create(cliMessage('chan', cm.metadata.uid!, name, body));
+      await eventually(
+        () => messagesOf('chan'),
+        (ms) => ms.find((m) => m.metadata.name === name)?.status?.phase === 'Delivered',
+        { what: `${name} delivered`, timeoutMs: 30_000 },
+      );
+    };
+    // The channel opens when the session runs; give it its moment, then deliver through it.
+    await eventually(
+      () => podExec(pod, "pgrep -f 'codemate-inject [-]-serve' >/dev/null && echo open || true"),
+      (out) => out.trim() === 'open',
+      { what: 'the channel open', timeoutMs: 20_000 },
+    );
+    const before = await deliveredBy();
+    await send('chan-cli-1', 'through the channel, one');
+    await send('chan-cli-2', 'through the channel, two');
+    const after = await deliveredBy();
+    expect(after.channel! - before.channel!).toBe(2);
+    expect(after.exec! - before.exec!).toBe(0);
+
+    // Kill the session's serve loop (only this pod's: its state directory) as a message arrives.
+    const kill =
+      'for p in $(pgrep -f "codemate-inject [-]-serve"); do ' +
+      'tr "\\0" "\\n" </proc/$p/environ | grep -qx "CODEMATE_STATE_DIR=$CODEMATE_STATE_DIR" && kill -9 $p; done; true';
+    await Promise.all([send('chan-cli-3', 'while the channel breaks'), podExec(pod, kill)]);
+    await send('chan-cli-4', 'after the channel broke');
+    for (const body of [
+      'through the channel, one',
+      'through the channel, two',
+      'while the channel breaks',
+      'after the channel broke',
+    ]) {
+      expect(await received(body)).toHaveLength(1);
+    }
+    const last = await deliveredBy();
+    expect(last.channel! + last.exec! - after.channel! - after.exec!).toBe(2);
   });
 });

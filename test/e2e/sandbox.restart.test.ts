@@ -125,7 +125,7 @@ function sessionProcesses(): Map<string, number[]> {
     }
     if (!cwd.startsWith(podsDir + path.sep)) continue;
     const [dir] = path.relative(podsDir, cwd).split(path.sep);
-    if (dir && dir !== 'claims') add(path.join(podsDir, dir), pid);
+    if (dir) add(path.join(podsDir, dir), pid);
   }
   return new Map([...byBase].map(([base, pids]) => [base, [...pids]]));
 }

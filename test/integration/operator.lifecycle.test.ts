@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
+import { pvcName } from '../../src/api/pod.js';
 import { isNotFound, statusMessage, type KubeObject } from '../../src/clients/kube.js';
 import { eventually, useCluster } from '../helpers/cluster.js';
 import {
@@ -285,6 +286,27 @@ describe('operator: the phase-1 scenario and every failure path', () => {
         what: 'pod and claim garbage-collected',
       },
     );
+  });
+
+  it('a session whose claim cannot be bound is Pending and says why', async () => {
+    const { kube, namespace } = cluster;
+    await createSecrets();
+    await kube.create(
+      codemateObject(namespace, 'no-class', { storage: { size: '1Gi', storageClassName: 'missing' } }),
+    );
+    const cm = await waitForPhase('no-class', 'Pending');
+    const claim = pvcName(cm);
+    expect(cm.status?.message).toContain(
+      `claim ${claim} is not bound to a volume of StorageClass missing yet; if this lasts, check that the class exists and its provisioner runs (kubectl describe pvc ${claim})`,
+    );
+    const withScheduler = await eventually(
+      () => get('no-class'),
+      (c) => Boolean(c.status?.message?.includes('the scheduler says:')),
+      { what: "the scheduler's reason in the status" },
+    );
+    expect(withScheduler.status?.message).toContain('pod has unbound immediate PersistentVolumeClaims');
+    expect(condition(withScheduler, 'PodReady')).toMatchObject({ status: 'False', reason: 'ClaimNotBound' });
+    await kube.delete('codemate.io/v1alpha1', 'CodeMate', 'no-class', namespace);
   });
 
   it('the apiserver rejects an invalid CR with a readable message', async () => {

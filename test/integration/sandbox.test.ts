@@ -61,6 +61,7 @@ describe('codemate dev', () => {
       ['kube-apiserver', 'running'],
       ['kube-controller-manager', 'running'],
       ['kube-scheduler', 'running'],
+      ['storage-provisioner', 'running'],
       ['kwok', 'running'],
       ['model-server', 'running'],
       ['codemate-operator', 'running'],

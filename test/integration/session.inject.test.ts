@@ -98,19 +98,23 @@ async function makeFaultyTmux(root: string): Promise<string> {
   await writeFile(
     path.join(dir, 'tmux'),
     [
-      '#!/bin/sh',
+      '#!/usr/bin/env bash',
       'fault=$(cat "$CODEMATE_TEST_TMUX_FAULT" 2>/dev/null)',
-      // codemate-inject loads and pastes its buffer in one tmux call (load-buffer \; paste-buffer).
-      'last=""; paste=no; for a in "$@"; do last=$a; [ "$a" = paste-buffer ] && paste=yes; done',
-      'case "$1:$fault:$last:$paste" in',
-      '  *:before-paste:*:yes | send-keys:after-paste:*)',
-      '    rm -f "$CODEMATE_TEST_TMUX_FAULT"; kill -KILL "$PPID"; exit 137 ;;',
-      '  send-keys:after-enter:*)',
-      `    rm -f "$CODEMATE_TEST_TMUX_FAULT"; ${real} "$@"; kill -KILL "$PPID"; exit 137 ;;`,
-      '  send-keys:lose-enter:Enter:*)',
-      '    rm -f "$CODEMATE_TEST_TMUX_FAULT"; exit 0 ;;',
-      '  send-keys:lose-enters:Enter:*)',
-      '    exit 0 ;;',
+      'args=("$@"); n=$#; paste=no; enter=no',
+      'for a in "$@"; do [ "$a" = paste-buffer ] && paste=yes; done',
+      // An Enter ends the call: `send-keys -t T Enter`, alone or after the paste, which codemate-inject
+      // sends in one call with it (load-buffer \; paste-buffer \; send-keys Enter).
+      '[ "$n" -ge 4 ] && [ "${args[n-1]}" = Enter ] && [ "${args[n-4]}" = send-keys ] && enter=yes',
+      // The same call without its Enter (the `;` before send-keys too).
+      'paste_only() { if [ "$paste" = yes ]; then ' + real + ' "${args[@]:0:n-5}"; fi; }',
+      'die_here() { rm -f "$CODEMATE_TEST_TMUX_FAULT"; kill -KILL "$PPID"; exit 137; }',
+      'case "$fault:$paste:$enter" in',
+      '  before-paste:yes:*) die_here ;;',
+      '  after-paste:yes:yes) paste_only; die_here ;;',
+      '  after-paste:no:*) [ "$1" != send-keys ] || die_here ;;',
+      '  after-enter:*:yes) ' + real + ' "$@"; die_here ;;',
+      '  lose-enter:*:yes) rm -f "$CODEMATE_TEST_TMUX_FAULT"; paste_only; exit 0 ;;',
+      '  lose-enters:*:yes) paste_only; exit 0 ;;',
       'esac',
       `exec ${real} "$@"`,
       '',
@@ -337,7 +341,13 @@ describe('an inject interrupted at any point reaches the model exactly once', ()
       const before = (await s.prompts()).length;
       const first = await injectWithFault(id, body, fault);
       expect(first.signal, first.stderr).toBe('SIGKILL');
-      if (fault === 'after-paste') expect(await promptBox()).toBe(`paste ${id} 0`);
+      if (fault === 'after-paste') {
+        // The paste went in the same tmux call as the lost Enter: it shows once the TUI renders it.
+        await eventually(promptBox, (b) => b === `paste ${id} 0`, {
+          what: 'the paste shown',
+          intervalMs: 20,
+        });
+      }
       const retry = await s.inject(id, body);
       expect(retry.code, retry.stderr).toBe(0);
       const again = await s.inject(id, body);
@@ -352,7 +362,7 @@ describe('an inject interrupted at any point reaches the model exactly once', ()
     const before = (await s.prompts()).length;
     const first = await injectWithFault('left-a', 'first, left in the box', 'after-paste');
     expect(first.signal).toBe('SIGKILL');
-    expect(await promptBox()).toBe('paste left-a 0');
+    await eventually(promptBox, (b) => b === 'paste left-a 0', { what: 'the paste shown', intervalMs: 20 });
     const next = await s.inject('left-b', 'second');
     expect(next.code, next.stderr).toBe(0);
     expect(next.stderr).toContain('submitted the paste of message left-a that was left in the prompt box');
@@ -538,6 +548,94 @@ describe('injections during a slowly streaming turn', () => {
       sent.push(...texts);
     });
   }
+});
+
+describe('the standing channel (codemate-inject --serve)', () => {
+  /** One serve process: requests go in on stdin, one answer line comes back per request. */
+  function serve(): {
+    request(id: string, body: string, timeout?: number): Promise<string>;
+    raw(line: string): Promise<string>;
+    exited: Promise<number | null>;
+  } {
+    const p = spawn(path.join(scripts, 'codemate-inject'), ['--serve'], { env: s.env });
+    const lines: string[] = [];
+    const waiting: Array<(line: string) => void> = [];
+    let buffered = '';
+    p.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        const next = waiting.shift();
+        if (next) next(line);
+        else lines.push(line);
+      }
+    });
+    p.stderr.resume();
+    const nextLine = () =>
+      new Promise<string>((resolve) => {
+        const line = lines.shift();
+        if (line !== undefined) resolve(line);
+        else waiting.push(resolve);
+      });
+    const exited = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
+    const ready = nextLine();
+    return {
+      exited,
+      async request(id, body, timeout = 20) {
+        expect(await ready).toBe('codemate-serve ready 1');
+        p.stdin.write(`${id} ${Buffer.byteLength(body)} ${timeout}\n`);
+        p.stdin.write(body);
+        return nextLine();
+      },
+      async raw(line) {
+        expect(await ready).toBe('codemate-serve ready 1');
+        p.stdin.write(line);
+        return nextLine();
+      },
+    };
+  }
+
+  it('delivers one message after another through one process, each exactly once, with the same checks', async () => {
+    const before = (await s.prompts()).length;
+    const channel = serve();
+    const bodies: Array<[string, string]> = [
+      ['serve-1', 'first through the channel'],
+      ['serve-2', 'second, with \u00e9 and \u{1f600} and a\nnewline'],
+      // 64 KB, then more: the framer reads exactly each body's bytes from the channel, never the next.
+      ['serve-big', ('y'.repeat(127) + '\n').repeat(512)],
+      ['serve-after-big', 'right after 64 KB, with a bidi control \u202e here'],
+    ];
+    for (const [id, body] of bodies) {
+      expect(await channel.request(id, body)).toBe(`codemate-serve done ${id} 0 `);
+    }
+    // The same id again: answered from its receipt, not pasted again.
+    expect(await channel.request('serve-1', 'first through the channel')).toBe(
+      'codemate-serve done serve-1 0 ',
+    );
+    // A refusal is an answer, and the channel stays open.
+    const state = path.join(s.stateDir, 'session-state');
+    await idle();
+    await writeFile(state, 'blocked\n');
+    const blocked = await channel.request('serve-3', 'after the dialog');
+    await writeFile(state, 'idle\n');
+    expect(blocked).toMatch(/^codemate-serve done serve-3 4 codemate: the session is blocked on a dialog/);
+    expect(await channel.request('serve-3', 'after the dialog')).toBe('codemate-serve done serve-3 0 ');
+    // A malformed request line loses the framing: answered with exit 2, and the channel closes.
+    expect(await channel.raw('not a request\n')).toBe(
+      'codemate-serve done - 2 malformed request line; the channel closes',
+    );
+    expect(await channel.exited).toBe(2);
+    const texts = [...bodies, ['serve-3', 'after the dialog'] as [string, string]].map(([id, body]) =>
+      expected(id, body),
+    );
+    // Back to back, some are queued behind the turn before them; Claude Code sends a queued prompt without
+    // the blank lines around a <pasted_content> block, so they are compared without the outer whitespace.
+    const trim = (xs: string[]) => xs.map((x) => x.trim());
+    expect(trim(await receivedSince(before, 5))).toEqual(trim(texts));
+    sent.push(...(await s.prompts()).slice(before));
+  });
 });
 
 describe('the model', () => {

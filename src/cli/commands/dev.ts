@@ -1,10 +1,17 @@
 /** `codemate dev`: the local sandbox (docs/sandbox.md), and the programs it runs in the background. */
-import { devConfig, modelServerFlagsSchema, parseOrUsage, type DevConfig } from '../../config/index.js';
+import {
+  devConfig,
+  modelServerFlagsSchema,
+  parseOrUsage,
+  storageProvisionerFlagsSchema,
+  type DevConfig,
+} from '../../config/index.js';
 import { resolveBinaries, type BinarySet } from '../../sandbox/binaries.js';
 import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
 import { resolveHelm } from '../../sandbox/helm.js';
 import { sandboxDown, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
 import { runModelServer } from '../../sandbox/modelServer.js';
+import { runStorageProvisioner } from '../../sandbox/storageProvisioner.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
 import { locate, table, type Output } from '../output.js';
@@ -14,8 +21,7 @@ export const up: Verb = async ({ flags }, deps) => runDevUp(devConfig(await deps
 export const down: Verb = async ({ flags }, deps) => runDevDown(devConfig(await deps.env(), flags), deps.out);
 export const status: Verb = async ({ flags }, deps) =>
   runDevStatus(devConfig(await deps.env(), flags), deps.out);
-export const build: Verb = async ({ flags }, deps) =>
-  runDevBuild(devConfig(await deps.env(), flags), deps.out);
+export const build: Verb = async (_, deps) => runDevBuild(devConfig(await deps.env(), {}), deps.out);
 
 export const podRuntime: Verb = async ({ flags, globals }, deps) => {
   const env = await deps.env();
@@ -32,6 +38,15 @@ export const podRuntime: Verb = async ({ flags, globals }, deps) => {
 export const modelServer: Verb = async ({ flags }) => {
   const { port } = parseOrUsage(modelServerFlagsSchema, flags, 'flags');
   await runModelServer({ port });
+};
+
+export const storageProvisioner: Verb = async ({ flags, globals }, deps) => {
+  const { dir } = parseOrUsage(storageProvisionerFlagsSchema, flags, 'flags');
+  await runStorageProvisioner({
+    dir,
+    kubeconfig: (globals.kubeconfig as string | undefined) ?? (await deps.env()).KUBECONFIG,
+    context: globals.context as string | undefined,
+  });
 };
 
 const binaries = (config: DevConfig, out: Output): Promise<BinarySet> =>

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { CodeMate } from '../../../src/api/codemate.js';
-import { reconcile, observePod, type Observed, type ObservedPod } from '../../../src/operator/reconcile.js';
+import {
+  reconcile,
+  observeClaim,
+  observePod,
+  type Observed,
+  type ObservedPod,
+} from '../../../src/operator/reconcile.js';
 import { podName, pvcName } from '../../../src/api/pod.js';
 import { desiredPod, specHashAnnotation } from '../../../src/operator/podTemplate.js';
 
@@ -468,7 +474,155 @@ describe('desired pod', () => {
   });
 });
 
+describe('reconcile: a pod that waits for its claim or a node says why', () => {
+  const cm = codemate({ storage: { size: '5Gi' } });
+  const claim = pvcName(cm);
+  const pending = pod(cm, { phase: 'Pending', ready: false });
+  const cases: Array<{
+    name: string;
+    observed: Observed;
+    phase: string;
+    reason: string;
+    message: string;
+    podReadyMessage?: string;
+  }> = [
+    {
+      name: 'no StorageClass at all',
+      observed: observed({
+        pods: [
+          {
+            ...pending,
+            unschedulable: '0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.',
+          },
+        ],
+        pvc: { name: claim, phase: 'Pending' },
+      }),
+      phase: 'Pending',
+      reason: 'ClaimNotBound',
+      message: `claim ${claim} has no StorageClass and the cluster has no default one, so no volume will be provisioned for it; set spec.storage.storageClassName to a class from \`kubectl get storageclass\`, or create a PersistentVolume for the claim; the scheduler says: 0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims.`,
+    },
+    {
+      name: 'a class that does not exist, or has no provisioner that answers',
+      observed: observed({
+        pods: [pending],
+        pvc: { name: claim, phase: 'Pending', storageClassName: 'fast' },
+      }),
+      phase: 'Pending',
+      reason: 'ClaimNotBound',
+      message: `claim ${claim} is not bound to a volume of StorageClass fast yet; if this lasts, check that the class exists and its provisioner runs (kubectl describe pvc ${claim})`,
+    },
+    {
+      name: 'handed to a provisioner that has not answered',
+      observed: observed({
+        pods: [pending],
+        pvc: {
+          name: claim,
+          phase: 'Pending',
+          storageClassName: 'codemate-hostpath',
+          provisioner: 'codemate.io/hostpath',
+        },
+      }),
+      phase: 'Pending',
+      reason: 'ClaimNotBound',
+      message: `waiting for provisioner codemate.io/hostpath to create a volume for claim ${claim}; if this lasts, check that the provisioner runs (kubectl describe pvc ${claim})`,
+    },
+    {
+      name: 'a claim whose volume is gone',
+      observed: observed({ pods: [pending], pvc: { name: claim, phase: 'Lost' } }),
+      phase: 'Pending',
+      reason: 'ClaimNotBound',
+      message: `claim ${claim} lost its volume; its files are gone unless the volume comes back (kubectl describe pvc ${claim})`,
+    },
+    {
+      name: 'bound claim, no node fits',
+      observed: observed({
+        pods: [{ ...pending, unschedulable: '0/1 nodes are available: 1 Insufficient memory.' }],
+        pvc: { name: claim, phase: 'Bound' },
+      }),
+      phase: 'Pending',
+      reason: 'Unschedulable',
+      message: `pod ${pending.name} cannot be scheduled: 0/1 nodes are available: 1 Insufficient memory.`,
+    },
+    {
+      name: 'bound claim, pod placed and starting',
+      observed: observed({ pods: [pending], pvc: { name: claim, phase: 'Bound' } }),
+      phase: 'Starting',
+      reason: 'NotReady',
+      message: `pod ${pending.name} is Pending`,
+      podReadyMessage: `pod ${pending.name} is not ready`,
+    },
+  ];
+  it.each(cases)('$name → $phase ($reason)', (c) => {
+    const plan = reconcile(cm, c.observed, settings, now);
+    expect(plan.status.phase).toBe(c.phase);
+    expect(plan.status.message).toBe(c.message);
+    expect(condition(plan, 'PodReady')).toMatchObject({
+      status: 'False',
+      reason: c.reason,
+      message: c.podReadyMessage ?? c.message,
+    });
+    expect(condition(plan, 'Ready')).toMatchObject({ status: 'False', reason: c.phase });
+    expect(plan.actions).toEqual([]);
+    expect(plan.requeueAfterMs).toBeGreaterThan(0);
+  });
+
+  it('a running pod is not judged by its claim', () => {
+    const plan = reconcile(
+      cm,
+      observed({ pods: [pod(cm)], pvc: { name: claim, phase: 'Pending' } }),
+      settings,
+      now,
+    );
+    expect(plan.status.phase).toBe('Running');
+  });
+});
+
+describe('observeClaim', () => {
+  it('extracts phase, class and the provisioner the binder asked', () => {
+    expect(
+      observeClaim({
+        metadata: {
+          name: 'c',
+          annotations: { 'volume.kubernetes.io/storage-provisioner': 'codemate.io/hostpath' },
+        },
+        spec: { storageClassName: 'codemate-hostpath' },
+        status: { phase: 'Pending' },
+      }),
+    ).toEqual({
+      name: 'c',
+      phase: 'Pending',
+      storageClassName: 'codemate-hostpath',
+      provisioner: 'codemate.io/hostpath',
+    });
+    expect(observeClaim({ metadata: { name: 'c' } })).toEqual({ name: 'c' });
+  });
+});
+
 describe('observePod', () => {
+  it("keeps the scheduler's message while the pod is unschedulable", () => {
+    const observedPod = observePod({
+      metadata: { name: 'p' },
+      status: {
+        phase: 'Pending',
+        conditions: [
+          {
+            type: 'PodScheduled',
+            status: 'False',
+            reason: 'Unschedulable',
+            message: '0/1 nodes are available',
+          },
+        ],
+      },
+    });
+    expect(observedPod.unschedulable).toBe('0/1 nodes are available');
+    expect(
+      observePod({
+        metadata: { name: 'p' },
+        status: { phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'True' }] },
+      }).unschedulable,
+    ).toBeUndefined();
+  });
+
   it('extracts phase, readiness, deletion and the session container state', () => {
     expect(
       observePod({
