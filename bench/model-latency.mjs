@@ -320,7 +320,7 @@ function injectSteps(trace, spawnedAt) {
       ? 'frame_message: one perl (stdin, tag, cleaning)'
       : word === 'tmux'
         ? `tmux ${a.text.split(' ')[1]}`
-        : word === 'mv'
+        : word === 'mv' || word === 'move_file'
           ? 'mv pasted/<id>'
           : ['quick_box', 'read_box', 'await_box', 'await_still_box', 'press_enter', 'await_ack'].includes(
                 word,
