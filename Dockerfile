@@ -2,7 +2,7 @@
 # The session image is separate: setup/docker/Dockerfile.codemate.
 ARG NODE_VERSION=24.21.0
 # The official Node image, pinned by digest. A build without a registry (`codemate dev build --images`)
-# passes a locally made image of the same Node release instead: docs/adr/0007-image-bases.md. (hadolint
+# passes a locally made image of the same Node release instead: docs/adr/0008-image-bases.md. (hadolint
 # cannot see the tag and digest through the variable, hence its DL3006 exceptions below.)
 ARG NODE_IMAGE=docker.io/library/node:${NODE_VERSION}-bookworm-slim@sha256:2fe369e969550cde8e867afc3fe370b260140cab4a23d467074295b42163d553
 

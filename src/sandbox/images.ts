@@ -1,6 +1,6 @@
 /**
  * The project's two images, built on this machine from its own Dockerfiles with buildah, where no registry
- * serves their base (docs/adr/0007-image-bases.md):
+ * serves their base (docs/adr/0008-image-bases.md):
  * 1. `localhost/debian:bookworm-slim`: `debootstrap --variant=minbase` from the mirror apt uses, slimmed
  *    as Debian's official slim image is (no documentation, manual pages or translations);
  * 2. `localhost/node:<version>-bookworm-slim`: that, plus Node from the npm package that the pinned `node`
