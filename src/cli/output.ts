@@ -80,6 +80,27 @@ function lineProgress(stream: Writable, first: string): Progress {
   return { update: line, succeed: line, fail: line };
 }
 
+/**
+ * Finds (or installs, or builds) one thing the sandbox needs, with a spinner that says what it is doing,
+ * and where the result is, or that it is unavailable.
+ */
+export async function locate<T>(
+  out: Output,
+  what: string,
+  resolve: (onProgress: (text: string) => void) => Promise<T>,
+  where: (found: T) => string,
+): Promise<T> {
+  const progress = await out.progress(`looking for ${what}`);
+  try {
+    const found = await resolve((text) => progress.update(text));
+    progress.succeed(`${what}: ${where(found)}`);
+    return found;
+  } catch (error) {
+    progress.fail(`${what} unavailable`);
+    throw error;
+  }
+}
+
 /** Left-aligned columns separated by three spaces, as kubectl prints them. */
 export function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));

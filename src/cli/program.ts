@@ -262,11 +262,28 @@ Examples:
       '--runtime <runtime>',
       'also build the real node of this runtime (containerd: kubelet, containerd, pause)',
     )
+    .option(
+      '--images',
+      "instead, build (or find) the operator/webhook and session images from the checkout's Dockerfiles, with buildah and locally made base images; print their names, IDs and OCI archives",
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  $ export CODEMATE_BIN_DIR="$(codemate dev build)"\n  $ codemate dev build --runtime containerd',
+      `
+Both build once and cache the results under $CODEMATE_CACHE_DIR (default ~/.cache/codemate). --images needs
+root, buildah and debootstrap (installed with apt when missing) and a source checkout, and reaches only the
+npm registry and Debian's mirrors: no container registry. The first build takes minutes; a build with no
+input changed is a cache hit.
+
+Examples:
+  $ export CODEMATE_BIN_DIR="$(codemate dev build)"
+  $ codemate dev build --runtime containerd
+  $ sudo codemate dev build --images`,
     )
-    .action(verb(() => import('./commands/dev.js'), 'build'));
+    .action((...params: unknown[]) =>
+      ((params.at(-1) as Command).opts().images
+        ? verb(() => import('./commands/devImages.js'), 'buildImagesVerb')
+        : verb(() => import('./commands/dev.js'), 'build'))(...params),
+    );
 
   program
     .command('operator')

@@ -3,6 +3,15 @@
  * Flags and environment variables keep theirs in the zod schemas of index.ts.
  */
 
+/**
+ * Where the project's two images are published (docs/install.md). `codemate dev build --images` tags its
+ * local builds with the same names and the package's version, so that the manifests' images match them.
+ */
+export const imageRepositories = {
+  codemate: 'ghcr.io/codemate-io/codemate',
+  session: 'ghcr.io/codemate-io/codemate-session',
+} as const;
+
 /** A work queue's retry backoff after a failed reconcile: exponential from base, capped, jittered. */
 export const queueBackoff = { baseDelayMs: 500, maxDelayMs: 300_000 } as const;
 

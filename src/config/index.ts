@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../api/errors.js';
-import { injectAckTimeoutSeconds } from './defaults.js';
+import { imageRepositories, injectAckTimeoutSeconds } from './defaults.js';
 
 const optionalText = z
   .string()
@@ -200,8 +200,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       leaseName: flags.leaseName,
       healthPort: pick(flags.healthPort, env.CODEMATE_HEALTH_PORT),
       sessionImage:
-        pick(flags.sessionImage, env.CODEMATE_SESSION_IMAGE) ??
-        `ghcr.io/codemate-io/codemate-session:${version}`,
+        pick(flags.sessionImage, env.CODEMATE_SESSION_IMAGE) ?? `${imageRepositories.session}:${version}`,
       workers: flags.workers,
       resyncSeconds: flags.resyncSeconds,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),

@@ -12,3 +12,5 @@ export const sessionScriptsDir = fileURLToPath(new URL('../../setup/scripts/', i
   '',
 );
 export const sessionPluginsDir = fileURLToPath(new URL('../../plugins/', import.meta.url)).replace(/\/$/, '');
+/** The checkout's root: the images' build context (only a source checkout holds the Dockerfiles and src/). */
+export const packageRoot = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');

@@ -11,6 +11,8 @@ export interface RunOptions {
   input?: string;
   /** Called with each chunk of stderr, for progress from long builds. */
   onStderr?: (chunk: string) => void;
+  /** Called with each chunk of stdout, for builders that report progress there (buildah). */
+  onStdout?: (chunk: string) => void;
 }
 
 /** Runs a host program to completion; a non-zero exit rejects with the tail of its stderr. */
@@ -23,7 +25,10 @@ export function runProgram(
     const child = spawn(file, args, { cwd: options.cwd, env: options.env ?? process.env });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      options.onStdout?.(chunk);
+    });
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
       stderr += chunk;
       options.onStderr?.(chunk);

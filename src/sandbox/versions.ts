@@ -39,6 +39,13 @@ export function nodeVersionKey(): string {
   return `kubelet-${nodeVersions.kubelet}_containerd-${nodeVersions.containerd}_pause-${nodeVersions.pause}`;
 }
 
+/**
+ * What the locally made base images hold (src/sandbox/images.ts), where no registry serves the official
+ * `node:<version>-bookworm-slim`: Debian's release, made with debootstrap, and the npm that the Node
+ * release pinned in package.json bundles (its changelog; a unit test checks it), as in the official image.
+ */
+export const baseImage = { debian: 'bookworm', npm: '11.19.0' } as const;
+
 export const binaryNames = [
   'etcd',
   'kube-apiserver',

@@ -24,6 +24,19 @@ describe('the Node pin', () => {
     }
   });
 
+  it('is the release of the digest-pinned public base, which a local build replaces (NODE_IMAGE)', () => {
+    for (const dockerfile of ['Dockerfile', 'setup/docker/Dockerfile.codemate']) {
+      const text = read(dockerfile);
+      expect(/^ARG NODE_IMAGE=(\S+)$/m.exec(text)?.[1], dockerfile).toMatch(
+        /^docker\.io\/library\/node:\$\{NODE_VERSION\}-bookworm-slim@sha256:[0-9a-f]{64}$/,
+      );
+      expect(text.match(/^FROM .*/gm), dockerfile).toEqual(
+        expect.arrayContaining([expect.stringMatching(/^FROM \$\{NODE_IMAGE\}( AS \w+)?$/)]),
+      );
+      expect(text.match(/^FROM (?!\$\{NODE_IMAGE\})/m), dockerfile).toBeNull();
+    }
+  });
+
   it('keeps Node 22 supported', () => {
     expect(pkg.engines.node).toBe('>=22');
   });

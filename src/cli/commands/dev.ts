@@ -16,7 +16,7 @@ import { runModelServer } from '../../sandbox/modelServer.js';
 import { runStorageProvisioner } from '../../sandbox/storageProvisioner.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
 import { CodemateError } from '../errors.js';
-import { table, type Output } from '../output.js';
+import { locate, table, type Output } from '../output.js';
 import type { Verb } from '../program.js';
 
 export const up: Verb = async ({ flags }, deps) => runDevUp(devConfig(await deps.env(), flags), deps.out);
@@ -51,27 +51,6 @@ export const storageProvisioner: Verb = async ({ flags, globals }, deps) => {
     context: globals.context as string | undefined,
   });
 };
-
-/**
- * Finds (or installs, or builds) one thing the sandbox needs, with a spinner that says what it is doing,
- * and where the result is, or that it is unavailable.
- */
-async function locate<T>(
-  out: Output,
-  what: string,
-  resolve: (onProgress: (text: string) => void) => Promise<T>,
-  where: (found: T) => string,
-): Promise<T> {
-  const progress = await out.progress(`looking for ${what}`);
-  try {
-    const found = await resolve((text) => progress.update(text));
-    progress.succeed(`${what}: ${where(found)}`);
-    return found;
-  } catch (error) {
-    progress.fail(`${what} unavailable`);
-    throw error;
-  }
-}
 
 const binaries = (config: DevConfig, out: Output): Promise<BinarySet> =>
   locate(
