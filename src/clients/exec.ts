@@ -122,6 +122,8 @@ export async function openExec(
   io: { container: string; onStdout: (chunk: Buffer) => void; onStderr: (chunk: Buffer) => void },
 ): Promise<ExecStream> {
   const stdin = new PassThrough();
+  // A write racing the stream's end fails; the end itself is reported through `closed`.
+  stdin.on('error', () => undefined);
   const sink = (to: (chunk: Buffer) => void) =>
     new Writable({
       write(chunk: Buffer, _enc, done) {

@@ -144,8 +144,10 @@ class Channel {
     if (this.ended) return;
     this.ended = true;
     this.isOpen = false;
-    // An empty line ends the serve loop: under kwok, closing the exec does not end the process.
-    this.stream?.stdin.write('\n');
+    const stdin = this.stream?.stdin;
+    // An empty line ends the serve loop: under kwok, closing the exec does not end the process. Not once
+    // the stream has ended (its stdin is gone then, and a write would fail).
+    if (stdin?.writable) stdin.end('\n');
     this.stream?.close();
     const error = new Error(`the channel into pod ${this.pod} ended: ${why}`);
     this.readyReject(error);

@@ -328,10 +328,15 @@ describe('the standing channel into each session', () => {
         { what: `${name} delivered`, timeoutMs: 30_000 },
       );
     };
+    // This pod's serve loops (the ones with its state directory): the process runtime runs them all on
+    // one host.
+    const serves =
+      'for p in $(pgrep -f "codemate-inject [-]-serve"); do ' +
+      'tr "\\0" "\\n" </proc/$p/environ | grep -qx "CODEMATE_STATE_DIR=$CODEMATE_STATE_DIR" && echo $p; done; true';
     // The channel opens when the session runs; give it its moment, then deliver through it.
     await eventually(
-      () => podExec(pod, "pgrep -f 'codemate-inject [-]-serve' >/dev/null && echo open || true"),
-      (out) => out.trim() === 'open',
+      () => podExec(pod, serves),
+      (out) => out.trim() !== '',
       { what: 'the channel open', timeoutMs: 20_000 },
     );
     const before = await deliveredBy();
@@ -342,10 +347,10 @@ describe('the standing channel into each session', () => {
     expect(after.exec! - before.exec!).toBe(0);
 
     // Kill the session's serve loop (only this pod's: its state directory) as a message arrives.
-    const kill =
-      'for p in $(pgrep -f "codemate-inject [-]-serve"); do ' +
-      'tr "\\0" "\\n" </proc/$p/environ | grep -qx "CODEMATE_STATE_DIR=$CODEMATE_STATE_DIR" && kill -9 $p; done; true';
-    await Promise.all([send('chan-cli-3', 'while the channel breaks'), podExec(pod, kill)]);
+    await Promise.all([
+      send('chan-cli-3', 'while the channel breaks'),
+      podExec(pod, `for p in $(${serves}); do kill -9 $p; done; true`),
+    ]);
     await send('chan-cli-4', 'after the channel broke');
     for (const body of [
       'through the channel, one',
