@@ -227,8 +227,9 @@ export const components: readonly Component[] = [
       // and nothing asks the storage-provisioner for a volume), and the claim and volume protection that
       // let a deleted claim go once no pod uses it and a volume once no claim is bound to it. The root-CA
       // publisher writes kube-root-ca.crt into every namespace, which a real kubelet needs for any pod that
-      // mounts a projected ServiceAccount token.
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller',
+      // mounts a projected ServiceAccount token. The Deployment and ReplicaSet controllers make the pods
+      // of a chart's Deployments (docs/sandbox.md: the chart in the sandbox).
+      '--controllers=deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller',
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
     ],
@@ -277,7 +278,7 @@ export const components: readonly Component[] = [
       `--config=${paths.kwokConfig}`,
       // Only its own node: the real node of the containerd runtime is its kubelet's.
       `--manage-single-node=${sandboxNodeName}`,
-      '--enable-crds=Exec,ClusterExec,Logs,ClusterLogs,Attach,ClusterAttach',
+      '--enable-crds=Exec,ClusterExec,Logs,ClusterLogs,Attach,ClusterAttach,PortForward,ClusterPortForward',
       `--node-name=${sandboxNodeName}`,
       '--node-ip=127.0.0.1',
       `--node-port=${ports.kwok}`,
@@ -390,6 +391,7 @@ export const podRuntimeComponent: Component = {
     'pod-runtime',
     `--kubeconfig=${paths.kubeconfig}`,
     `--dir=${path.join(paths.dir, 'pods')}`,
+    `--node-name=${sandboxNodeName}`,
     `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports)}`,
     ...(sessions?.claude ? [`--claude=${sessions.claude}`] : []),
   ],

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { writeServiceAccountKubeconfig } from '../../src/sandbox/identities.js';
 import { writeTokenKubeconfig as writeKubeconfig } from '../../src/sandbox/kubeconfig.js';
-import { freePort } from '../../src/sandbox/ports.js';
+import { freePort } from '../../src/clients/ports.js';
 import { cliPath, repoRoot } from './cli.js';
 
 /**
