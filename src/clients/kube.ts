@@ -333,11 +333,14 @@ export class Kube {
     return response.status?.token ?? '';
   }
 
-  /** The text of a kubeconfig for this server and CA that authenticates with `token`, in `namespace`. */
-  tokenKubeconfig(token: string, namespace: string): string {
-    const config = this.withToken(token).config;
+  /**
+   * The text of a kubeconfig for this server and CA that authenticates with `token` (a ServiceAccount's),
+   * with `namespace` as its default when given.
+   */
+  tokenKubeconfig(token: string, namespace?: string): string {
+    const config = this.withToken(token, 'service-account').config;
     const context = config.getContextObject(config.getCurrentContext())!;
-    config.contexts = [{ ...context, namespace }];
+    if (namespace) config.contexts = [{ ...context, namespace }];
     return config.exportConfig();
   }
 
