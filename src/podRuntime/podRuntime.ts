@@ -180,9 +180,13 @@ export async function resolveEnv(kube: Kube, pod: Pod, env: EnvVar[]): Promise<R
     if (v.value !== undefined) resolved[v.name] = v.value;
     else if (ref) {
       const kind = v.valueFrom?.secretKeyRef ? 'Secret' : 'ConfigMap';
-      const data = (await keysOf(kind, ref.name))?.[ref.key];
-      if (data === undefined && !ref.optional)
-        throw new TemporaryError(`${kind.toLowerCase()} ${ref.name} has no key ${ref.key}`);
+      const keys = await keysOf(kind, ref.name);
+      const data = keys?.[ref.key];
+      if (data === undefined && !ref.optional) {
+        throw new TemporaryError(
+          `${kind.toLowerCase()} ${ref.name} ${keys ? `has no key ${ref.key}` : 'does not exist'}`,
+        );
+      }
       if (data !== undefined) resolved[v.name] = data;
     } else if (v.valueFrom?.fieldRef) {
       const field = fieldPaths[v.valueFrom.fieldRef.fieldPath];
@@ -434,6 +438,8 @@ export class LocalPodRuntime {
     }
     const run = hostProgram(container, this.options.scriptsDir);
     if ('unsupported' in run) return run;
+    const refused = run.program.kind === 'server' ? unmountable(pod, container) : undefined;
+    if (refused) return { unsupported: refused };
     const dirs = await this.podDirsOf(pod);
     await ensureDirs(dirs);
     const start =
@@ -548,12 +554,8 @@ export class LocalPodRuntime {
         : volume?.configMap
           ? { kind: 'ConfigMap' as const, ...volume.configMap }
           : undefined;
-      if (!source) {
-        if (volume?.emptyDir) continue;
-        throw new PermanentError(
-          `volume ${mount.name} is not a Secret, ConfigMap or emptyDir, the kinds the local pod runtime mounts for a server`,
-        );
-      }
+      // An emptyDir: the directory is all (unmountable() refused every other kind).
+      if (!source) continue;
       const data = await keysOf(source.kind, source.name);
       if (!data) {
         if (source.optional) continue;
@@ -721,6 +723,17 @@ export class LocalPodRuntime {
     await local.session.stop();
     this.options.logger.info({ pod: local.key }, 'stopped local session pod');
   }
+}
+
+/** Why a server's volumes cannot be given to it on the host, if one cannot. */
+function unmountable(pod: Pod, container: Container): string | undefined {
+  for (const mount of container.volumeMounts ?? []) {
+    const volume = pod.spec.volumes?.find((v) => v.name === mount.name);
+    const serviceAccount = volume?.projected?.sources?.some((source) => source.serviceAccountToken);
+    if (volume && (volume.secret || volume.configMap || volume.emptyDir || serviceAccount)) continue;
+    return `volume ${mount.name} is not a Secret, ConfigMap or emptyDir volume (or the ServiceAccount token), the kinds the sandbox's process runtime gives a server`;
+  }
+  return undefined;
 }
 
 /**
