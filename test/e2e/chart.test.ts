@@ -3,7 +3,7 @@
  * (`dev up --no-operator`), `helm install` the chart; the local pod runtime runs the chart's operator and
  * webhook pods from the project image's entrypoint, as host processes. A CodeMate created after the
  * install gets its session; a signed comment delivery to the chart's webhook pods reaches the model once;
- * `helm upgrade` with a changed value rolls the operator; `helm uninstall` leaves nothing of the release
+ * `helm upgrade` with a changed value rolls the operator, and the new pods deliver; `helm uninstall` leaves nothing of the release
  * running or stored, except what Helm keeps on purpose (test/integration/chart.test.ts checks the objects
  * by name; this checks by the release's label, and the host processes).
  */
@@ -110,6 +110,63 @@ async function localPodEnv(pod: string): Promise<Record<string, string>> {
   );
 }
 
+/**
+ * A comment on o/r#7, delivered signed to every webhook replica of the chart (the same delivery, as
+ * GitHub's retries may land on any): it becomes one message and reaches the model once. Resolves with the
+ * milliseconds from the first delivery to the model.
+ */
+async function commentReachesModelOnce(text: string): Promise<number> {
+  const id = gh.comment('o', 'r', 7, alice, text, 'MEMBER');
+  const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<string, unknown>;
+  const response = await fetch(`${gh.url}/repos/o/r/issues/7/comments`, {
+    headers: { authorization: 'token ghp-session-token' },
+  });
+  payload.comment = ((await response.json()) as Array<{ id: number }>).find((c) => c.id === id);
+  const file = path.join(sandbox.stateDir, `payload-${randomUUID()}.json`);
+  await writeFile(file, JSON.stringify(payload));
+  const secret = await kube.get<KubeObject & { data: Record<string, string> }>(
+    'v1',
+    'Secret',
+    `${release}-webhook-secret`,
+    system,
+  );
+  const delivery = randomUUID();
+  const webhooks = await readyPods(`${release}-webhook`);
+  const sent = Date.now();
+  for (const pod of webhooks) {
+    const port = await hostPort(pod.metadata.name!, 8080);
+    const result = await runCli(
+      ['webhook', 'replay', '--event', 'issue_comment', '--payload', file, '--delivery', delivery],
+      {
+        env: {
+          GITHUB_WEBHOOK_SECRET: Buffer.from(secret.data.secret!, 'base64').toString(),
+          CODEMATE_WEBHOOK_URL: `http://127.0.0.1:${port}`,
+        },
+      },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ status: 'stored' });
+  }
+  const marker = `[codemate message=pr-7-ic-${id}]`;
+  await promptsReaching(sandbox.stateDir, marker, { timeoutMs: 60_000 });
+  const elapsed = Date.now() - sent;
+  await eventually(
+    () =>
+      kube.get<KubeObject & { status?: { phase?: string } }>(
+        'codemate.io/v1alpha1',
+        'CodeMateMessage',
+        `pr-7-ic-${id}`,
+        namespace,
+      ),
+    (m) => m.status?.phase === 'Delivered',
+    { what: 'message Delivered' },
+  );
+  const prompts = await promptsWith(sandbox.stateDir, marker);
+  expect(prompts).toHaveLength(1);
+  expect(prompts[0]).toContain(text);
+  return elapsed;
+}
+
 beforeAll(async () => {
   helmBin = await resolveHelm({ cacheDir: cacheDir(readEnv()) });
   sandbox = await startGitHubSandbox(binDir, session, {}, ['--no-operator']);
@@ -123,8 +180,6 @@ afterAll(async () => {
 });
 
 describe('the chart on the process runtime', () => {
-  let webhookSecret: string;
-
   it("installs into a sandbox without its own operator, and the chart's Deployments run as host processes", async () => {
     const status = await runCli(['dev', 'status', '-o', 'json', '--state-dir', sandbox.stateDir]);
     const running = (JSON.parse(status.stdout) as { components: Array<{ name: string }> }).components.map(
@@ -177,13 +232,6 @@ describe('the chart on the process runtime', () => {
     ) as { sub: string; 'kubernetes.io': { pod: { name: string } } };
     expect(claims.sub).toBe(`system:serviceaccount:${system}:${release}-webhook`);
     expect(claims['kubernetes.io'].pod.name).toBe(webhook);
-    const secret = await kube.get<KubeObject & { data: Record<string, string> }>(
-      'v1',
-      'Secret',
-      `${release}-webhook-secret`,
-      system,
-    );
-    webhookSecret = Buffer.from(secret.data.secret!, 'base64').toString();
   });
 
   it("gives a CodeMate created after the install its session, and the chart's webhook delivers a comment to it once", async () => {
@@ -205,48 +253,7 @@ describe('the chart on the process runtime', () => {
     );
     timings.codemateToRunning = Date.now() - created;
 
-    const id = gh.comment('o', 'r', 7, alice, 'Chart webhook says: please rename the helper.', 'MEMBER');
-    const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<
-      string,
-      unknown
-    >;
-    const response = await fetch(`${gh.url}/repos/o/r/issues/7/comments`, {
-      headers: { authorization: 'token ghp-session-token' },
-    });
-    payload.comment = ((await response.json()) as Array<{ id: number }>).find((c) => c.id === id);
-    const file = path.join(sandbox.stateDir, `payload-${randomUUID()}.json`);
-    await writeFile(file, JSON.stringify(payload));
-
-    // The same delivery to each webhook replica, as GitHub's retries may land: one message, one prompt.
-    const delivery = randomUUID();
-    const webhooks = await readyPods(`${release}-webhook`);
-    const sent = Date.now();
-    for (const pod of webhooks) {
-      const port = await hostPort(pod.metadata.name!, 8080);
-      const result = await runCli(
-        ['webhook', 'replay', '--event', 'issue_comment', '--payload', file, '--delivery', delivery],
-        { env: { GITHUB_WEBHOOK_SECRET: webhookSecret, CODEMATE_WEBHOOK_URL: `http://127.0.0.1:${port}` } },
-      );
-      expect(result.code, result.stderr).toBe(0);
-      expect(JSON.parse(result.stdout)).toMatchObject({ status: 'stored' });
-    }
-    const marker = `[codemate message=pr-7-ic-${id}]`;
-    await promptsReaching(sandbox.stateDir, marker, { timeoutMs: 60_000 });
-    timings.commentToModel = Date.now() - sent;
-    await eventually(
-      () =>
-        kube.get<KubeObject & { status?: { phase?: string } }>(
-          'codemate.io/v1alpha1',
-          'CodeMateMessage',
-          `pr-7-ic-${id}`,
-          namespace,
-        ),
-      (m) => m.status?.phase === 'Delivered',
-      { what: 'message Delivered' },
-    );
-    const prompts = await promptsWith(sandbox.stateDir, marker);
-    expect(prompts).toHaveLength(1);
-    expect(prompts[0]).toContain('Chart webhook says: please rename the helper.');
+    timings.commentToModel = await commentReachesModelOnce('Chart webhook says: please rename the helper.');
   });
 
   it('rolls the operator on an upgrade with a changed value', async () => {
@@ -264,6 +271,8 @@ describe('the chart on the process runtime', () => {
     await eventually(localPods, (names) => before.every((name) => !names.includes(name)), {
       what: "the old operator pods' processes stopped",
     });
+    // A new replica leads now, and delivers.
+    timings.commentToModelAfterUpgrade = await commentReachesModelOnce('After the upgrade: one more thing.');
   });
 
   it('uninstalls, leaving none of the release except what Helm keeps on purpose, and no process of it', async () => {
