@@ -201,6 +201,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
       runtime,
       nodeBins: options.nodeBins,
       ...(options.sessions ? { sessions: options.sessions } : {}),
+      localPods: selected.includes(podRuntimeComponent),
     };
     const started: ComponentName[] = [];
     const alreadyRunning: ComponentName[] = [];

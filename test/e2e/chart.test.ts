@@ -51,9 +51,8 @@ const helm = (...args: string[]) =>
   runProgram(helmBin, [...args, '--namespace', system, '--kubeconfig', sandbox.env.KUBECONFIG!]);
 
 /**
- * The Deployment's pods, once as many as it asks for are ready by the local pod runtime's probes.
- * kwok marks a new pod ready before anything runs; only the runtime sets `started`, so a ready container
- * that is also started is one whose readiness probe passed on the host.
+ * The Deployment's pods, once as many as it asks for are ready by the local pod runtime's probes: only the
+ * runtime sets `started`, so a ready container that is also started is one whose probe passed on the host.
  */
 async function readyPods(deployment: string, timeoutMs = 90_000): Promise<Pod[]> {
   const { spec } = await kube.get<Deployment>('apps/v1', 'Deployment', deployment, system);
@@ -200,9 +199,13 @@ describe('the chart on the process runtime', () => {
       'userRoles.create=false',
       '--set',
       `github.apiUrl=${gh.url}`,
+      '--wait',
+      '--timeout=120s',
     );
-    const operators = await readyPods(`${release}-operator`);
-    const webhooks = await readyPods(`${release}-webhook`);
+    // Helm waited for the Deployments to be ready, and only the runtime's probes make a pod ready here
+    // (kwok's pod-ready stage leaves it not ready): so they are, at once.
+    const operators = await readyPods(`${release}-operator`, 0);
+    const webhooks = await readyPods(`${release}-webhook`, 0);
     timings.installToReady = Date.now() - started;
     expect(operators).toHaveLength(2);
     expect(webhooks).toHaveLength(2);
