@@ -11,7 +11,7 @@ import { KubeConfig, Watch } from '@kubernetes/client-node';
 import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/sandbox/binaries.js';
-import { freePort } from '../dist/sandbox/ports.js';
+import { freePort } from '../dist/clients/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import { summary, namespaceWithSecrets } from './stats.mjs';
 

@@ -30,7 +30,7 @@ import { Kube } from '../dist/clients/kube.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/sandbox/binaries.js';
 import { resolveClaudeCode } from '../dist/sandbox/claudeCode.js';
-import { freePort } from '../dist/sandbox/ports.js';
+import { freePort } from '../dist/clients/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import {
   deliveries,

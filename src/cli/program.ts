@@ -211,9 +211,13 @@ Examples:
       '--runtime <runtime>',
       "what runs pods: process (host processes behind kwok) or containerd (a real kubelet and containerd; root). Default: the sandbox's own, else process",
     )
+    .option(
+      '--no-operator',
+      "run neither the sandbox's own CodeMate operator nor its webhook, e.g. to install the Helm chart instead",
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  $ eval "$(codemate dev up)" && kubectl get nodes\n  $ eval "$(sudo codemate dev up --runtime containerd)"',
+      '\nExamples:\n  $ eval "$(codemate dev up)" && kubectl get nodes\n  $ eval "$(sudo codemate dev up --runtime containerd)"\n  $ eval "$(codemate dev up --no-operator)" && helm install codemate charts/codemate ...',
     )
     .action(verb(() => import('./commands/dev.js'), 'up'));
 
@@ -235,8 +239,9 @@ Examples:
 
   dev
     .command('pod-runtime', { hidden: true })
-    .description('run session pods of the sandbox as local processes (started by `dev up`)')
+    .description("run the pods of the sandbox's node as local processes (started by `dev up`)")
     .requiredOption('--dir <dir>', 'where pod directories live')
+    .requiredOption('--node-name <name>', 'the node whose pods to run')
     .option('--anthropic-base-url <url>', "the Messages API for sessions' Claude Code")
     .option('--claude <path>', 'the claude program sessions run')
     .action(verb(() => import('./commands/dev.js'), 'podRuntime'));

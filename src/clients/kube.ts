@@ -307,18 +307,41 @@ export class Kube {
     }
   }
 
-  /** A short-lived token for a ServiceAccount (TokenRequest API), e.g. to act as it in tests. */
-  async serviceAccountToken(namespace: string, name: string, expirationSeconds = 3600): Promise<string> {
+  /**
+   * A token for a ServiceAccount (TokenRequest API), e.g. to act as it in tests. Bound to a pod, as a
+   * kubelet asks for one, it stops working when that pod is deleted.
+   */
+  async serviceAccountToken(
+    namespace: string,
+    name: string,
+    expirationSeconds = 3600,
+    boundPod?: { name: string; uid: string },
+  ): Promise<string> {
     const response = await this.config.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
       namespace,
       name,
       body: {
         apiVersion: 'authentication.k8s.io/v1',
         kind: 'TokenRequest',
-        spec: { audiences: [], expirationSeconds },
+        spec: {
+          audiences: [],
+          expirationSeconds,
+          ...(boundPod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', ...boundPod } } : {}),
+        },
       },
     });
     return response.status?.token ?? '';
+  }
+
+  /**
+   * The text of a kubeconfig for this server and CA that authenticates with `token` (a ServiceAccount's),
+   * with `namespace` as its default when given.
+   */
+  tokenKubeconfig(token: string, namespace?: string): string {
+    const config = this.withToken(token, 'service-account').config;
+    const context = config.getContextObject(config.getCurrentContext())!;
+    if (namespace) config.contexts = [{ ...context, namespace }];
+    return config.exportConfig();
   }
 
   /** GET on a raw API path such as /readyz or /version, with this config's credentials. */

@@ -117,6 +117,8 @@ export const devFlagsSchema = z.object({
   runtime: z.enum(sandboxRuntimes).optional(),
   apiserverPort: port.optional(),
   purge: z.boolean().default(false),
+  /** `--no-operator`: the sandbox runs neither its own operator nor its webhook (a chart's do instead). */
+  operator: z.boolean().default(true),
   output: z.enum(['text', 'json']).default('text'),
 });
 export type DevFlags = z.infer<typeof devFlagsSchema>;
@@ -130,6 +132,7 @@ export interface DevConfig {
   apiserverPort: number | undefined;
   runtime: SandboxRuntime | undefined;
   purge: boolean;
+  operator: boolean;
   output: 'text' | 'json';
 }
 
@@ -144,6 +147,7 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     apiserverPort: flags.apiserverPort,
     runtime: flags.runtime,
     purge: flags.purge,
+    operator: flags.operator,
     output: flags.output,
   };
 }

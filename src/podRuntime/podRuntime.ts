@@ -1,8 +1,20 @@
 /**
- * The sandbox's local pod runtime: kwok plays pods without running anything, so this runs each session
- * pod's entrypoint as a local process with the pod's environment (secret references resolved), in a
- * directory of its own with its own tmux socket. kwok's Exec, Logs and Attach objects map `kubectl exec`,
- * `kubectl logs` and `kubectl attach` on the pod to that process.
+ * The sandbox's local pod runtime: kwok plays pods without running anything, so this runs each pod on
+ * kwok's node as a local process, as hostPrograms.ts says (sessions from the session image's scripts,
+ * CodeMate's servers from the project's image), with the pod's environment (secret, ConfigMap and field
+ * references resolved), in a directory of its own with its own tmux socket. kwok's Exec, Logs and Attach
+ * objects map `kubectl exec`, `kubectl logs` and `kubectl attach` on the pod to that process, and its
+ * PortForward objects map `kubectl port-forward` to the host ports that stand for the container's ports.
+ * A pod it cannot run is reported as a kubelet reports a container it cannot create.
+ *
+ * A server pod gets what its container would have from a kubelet, translated to a host process:
+ * - its ServiceAccount's credentials as KUBECONFIG (a token from the TokenRequest API, bound to the pod as
+ *   a kubelet's projected token is), instead of the token volume it cannot mount;
+ * - a free host port for each container port, since two replicas share one host: an environment value
+ *   that is exactly a container port's number becomes its host port (the chart passes its servers' ports
+ *   so), and probes and port-forward use the host port;
+ * - its Secret, ConfigMap and emptyDir volumes as directories in the pod's directory: an environment
+ *   value under a mount path points into them instead.
  *
  * It behaves like a kubelet where that matters to CodeMate:
  * - it probes readiness for as long as the pod runs, and reasserts the pod's Ready and ContainersReady
@@ -13,7 +25,7 @@
  *   that still run, and reports the ones that ended meanwhile.
  */
 import { spawn } from 'node:child_process';
-import { rm, stat } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { podRuntimeBackoff } from '../config/defaults.js';
@@ -22,7 +34,8 @@ import { on, runController, type RunningController } from '../runtime/controller
 import { PermanentError, TemporaryError } from '../runtime/errors.js';
 import { informerSupervision, watch, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
-import { labels, sessionContainer } from '../api/pod.js';
+import { freePort } from '../clients/ports.js';
+import { hostProgram, imageScriptsDir, type HostProgram } from './hostPrograms.js';
 import {
   isTerminal,
   statusPatch,
@@ -44,33 +57,54 @@ import { processesWithEnv } from '../clients/processes.js';
 
 export { criLine } from './sessionProcess.js';
 
-export const imageScriptsDir = '/opt/codemate/bin';
+/**
+ * How long a server pod's ServiceAccount token lasts. Its process reads KUBECONFIG once, so the token is
+ * not refreshed as a kubelet refreshes a projected one; being bound to the pod, it dies with the pod anyway.
+ */
+const serverTokenSeconds = 365 * 24 * 3600;
 
+type KeyRef = { name: string; key: string; optional?: boolean };
 type EnvVar = {
   name: string;
   value?: string;
   valueFrom?: {
-    secretKeyRef?: { name: string; key: string; optional?: boolean };
+    secretKeyRef?: KeyRef;
+    configMapKeyRef?: KeyRef;
     fieldRef?: { fieldPath: string };
   };
 };
-type Volume = { name: string; persistentVolumeClaim?: { claimName: string } };
+type KeyItems = { items?: Array<{ key: string; path: string }>; optional?: boolean };
+type Volume = {
+  name: string;
+  persistentVolumeClaim?: { claimName: string };
+  secret?: KeyItems & { secretName: string };
+  configMap?: KeyItems & { name: string };
+  emptyDir?: object;
+  projected?: { sources?: Array<{ serviceAccountToken?: object }> };
+};
 interface Probe {
   exec?: { command?: string[] };
+  httpGet?: { path?: string; port: number | string };
   periodSeconds?: number;
   timeoutSeconds?: number;
   failureThreshold?: number;
 }
+type Container = {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  env?: EnvVar[];
+  ports?: Array<{ name?: string; containerPort: number }>;
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+  readinessProbe?: Probe;
+};
 export type Pod = KubeObject & {
   spec: {
     nodeName?: string;
-    containers: Array<{
-      name: string;
-      image?: string;
-      command?: string[];
-      env?: EnvVar[];
-      readinessProbe?: Probe;
-    }>;
+    serviceAccountName?: string;
+    automountServiceAccountToken?: boolean;
+    containers: Container[];
     volumes?: Volume[];
   };
   status?: ObservedPod['status'];
@@ -81,6 +115,8 @@ type PersistentVolume = KubeObject & { spec: { hostPath?: { path: string } } };
 
 export interface PodRuntimeOptions {
   kube: Kube;
+  /** The node whose pods this runtime runs (kwok's). */
+  nodeName: string;
   /** Where pod directories live. */
   dir: string;
   /** setup/scripts: what /opt/codemate/bin is in the image. */
@@ -101,30 +137,61 @@ export interface PodRuntimeOptions {
   resyncMs?: number;
 }
 
-/** The environment a kubelet would give the container, with secret references resolved. */
+/** The keys of a Secret or ConfigMap of the pod's namespace, decoded; each object is read once. */
+function keyReader(kube: Kube, namespace: string | undefined) {
+  const read = new Map<string, Promise<Record<string, string> | undefined>>();
+  return (kind: 'Secret' | 'ConfigMap', name: string): Promise<Record<string, string> | undefined> => {
+    const id = `${kind}/${name}`;
+    if (!read.has(id)) {
+      read.set(
+        id,
+        kube.get<KubeObject & { data?: Record<string, string> }>('v1', kind, name, namespace).then(
+          ({ data = {} }) =>
+            kind === 'ConfigMap'
+              ? data
+              : Object.fromEntries(
+                  Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+                ),
+          (error: unknown) => {
+            if (isNotFound(error)) return undefined;
+            throw error;
+          },
+        ),
+      );
+    }
+    return read.get(id)!;
+  };
+}
+
+const fieldPaths: Record<string, (pod: Pod) => string | undefined> = {
+  'metadata.name': (pod) => pod.metadata.name,
+  'metadata.namespace': (pod) => pod.metadata.namespace,
+  'metadata.uid': (pod) => pod.metadata.uid,
+  'spec.nodeName': (pod) => pod.spec.nodeName,
+  'spec.serviceAccountName': (pod) => pod.spec.serviceAccountName,
+};
+
+/** The environment a kubelet would give the container, with Secret, ConfigMap and field references resolved. */
 export async function resolveEnv(kube: Kube, pod: Pod, env: EnvVar[]): Promise<Record<string, string>> {
   const resolved: Record<string, string> = {};
-  const secrets = new Map<string, Record<string, string>>();
+  const keysOf = keyReader(kube, pod.metadata.namespace);
   for (const v of env) {
+    const ref = v.valueFrom?.secretKeyRef ?? v.valueFrom?.configMapKeyRef;
     if (v.value !== undefined) resolved[v.name] = v.value;
-    else if (v.valueFrom?.secretKeyRef) {
-      const { name, key, optional } = v.valueFrom.secretKeyRef;
-      if (!secrets.has(name)) {
-        const secret = await kube.get<KubeObject & { data?: Record<string, string> }>(
-          'v1',
-          'Secret',
-          name,
-          pod.metadata.namespace,
+    else if (ref) {
+      const kind = v.valueFrom?.secretKeyRef ? 'Secret' : 'ConfigMap';
+      const keys = await keysOf(kind, ref.name);
+      const data = keys?.[ref.key];
+      if (data === undefined && !ref.optional) {
+        throw new TemporaryError(
+          `${kind.toLowerCase()} ${ref.name} ${keys ? `has no key ${ref.key}` : 'does not exist'}`,
         );
-        secrets.set(name, secret.data ?? {});
       }
-      const data = secrets.get(name)![key];
-      if (data === undefined && !optional) throw new Error(`secret ${name} has no key ${key}`);
-      if (data !== undefined) resolved[v.name] = Buffer.from(data, 'base64').toString('utf8');
+      if (data !== undefined) resolved[v.name] = data;
     } else if (v.valueFrom?.fieldRef) {
-      const field = v.valueFrom.fieldRef.fieldPath;
-      if (field === 'metadata.namespace') resolved[v.name] = pod.metadata.namespace ?? '';
-      if (field === 'metadata.name') resolved[v.name] = pod.metadata.name ?? '';
+      const field = fieldPaths[v.valueFrom.fieldRef.fieldPath];
+      if (!field) throw new PermanentError(`fieldRef ${v.valueFrom.fieldRef.fieldPath} is not supported`);
+      resolved[v.name] = field(pod) ?? '';
     }
   }
   return resolved;
@@ -166,12 +233,8 @@ export class LocalPodRuntime {
     const supervision = informerSupervision(options.logger);
     this.pods = watch<Pod>(
       options.kube,
-      {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        plural: 'pods',
-        labelSelector: `${labels.managedBy}=codemate,${labels.component}=session`,
-      },
+      // Every pod: the ones bound to this runtime's node are picked in sync, as a kubelet picks its own.
+      { apiVersion: 'v1', kind: 'Pod', plural: 'pods' },
       supervision,
     );
     this.nodes = watch<Node>(options.kube, { apiVersion: 'v1', kind: 'Node', plural: 'nodes' }, supervision);
@@ -271,17 +334,35 @@ export class LocalPodRuntime {
       await this.stopLocal(local);
       local = undefined;
     }
-    if (!pod || pod.metadata.deletionTimestamp) return;
+    if (!pod || pod.metadata.deletionTimestamp || pod.spec.nodeName !== this.options.nodeName) return;
     if (!local) {
-      if (!pod.spec.nodeName || isTerminal(pod.status?.phase)) return;
-      local = await this.startLocal(key, pod);
-      if (!local) return;
+      if (isTerminal(pod.status?.phase)) return;
+      const started = await this.startLocal(key, pod);
+      if ('unsupported' in started) return this.reportUnsupported(key, pod, started.unsupported);
+      local = started;
     }
     if (!local.mapped) {
-      await this.mapKubectl(pod, local.session.dirs, local.session.record.sessionEnv);
+      await this.mapKubectl(pod, local.session);
       local.mapped = true;
     }
     return this.reassertStatus(pod, local);
+  }
+
+  /** A pod this runtime cannot run: not ready, its container waiting with the reason, as a kubelet says. */
+  private async reportUnsupported(
+    key: string,
+    pod: Pod,
+    message: string,
+  ): Promise<{ requeueAfterMs?: number } | undefined> {
+    // kwok's pod-ready stage moves it to Running first; a Pending pod would be marked ready again.
+    if (pod.status?.phase !== 'Running') return;
+    const patch = statusPatch(pod, { state: 'unsupported', message }, new Date());
+    if (!patch) return;
+    const wait = this.pacer.waitMs(key, Date.now());
+    if (wait > 0) return { requeueAfterMs: wait };
+    await this.patchStatus(pod, patch);
+    this.pacer.wrote(key, Date.now());
+    this.options.logger.warn({ pod: key, reason: message }, 'pod not run: the local runtime cannot run it');
   }
 
   /** Writes the pod's status when it differs from the truth, at the pace the pacer allows. */
@@ -350,12 +431,37 @@ export class LocalPodRuntime {
     return dir;
   }
 
-  private async startLocal(key: string, pod: Pod): Promise<LocalPod | undefined> {
-    const container = pod.spec.containers.find((c) => c.name === sessionContainer);
-    const command = container?.command?.[0];
-    if (!container || !command?.startsWith(`${imageScriptsDir}/`)) return undefined;
+  private async startLocal(key: string, pod: Pod): Promise<LocalPod | { unsupported: string }> {
+    const [container, ...others] = pod.spec.containers;
+    if (!container || others.length > 0) {
+      return { unsupported: "the sandbox's process runtime runs pods of exactly one container" };
+    }
+    const run = hostProgram(container, this.options.scriptsDir);
+    if ('unsupported' in run) return run;
+    const refused = run.program.kind === 'server' ? unmountable(pod, container) : undefined;
+    if (refused) return { unsupported: refused };
     const dirs = await this.podDirsOf(pod);
     await ensureDirs(dirs);
+    const start =
+      run.program.kind === 'session'
+        ? await this.sessionStart(pod, container, dirs)
+        : await this.serverStart(pod, container, dirs, run.program);
+    const session = await SessionProcess.start({
+      dirs,
+      pod: { namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid: pod.metadata.uid! },
+      script: run.program.command,
+      args: run.program.args,
+      ...start,
+    });
+    this.options.logger.info(
+      { pod: key, pid: session.record.pid, dir: dirs.base, kind: run.program.kind },
+      'started pod locally',
+    );
+    return this.track(key, pod, session);
+  }
+
+  /** What a session's process gets: the session image's environment, mapped to the pod's directory. */
+  private async sessionStart(pod: Pod, container: Container, dirs: PodDirs) {
     const stateDir = path.join(dirs.workspace, '.codemate');
     const sessionEnv: Record<string, string> = {
       HOME: dirs.home,
@@ -377,19 +483,96 @@ export class LocalPodRuntime {
       ...gitRewriteEnv(this.options.gitRewrite),
     };
     const env = { ...(await resolveEnv(this.options.kube, pod, container.env ?? [])), ...sessionEnv };
-    const session = await SessionProcess.start({
-      dirs,
-      pod: { namespace: pod.metadata.namespace!, name: pod.metadata.name!, uid: pod.metadata.uid! },
-      script: path.join(this.options.scriptsDir, path.basename(command)),
-      args: container.command!.slice(1),
-      env,
-      sessionEnv,
-    });
-    this.options.logger.info(
-      { pod: key, pid: session.record.pid, dir: dirs.base },
-      'started session pod locally',
+    return { env, sessionEnv };
+  }
+
+  /**
+   * What a server's process gets (see the top of this file): its ServiceAccount as KUBECONFIG, host ports
+   * for its container ports, and its volumes as directories, with the environment pointing at them.
+   */
+  private async serverStart(pod: Pod, container: Container, dirs: PodDirs, program: HostProgram) {
+    const ports: Record<string, number> = {};
+    for (const { containerPort } of container.ports ?? []) ports[containerPort] = await freePort();
+    const mounts = await this.materializeVolumes(pod, container, dirs);
+    const kubeconfig = path.join(dirs.base, 'kubeconfig');
+    const automount = pod.spec.automountServiceAccountToken !== false;
+    if (automount) {
+      const token = await this.options.kube.serviceAccountToken(
+        pod.metadata.namespace!,
+        pod.spec.serviceAccountName ?? 'default',
+        serverTokenSeconds,
+        { name: pod.metadata.name!, uid: pod.metadata.uid! },
+      );
+      await writeFile(kubeconfig, this.options.kube.tokenKubeconfig(token, pod.metadata.namespace!), {
+        mode: 0o600,
+      });
+    }
+    const translate = (value: string): string => {
+      if (/^\d+$/.test(value) && ports[value] !== undefined) return String(ports[value]);
+      for (const [mountPath, dir] of mounts) {
+        if (value === mountPath || value.startsWith(`${mountPath}/`))
+          return dir + value.slice(mountPath.length);
+      }
+      return value;
+    };
+    const containerEnv = Object.fromEntries(
+      Object.entries(await resolveEnv(this.options.kube, pod, container.env ?? [])).map(([k, v]) => [
+        k,
+        translate(v),
+      ]),
     );
-    return this.track(key, pod, session);
+    const sessionEnv: Record<string, string> = {
+      HOME: dirs.home,
+      // tmux is not the server's, but stopping a pod runs `tmux kill-server`: on the pod's own socket.
+      TMUX_TMPDIR: dirs.tmux,
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      ...(automount ? { KUBECONFIG: kubeconfig } : {}),
+    };
+    return { env: { ...program.env, ...containerEnv, ...sessionEnv }, sessionEnv, ports };
+  }
+
+  /**
+   * Writes the container's Secret and ConfigMap volumes into the pod's directory and makes its emptyDirs
+   * there; returns each mount path with its directory. The ServiceAccount token volume is left out: the
+   * process gets KUBECONFIG instead.
+   */
+  private async materializeVolumes(
+    pod: Pod,
+    container: Container,
+    dirs: PodDirs,
+  ): Promise<Array<[string, string]>> {
+    const keysOf = keyReader(this.options.kube, pod.metadata.namespace);
+    const mounts: Array<[string, string]> = [];
+    for (const mount of container.volumeMounts ?? []) {
+      const volume = pod.spec.volumes?.find((v) => v.name === mount.name);
+      if (volume?.projected?.sources?.some((source) => source.serviceAccountToken)) continue;
+      const dir = path.join(dirs.base, 'volumes', mount.name);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      mounts.push([mount.mountPath.replace(/\/$/, ''), dir]);
+      const source = volume?.secret
+        ? { kind: 'Secret' as const, name: volume.secret.secretName, ...volume.secret }
+        : volume?.configMap
+          ? { kind: 'ConfigMap' as const, ...volume.configMap }
+          : undefined;
+      // An emptyDir: the directory is all (unmountable() refused every other kind).
+      if (!source) continue;
+      const data = await keysOf(source.kind, source.name);
+      if (!data) {
+        if (source.optional) continue;
+        throw new TemporaryError(
+          `${source.kind.toLowerCase()} ${source.name} of volume ${mount.name} does not exist`,
+        );
+      }
+      const items = source.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+      for (const item of items) {
+        if (data[item.key] === undefined)
+          throw new TemporaryError(`${source.kind.toLowerCase()} ${source.name} has no key ${item.key}`);
+        const file = path.join(dir, item.path);
+        await mkdir(path.dirname(file), { recursive: true });
+        await writeFile(file, data[item.key]!, { mode: 0o600 });
+      }
+    }
+    return mounts;
   }
 
   /** Follows a session: probes it while it runs, and records how it ended. */
@@ -428,12 +611,9 @@ export class LocalPodRuntime {
    * row make the pod not ready again.
    */
   private probe(local: LocalPod, pod: Pod): { stop(): void } {
-    const spec = pod.spec.containers.find((c) => c.name === sessionContainer)?.readinessProbe;
-    const command = spec?.exec?.command?.map((arg, i) =>
-      i === 0 && arg.startsWith(`${imageScriptsDir}/`)
-        ? path.join(this.options.scriptsDir, path.basename(arg))
-        : arg,
-    );
+    const container = pod.spec.containers[0];
+    const spec = container?.readinessProbe;
+    const check = probeCheck(container, local.session, this.options.scriptsDir);
     const periodMs = (spec?.periodSeconds ?? 10) * 1000;
     // The sandbox shares a laptop's CPU: a probe is given at least 5 s before it counts as failed.
     const timeoutMs = Math.max(5, spec?.timeoutSeconds ?? 1) * 1000;
@@ -450,7 +630,7 @@ export class LocalPodRuntime {
     };
     const round = async () => {
       if (stopped || local.exit || !local.session.running) return;
-      const ok = command ? await runProbe(command, local.session.commandEnv(), timeoutMs) : true;
+      const ok = check ? await check(timeoutMs) : true;
       if (stopped) return;
       if (ok) {
         failures = 0;
@@ -469,14 +649,23 @@ export class LocalPodRuntime {
     };
   }
 
-  /** kwok Exec, Logs and Attach for this pod, owned by it so they go with it. */
-  private async mapKubectl(pod: Pod, dirs: PodDirs, env: Record<string, string>) {
+  /**
+   * kwok Exec, Logs and Attach for this pod, and PortForward when it has ports, owned by it so they go
+   * with it.
+   */
+  private async mapKubectl(pod: Pod, session: SessionProcess) {
+    const { dirs } = session;
+    const env = session.record.sessionEnv;
     const metadata = {
       name: pod.metadata.name,
       namespace: pod.metadata.namespace,
       ownerReferences: [{ apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name!, uid: pod.metadata.uid! }],
     };
-    const containers = [sessionContainer];
+    const containers = [pod.spec.containers[0]!.name];
+    const forwards = Object.entries(session.record.ports ?? {}).map(([containerPort, hostPort]) => ({
+      ports: [Number(containerPort)],
+      target: { address: '127.0.0.1', port: hostPort },
+    }));
     const objects: KubeObject[] = [
       {
         apiVersion: 'kwok.x-k8s.io/v1alpha1',
@@ -506,6 +695,9 @@ export class LocalPodRuntime {
         metadata,
         spec: { attaches: [{ containers, logsFile: dirs.log }] },
       },
+      ...(forwards.length > 0
+        ? [{ apiVersion: 'kwok.x-k8s.io/v1alpha1', kind: 'PortForward', metadata, spec: { forwards } }]
+        : []),
     ];
     for (const object of objects) await this.options.kube.apply(object, 'codemate-pod-runtime');
   }
@@ -531,6 +723,50 @@ export class LocalPodRuntime {
     await local.session.stop();
     this.options.logger.info({ pod: local.key }, 'stopped local session pod');
   }
+}
+
+/** Why a server's volumes cannot be given to it on the host, if one cannot. */
+function unmountable(pod: Pod, container: Container): string | undefined {
+  for (const mount of container.volumeMounts ?? []) {
+    const volume = pod.spec.volumes?.find((v) => v.name === mount.name);
+    const serviceAccount = volume?.projected?.sources?.some((source) => source.serviceAccountToken);
+    if (volume && (volume.secret || volume.configMap || volume.emptyDir || serviceAccount)) continue;
+    return `volume ${mount.name} is not a Secret, ConfigMap or emptyDir volume (or the ServiceAccount token), the kinds the sandbox's process runtime gives a server`;
+  }
+  return undefined;
+}
+
+/**
+ * The container's readiness check on the host: an exec probe runs the command (the session image's
+ * scripts from setup/scripts) in the session's environment; an httpGet probe asks the host port that
+ * stands for its port. Undefined: no probe, so ready once running.
+ */
+function probeCheck(
+  container: Container | undefined,
+  session: SessionProcess,
+  scriptsDir: string,
+): ((timeoutMs: number) => Promise<boolean>) | undefined {
+  const spec = container?.readinessProbe;
+  if (spec?.exec?.command?.length) {
+    const command = spec.exec.command.map((arg, i) =>
+      i === 0 && arg.startsWith(`${imageScriptsDir}/`) ? path.join(scriptsDir, path.basename(arg)) : arg,
+    );
+    return (timeoutMs) => runProbe(command, session.commandEnv(), timeoutMs);
+  }
+  if (spec?.httpGet) {
+    const { port, path: urlPath = '/' } = spec.httpGet;
+    const containerPort =
+      typeof port === 'number' ? port : container?.ports?.find((p) => p.name === port)?.containerPort;
+    const hostPort = containerPort === undefined ? undefined : session.record.ports?.[containerPort];
+    // A probe on a port the container does not declare never passes, as it never would in a cluster.
+    if (hostPort === undefined) return async () => false;
+    return (timeoutMs) =>
+      fetch(`http://127.0.0.1:${hostPort}${urlPath}`, { signal: AbortSignal.timeout(timeoutMs) }).then(
+        (res) => res.status >= 200 && res.status < 400,
+        () => false,
+      );
+  }
+  return undefined;
 }
 
 async function runProbe(command: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<boolean> {

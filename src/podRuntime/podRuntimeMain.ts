@@ -6,9 +6,11 @@ import { terminationSignal } from '../runtime/shutdown.js';
 import { sessionPluginsDir, sessionScriptsDir } from '../config/packagePaths.js';
 import { LocalPodRuntime } from './podRuntime.js';
 
-/** `codemate dev pod-runtime`: runs until SIGTERM, then stops every local session. */
+/** `codemate dev pod-runtime`: runs until SIGTERM, then stops every local pod. */
 export async function runPodRuntime(options: {
   dir: string;
+  /** The node whose pods it runs. */
+  nodeName: string;
   kubeconfig?: string | undefined;
   context?: string | undefined;
   gitRewrite?: string | undefined;
@@ -22,6 +24,7 @@ export async function runPodRuntime(options: {
   const runtime = new LocalPodRuntime({
     kube: Kube.load({ kubeconfig: options.kubeconfig, context: options.context }),
     dir: options.dir,
+    nodeName: options.nodeName,
     scriptsDir: sessionScriptsDir,
     pluginsDir: sessionPluginsDir,
     gitRewrite: options.gitRewrite,

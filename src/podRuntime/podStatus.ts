@@ -5,8 +5,6 @@
  * controller marks every pod on a node not ready when the node's lease goes stale, and kwok's pod-ready
  * stage marks pods ready before anything runs in them; both are overwritten here with the truth.
  */
-import { sessionContainer } from '../api/pod.js';
-
 export interface PodCondition {
   type: string;
   status: string;
@@ -25,7 +23,7 @@ export interface ContainerStatus {
   state?: {
     running?: { startedAt?: string };
     terminated?: { exitCode: number; reason?: string; message?: string; finishedAt?: string };
-    waiting?: { reason?: string };
+    waiting?: { reason?: string; message?: string };
   };
 }
 
@@ -34,10 +32,16 @@ export interface ObservedPod {
   status?: { phase?: string; conditions?: PodCondition[]; containerStatuses?: ContainerStatus[] };
 }
 
-/** The session process as the runtime knows it: running (ready or not), or exited. */
+/**
+ * The pod's process as the runtime knows it: running (ready or not), exited, or never started because the
+ * runtime cannot run its container (hostPrograms.ts), which a kubelet reports as CreateContainerError.
+ */
 export type SessionTruth =
   | { state: 'running'; ready: boolean; startedAt: string }
-  | { state: 'exited'; exitCode: number; message: string; finishedAt: string };
+  | { state: 'exited'; exitCode: number; message: string; finishedAt: string }
+  | { state: 'unsupported'; message: string };
+
+const notCreated = 'CreateContainerError';
 
 const readinessConditions = ['Ready', 'ContainersReady'];
 
@@ -52,8 +56,9 @@ export function isTerminal(phase: string | undefined): boolean {
  */
 export function statusPatch(pod: ObservedPod, truth: SessionTruth, now: Date): object | undefined {
   const status = pod.status ?? {};
-  const container = pod.spec.containers.find((c) => c.name === sessionContainer);
-  const observed = status.containerStatuses?.find((c) => c.name === sessionContainer);
+  // The runtime runs pods of one container.
+  const container = pod.spec.containers[0];
+  const observed = status.containerStatuses?.find((c) => c.name === container?.name);
   const ready = truth.state === 'running' && truth.ready;
   const conditionStatus = ready ? 'True' : 'False';
   const conditionsAgree = readinessConditions.every(
@@ -62,6 +67,10 @@ export function statusPatch(pod: ObservedPod, truth: SessionTruth, now: Date): o
   if (truth.state === 'running') {
     const containerAgrees = observed?.ready === ready && observed.state?.running !== undefined;
     if (conditionsAgree && containerAgrees) return undefined;
+  } else if (truth.state === 'unsupported') {
+    const waiting = observed?.state?.waiting;
+    if (conditionsAgree && waiting?.reason === notCreated && waiting.message === truth.message)
+      return undefined;
   } else if (isTerminal(status.phase)) return undefined;
 
   const at = now.toISOString();
@@ -75,7 +84,7 @@ export function statusPatch(pod: ObservedPod, truth: SessionTruth, now: Date): o
     });
   }
   const containerStatus: ContainerStatus = {
-    name: sessionContainer,
+    name: container?.name ?? '',
     image: observed?.image ?? container?.image ?? 'local',
     imageID: observed?.imageID ?? '',
     ready,
@@ -84,17 +93,19 @@ export function statusPatch(pod: ObservedPod, truth: SessionTruth, now: Date): o
     state:
       truth.state === 'running'
         ? { running: { startedAt: observed?.state?.running?.startedAt ?? truth.startedAt } }
-        : {
-            terminated: {
-              exitCode: truth.exitCode,
-              reason: truth.exitCode === 0 ? 'Completed' : 'Error',
-              message: truth.message.slice(0, 1024),
-              finishedAt: truth.finishedAt,
+        : truth.state === 'unsupported'
+          ? { waiting: { reason: notCreated, message: truth.message } }
+          : {
+              terminated: {
+                exitCode: truth.exitCode,
+                reason: truth.exitCode === 0 ? 'Completed' : 'Error',
+                message: truth.message.slice(0, 1024),
+                finishedAt: truth.finishedAt,
+              },
             },
-          },
   };
   const containerStatuses = [
-    ...(status.containerStatuses ?? []).filter((c) => c.name !== sessionContainer),
+    ...(status.containerStatuses ?? []).filter((c) => c.name !== containerStatus.name),
     containerStatus,
   ];
   return {

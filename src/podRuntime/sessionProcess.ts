@@ -1,5 +1,6 @@
 /**
- * One session pod's process on the host, made to outlive the pod runtime that started it, as containers
+ * One pod's process on the host (a session, or one of CodeMate's servers from the project's image; the
+ * names here say "session" for both), made to outlive the pod runtime that started it, as containers
  * outlive a kubelet restart. Nothing the session needs goes through the runtime's own process:
  *
  * - the entrypoint runs under a small shell that records its exit code in a file;
@@ -76,6 +77,8 @@ export interface SessionRecord {
   startedAt: string;
   /** The session-specific environment: HOME, TMUX_TMPDIR, CODEMATE_*; what exec, probes and tmux need. */
   sessionEnv: Record<string, string>;
+  /** The host port that stands for each container port (by number), for probes and port-forward. */
+  ports?: Record<string, number>;
 }
 
 /** A line of a container runtime (CRI) log, the format kwok's Logs reads. */
@@ -241,6 +244,7 @@ export class SessionProcess {
     /** The whole environment of the entrypoint. */
     env: NodeJS.ProcessEnv;
     sessionEnv: Record<string, string>;
+    ports?: Record<string, number>;
   }): Promise<SessionProcess> {
     const { dirs } = options;
     await rm(dirs.exit, { force: true });
@@ -273,6 +277,7 @@ export class SessionProcess {
       startTicks: startTicksOf(child.pid!) ?? '',
       startedAt: new Date().toISOString(),
       sessionEnv: { ...options.sessionEnv, [podMarkerEnv]: dirs.base },
+      ...(options.ports ? { ports: options.ports } : {}),
     };
     await writeAtomically(dirs.record, JSON.stringify(record, null, 2) + '\n');
     const session = new SessionProcess(record, dirs, child);

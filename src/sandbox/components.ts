@@ -83,6 +83,8 @@ export interface ComponentContext {
   nodeBins?: NodeBinarySet | undefined;
   /** What sessions run: the real Claude Code, and the Messages API it talks to. */
   sessions?: SessionSettings;
+  /** The local pod runtime runs the pods of kwok's node (and says when they are ready). */
+  localPods?: boolean;
 }
 
 export interface SessionSettings {
@@ -227,8 +229,9 @@ export const components: readonly Component[] = [
       // and nothing asks the storage-provisioner for a volume), and the claim and volume protection that
       // let a deleted claim go once no pod uses it and a volume once no claim is bound to it. The root-CA
       // publisher writes kube-root-ca.crt into every namespace, which a real kubelet needs for any pod that
-      // mounts a projected ServiceAccount token.
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller',
+      // mounts a projected ServiceAccount token. The Deployment and ReplicaSet controllers make the pods
+      // of a chart's Deployments (docs/sandbox.md: the chart in the sandbox).
+      '--controllers=deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller',
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
     ],
@@ -277,7 +280,7 @@ export const components: readonly Component[] = [
       `--config=${paths.kwokConfig}`,
       // Only its own node: the real node of the containerd runtime is its kubelet's.
       `--manage-single-node=${sandboxNodeName}`,
-      '--enable-crds=Exec,ClusterExec,Logs,ClusterLogs,Attach,ClusterAttach',
+      '--enable-crds=Exec,ClusterExec,Logs,ClusterLogs,Attach,ClusterAttach,PortForward,ClusterPortForward',
       `--node-name=${sandboxNodeName}`,
       '--node-ip=127.0.0.1',
       `--node-port=${ports.kwok}`,
@@ -390,6 +393,7 @@ export const podRuntimeComponent: Component = {
     'pod-runtime',
     `--kubeconfig=${paths.kubeconfig}`,
     `--dir=${path.join(paths.dir, 'pods')}`,
+    `--node-name=${sandboxNodeName}`,
     `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports)}`,
     ...(sessions?.claude ? [`--claude=${sessions.claude}`] : []),
   ],
@@ -446,10 +450,36 @@ async function applyManifest(kube: Kube, file: string): Promise<KubeObject[]> {
   return objects;
 }
 
-/** kwok reads its stages from the config file: nodes turn Ready, pods Running, deleted pods go. */
-async function writeKwokConfig({ paths, bins }: ComponentContext): Promise<void> {
+/**
+ * kwok reads its stages from the config file: nodes turn Ready, pods Running, deleted pods go. When the
+ * local pod runtime runs the pods, readiness is its to say (from the pods' probes): the pod-ready stage
+ * then moves a new pod to Running but not ready, instead of calling it ready before anything runs in it,
+ * which would let a Deployment (and `helm install --wait`) count a pod whose process has not started.
+ */
+async function writeKwokConfig({ paths, bins, localPods }: ComponentContext): Promise<void> {
   const stages = (await readdir(bins.kwokStageDir)).filter((f) => f.endsWith('.yaml')).sort();
   // No KwokConfiguration document: kwok applies its defaults only when the file has none.
-  const documents = await Promise.all(stages.map((f) => readFile(path.join(bins.kwokStageDir, f), 'utf8')));
+  const documents = await Promise.all(
+    stages.map(async (f) => {
+      const text = await readFile(path.join(bins.kwokStageDir, f), 'utf8');
+      return localPods && f === 'pod-ready.yaml' ? notReadyOnStart(text) : text;
+    }),
+  );
   await writeFile(paths.kwokConfig, documents.map((d) => d.trim()).join('\n---\n') + '\n');
+}
+
+/** kwok's pod-ready stage with the pod's Ready and ContainersReady conditions and its containers not ready. */
+function notReadyOnStart(stage: string): string {
+  const edits: Array<[string, string]> = [
+    ['status: "True"\n        type: Ready\n', 'status: "False"\n        type: Ready\n'],
+    ['status: "True"\n        type: ContainersReady\n', 'status: "False"\n        type: ContainersReady\n'],
+    // The first is .spec.containers' (init containers follow, and stay as kwok has them).
+    ['name: {{ .name | Quote }}\n        ready: true\n', 'name: {{ .name | Quote }}\n        ready: false\n'],
+  ];
+  return edits.reduce((text, [from, to]) => {
+    // A kwok whose stage reads otherwise must not pass unnoticed: pods would be called ready again.
+    if (!text.includes(from))
+      throw new Error(`kwok's pod-ready stage no longer holds ${JSON.stringify(from)}`);
+    return text.replace(from, to);
+  }, stage);
 }

@@ -4,11 +4,10 @@
  * hiding behind admin rights. Their tokens are long-lived ServiceAccount token Secrets, so that a
  * sandbox left running for days keeps working.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Kube, isNotFound, type KubeObject } from '../clients/kube.js';
-import { writeTokenKubeconfig } from './kubeconfig.js';
 import { waitFor } from './probe.js';
 
 /** What a cluster brings or a kubelet runs, which the sandbox does not apply. */
@@ -78,11 +77,8 @@ export async function writeServiceAccountKubeconfig(
         `the token of ServiceAccount ${systemNamespace}/${options.serviceAccount} was not issued within 30 s`,
     },
   );
-  const cluster = admin.config.getCurrentCluster()!;
-  await writeTokenKubeconfig(options.file, {
-    server: cluster.server,
-    caData: cluster.caData ?? '',
-    token: Buffer.from(token!, 'base64').toString('utf8'),
+  await writeFile(options.file, admin.tokenKubeconfig(Buffer.from(token!, 'base64').toString('utf8')), {
+    mode: 0o600,
   });
 }
 

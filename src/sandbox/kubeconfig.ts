@@ -54,33 +54,3 @@ async function writeKubeconfig(
   };
   await writeFile(file, stringify(config), { mode: 0o600 });
 }
-
-/** A kubeconfig for a server and CA that authenticates with a bearer token (a ServiceAccount's). */
-export async function writeTokenKubeconfig(
-  file: string,
-  target: { server: string; caData: string; token: string; namespace?: string },
-): Promise<void> {
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [
-      {
-        name: sandboxContext,
-        cluster: { server: target.server, 'certificate-authority-data': target.caData },
-      },
-    ],
-    users: [{ name: 'service-account', user: { token: target.token } }],
-    contexts: [
-      {
-        name: sandboxContext,
-        context: {
-          cluster: sandboxContext,
-          user: 'service-account',
-          ...(target.namespace ? { namespace: target.namespace } : {}),
-        },
-      },
-    ],
-    'current-context': sandboxContext,
-  };
-  await writeFile(file, stringify(config), { mode: 0o600 });
-}

@@ -29,7 +29,7 @@ import { acquireLock } from './lock.js';
 import { nodeBinarySetAt, type NodeBinarySet } from './nodeBinaries.js';
 import type { ContainerdEndpoint } from './ociImage.js';
 import { ensurePki, pkiAt } from './pki.js';
-import { freePort, isPortFree } from './ports.js';
+import { freePort, isPortFree } from '../clients/ports.js';
 import { waitFor } from './probe.js';
 import { containerdComponent, containerdEndpoint, kubeletComponent } from './realNode.js';
 import { inspectPidFile, isAlive, removePidFile, startDetached, stopProcess } from '../clients/processes.js';
@@ -47,10 +47,12 @@ interface SandboxState {
 }
 
 /**
- * The control plane, plus CodeMate's own processes unless left out. With the containerd runtime, a real
- * node (containerd, kubelet) joins before kwok, and no local pod runtime runs: pods go to the real node.
+ * The control plane, plus CodeMate's own processes unless left out: all of them (`workloads`), or only
+ * its operator and webhook (`operator`), so that a chart's run instead. With the containerd runtime, a
+ * real node (containerd, kubelet) joins before kwok, and no local pod runtime runs: pods go to the real
+ * node.
  */
-function selectComponents(workloads: boolean, runtime: SandboxRuntime): Component[] {
+function selectComponents(workloads: boolean, runtime: SandboxRuntime, operator = true): Component[] {
   const controlPlane = components.filter((c) => c.name !== 'kwok');
   const kwok = components.filter((c) => c.name === 'kwok');
   const node = runtime === 'containerd' ? [containerdComponent, kubeletComponent] : [];
@@ -59,8 +61,7 @@ function selectComponents(workloads: boolean, runtime: SandboxRuntime): Componen
   return [
     ...cluster,
     modelServerComponent,
-    operatorComponent,
-    webhookComponent,
+    ...(operator ? [operatorComponent, webhookComponent] : []),
     ...(runtime === 'process' ? [podRuntimeComponent] : []),
   ];
 }
@@ -139,6 +140,11 @@ export interface SandboxUpOptions {
   readyTimeoutMs?: number;
   /** Also install the CRDs and run the CodeMate operator (default true). */
   workloads?: boolean;
+  /**
+   * Run the sandbox's own operator and webhook (default true); false leaves them to the Helm chart's,
+   * whose pods the local pod runtime runs.
+   */
+  operator?: boolean;
   /** What session pods run (the pod runtime's settings). */
   sessions?: SessionSettings;
   /** What runs pods (default process); containerd needs `nodeBins`. */
@@ -173,8 +179,17 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
     const runtime = options.runtime ?? 'process';
     if (runtime === 'containerd' && !options.nodeBins)
       throw new Error('the containerd runtime needs the real node programs (nodeBins)');
-    const selected = selectComponents(options.workloads ?? true, runtime);
+    const selected = selectComponents(options.workloads ?? true, runtime, options.operator ?? true);
     const running = await runningComponents(paths, options.bins, options.nodeBins, selected);
+    if (options.operator === false) {
+      const own = [operatorComponent, webhookComponent];
+      const competing = await runningComponents(paths, options.bins, options.nodeBins, own);
+      if (competing.size > 0) {
+        throw new CodemateError(`the sandbox in ${paths.dir} runs its own ${[...competing].join(' and ')}`, {
+          hint: 'run `codemate dev down` first, then `codemate dev up --no-operator`',
+        });
+      }
+    }
     const state = await loadOrCreateState(paths, options, running.size > 0, selected);
     const pki = await ensurePki(paths.pkiDir);
     await writeAdminKubeconfig(paths.kubeconfig, pki, state.ports.apiserver);
@@ -186,6 +201,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
       runtime,
       nodeBins: options.nodeBins,
       ...(options.sessions ? { sessions: options.sessions } : {}),
+      localPods: selected.includes(podRuntimeComponent),
     };
     const started: ComponentName[] = [];
     const alreadyRunning: ComponentName[] = [];

@@ -18,7 +18,7 @@ import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import type { ComponentName } from '../../src/sandbox/components.js';
 import { identityKubeconfig } from '../../src/sandbox/identities.js';
 import type { ModelRequest } from '../../src/sandbox/modelServer.js';
-import { freePort } from '../../src/sandbox/ports.js';
+import { freePort } from '../../src/clients/ports.js';
 import { isAlive } from '../../src/clients/processes.js';
 import { cliPath, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';

@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { inject } from 'vitest';
 import path from 'node:path';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { writeServiceAccountKubeconfig } from '../../src/sandbox/identities.js';
-import { writeTokenKubeconfig as writeKubeconfig } from '../../src/sandbox/kubeconfig.js';
-import { freePort } from '../../src/sandbox/ports.js';
+import { freePort } from '../../src/clients/ports.js';
 import { cliPath, repoRoot } from './cli.js';
 
 /**
@@ -38,13 +37,7 @@ export async function writeTokenKubeconfig(
   file: string,
   namespace?: string,
 ): Promise<void> {
-  const cluster = kube.config.getCurrentCluster()!;
-  await writeKubeconfig(file, {
-    server: cluster.server,
-    caData: cluster.caData ?? '',
-    token,
-    ...(namespace ? { namespace } : {}),
-  });
+  await writeFile(file, kube.tokenKubeconfig(token, namespace), { mode: 0o600 });
 }
 
 /** The operator's manifest applied; a kubeconfig as its ServiceAccount. */

@@ -88,6 +88,8 @@ export async function startGitHubSandbox(
   session: { login: string; id: number },
   /** More environment for `dev up`, e.g. the operator's CODEMATE_MESSAGE_RETENTION. */
   extraEnv: Record<string, string> = {},
+  /** More flags for `dev up`, e.g. --no-operator. */
+  upFlags: string[] = [],
 ): Promise<GitHubSandbox> {
   const gh = new FakeGitHub();
   await gh.start();
@@ -99,7 +101,7 @@ export async function startGitHubSandbox(
   await mkdir(path.join(repos, 'o'));
   await rename(origin, path.join(repos, 'o', 'r.git'));
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-gh-'));
-  const up = await runCli(['dev', 'up', '--state-dir', stateDir], {
+  const up = await runCli(['dev', 'up', '--state-dir', stateDir, ...upFlags], {
     env: {
       CODEMATE_BIN_DIR: binDir,
       GITHUB_API_URL: gh.url,

@@ -4,7 +4,7 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { freePort } from '../../src/sandbox/ports.js';
+import { freePort } from '../../src/clients/ports.js';
 import { cliPath } from './cli.js';
 import { eventually } from './cluster.js';
 import { httpGet, spawnServer, type ServerProcess } from './operator.js';

@@ -3,7 +3,8 @@
  * default values and with every optional feature on, passes a server-side dry run (kinds whose CRDs a
  * cluster brings along are only checked to render); bad values are refused by the schema; and an install
  * into this file's namespace creates the objects, an upgrade changes them and keeps the generated webhook
- * secret, and an uninstall removes them, except the CRDs. No operator runs there: the images are not built.
+ * secret, and an uninstall removes them, except the CRDs. Nothing runs the pods here (this control plane has
+ * no pod runtime); test/e2e/chart.test.ts installs into a sandbox whose pod runtime runs them.
  */
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -30,6 +30,7 @@ export const podRuntime: Verb = async ({ flags, globals }, deps) => {
   const env = await deps.env();
   await runPodRuntime({
     dir: String(flags.dir),
+    nodeName: String(flags.nodeName),
     kubeconfig: (globals.kubeconfig as string | undefined) ?? env.KUBECONFIG,
     context: globals.context as string | undefined,
     gitRewrite: env.CODEMATE_SANDBOX_GIT_REWRITE,
@@ -114,6 +115,7 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
       apiserverPort: config.apiserverPort,
       runtime,
       nodeBins,
+      operator: config.operator,
       sessions: { claude, anthropicBaseUrl: config.anthropicBaseUrl },
       onProgress: (text) => progress.update(text),
       onWarning: (text) => out.warn(text),

@@ -104,6 +104,27 @@ describe('statusPatch', () => {
       'Succeeded',
     );
   });
+
+  it('reports a container it cannot run as waiting with CreateContainerError, never ready, and once', () => {
+    const unsupported = { state: 'unsupported', message: 'not this image' } as const;
+    const patch = statusPatch(pod(), unsupported, now) as {
+      phase?: string;
+      conditions: Array<{ type: string; status: string }>;
+      containerStatuses: Array<{ name: string; ready: boolean; started: boolean; state: object }>;
+    };
+    expect(patch.phase).toBeUndefined();
+    expect(patch.conditions.find((c) => c.type === 'Ready')?.status).toBe('False');
+    expect(patch.containerStatuses).toEqual([
+      expect.objectContaining({
+        name: 'session',
+        ready: false,
+        started: false,
+        state: { waiting: { reason: 'CreateContainerError', message: 'not this image' } },
+      }),
+    ]);
+    expect(statusPatch(pod(patch as object, false), unsupported, now)).toBeUndefined();
+    expect(statusPatch(pod(patch as object, false), { ...unsupported, message: 'other' }, now)).toBeDefined();
+  });
 });
 
 describe('StatusWritePacer', () => {

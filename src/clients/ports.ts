@@ -1,9 +1,10 @@
+/** Loopback ports of this host, for the sandbox's components and the pods the local pod runtime runs. */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
 /**
  * The kernel's range for outgoing connections' local ports. A listening port taken from inside it can be
- * grabbed by any outgoing connection between choosing it and binding it, so the sandbox chooses below it.
+ * grabbed by any outgoing connection between choosing it and binding it, so callers choose below it.
  */
 function ephemeralRange(): [number, number] {
   try {
