@@ -211,9 +211,13 @@ Examples:
       '--runtime <runtime>',
       "what runs pods: process (host processes behind kwok) or containerd (a real kubelet and containerd; root). Default: the sandbox's own, else process",
     )
+    .option(
+      '--images',
+      "containerd runtime: build (or find) the operator/webhook and session images (as `dev build --images`), import them into the node's containerd, and run sessions from the session image",
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  $ eval "$(codemate dev up)" && kubectl get nodes\n  $ eval "$(sudo codemate dev up --runtime containerd)"',
+      '\nExamples:\n  $ eval "$(codemate dev up)" && kubectl get nodes\n  $ eval "$(sudo codemate dev up --runtime containerd --images)"',
     )
     .action(verb(() => import('./commands/dev.js'), 'up'));
 
@@ -244,7 +248,8 @@ Examples:
   dev
     .command('model-server', { hidden: true })
     .description('serve a local Anthropic Messages API for sandbox sessions (started by `dev up`)')
-    .requiredOption('--port <port>', 'the loopback port to listen on')
+    .requiredOption('--port <port>', 'the port to listen on')
+    .option('--host <address>', 'the address to listen on', '127.0.0.1')
     .action(verb(() => import('./commands/dev.js'), 'modelServer'));
 
   dev

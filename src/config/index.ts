@@ -117,6 +117,8 @@ export const devFlagsSchema = z.object({
   runtime: z.enum(sandboxRuntimes).optional(),
   apiserverPort: port.optional(),
   purge: z.boolean().default(false),
+  /** containerd runtime: build (or find) the project's images and import them into the real node. */
+  images: z.boolean().default(false),
   output: z.enum(['text', 'json']).default('text'),
 });
 export type DevFlags = z.infer<typeof devFlagsSchema>;
@@ -127,9 +129,12 @@ export interface DevConfig {
   binDir: string | undefined;
   claudeBin: string | undefined;
   anthropicBaseUrl: string | undefined;
+  /** CODEMATE_SANDBOX_GIT_REWRITE: `PREFIX=REPLACEMENT` for git in every sandbox session. */
+  gitRewrite: string | undefined;
   apiserverPort: number | undefined;
   runtime: SandboxRuntime | undefined;
   purge: boolean;
+  images: boolean;
   output: 'text' | 'json';
 }
 
@@ -141,14 +146,16 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     binDir: env.CODEMATE_BIN_DIR,
     claudeBin: env.CODEMATE_CLAUDE_BIN,
     anthropicBaseUrl: env.ANTHROPIC_BASE_URL,
+    gitRewrite: env.CODEMATE_SANDBOX_GIT_REWRITE,
     apiserverPort: flags.apiserverPort,
     runtime: flags.runtime,
     purge: flags.purge,
+    images: flags.images,
     output: flags.output,
   };
 }
 
-export const modelServerFlagsSchema = z.object({ port });
+export const modelServerFlagsSchema = z.object({ port, host: z.string().min(1).default('127.0.0.1') });
 
 export const storageProvisionerFlagsSchema = z.object({ dir: z.string().min(1) });
 
@@ -318,4 +325,14 @@ export function replayConfig(env: Env, flags: Record<string, unknown>): ReplayCo
     { event: flags.event, payload: flags.payload, url, delivery: flags.delivery, secret: secrets[0] },
     'flags',
   );
+}
+
+/**
+ * `PREFIX=REPLACEMENT` (CODEMATE_SANDBOX_GIT_REWRITE) as git's url.<REPLACEMENT>.insteadOf=PREFIX, in
+ * git's environment-only configuration, so that no config file changes.
+ */
+export function gitRewriteEnv(rewrite: string | undefined): Record<string, string> {
+  const [from, to] = rewrite?.split('=') ?? [];
+  if (!from || !to) return {};
+  return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: `url.${to}.insteadOf`, GIT_CONFIG_VALUE_0: from };
 }

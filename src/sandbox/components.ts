@@ -90,6 +90,10 @@ export interface SessionSettings {
   claude?: string | undefined;
   /** A real Messages API the user configured (ANTHROPIC_BASE_URL); the sandbox's model server otherwise. */
   anthropicBaseUrl?: string | undefined;
+  /** CODEMATE_SANDBOX_GIT_REWRITE, for sessions on the real node (the pod runtime reads it itself). */
+  gitRewrite?: string | undefined;
+  /** The image session pods run: the built session image, imported into the real node (`--images`). */
+  image?: string | undefined;
 }
 
 export interface Component {
@@ -319,13 +323,13 @@ export const operatorComponent: Component = {
   binary: 'node',
   ports: (p) => [p.operatorHealth],
   prepare: asServiceAccount('operator.yaml', 'codemate-operator'),
-  args: ({ paths, ports }) => [
+  args: ({ paths, ports, sessions }) => [
     cliPath,
     'operator',
     `--kubeconfig=${identityKubeconfig(paths.dir, 'codemate-operator')}`,
     '--no-leader-elect',
     `--health-port=${ports.operatorHealth}`,
-    '--session-image=codemate-session:dev',
+    `--session-image=${sessions?.image ?? 'codemate-session:dev'}`,
   ],
   healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.operatorHealth}/readyz`),
 };
@@ -371,12 +375,26 @@ export const modelServerComponent: Component = {
   name: 'model-server',
   binary: 'node',
   ports: (p) => [p.modelServer],
-  args: ({ ports }) => [cliPath, 'dev', 'model-server', `--port=${ports.modelServer}`],
-  healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.modelServer}/healthz`),
+  args: ({ ports, runtime }) => [
+    cliPath,
+    'dev',
+    'model-server',
+    `--port=${ports.modelServer}`,
+    `--host=${modelServerHost(runtime)}`,
+  ],
+  healthy: ({ ports, runtime }) => isHealthy(`${modelServerUrl(ports, runtime)}/healthz`),
 };
 
-export function modelServerUrl(ports: SandboxPorts): string {
-  return `http://127.0.0.1:${ports.modelServer}`;
+/**
+ * Where the model server listens: loopback for host processes; with a real node, the node's address, which
+ * pods reach through their bridge's gateway (the host), as they cannot reach the host's loopback.
+ */
+export function modelServerHost(runtime: SandboxRuntime): string {
+  return runtime === 'containerd' ? realNodeIp : '127.0.0.1';
+}
+
+export function modelServerUrl(ports: SandboxPorts, runtime: SandboxRuntime): string {
+  return `http://${modelServerHost(runtime)}:${ports.modelServer}`;
 }
 
 export const podRuntimeComponent: Component = {
@@ -390,7 +408,7 @@ export const podRuntimeComponent: Component = {
     'pod-runtime',
     `--kubeconfig=${paths.kubeconfig}`,
     `--dir=${path.join(paths.dir, 'pods')}`,
-    `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports)}`,
+    `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports, 'process')}`,
     ...(sessions?.claude ? [`--claude=${sessions.claude}`] : []),
   ],
 };
