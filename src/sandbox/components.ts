@@ -217,7 +217,7 @@ export const components: readonly Component[] = [
       await applyManifest(kube, 'user-rbac.yaml');
     },
     ports: (p) => [p.controllerManager],
-    args: ({ paths, ports, pki }) => [
+    args: ({ paths, ports, pki, runtime }) => [
       `--kubeconfig=${paths.kubeconfig}`,
       `--authentication-kubeconfig=${paths.kubeconfig}`,
       `--authorization-kubeconfig=${paths.kubeconfig}`,
@@ -232,7 +232,9 @@ export const components: readonly Component[] = [
       // let a deleted claim go once no pod uses it and a volume once no claim is bound to it. The root-CA
       // publisher writes kube-root-ca.crt into every namespace, which a real kubelet needs for any pod that
       // mounts a projected ServiceAccount token.
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller',
+      // With a real node, Deployments and their ReplicaSets too, so that the operator and the webhook run
+      // from their manifests as in a cluster.
+      `--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller${runtime === 'containerd' ? ',deployment-controller,replicaset-controller' : ''}`,
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
     ],

@@ -4,7 +4,8 @@
  * that enforces the restricted Pod Security profile, with the real Claude Code talking to the sandbox's
  * model server. A comment by webhook and one by poll each reach the model once, through the real kubelet's
  * exec; `codemate attach` gets a TTY and follows a resize; a PVC-backed session keeps its workspace across
- * suspend and resume.
+ * suspend and resume. Last, the operator and the webhook run from manifests/ as containers of the root
+ * image, as their ServiceAccounts, reaching the apiserver through the `kubernetes` Service.
  *
  * Pods reach neither the host's loopback nor GitHub. The sandbox's model server listens on the node's
  * address, and the session's git fetches o/r from a `git daemon` there (CODEMATE_SANDBOX_GIT_REWRITE,
@@ -17,15 +18,17 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
-import { access, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import type { MessageSpec } from '../../src/api/message.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { imageRepositories } from '../../src/config/defaults.js';
+import { manifestsDir } from '../../src/config/packagePaths.js';
 import { realNodeIp, realNodeName } from '../../src/sandbox/components.js';
 import { freePort } from '../../src/sandbox/ports.js';
 import { cliPath, runCli } from '../helpers/cli.js';
@@ -69,14 +72,21 @@ const cli = (args: string[]) => runCli([...args, '-n', namespace], { env: { KUBE
 const shell = (pod: string, script: string) => podShell(binDir, kubeconfig, namespace)(pod, script);
 const log = (text: string) => process.stderr.write(`[realnode] ${text}\n`);
 
-/** Signs and sends a delivery through `codemate webhook replay`, with the sandbox's secret. */
-async function replayComment(id: number): Promise<void> {
+/** The webhook payload for a comment the fake GitHub holds: its `comment` is the REST object. */
+async function commentPayload(id: number): Promise<Record<string, unknown>> {
   const response = await fetch(`${gh.url}/repos/o/r/issues/7/comments`, {
     headers: { authorization: 'token ghp-session-token' },
   });
   const comments = (await response.json()) as Array<{ id: number }>;
   const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<string, unknown>;
   payload.comment = comments.find((c) => c.id === id);
+  expect(payload.comment).toBeDefined();
+  return payload;
+}
+
+/** Signs and sends a delivery through `codemate webhook replay`, with the sandbox's secret. */
+async function replayComment(id: number): Promise<void> {
+  const payload = await commentPayload(id);
   const file = path.join(stateDir, `payload-${randomUUID()}.json`);
   await writeFile(file, JSON.stringify(payload));
   const result = await runCli(['webhook', 'replay', '--event', 'issue_comment', '--payload', file], {
@@ -324,5 +334,95 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
     expect((await kube.get('v1', 'Pod', second, namespace)).metadata.uid).not.toBe(firstUid);
     expect(await shell(second, 'cat notes.txt')).toBe('written before suspend\n');
     expect((await shell(second, 'git -C repo rev-parse --abbrev-ref HEAD')).trim()).toBe('feature');
+  });
+
+  it('runs the operator and the webhook from their manifests, as containers of the root image', async () => {
+    // The webhook's secret is not part of its manifest (manifests/webhook.yaml says why).
+    const secret = randomUUID().replace(/-/g, '');
+    await kube
+      .create({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: 'codemate-system' },
+      })
+      .catch(() => undefined);
+    await kube.create(secretObject('codemate-system', 'codemate-webhook-secret', { secret }));
+    for (const file of ['operator.yaml', 'webhook.yaml']) {
+      const text = await readFile(path.join(manifestsDir, file), 'utf8');
+      // All but the Ingress's cert-manager Certificate: the sandbox runs no cert-manager.
+      const objects = parseAllDocuments(text).map((d) => d.toJSON() as KubeObject);
+      for (const object of objects.filter((o) => !o.apiVersion.startsWith('cert-manager.io/')))
+        await kube.apply(object, 'realnode-e2e');
+    }
+    type Deployment = KubeObject & { spec: { replicas: number }; status?: { availableReplicas?: number } };
+    const applied = Date.now();
+    for (const name of ['codemate-operator', 'codemate-webhook']) {
+      await eventually(
+        () => kube.get<Deployment>('apps/v1', 'Deployment', name, 'codemate-system'),
+        (d) => d.status?.availableReplicas === d.spec.replicas,
+        { what: `${name} available`, timeoutMs: 120_000 },
+      );
+    }
+    log(`operator and webhook Deployments available in ${Date.now() - applied} ms`);
+    type SystemPod = Pod & { spec: { serviceAccountName?: string }; status?: { podIP?: string } };
+    const pods = await kube.list<SystemPod>('v1', 'Pod', 'codemate-system');
+    for (const pod of pods) {
+      const name = pod.metadata.labels?.['app.kubernetes.io/name'];
+      expect(pod.spec.serviceAccountName).toBe(name);
+      expect(pod.spec.nodeName).toBe(realNodeName);
+      expect(pod.spec.containers[0]!.image).toBe(`${imageRepositories.codemate}:0.1.0`);
+    }
+    // The operator reached the apiserver in-cluster, as its ServiceAccount: one of its pods leads.
+    const operators = pods.filter(
+      (p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'codemate-operator',
+    );
+    const lease = await eventually(
+      () =>
+        kube.get<KubeObject & { spec?: { holderIdentity?: string } }>(
+          'coordination.k8s.io/v1',
+          'Lease',
+          'codemate-operator',
+          'codemate-system',
+        ),
+      (l) => operators.some((p) => p.metadata.name === l.spec?.holderIdentity),
+      { what: 'an operator pod holds the Lease' },
+    );
+    expect(lease.spec?.holderIdentity).toBeDefined();
+
+    // The webhook, as its ServiceAccount, stores a signed delivery as a CodeMateMessage.
+    const webhook = pods.find((p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'codemate-webhook')!;
+    const secretFile = path.join(stateDir, 'in-cluster-webhook-secret');
+    await writeFile(secretFile, `${secret}\n`);
+    // No poll finds the comment first: what stores it is the in-cluster webhook.
+    for (const name of ['pr-7', 'keeps']) {
+      await kube.mergePatch({
+        apiVersion: 'codemate.io/v1alpha1',
+        kind: 'CodeMate',
+        metadata: { name, namespace },
+        spec: { monitoring: { intervalSeconds: 600 } },
+      });
+    }
+    const id = gh.comment('o', 'r', 7, alice, 'To the webhook in the cluster.', 'MEMBER');
+    const payload = await commentPayload(id);
+    const file = path.join(stateDir, `payload-${randomUUID()}.json`);
+    await writeFile(file, JSON.stringify(payload));
+    const result = await runCli(['webhook', 'replay', '--event', 'issue_comment', '--payload', file], {
+      env: {
+        CODEMATE_WEBHOOK_URL: `http://${webhook.status!.podIP!}:8080/webhook/github`,
+        GITHUB_WEBHOOK_SECRET_FILE: secretFile,
+      },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    // Both CodeMates work on o/r's branch `feature`: the comment is a message for each.
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      status: 'stored',
+      outcomes: expect.arrayContaining([
+        expect.objectContaining({ result: 'created', message: `pr-7-ic-${id}` }),
+        expect.objectContaining({ result: 'created', message: `keeps-ic-${id}` }),
+      ]),
+    });
+    await eventually(messages, (ms) => ms.some((m) => m.metadata.name === `pr-7-ic-${id}`), {
+      what: 'the message the in-cluster webhook stored',
+    });
   });
 });
