@@ -215,9 +215,13 @@ Examples:
       '--no-operator',
       "run neither the sandbox's own CodeMate operator nor its webhook, e.g. to install the Helm chart instead",
     )
+    .option(
+      '--images',
+      "containerd runtime: build (or find) the operator/webhook and session images (as `dev build --images`), import them into the node's containerd, and run sessions from the session image",
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  $ eval "$(codemate dev up)" && kubectl get nodes\n  $ eval "$(sudo codemate dev up --runtime containerd)"\n  $ eval "$(codemate dev up --no-operator)" && helm install codemate charts/codemate ...',
+      '\nExamples:\n  $ eval "$(codemate dev up)" && kubectl get nodes\n  $ eval "$(sudo codemate dev up --runtime containerd --images)"\n  $ eval "$(codemate dev up --no-operator)" && helm install codemate charts/codemate ...',
     )
     .action(verb(() => import('./commands/dev.js'), 'up'));
 
@@ -249,7 +253,8 @@ Examples:
   dev
     .command('model-server', { hidden: true })
     .description('serve a local Anthropic Messages API for sandbox sessions (started by `dev up`)')
-    .requiredOption('--port <port>', 'the loopback port to listen on')
+    .requiredOption('--port <port>', 'the port to listen on')
+    .option('--host <address>', 'the address to listen on', '127.0.0.1')
     .action(verb(() => import('./commands/dev.js'), 'modelServer'));
 
   dev

@@ -119,6 +119,8 @@ export const devFlagsSchema = z.object({
   purge: z.boolean().default(false),
   /** `--no-operator`: the sandbox runs neither its own operator nor its webhook (a chart's do instead). */
   operator: z.boolean().default(true),
+  /** containerd runtime: build (or find) the project's images and import them into the real node. */
+  images: z.boolean().default(false),
   output: z.enum(['text', 'json']).default('text'),
 });
 export type DevFlags = z.infer<typeof devFlagsSchema>;
@@ -129,10 +131,13 @@ export interface DevConfig {
   binDir: string | undefined;
   claudeBin: string | undefined;
   anthropicBaseUrl: string | undefined;
+  /** CODEMATE_SANDBOX_GIT_REWRITE: `PREFIX=REPLACEMENT` for git in every sandbox session. */
+  gitRewrite: string | undefined;
   apiserverPort: number | undefined;
   runtime: SandboxRuntime | undefined;
   purge: boolean;
   operator: boolean;
+  images: boolean;
   output: 'text' | 'json';
 }
 
@@ -144,15 +149,17 @@ export function devConfig(env: Env, rawFlags: Record<string, unknown>): DevConfi
     binDir: env.CODEMATE_BIN_DIR,
     claudeBin: env.CODEMATE_CLAUDE_BIN,
     anthropicBaseUrl: env.ANTHROPIC_BASE_URL,
+    gitRewrite: env.CODEMATE_SANDBOX_GIT_REWRITE,
     apiserverPort: flags.apiserverPort,
     runtime: flags.runtime,
     purge: flags.purge,
     operator: flags.operator,
+    images: flags.images,
     output: flags.output,
   };
 }
 
-export const modelServerFlagsSchema = z.object({ port });
+export const modelServerFlagsSchema = z.object({ port, host: z.string().min(1).default('127.0.0.1') });
 
 export const storageProvisionerFlagsSchema = z.object({ dir: z.string().min(1) });
 
@@ -322,4 +329,14 @@ export function replayConfig(env: Env, flags: Record<string, unknown>): ReplayCo
     { event: flags.event, payload: flags.payload, url, delivery: flags.delivery, secret: secrets[0] },
     'flags',
   );
+}
+
+/**
+ * `PREFIX=REPLACEMENT` (CODEMATE_SANDBOX_GIT_REWRITE) as git's url.<REPLACEMENT>.insteadOf=PREFIX, in
+ * git's environment-only configuration, so that no config file changes.
+ */
+export function gitRewriteEnv(rewrite: string | undefined): Record<string, string> {
+  const [from, to] = rewrite?.split('=') ?? [];
+  if (!from || !to) return {};
+  return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: `url.${to}.insteadOf`, GIT_CONFIG_VALUE_0: from };
 }

@@ -29,6 +29,7 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { podRuntimeBackoff } from '../config/defaults.js';
+import { gitRewriteEnv } from '../config/index.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import { on, runController, type RunningController } from '../runtime/controller.js';
 import { PermanentError, TemporaryError } from '../runtime/errors.js';
@@ -195,12 +196,6 @@ export async function resolveEnv(kube: Kube, pod: Pod, env: EnvVar[]): Promise<R
     }
   }
   return resolved;
-}
-
-function gitRewriteEnv(rewrite: string | undefined): Record<string, string> {
-  const [from, to] = rewrite?.split('=') ?? [];
-  if (!from || !to) return {};
-  return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: `url.${to}.insteadOf`, GIT_CONFIG_VALUE_0: from };
 }
 
 /** A pod the runtime runs (or ran): its process, and what the probes last said. */

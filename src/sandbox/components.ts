@@ -92,6 +92,10 @@ export interface SessionSettings {
   claude?: string | undefined;
   /** A real Messages API the user configured (ANTHROPIC_BASE_URL); the sandbox's model server otherwise. */
   anthropicBaseUrl?: string | undefined;
+  /** CODEMATE_SANDBOX_GIT_REWRITE, for sessions on the real node (the pod runtime reads it itself). */
+  gitRewrite?: string | undefined;
+  /** The image session pods run: the built session image, imported into the real node (`--images`). */
+  image?: string | undefined;
 }
 
 export interface Component {
@@ -230,7 +234,8 @@ export const components: readonly Component[] = [
       // let a deleted claim go once no pod uses it and a volume once no claim is bound to it. The root-CA
       // publisher writes kube-root-ca.crt into every namespace, which a real kubelet needs for any pod that
       // mounts a projected ServiceAccount token. The Deployment and ReplicaSet controllers make the pods
-      // of a chart's Deployments (docs/sandbox.md: the chart in the sandbox).
+      // of Deployments: a chart's (docs/sandbox.md: the chart in the sandbox), and with a real node the
+      // operator and the webhook from their manifests, as in a cluster.
       '--controllers=deployment-controller,replicaset-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,node-lifecycle-controller,clusterrole-aggregation-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,root-ca-certificate-publisher-controller',
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       `--root-ca-file=${pki.caCert}`,
@@ -322,13 +327,13 @@ export const operatorComponent: Component = {
   binary: 'node',
   ports: (p) => [p.operatorHealth],
   prepare: asServiceAccount('operator.yaml', 'codemate-operator'),
-  args: ({ paths, ports }) => [
+  args: ({ paths, ports, sessions }) => [
     cliPath,
     'operator',
     `--kubeconfig=${identityKubeconfig(paths.dir, 'codemate-operator')}`,
     '--no-leader-elect',
     `--health-port=${ports.operatorHealth}`,
-    '--session-image=codemate-session:dev',
+    `--session-image=${sessions?.image ?? 'codemate-session:dev'}`,
   ],
   healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.operatorHealth}/readyz`),
 };
@@ -374,12 +379,26 @@ export const modelServerComponent: Component = {
   name: 'model-server',
   binary: 'node',
   ports: (p) => [p.modelServer],
-  args: ({ ports }) => [cliPath, 'dev', 'model-server', `--port=${ports.modelServer}`],
-  healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.modelServer}/healthz`),
+  args: ({ ports, runtime }) => [
+    cliPath,
+    'dev',
+    'model-server',
+    `--port=${ports.modelServer}`,
+    `--host=${modelServerHost(runtime)}`,
+  ],
+  healthy: ({ ports, runtime }) => isHealthy(`${modelServerUrl(ports, runtime)}/healthz`),
 };
 
-export function modelServerUrl(ports: SandboxPorts): string {
-  return `http://127.0.0.1:${ports.modelServer}`;
+/**
+ * Where the model server listens: loopback for host processes; with a real node, the node's address, which
+ * pods reach through their bridge's gateway (the host), as they cannot reach the host's loopback.
+ */
+export function modelServerHost(runtime: SandboxRuntime): string {
+  return runtime === 'containerd' ? realNodeIp : '127.0.0.1';
+}
+
+export function modelServerUrl(ports: SandboxPorts, runtime: SandboxRuntime): string {
+  return `http://${modelServerHost(runtime)}:${ports.modelServer}`;
 }
 
 export const podRuntimeComponent: Component = {
@@ -394,7 +413,7 @@ export const podRuntimeComponent: Component = {
     `--kubeconfig=${paths.kubeconfig}`,
     `--dir=${path.join(paths.dir, 'pods')}`,
     `--node-name=${sandboxNodeName}`,
-    `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports)}`,
+    `--anthropic-base-url=${sessions?.anthropicBaseUrl ?? modelServerUrl(ports, 'process')}`,
     ...(sessions?.claude ? [`--claude=${sessions.claude}`] : []),
   ],
 };

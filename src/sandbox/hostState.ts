@@ -24,6 +24,7 @@ const nodeSysctls = [
   'kernel/keys/root_maxkeys',
   'kernel/keys/root_maxbytes',
   'net/ipv4/ip_forward',
+  'net/ipv4/conf/all/route_localnet',
   'net/ipv6/conf/all/forwarding',
   'net/bridge/bridge-nf-call-iptables',
   'net/bridge/bridge-nf-call-ip6tables',

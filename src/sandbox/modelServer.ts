@@ -254,8 +254,8 @@ export async function startModelServer(
 }
 
 /** `codemate dev model-server`: serves until SIGTERM or SIGINT. */
-export async function runModelServer(options: { port: number }): Promise<void> {
-  const server = await startModelServer({ port: options.port });
+export async function runModelServer(options: { port: number; host: string }): Promise<void> {
+  const server = await startModelServer({ port: options.port, host: options.host });
   process.stderr.write(`local model server listening on ${server.url}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());

@@ -23,9 +23,10 @@ const criNamespace = 'k8s.io';
  * Imports an image archive into the node's containerd, unpacked for the default snapshotter so that a
  * pod can start from it at once, under the name the archive carries: an OCI archive's
  * `io.containerd.image.name` annotation (writeOciArchive sets it), or a docker archive's RepoTags. An OCI
- * archive with only `org.opencontainers.image.ref.name` (what `buildah push … oci-archive:` writes) gets
- * ctr's `import-<date>:<ref>` instead, so write buildah's images with `docker-archive:FILE:NAME`. The
- * CRI resolves a short name such as `codemate-session:dev` to `docker.io/library/codemate-session:dev`.
+ * archive with only `org.opencontainers.image.ref.name` (what `buildah push … oci-archive:` writes) keeps
+ * that name too when it is a full reference, through ctr's client-side import (`--local`); containerd's
+ * transfer service would name it `import-<date>:<ref>`. The CRI resolves a short name such as
+ * `codemate-session:dev` to `docker.io/library/codemate-session:dev`.
  */
 export async function importImage(archivePath: string, containerd: ContainerdEndpoint): Promise<void> {
   await runProgram(containerd.ctr, [
@@ -35,6 +36,7 @@ export async function importImage(archivePath: string, containerd: ContainerdEnd
     criNamespace,
     'images',
     'import',
+    '--local',
     archivePath,
   ]);
 }

@@ -317,6 +317,37 @@ export const containerdComponent: Component = {
   },
 };
 
+/** The ClusterIP of the `kubernetes` Service: the first address of `--service-cluster-ip-range`. */
+const kubernetesServiceIp = '10.0.0.1';
+
+/**
+ * In-cluster clients (KUBERNETES_SERVICE_HOST/PORT, which kubelet sets to the `kubernetes` Service) reach
+ * the apiserver, which listens on the host's loopback only: a DNAT rule takes the Service's address to it,
+ * and `route_localnet` lets the kernel route pod traffic to 127.0.0.1. The sandbox runs no kube-proxy;
+ * this is the one Service rule it needs. `dev down` restores both (hostState.ts).
+ */
+async function routeKubernetesService(apiserverPort: number): Promise<void> {
+  await writeFile('/proc/sys/net/ipv4/conf/all/route_localnet', '1\n');
+  const rule = [
+    'PREROUTING',
+    '-d',
+    `${kubernetesServiceIp}/32`,
+    '-p',
+    'tcp',
+    '--dport',
+    '443',
+    '-j',
+    'DNAT',
+    '--to-destination',
+    `127.0.0.1:${apiserverPort}`,
+  ];
+  const exists = await runProgram('iptables', ['-w', '-t', 'nat', '-C', ...rule]).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) await runProgram('iptables', ['-w', '-t', 'nat', '-A', ...rule]);
+}
+
 type NodeObject = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };
 
 export const kubeletComponent: Component = {
@@ -347,7 +378,8 @@ export const kubeletComponent: Component = {
     ];
   },
   healthy: ({ ports }) => isHealthy(`http://127.0.0.1:${ports.kubeletHealthz}/healthz`),
-  afterStart: async ({ paths }) => {
+  afterStart: async ({ paths, ports }) => {
+    await routeKubernetesService(ports.apiserver);
     const kube = Kube.load({ kubeconfig: paths.kubeconfig });
     await waitFor(
       async () => {

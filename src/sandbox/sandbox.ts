@@ -3,12 +3,13 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CodemateError } from '../api/errors.js';
 import { Kube, type KubeObject } from '../clients/kube.js';
-import type { SandboxRuntime } from '../config/index.js';
+import { gitRewriteEnv, type SandboxRuntime } from '../config/index.js';
 import { binarySetAt, type BinarySet } from './binaries.js';
 import {
   components,
   executableOf,
   modelServerComponent,
+  modelServerUrl,
   operatorComponent,
   podRuntimeComponent,
   portNames,
@@ -32,6 +33,7 @@ import { ensurePki, pkiAt } from './pki.js';
 import { freePort, isPortFree } from '../clients/ports.js';
 import { waitFor } from './probe.js';
 import { containerdComponent, containerdEndpoint, kubeletComponent } from './realNode.js';
+import { applySessionEnvPolicy } from './sessionEnv.js';
 import { inspectPidFile, isAlive, removePidFile, startDetached, stopProcess } from '../clients/processes.js';
 
 interface SandboxState {
@@ -234,6 +236,14 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
         progress('waiting for the sandbox node and default service account');
         await waitForWorkloads(paths);
       }
+    }
+    if (runtime === 'containerd' && (options.workloads ?? true)) {
+      // Pods cannot reach the host's loopback, nor GitHub: tell sessions where the model and the git
+      // origin are (sessionEnv.ts), as the local pod runtime does for its processes.
+      await applySessionEnvPolicy(Kube.load({ kubeconfig: paths.kubeconfig }), {
+        ANTHROPIC_BASE_URL: options.sessions?.anthropicBaseUrl ?? modelServerUrl(state.ports, runtime),
+        ...gitRewriteEnv(options.sessions?.gitRewrite),
+      });
     }
     return { paths, ports: state.ports, started, alreadyRunning, ...webhookOf(state, paths) };
   } finally {

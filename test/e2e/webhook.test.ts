@@ -172,7 +172,8 @@ describe('GitHub webhooks reach the session at once', () => {
       (cm) =>
         cm.status?.phase === 'Running' &&
         cm.status.github?.login === 'codemate-bot' &&
-        conditionsOf(cm).GitHubAuthenticated !== 'Unknown',
+        conditionsOf(cm).GitHubAuthenticated === 'True' &&
+        conditionsOf(cm).PullRequestLinked === 'True',
       { what: 'keep-7 Running, with its first poll done and reconciled', timeoutMs: 60_000 },
     );
     expect(conditionsOf(linked)).toMatchObject({

@@ -6,6 +6,7 @@
 import { frameBody, type MessageSpec } from '../../src/api/message.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import type { ModelRequest } from '../../src/sandbox/modelServer.js';
+import { modelServerHost } from '../../src/sandbox/components.js';
 import { sandboxStatus } from '../../src/sandbox/sandbox.js';
 import { framed, normalised, promptsReceived } from './model.js';
 
@@ -13,7 +14,7 @@ export async function modelServerUrl(stateDir: string): Promise<string> {
   const status = await sandboxStatus(stateDir);
   const server = status.components.find((c) => c.name === 'model-server');
   if (!server?.port) throw new Error(`the sandbox in ${stateDir} runs no model-server`);
-  return `http://127.0.0.1:${server.port}`;
+  return `http://${modelServerHost(status.runtime ?? 'process')}:${server.port}`;
 }
 
 export async function modelRequests(stateDir: string): Promise<ModelRequest[]> {
@@ -73,7 +74,10 @@ export async function expectedAtModel(
   pod: string,
   message: { metadata: { name?: string }; spec: MessageSpec },
 ): Promise<string> {
-  const key = (await exec(pod, 'cat "$CODEMATE_STATE_DIR/session-key"')).trim();
+  // The session image leaves CODEMATE_STATE_DIR to its default (codemate-lib.sh); the local pod runtime sets it.
+  const key = (
+    await exec(pod, 'cat "${CODEMATE_STATE_DIR:-$CODEMATE_WORKSPACE/.codemate}/session-key"')
+  ).trim();
   const spec = await kube.get<
     KubeObject & { spec?: { containers?: Array<{ env?: Array<{ name: string; value?: string }> }> } }
   >('v1', 'Pod', pod, namespace);

@@ -71,6 +71,8 @@ export interface GitHubSandbox {
   kube: Kube;
   /** What `eval "$(codemate dev up)"` exports: KUBECONFIG, CODEMATE_WEBHOOK_URL, GITHUB_WEBHOOK_SECRET_FILE. */
   env: Record<string, string>;
+  /** The directory that holds the git origin o/r.git, which the sessions clone. */
+  repos: string;
   /**
    * Another open pull request on o/r, #number with head `branch`, in the fake GitHub and in the git
    * origin the sessions clone (refs/pull/<number>/head, at #7's head), so a session can check it out.
@@ -88,8 +90,8 @@ export async function startGitHubSandbox(
   session: { login: string; id: number },
   /** More environment for `dev up`, e.g. the operator's CODEMATE_MESSAGE_RETENTION. */
   extraEnv: Record<string, string> = {},
-  /** More flags for `dev up`, e.g. --no-operator. */
-  upFlags: string[] = [],
+  /** More arguments for `dev up`, e.g. `--no-operator` or `--runtime containerd --images`. */
+  upArgs: string[] = [],
 ): Promise<GitHubSandbox> {
   const gh = new FakeGitHub();
   await gh.start();
@@ -101,13 +103,15 @@ export async function startGitHubSandbox(
   await mkdir(path.join(repos, 'o'));
   await rename(origin, path.join(repos, 'o', 'r.git'));
   const stateDir = await mkdtemp(path.join(os.tmpdir(), 'cm-gh-'));
-  const up = await runCli(['dev', 'up', '--state-dir', stateDir, ...upFlags], {
+  const up = await runCli(['dev', 'up', '--state-dir', stateDir, ...upArgs], {
     env: {
       CODEMATE_BIN_DIR: binDir,
       GITHUB_API_URL: gh.url,
       CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${repos}/`,
       ...extraEnv,
     },
+    // The real node's first start builds the images: minutes, not seconds.
+    timeoutMs: 900_000,
   });
   if (up.code !== 0) throw new Error(`codemate dev up failed: ${up.stderr}`);
   const env = Object.fromEntries(
@@ -118,6 +122,7 @@ export async function startGitHubSandbox(
     stateDir,
     kube: Kube.load({ kubeconfig: path.join(stateDir, 'kubeconfig') }),
     env,
+    repos,
     addPull: async (number, branch = `pr-${number}`) => {
       gh.addPull('o', 'r', number, branch);
       const origin = path.join(repos, 'o', 'r.git');

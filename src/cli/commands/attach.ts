@@ -12,10 +12,11 @@ export const attach: Verb = async ({ args: [name], flags, globals }, deps) =>
 
 /**
  * The remote command for attach. `script` gives tmux a terminal even when the exec has none (kwok runs
- * exec without a pty), and `stty` hands it the local terminal's size.
+ * exec without a pty), and `stty` hands it the local terminal's size. `-u`: the session image sets no
+ * UTF-8 locale, and without one the tmux client draws Claude Code's prompt and box lines as `_`.
  */
 export function attachCommand(readOnly: boolean, columns: number, rows: number): string[] {
-  const attach = `tmux attach-session${readOnly ? ' -r' : ''} -t claude-code`;
+  const attach = `tmux -u attach-session${readOnly ? ' -r' : ''} -t claude-code`;
   return ['script', '-qfec', `stty cols ${columns} rows ${rows} 2>/dev/null; exec ${attach}`, '/dev/null'];
 }
 

@@ -11,7 +11,15 @@ import { resolveClaudeCode } from '../../sandbox/claudeCode.js';
 import { resolveHelm } from '../../sandbox/helm.js';
 import { resolveNodeBinaries, type NodeBinarySet } from '../../sandbox/nodeBinaries.js';
 import { ensureNodeHost } from '../../sandbox/realNode.js';
-import { sandboxDown, sandboxRuntimeFor, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
+import { buildImages } from '../../sandbox/images.js';
+import { importImage } from '../../sandbox/ociImage.js';
+import {
+  sandboxContainerd,
+  sandboxDown,
+  sandboxRuntimeFor,
+  sandboxStatus,
+  sandboxUp,
+} from '../../sandbox/sandbox.js';
 import { runModelServer } from '../../sandbox/modelServer.js';
 import { runStorageProvisioner } from '../../sandbox/storageProvisioner.js';
 import { runPodRuntime } from '../../podRuntime/podRuntimeMain.js';
@@ -40,8 +48,8 @@ export const podRuntime: Verb = async ({ flags, globals }, deps) => {
 };
 
 export const modelServer: Verb = async ({ flags }) => {
-  const { port } = parseOrUsage(modelServerFlagsSchema, flags, 'flags');
-  await runModelServer({ port });
+  const { port, host } = parseOrUsage(modelServerFlagsSchema, flags, 'flags');
+  await runModelServer({ port, host });
 };
 
 export const storageProvisioner: Verb = async ({ flags, globals }, deps) => {
@@ -107,6 +115,19 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
   const bins = await binaries(config, out);
   const nodeBins = runtime === 'containerd' ? await nodeBinaries(config, out) : undefined;
   const claude = await claudeCode(config, out);
+  if (config.images && runtime !== 'containerd') {
+    throw new CodemateError('--images needs the containerd runtime: the process runtime runs no images', {
+      hint: 'run `codemate dev up --runtime containerd --images` (as root)',
+    });
+  }
+  const images = config.images
+    ? await locate(
+        out,
+        'images',
+        (onProgress) => buildImages({ cacheDir: config.cacheDir, onProgress }),
+        (built) => `${built.codemate.name}, ${built.session.name}`,
+      )
+    : undefined;
   const progress = await out.progress('starting the sandbox');
   try {
     const result = await sandboxUp({
@@ -116,10 +137,22 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
       runtime,
       nodeBins,
       operator: config.operator,
-      sessions: { claude, anthropicBaseUrl: config.anthropicBaseUrl },
+      sessions: {
+        claude,
+        anthropicBaseUrl: config.anthropicBaseUrl,
+        gitRewrite: config.gitRewrite,
+        image: images?.session.name,
+      },
       onProgress: (text) => progress.update(text),
       onWarning: (text) => out.warn(text),
     });
+    if (images) {
+      const containerd = await sandboxContainerd(config.stateDir);
+      for (const image of [images.codemate, images.session]) {
+        progress.update(`importing ${image.name} into the node's containerd`);
+        await importImage(image.archive, containerd);
+      }
+    }
     progress.succeed(
       result.started.length === 0
         ? `sandbox already running (apiserver https://127.0.0.1:${result.ports.apiserver})`
