@@ -33,6 +33,16 @@ export function exitCodeOf(status: V1Status): number {
   return goExit ? Number(goExit[1]) : -1;
 }
 
+/** A stream that hands each chunk of a command's output to `to`. */
+function sink(to: (chunk: Buffer) => void): Writable {
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      to(chunk);
+      done();
+    },
+  });
+}
+
 /**
  * Runs a command in a pod and settles exactly once: on the status frame, on the socket closing, or on
  * the timeout (which also closes the socket).
@@ -46,13 +56,6 @@ export async function execInPod(
 ): Promise<ExecResult> {
   let stdout = '';
   let stderr = '';
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        append(chunk.toString('utf8'));
-        done();
-      },
-    });
   const stdin = options.stdin === undefined ? null : Readable.from([Buffer.from(options.stdin)]);
   let status: V1Status | undefined;
 
@@ -79,8 +82,8 @@ export async function execInPod(
         pod,
         options.container,
         command,
-        sink((s) => (stdout += s)),
-        sink((s) => (stderr += s)),
+        sink((chunk) => (stdout += chunk.toString('utf8'))),
+        sink((chunk) => (stderr += chunk.toString('utf8'))),
         stdin,
         false,
         (s) => {
@@ -124,13 +127,6 @@ export async function openExec(
   const stdin = new PassThrough();
   // A write racing the stream's end fails; the end itself is reported through `closed`.
   stdin.on('error', () => undefined);
-  const sink = (to: (chunk: Buffer) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, done) {
-        to(chunk);
-        done();
-      },
-    });
   let status: V1Status | undefined;
   const ws = await new Exec(kube.config).exec(
     namespace,
