@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, readdirSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 
 /** True when `pid` is a live process (zombies count as gone). */
 export function isAlive(pid: number): boolean {
@@ -81,15 +82,6 @@ export function liveGroupMembers(pgid: number): number[] {
   return members;
 }
 
-/** The executable a live process was started from (argv[0]), or undefined when it is gone. */
-export function commandOf(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0];
-  } catch {
-    return undefined;
-  }
-}
-
 export interface ProcessSpec {
   command: string;
   args: readonly string[];
@@ -137,10 +129,31 @@ export type PidState =
   | { kind: 'stale'; pid: number };
 
 /** What a pid file says, checked against the live process table and the expected executable. */
-export async function inspectPidFile(file: string, expectedCommand: string): Promise<PidState> {
+/**
+ * What a pid file's process must be to count as the one it records: started from `command` (argv[0]),
+ * or, for a `script` run by Node, any `node` running that script, since a sandbox started by a pinned
+ * Node is stopped as well by another (the system's).
+ */
+export interface ProcessIdentity {
+  command: string;
+  script?: string;
+}
+
+function isProcess(pid: number, expected: ProcessIdentity): boolean {
+  let argv: string[];
+  try {
+    argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return false;
+  }
+  if (!expected.script) return argv[0] === expected.command;
+  return path.basename(argv[0] ?? '') === 'node' && argv[1] === expected.script;
+}
+
+export async function inspectPidFile(file: string, expected: ProcessIdentity): Promise<PidState> {
   const pid = await readPidFile(file);
   if (pid === undefined) return { kind: 'none' };
-  if (isAlive(pid) && commandOf(pid) === expectedCommand) return { kind: 'running', pid };
+  if (isAlive(pid) && isProcess(pid, expected)) return { kind: 'running', pid };
   return { kind: 'stale', pid };
 }
 

@@ -3,6 +3,7 @@ import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { Kube, type KubeObject } from '../clients/kube.js';
+import type { ProcessIdentity } from '../clients/processes.js';
 import type { SandboxRuntime } from '../config/index.js';
 import { cliPath, manifestsDir, sessionScriptsDir } from '../config/packagePaths.js';
 import type { BinarySet } from './binaries.js';
@@ -309,6 +310,16 @@ export function executableOf(
     return nodeBins[component.binary];
   }
   return bins.path(component.binary);
+}
+
+/** What identifies a component's running process (its pid file's): its program, or the CLI that Node runs. */
+export function identityOf(
+  component: Component,
+  bins: BinarySet,
+  nodeBins: NodeBinarySet | undefined,
+): ProcessIdentity {
+  const command = executableOf(component, bins, nodeBins);
+  return component.binary === 'node' ? { command, script: cliPath } : { command };
 }
 
 /** Runs a CodeMate server as the ServiceAccount its manifest declares. */

@@ -8,6 +8,7 @@ import { binarySetAt, type BinarySet } from './binaries.js';
 import {
   components,
   executableOf,
+  identityOf,
   modelServerComponent,
   modelServerUrl,
   operatorComponent,
@@ -112,10 +113,24 @@ export async function sandboxRuntimeFor(
   return requested;
 }
 
+/**
+ * Whether `dev up` runs the sandbox's own operator and webhook: as asked (`--operator`, `--no-operator`),
+ * else as the running sandbox in `stateDir` does (one started with `--no-operator` for a chart keeps it),
+ * else yes.
+ */
+export async function sandboxOperatorFor(stateDir: string, requested: boolean | undefined): Promise<boolean> {
+  if (requested !== undefined) return requested;
+  const paths = sandboxPaths(path.resolve(stateDir));
+  const state = await readState(paths);
+  if (!state || !state.components.includes(modelServerComponent.name) || !(await anyRunning(paths, state)))
+    return true;
+  return state.components.includes(operatorComponent.name);
+}
+
 async function anyRunning(paths: SandboxPaths, state: SandboxState): Promise<boolean> {
   for (const c of selectComponents(true, runtimeOf(state))) {
-    const executable = executableOf(c, binarySetAt(state.binDir), nodeBinsOf(state));
-    if ((await inspectPidFile(paths.pidFile(c.name), executable)).kind === 'running') return true;
+    const identity = identityOf(c, binarySetAt(state.binDir), nodeBinsOf(state));
+    if ((await inspectPidFile(paths.pidFile(c.name), identity)).kind === 'running') return true;
   }
   return false;
 }
@@ -211,7 +226,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
     for (const component of selected) {
       const pidState = await inspectPidFile(
         paths.pidFile(component.name),
-        executableOf(component, options.bins, options.nodeBins),
+        identityOf(component, options.bins, options.nodeBins),
       );
       if (pidState.kind === 'running' && (await component.healthy(ctx))) {
         alreadyRunning.push(component.name);
@@ -228,6 +243,7 @@ export async function sandboxUp(options: SandboxUpOptions): Promise<SandboxUpRes
         await removePidFile(paths.pidFile(component.name));
       }
       if (component.name === 'kwok') await bootstrapKwok(paths, options.bins, runtime);
+      await movePortsTaken(component, ctx, state, options.apiserverPort, warn);
       progress(`starting ${component.name}`);
       await startComponent(component, ctx, options.readyTimeoutMs ?? 60_000);
       await component.afterStart?.(ctx);
@@ -259,7 +275,7 @@ async function runningComponents(
 ): Promise<Set<ComponentName>> {
   const running = new Set<ComponentName>();
   for (const c of selected) {
-    if ((await inspectPidFile(paths.pidFile(c.name), executableOf(c, bins, nodeBins))).kind === 'running')
+    if ((await inspectPidFile(paths.pidFile(c.name), identityOf(c, bins, nodeBins))).kind === 'running')
       running.add(c.name);
   }
   return running;
@@ -288,7 +304,7 @@ async function loadOrCreateState(
       );
     }
     const state = { ...previous, components: names, ports: { ...previous.ports } };
-    for (const key of portNames) state.ports[key] ??= await freePort();
+    for (const key of portNames) state.ports[key] ??= await distinctFreePort(state.ports);
     await writeFile(paths.stateFile, JSON.stringify(state, null, 2) + '\n');
     return state;
   }
@@ -301,7 +317,9 @@ async function loadOrCreateState(
   // port the user asked for, which startComponent reports instead).
   for (const key of portNames) {
     if (key === 'apiserver' && options.apiserverPort) continue;
-    if (ports[key] === undefined || !(await isPortFree(ports[key]))) ports[key] = await freePort();
+    const taken = ports[key] === undefined || !(await isPortFree(ports[key]));
+    const shared = portNames.slice(0, portNames.indexOf(key)).some((other) => ports[other] === ports[key]);
+    if (taken || shared) ports[key] = await distinctFreePort(ports);
   }
   const state: SandboxState = {
     version: 1,
@@ -315,6 +333,18 @@ async function loadOrCreateState(
   return state;
 }
 
+/**
+ * A free port that none of `ports` holds yet: nothing listens on the ones chosen before it until their
+ * components start, so freePort alone can hand the same port out twice.
+ */
+async function distinctFreePort(ports: Partial<SandboxPorts>): Promise<number> {
+  const chosen = new Set(Object.values(ports));
+  for (;;) {
+    const port = await freePort();
+    if (!chosen.has(port)) return port;
+  }
+}
+
 async function readState(paths: SandboxPaths): Promise<SandboxState | undefined> {
   const text = await readFile(paths.stateFile, 'utf8').catch(() => undefined);
   if (!text) return undefined;
@@ -323,6 +353,30 @@ async function readState(paths: SandboxPaths): Promise<SandboxState | undefined>
     return state.version === 1 ? state : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * A port chosen when the sandbox's state was written may have been taken since, by anything on the host
+ * (another sandbox starting at the same time, say): the component gets another free one, recorded in
+ * the state (and in the admin kubeconfig for the apiserver). Components start in dependency order, so
+ * none that already runs refers to it. A port the user asked for is not moved: startComponent refuses it.
+ */
+async function movePortsTaken(
+  component: Component,
+  ctx: ComponentContext,
+  state: SandboxState,
+  requestedApiserverPort: number | undefined,
+  warn: (text: string) => void,
+): Promise<void> {
+  for (const port of component.ports(ctx.ports)) {
+    if (await isPortFree(port)) continue;
+    const key = portNames.find((k) => ctx.ports[k] === port);
+    if (!key || (key === 'apiserver' && requestedApiserverPort === port)) continue;
+    ctx.ports[key] = await distinctFreePort(ctx.ports);
+    warn(`port ${port}, chosen for ${component.name}, was taken meanwhile; using ${ctx.ports[key]}`);
+    await writeFile(ctx.paths.stateFile, JSON.stringify(state, null, 2) + '\n');
+    if (key === 'apiserver') await writeAdminKubeconfig(ctx.paths.kubeconfig, ctx.pki, ctx.ports.apiserver);
   }
 }
 
@@ -483,7 +537,7 @@ export async function sandboxStatus(stateDir: string): Promise<SandboxStatus> {
   const ctx = contextOf(paths, state);
   const result: ComponentStatus[] = [];
   for (const c of componentsOf(state)) {
-    const pidState = await inspectPidFile(paths.pidFile(c.name), executableOf(c, ctx.bins, ctx.nodeBins));
+    const pidState = await inspectPidFile(paths.pidFile(c.name), identityOf(c, ctx.bins, ctx.nodeBins));
     const port = c.ports(state.ports)[0];
     const log = paths.logFile(c.name);
     if (pidState.kind === 'none') result.push({ name: c.name, state: 'stopped', port, log });
@@ -533,7 +587,7 @@ export async function sandboxDown(
       }
     };
     for (const c of [...selectComponents(true, ctx.runtime)].reverse()) {
-      const pidState = await inspectPidFile(paths.pidFile(c.name), executableOf(c, ctx.bins, ctx.nodeBins));
+      const pidState = await inspectPidFile(paths.pidFile(c.name), identityOf(c, ctx.bins, ctx.nodeBins));
       if (pidState.kind === 'running') {
         await hook(c, 'beforeStop');
         await stopProcess(pidState.pid);
