@@ -212,8 +212,12 @@ Examples:
       "what runs pods: process (host processes behind kwok) or containerd (a real kubelet and containerd; root). Default: the sandbox's own, else process",
     )
     .option(
+      '--operator',
+      "run the sandbox's own CodeMate operator and webhook (default: as the running sandbox does, else yes)",
+    )
+    .option(
       '--no-operator',
-      "run neither the sandbox's own CodeMate operator nor its webhook, e.g. to install the Helm chart instead",
+      "run neither the sandbox's own CodeMate operator nor its webhook, e.g. to install the Helm chart instead; later `dev up`s keep it so",
     )
     .option(
       '--images',

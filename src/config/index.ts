@@ -117,8 +117,11 @@ export const devFlagsSchema = z.object({
   runtime: z.enum(sandboxRuntimes).optional(),
   apiserverPort: port.optional(),
   purge: z.boolean().default(false),
-  /** `--no-operator`: the sandbox runs neither its own operator nor its webhook (a chart's do instead). */
-  operator: z.boolean().default(true),
+  /**
+   * `--no-operator`: the sandbox runs neither its own operator nor its webhook (a chart's do instead);
+   * unset: as the running sandbox does (sandboxOperatorFor).
+   */
+  operator: z.boolean().optional(),
   /** containerd runtime: build (or find) the project's images and import them into the real node. */
   images: z.boolean().default(false),
   output: z.enum(['text', 'json']).default('text'),
@@ -136,7 +139,7 @@ export interface DevConfig {
   apiserverPort: number | undefined;
   runtime: SandboxRuntime | undefined;
   purge: boolean;
-  operator: boolean;
+  operator: boolean | undefined;
   images: boolean;
   output: 'text' | 'json';
 }

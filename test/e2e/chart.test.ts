@@ -180,6 +180,11 @@ afterAll(async () => {
 
 describe('the chart on the process runtime', () => {
   it("installs into a sandbox without its own operator, and the chart's Deployments run as host processes", async () => {
+    // A later `dev up` without the flag keeps the sandbox as it runs: without an operator of its own.
+    const again = await runCli(['dev', 'up', '--state-dir', sandbox.stateDir], {
+      env: { CODEMATE_BIN_DIR: binDir },
+    });
+    expect(again.code, again.stderr).toBe(0);
     const status = await runCli(['dev', 'status', '-o', 'json', '--state-dir', sandbox.stateDir]);
     const running = (JSON.parse(status.stdout) as { components: Array<{ name: string }> }).components.map(
       (c) => c.name,

@@ -16,6 +16,7 @@ import { importImage } from '../../sandbox/ociImage.js';
 import {
   sandboxContainerd,
   sandboxDown,
+  sandboxOperatorFor,
   sandboxRuntimeFor,
   sandboxStatus,
   sandboxUp,
@@ -136,7 +137,7 @@ export async function runDevUp(config: DevConfig, out: Output): Promise<void> {
       apiserverPort: config.apiserverPort,
       runtime,
       nodeBins,
-      operator: config.operator,
+      operator: await sandboxOperatorFor(config.stateDir, config.operator),
       sessions: {
         claude,
         anthropicBaseUrl: config.anthropicBaseUrl,
