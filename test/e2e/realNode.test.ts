@@ -1,17 +1,22 @@
 /**
- * CodeMate on the sandbox's real node (`dev up --runtime containerd --images`): the session pod runs the
- * session image built from setup/docker/Dockerfile.codemate, under kubelet and containerd, in a namespace
- * that enforces the restricted Pod Security profile, with the real Claude Code talking to the sandbox's
- * model server. A comment by webhook and one by poll each reach the model once, through the real kubelet's
- * exec; `codemate attach` gets a TTY and follows a resize; a PVC-backed session keeps its workspace across
- * suspend and resume. Last, the operator and the webhook run from manifests/ as containers of the root
- * image, as their ServiceAccounts, reaching the apiserver through the `kubernetes` Service.
+ * CodeMate on the sandbox's real node (`dev up --runtime containerd --images --no-operator`), installed
+ * the way a cluster admin installs it: the sandbox runs no operator or webhook of its own, and
+ * `helm install charts/codemate` runs them as containers of the root image under kubelet and containerd,
+ * as the chart's ServiceAccounts, reaching the apiserver through the `kubernetes` Service. Everything
+ * delivered below is delivered by that in-cluster operator alone.
+ *
+ * The session pod runs the session image built from setup/docker/Dockerfile.codemate, in a namespace that
+ * enforces the restricted Pod Security profile, with the real Claude Code talking to the sandbox's model
+ * server. A comment by the chart's webhook and one by poll each reach the model once, through the real
+ * kubelet's exec; `codemate attach` gets a TTY and follows a resize; a PVC-backed session keeps its
+ * workspace across suspend and resume. Last, the chart is uninstalled and manifests/ take over: their
+ * operator and webhook, as their own ServiceAccounts, deliver a comment once.
  *
  * Pods reach neither the host's loopback nor GitHub. The sandbox's model server listens on the node's
- * address, and the session's git fetches o/r from a `git daemon` there (CODEMATE_SANDBOX_GIT_REWRITE,
- * which `dev up` hands to session pods through a MutatingAdmissionPolicy: src/sandbox/sessionEnv.ts). The
- * CodeMates name o/r by its ssh URL: the image's entrypoint logs in with gh for https URLs only, and gh
- * would call api.github.com.
+ * address; the fake GitHub is forwarded there; the session's git fetches o/r from a `git daemon` there
+ * (CODEMATE_SANDBOX_GIT_REWRITE, which `dev up` hands to session pods through a
+ * MutatingAdmissionPolicy: src/sandbox/sessionEnv.ts). The CodeMates name o/r by its ssh URL: the image's
+ * entrypoint logs in with gh for https URLs only, and gh would call api.github.com.
  *
  * It needs root, buildah and busybox (the node's and the images' packages install at `dev up`), and is
  * skipped otherwise. One containerd sandbox runs per host, so nothing else may run one meanwhile.
@@ -28,15 +33,24 @@ import type { CodeMate } from '../../src/api/codemate.js';
 import type { MessageSpec } from '../../src/api/message.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { imageRepositories } from '../../src/config/defaults.js';
+import { cacheDir, readEnv } from '../../src/config/index.js';
 import { manifestsDir } from '../../src/config/packagePaths.js';
 import { realNodeIp, realNodeName } from '../../src/sandbox/components.js';
+import { resolveHelm } from '../../src/sandbox/helm.js';
+import { runProgram } from '../../src/sandbox/runProgram.js';
 import { freePort } from '../../src/clients/ports.js';
-import { cliPath, runCli } from '../helpers/cli.js';
+import { cliPath, repoRoot, runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { expectedAtModel, promptsReaching, promptsWith, receivedPrompts } from '../helpers/modelLog.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
-import { podShell, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
+import {
+  forwardToLoopback,
+  podShell,
+  sessionPod,
+  startGitHubSandbox,
+  type GitHubSandbox,
+} from '../helpers/sandbox.js';
 import { issueCommentOnPullRequest } from '../helpers/webhook.js';
 
 const run = promisify(execFile);
@@ -52,6 +66,8 @@ const hasTools = (await found('/usr/bin/buildah')) && (await found('/bin/busybox
 const session = { login: 'codemate-bot', id: 900 };
 const alice = { login: 'alice', id: 901 };
 const namespace = 'realnode';
+const system = 'codemate-system';
+const release = 'cm';
 const repoUrl = 'ssh://git@github.com/o/r.git';
 let sandbox: GitHubSandbox;
 let gh: FakeGitHub;
@@ -59,18 +75,60 @@ let kube: Kube;
 let stateDir: string;
 let kubeconfig: string;
 let gitDaemon: ChildProcess | undefined;
+let githubForward: Awaited<ReturnType<typeof forwardToLoopback>> | undefined;
+let helmBin: string;
+/** Where signed deliveries go: the in-cluster webhook's pod address, and its secret. */
+let webhookTarget: { url: string; secretFile: string };
 
 type Message = KubeObject & { spec: MessageSpec; status?: { phase?: string } };
 type Pod = KubeObject & {
-  spec: { nodeName?: string; containers: Array<{ image: string }> };
-  status?: { conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }> };
+  spec: { nodeName?: string; serviceAccountName?: string; containers: Array<{ image: string }> };
+  status?: {
+    podIP?: string;
+    conditions?: Array<{ type: string; status: string; lastTransitionTime?: string }>;
+  };
 };
+type Deployment = KubeObject & { spec: { replicas: number }; status?: { availableReplicas?: number } };
 const messages = () => kube.list<Message>('codemate.io/v1alpha1', 'CodeMateMessage', namespace);
 const codemate = (name: string) =>
   kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', name, namespace);
 const cli = (args: string[]) => runCli([...args, '-n', namespace], { env: { KUBECONFIG: kubeconfig } });
 const shell = (pod: string, script: string) => podShell(binDir, kubeconfig, namespace)(pod, script);
 const log = (text: string) => process.stderr.write(`[realnode] ${text}\n`);
+const helm = (...args: string[]) =>
+  runProgram(helmBin, [...args, '--namespace', system, '--kubeconfig', kubeconfig]);
+
+/** Waits until the Deployments are available; resolves with their pods, by `app.kubernetes.io/name`. */
+async function available(names: string[]): Promise<Pod[]> {
+  for (const name of names) {
+    await eventually(
+      () => kube.get<Deployment>('apps/v1', 'Deployment', name, system),
+      (d) => d.status?.availableReplicas === d.spec.replicas,
+      { what: `${name} available`, timeoutMs: 180_000 },
+    );
+  }
+  const pods = await kube.list<Pod>('v1', 'Pod', system);
+  return pods.filter(
+    (p) =>
+      !p.metadata.deletionTimestamp && names.includes(p.metadata.labels?.['app.kubernetes.io/name'] ?? ''),
+  );
+}
+
+/** The operator pod that holds the leader Lease, once one of `operators` does. */
+async function leader(operators: Pod[]): Promise<string> {
+  const lease = await eventually(
+    () =>
+      kube.get<KubeObject & { spec?: { holderIdentity?: string } }>(
+        'coordination.k8s.io/v1',
+        'Lease',
+        'codemate-operator',
+        system,
+      ),
+    (l) => operators.some((p) => p.metadata.name === l.spec?.holderIdentity),
+    { what: 'an operator pod holds the Lease', timeoutMs: 90_000 },
+  );
+  return lease.spec!.holderIdentity!;
+}
 
 /** The webhook payload for a comment the fake GitHub holds: its `comment` is the REST object. */
 async function commentPayload(id: number): Promise<Record<string, unknown>> {
@@ -84,15 +142,19 @@ async function commentPayload(id: number): Promise<Record<string, unknown>> {
   return payload;
 }
 
-/** Signs and sends a delivery through `codemate webhook replay`, with the sandbox's secret. */
-async function replayComment(id: number): Promise<void> {
+/**
+ * Signs and sends a delivery through `codemate webhook replay` to the in-cluster webhook (a pod address:
+ * the host reaches the pod network); resolves with its answer.
+ */
+async function replayComment(id: number): Promise<{ status: string; outcomes: unknown[] }> {
   const payload = await commentPayload(id);
   const file = path.join(stateDir, `payload-${randomUUID()}.json`);
   await writeFile(file, JSON.stringify(payload));
   const result = await runCli(['webhook', 'replay', '--event', 'issue_comment', '--payload', file], {
-    env: sandbox.env,
+    env: { CODEMATE_WEBHOOK_URL: webhookTarget.url, GITHUB_WEBHOOK_SECRET_FILE: webhookTarget.secretFile },
   });
   expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as { status: string; outcomes: unknown[] };
 }
 
 /** Delivered once, and exactly its framed text reached the model once; resolves with the latency. */
@@ -131,11 +193,13 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
       binDir,
       session,
       { CODEMATE_SANDBOX_GIT_REWRITE: `ssh://git@github.com/=git://${realNodeIp}:${gitPort}/` },
-      ['--runtime', 'containerd', '--images'],
+      ['--runtime', 'containerd', '--images', '--no-operator'],
     );
-    log(`dev up --runtime containerd --images in ${Date.now() - started} ms`);
+    log(`dev up --runtime containerd --images --no-operator in ${Date.now() - started} ms`);
     ({ gh, stateDir, kube } = sandbox);
     kubeconfig = path.join(stateDir, 'kubeconfig');
+    helmBin = await resolveHelm({ cacheDir: cacheDir(readEnv()) });
+    githubForward = await forwardToLoopback(realNodeIp, Number(new URL(gh.url).port));
     // The node's address exists only while the sandbox runs.
     gitDaemon = spawn(
       'git',
@@ -161,8 +225,52 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
 
   afterAll(async () => {
     gitDaemon?.kill();
+    await githubForward?.close();
     await sandbox?.stop();
   }, 300_000);
+
+  it('installs the chart into a sandbox without its own operator: its Deployments run as containers of the root image', async () => {
+    const status = await runCli(['dev', 'status', '-o', 'json', '--state-dir', stateDir]);
+    const components = (JSON.parse(status.stdout) as { components: Array<{ name: string }> }).components;
+    expect(components.map((c) => c.name)).not.toContain('codemate-operator');
+    expect(components.map((c) => c.name)).not.toContain('codemate-webhook');
+
+    const started = Date.now();
+    await helm(
+      'install',
+      release,
+      path.join(repoRoot, 'charts', 'codemate'),
+      '--create-namespace',
+      // The sandbox applies the user roles itself (manifests/user-rbac.yaml).
+      '--set',
+      'userRoles.create=false',
+      '--set',
+      `github.apiUrl=http://${realNodeIp}:${githubForward!.port}`,
+      '--wait',
+      '--timeout=300s',
+    );
+    const pods = await available([`${release}-operator`, `${release}-webhook`]);
+    log(`helm install → Deployments available in ${Date.now() - started} ms`);
+    expect(pods).toHaveLength(4);
+    for (const pod of pods) {
+      expect(pod.spec.serviceAccountName).toBe(pod.metadata.labels?.['app.kubernetes.io/name']);
+      expect(pod.spec.nodeName).toBe(realNodeName);
+      expect(pod.spec.containers[0]!.image).toBe(`${imageRepositories.codemate}:0.1.0`);
+    }
+    // The operator reached the apiserver in-cluster, as its ServiceAccount: one of its pods leads.
+    await leader(pods.filter((p) => p.metadata.name!.startsWith(`${release}-operator`)));
+
+    const secret = await kube.get<KubeObject & { data: Record<string, string> }>(
+      'v1',
+      'Secret',
+      `${release}-webhook-secret`,
+      system,
+    );
+    const secretFile = path.join(stateDir, 'chart-webhook-secret');
+    await writeFile(secretFile, Buffer.from(secret.data.secret!, 'base64'));
+    const webhook = pods.find((p) => p.metadata.name!.startsWith(`${release}-webhook`))!;
+    webhookTarget = { url: `http://${webhook.status!.podIP!}:8080/webhook/github`, secretFile };
+  });
 
   it('runs the session image on the real node, admitted as restricted, with the real Claude Code', async () => {
     // A poll interval far longer than the test, until the poll test shortens it: what reaches the
@@ -202,7 +310,7 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
     ).rejects.toThrow(/violates PodSecurity/);
   });
 
-  it('a comment by webhook reaches the model once, with no poll in between', async () => {
+  it("a comment by the chart's webhook reaches the model once, with no poll in between", async () => {
     const polledAt = (await codemate('pr-7')).status?.lastMonitorCheck;
     const id = gh.comment(
       'o',
@@ -213,7 +321,7 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
       'MEMBER',
     );
     const sent = Date.now();
-    await replayComment(id);
+    expect(await replayComment(id)).toMatchObject({ status: 'stored' });
     log(`webhook comment → model in ${await reachesModelOnce(`pr-7-ic-${id}`, sent)} ms`);
     expect((await codemate('pr-7')).status?.lastMonitorCheck).toBe(polledAt);
   });
@@ -336,64 +444,13 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
     expect((await shell(second, 'git -C repo rev-parse --abbrev-ref HEAD')).trim()).toBe('feature');
   });
 
-  it('runs the operator and the webhook from their manifests, as containers of the root image', async () => {
-    // The webhook's secret is not part of its manifest (manifests/webhook.yaml says why).
-    const secret = randomUUID().replace(/-/g, '');
-    await kube
-      .create({
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: { name: 'codemate-system' },
-      })
-      .catch(() => undefined);
-    await kube.create(secretObject('codemate-system', 'codemate-webhook-secret', { secret }));
-    for (const file of ['operator.yaml', 'webhook.yaml']) {
-      const text = await readFile(path.join(manifestsDir, file), 'utf8');
-      // All but the Ingress's cert-manager Certificate: the sandbox runs no cert-manager.
-      const objects = parseAllDocuments(text).map((d) => d.toJSON() as KubeObject);
-      for (const object of objects.filter((o) => !o.apiVersion.startsWith('cert-manager.io/')))
-        await kube.apply(object, 'realnode-e2e');
-    }
-    type Deployment = KubeObject & { spec: { replicas: number }; status?: { availableReplicas?: number } };
-    const applied = Date.now();
-    for (const name of ['codemate-operator', 'codemate-webhook']) {
-      await eventually(
-        () => kube.get<Deployment>('apps/v1', 'Deployment', name, 'codemate-system'),
-        (d) => d.status?.availableReplicas === d.spec.replicas,
-        { what: `${name} available`, timeoutMs: 120_000 },
-      );
-    }
-    log(`operator and webhook Deployments available in ${Date.now() - applied} ms`);
-    type SystemPod = Pod & { spec: { serviceAccountName?: string }; status?: { podIP?: string } };
-    const pods = await kube.list<SystemPod>('v1', 'Pod', 'codemate-system');
-    for (const pod of pods) {
-      const name = pod.metadata.labels?.['app.kubernetes.io/name'];
-      expect(pod.spec.serviceAccountName).toBe(name);
-      expect(pod.spec.nodeName).toBe(realNodeName);
-      expect(pod.spec.containers[0]!.image).toBe(`${imageRepositories.codemate}:0.1.0`);
-    }
-    // The operator reached the apiserver in-cluster, as its ServiceAccount: one of its pods leads.
-    const operators = pods.filter(
-      (p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'codemate-operator',
+  it('after helm uninstall, the operator and webhook of manifests/ take over as their own ServiceAccounts', async () => {
+    await helm('uninstall', release, '--wait', '--timeout=120s');
+    await eventually(
+      () => kube.list<Pod>('v1', 'Pod', system, { labelSelector: `app.kubernetes.io/instance=${release}` }),
+      (pods) => pods.length === 0,
+      { what: "the chart's pods gone", timeoutMs: 120_000 },
     );
-    const lease = await eventually(
-      () =>
-        kube.get<KubeObject & { spec?: { holderIdentity?: string } }>(
-          'coordination.k8s.io/v1',
-          'Lease',
-          'codemate-operator',
-          'codemate-system',
-        ),
-      (l) => operators.some((p) => p.metadata.name === l.spec?.holderIdentity),
-      { what: 'an operator pod holds the Lease' },
-    );
-    expect(lease.spec?.holderIdentity).toBeDefined();
-
-    // The webhook, as its ServiceAccount, stores a signed delivery as a CodeMateMessage.
-    const webhook = pods.find((p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'codemate-webhook')!;
-    const secretFile = path.join(stateDir, 'in-cluster-webhook-secret');
-    await writeFile(secretFile, `${secret}\n`);
-    // No poll finds the comment first: what stores it is the in-cluster webhook.
     for (const name of ['pr-7', 'keeps']) {
       await kube.mergePatch({
         apiVersion: 'codemate.io/v1alpha1',
@@ -402,27 +459,63 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
         spec: { monitoring: { intervalSeconds: 600 } },
       });
     }
-    const id = gh.comment('o', 'r', 7, alice, 'To the webhook in the cluster.', 'MEMBER');
-    const payload = await commentPayload(id);
-    const file = path.join(stateDir, `payload-${randomUUID()}.json`);
-    await writeFile(file, JSON.stringify(payload));
-    const result = await runCli(['webhook', 'replay', '--event', 'issue_comment', '--payload', file], {
-      env: {
-        CODEMATE_WEBHOOK_URL: `http://${webhook.status!.podIP!}:8080/webhook/github`,
-        GITHUB_WEBHOOK_SECRET_FILE: secretFile,
-      },
-    });
-    expect(result.code, result.stderr).toBe(0);
+    // The webhook's secret is not part of its manifest (manifests/webhook.yaml says why).
+    const secret = randomUUID().replace(/-/g, '');
+    await kube.create(secretObject(system, 'codemate-webhook-secret', { secret }));
+    const applied = Date.now();
+    for (const file of ['operator.yaml', 'webhook.yaml']) {
+      const text = await readFile(path.join(manifestsDir, file), 'utf8');
+      // All but the Ingress's cert-manager Certificate: the sandbox runs no cert-manager.
+      const objects = parseAllDocuments(text).map((d) => d.toJSON() as KubeObject);
+      for (const object of objects.filter((o) => !o.apiVersion.startsWith('cert-manager.io/'))) {
+        // The operator's GitHub is the fake one, at the node's address.
+        if (object.kind === 'Deployment' && object.metadata.name === 'codemate-operator') {
+          const spec = object as unknown as {
+            spec: {
+              template: { spec: { containers: Array<{ env?: Array<{ name: string; value?: string }> }> } };
+            };
+          };
+          const container = spec.spec.template.spec.containers[0]!;
+          container.env = [
+            ...(container.env ?? []).filter((e) => e.name !== 'GITHUB_API_URL'),
+            { name: 'GITHUB_API_URL', value: `http://${realNodeIp}:${githubForward!.port}` },
+          ];
+        }
+        await kube.apply(object, 'realnode-e2e');
+      }
+    }
+    const pods = await available(['codemate-operator', 'codemate-webhook']);
+    log(`manifests' operator and webhook available in ${Date.now() - applied} ms`);
+    for (const pod of pods) {
+      expect(pod.spec.serviceAccountName).toBe(pod.metadata.labels?.['app.kubernetes.io/name']);
+      expect(pod.spec.nodeName).toBe(realNodeName);
+      expect(pod.spec.containers[0]!.image).toBe(`${imageRepositories.codemate}:0.1.0`);
+    }
+    await leader(pods.filter((p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'codemate-operator'));
+
+    const webhook = pods.find((p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'codemate-webhook')!;
+    const secretFile = path.join(stateDir, 'manifests-webhook-secret');
+    await writeFile(secretFile, `${secret}\n`);
+    webhookTarget = { url: `http://${webhook.status!.podIP!}:8080/webhook/github`, secretFile };
+    // No poll finds the comment first: what stores it is the in-cluster webhook. The new operator polls
+    // each CodeMate once when it starts leading, and then not for 10 minutes.
+    for (const name of ['pr-7', 'keeps']) {
+      await eventually(
+        () => codemate(name),
+        (cm) => Date.parse(cm.status?.lastMonitorCheck ?? '') > applied,
+        { what: `the first poll of ${name} by the manifests' operator`, timeoutMs: 60_000 },
+      );
+    }
+    const id = gh.comment('o', 'r', 7, alice, 'To the webhook of the manifests.', 'MEMBER');
+    const sent = Date.now();
     // Both CodeMates work on o/r's branch `feature`: the comment is a message for each.
-    expect(JSON.parse(result.stdout)).toMatchObject({
+    expect(await replayComment(id)).toMatchObject({
       status: 'stored',
       outcomes: expect.arrayContaining([
         expect.objectContaining({ result: 'created', message: `pr-7-ic-${id}` }),
         expect.objectContaining({ result: 'created', message: `keeps-ic-${id}` }),
       ]),
     });
-    await eventually(messages, (ms) => ms.some((m) => m.metadata.name === `pr-7-ic-${id}`), {
-      what: 'the message the in-cluster webhook stored',
-    });
+    log(`manifests' webhook comment → model in ${await reachesModelOnce(`pr-7-ic-${id}`, sent)} ms`);
   });
 });

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -113,7 +114,13 @@ export async function startGitHubSandbox(
     // The real node's first start builds the images: minutes, not seconds.
     timeoutMs: 900_000,
   });
-  if (up.code !== 0) throw new Error(`codemate dev up failed: ${up.stderr}`);
+  if (up.code !== 0) {
+    // What did start must not outlive the test: one containerd sandbox runs per host.
+    await runCli(['dev', 'down', '--purge', '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir } });
+    await gh.stop();
+    await rm(repos, { recursive: true, force: true });
+    throw new Error(`codemate dev up failed: ${up.stderr}`);
+  }
   const env = Object.fromEntries(
     [...up.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]),
   );
@@ -135,5 +142,40 @@ export async function startGitHubSandbox(
       await gh.stop();
       await rm(repos, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * Forwards TCP connections to `host`'s ephemeral port onto 127.0.0.1:`port`, so that pods, which cannot
+ * reach the host's loopback, reach a test server there (e.g. the fake GitHub) at the node's address.
+ */
+export async function forwardToLoopback(
+  host: string,
+  port: number,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(port, '127.0.0.1');
+    for (const socket of [inbound, outbound]) {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
