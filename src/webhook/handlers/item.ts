@@ -1,7 +1,6 @@
 /**
- * issue_comment.created (on a pull request), pull_request_review.submitted and
- * pull_request_review_comment.created: one CodeMateMessage per CodeMate that follows the pull request,
- * with the trust policy's verdict. The names are the poller's, so whichever of the webhook replicas and
+ * issue_comment.created (on a pull request): one CodeMateMessage per CodeMate that follows the pull
+ * request, with the trust policy's verdict. The names are the poller's, so whichever of the webhook replicas and
  * the poller creates a message first wins and the others get a harmless 409.
  */
 import type { CodeMate } from '../../api/codemate.js';
