@@ -43,7 +43,10 @@ export interface GitHubReview extends GitHubItem {
   state: string;
 }
 
-export function toReview(raw: RawItem & { state: string }, submittedAt: string | null | undefined): GitHubReview {
+export function toReview(
+  raw: RawItem & { state: string },
+  submittedAt: string | null | undefined,
+): GitHubReview {
   return { ...toItem(raw, submittedAt), state: raw.state };
 }
 

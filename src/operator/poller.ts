@@ -204,7 +204,10 @@ export class Poller {
         review.state !== 'PENDING' &&
         !settled.has(review.id) &&
         !notNewBecause(cm, 'review', review) &&
-        !this.options.hasMessage(cm.metadata.namespace, messageName(cm.metadata.name, 'review', String(review.id))),
+        !this.options.hasMessage(
+          cm.metadata.namespace,
+          messageName(cm.metadata.name, 'review', String(review.id)),
+        ),
     );
     let comments: GitHubReviewComment[] | undefined;
     for (const review of fresh) {

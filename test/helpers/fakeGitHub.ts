@@ -296,7 +296,8 @@ export class FakeGitHub {
         ...(c.startLine !== undefined ? { startLine: c.startLine } : {}),
         side: c.side ?? 'RIGHT',
         diffHunk:
-          c.diffHunk ?? `@@ -${Math.max(1, line - 2)},2 +${Math.max(1, line - 2)},3 @@\n context\n+line ${line}`,
+          c.diffHunk ??
+          `@@ -${Math.max(1, line - 2)},2 +${Math.max(1, line - 2)},3 @@\n context\n+line ${line}`,
         outdated: c.outdated ?? false,
         file: c.file ?? false,
       };

@@ -82,7 +82,18 @@ describe('the fake GitHub', () => {
       [gh.reviewIdOf('o', 'r', 6, reply), 'COMMENTED', ''],
     ]);
     const comments = await owner.reviewComments('o', 'r', 6);
-    expect(comments.map((c) => [c.id, c.reviewId, c.inReplyTo, c.path, c.startLine, c.line, c.originalLine, c.subjectType])).toEqual([
+    expect(
+      comments.map((c) => [
+        c.id,
+        c.reviewId,
+        c.inReplyTo,
+        c.path,
+        c.startLine,
+        c.line,
+        c.originalLine,
+        c.subjectType,
+      ]),
+    ).toEqual([
       [first.commentIds[0], first.reviewId, null, 'src/a.ts', 10, 12, 12, 'line'],
       [first.commentIds[1], first.reviewId, null, 'src/b.ts', null, null, 3, 'line'],
       [first.commentIds[2], first.reviewId, null, 'docs/c.md', null, null, null, 'file'],
@@ -102,7 +113,9 @@ describe('the fake GitHub', () => {
       'PENDING',
     );
     gh.submitPending('o', 'r', 6, pending.reviewId);
-    expect((await owner.reviews('o', 'r', 6)).find((r) => r.id === pending.reviewId)?.state).toBe('COMMENTED');
+    expect((await owner.reviews('o', 'r', 6)).find((r) => r.id === pending.reviewId)?.state).toBe(
+      'COMMENTED',
+    );
     expect((await owner.reviewComments('o', 'r', 6)).map((c) => c.id)).toContain(pending.commentIds[0]);
   });
 

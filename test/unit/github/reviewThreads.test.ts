@@ -154,7 +154,9 @@ describe('reviewThreads', () => {
 describe('locationOf', () => {
   it('says path:line, a multi-line range, the base side, a whole-file comment', () => {
     expect(locationOf(comment(1, 1, 'a', 'x'))).toBe('src/login.ts:12');
-    expect(locationOf(comment(1, 1, 'a', 'x', { startLine: 8, originalStartLine: 8 }))).toBe('src/login.ts:8-12');
+    expect(locationOf(comment(1, 1, 'a', 'x', { startLine: 8, originalStartLine: 8 }))).toBe(
+      'src/login.ts:8-12',
+    );
     expect(locationOf(comment(1, 1, 'a', 'x', { startLine: 12 }))).toBe('src/login.ts:12');
     expect(locationOf(comment(1, 1, 'a', 'x', { side: 'LEFT' }))).toBe(
       'src/login.ts:12 in the base version (removed lines)',
@@ -165,7 +167,12 @@ describe('locationOf', () => {
   });
 
   it('says when a comment is outdated, with the lines of the commit it was written on', () => {
-    const outdated = comment(1, 1, 'a', 'x', { line: null, startLine: null, originalLine: 30, originalStartLine: 28 });
+    const outdated = comment(1, 1, 'a', 'x', {
+      line: null,
+      startLine: null,
+      originalLine: 30,
+      originalStartLine: 28,
+    });
     expect(locationOf(outdated)).toBe(
       'src/login.ts:28-30 (outdated: the code changed since; the line numbers are those of the commit it was written on)',
     );
@@ -289,9 +296,7 @@ describe('formatReview', () => {
     // Every line that is not quoted or fenced is the format's own.
     const own = frameLines(text);
     expect(own.join('\n')).not.toMatch(/evil|codemate message|operator|line separator|paragraph|CRLF|CR$/m);
-    expect(own.filter((l) => l.startsWith('Thread '))).toEqual([
-      'Thread 1 of 1: src/login.ts:12, comment 1',
-    ]);
+    expect(own.filter((l) => l.startsWith('Thread '))).toEqual(['Thread 1 of 1: src/login.ts:12, comment 1']);
     // The hunk's fence is longer than its longest run of backticks.
     expect(text).toContain('  ``````diff\n');
     // What the session's inject does to line separators cannot make new unquoted lines.
@@ -316,7 +321,12 @@ describe('reviewMessageFor', () => {
     const untrusted = { ...review(20, '', 'stranger', 'COMMENTED'), authorAssociation: 'NONE' };
     const message = reviewMessageFor(cm, untrusted, [a], 7, self)!;
     expect(message.metadata.name).toBe('pr-7-rv-20');
-    expect(message.spec.source).toMatchObject({ type: 'review', id: '20', author: 'stranger', pullRequest: 7 });
+    expect(message.spec.source).toMatchObject({
+      type: 'review',
+      id: '20',
+      author: 'stranger',
+      pullRequest: 7,
+    });
     expect(message.spec.trust).toMatchObject({ allowed: false });
 
     // A trusted reviewer is trusted even where the thread holds an untrusted stranger's earlier text.
@@ -333,6 +343,8 @@ describe('reviewMessageFor', () => {
     );
     const message = reviewMessageFor(cm, review(20), many, 7, self)!;
     expect(message.spec.body.length).toBe(messageBodyLimit);
-    expect(message.spec.body).toMatch(/cut here: the message reached its size limit; read the rest on GitHub\]$/);
+    expect(message.spec.body).toMatch(
+      /cut here: the message reached its size limit; read the rest on GitHub\]$/,
+    );
   });
 });
