@@ -121,7 +121,8 @@ describe('pull request comments reach the session', () => {
       'NONE',
     );
     const self = gh.comment('o', 'r', 7, session, 'I pushed a fix', 'OWNER');
-    const names = [`pr-7-ic-${stranger}`, `pr-7-rc-${bot}`, `pr-7-ic-${self}`];
+    // A lone review comment is a review of its own on GitHub, and arrives as that review.
+    const names = [`pr-7-ic-${stranger}`, `pr-7-rv-${gh.reviewIdOf('o', 'r', 7, bot)}`, `pr-7-ic-${self}`];
     const all = await eventually(
       messages,
       (ms) => names.every((n) => ms.find((m) => m.metadata.name === n)?.status?.phase === 'Rejected'),
