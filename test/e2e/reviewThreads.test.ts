@@ -52,12 +52,14 @@ const errorHunk =
   '@@ -30,2 +30,5 @@ export function handle() {\n+  if (!ok) {\n+    throw new Error(code);\n+  }';
 
 /**
- * On pull request `n`: bob's earlier thread on src/login.ts, then alice's review with three comments in
+ * On pull request `n`: bob's earlier thread on src/login.ts (bob is not trusted), then alice's review with three comments in
  * two threads (two replies in bob's thread, a new thread on src/errors.ts lines 31-33), and a fourth in
  * one more thread, which the session answers right away, before anything sees the review.
  */
 function reviewOn(n: number) {
+  // bob is not trusted: his review is Rejected, and his words reach the session only as alice's thread.
   const earlier = gh.submitReview('o', 'r', n, bob, {
+    association: 'NONE',
     comments: [{ body: `Why redirect here? (pr ${n})`, path: 'src/login.ts', line: 12, diffHunk: loginHunk }],
   });
   const root = earlier.commentIds[0]!;
@@ -94,6 +96,7 @@ async function expectOnePrompt(cm: string, message: Message, n: number, errors: 
   expect(text).toContain('2 review threads (1 more thread left out: you replied there after this review)');
   expect(text).toContain(`Thread 1 of 2: src/login.ts:12, comment ${root}`);
   expect(text).toContain('+  redirect(user);');
+  expect(text).toContain(`@bob (NONE)`);
   expect(text).toContain(`> Why redirect here? (pr ${n})`);
   expect(text).toContain(`> Still unclear: explain the redirect (pr ${n}).`);
   expect(text).toContain(`Thread 2 of 2: src/errors.ts:31-33, comment ${errors}`);
@@ -169,9 +172,11 @@ describe('a review reaches the session as one message, by thread', () => {
     const name = `hooked-rv-${review}`;
     const stored = await eventually(
       messages,
-      (ms) => ms.find((m) => m.metadata.name === name)?.status?.phase === 'Delivered',
+      (ms) =>
+        ms.find((m) => m.metadata.name === name)?.status?.phase === 'Delivered' &&
+        ms.find((m) => m.metadata.name === `hooked-rv-${earlier}`)?.status?.phase === 'Rejected',
       {
-        what: 'the review delivered',
+        what: "the review delivered, and bob's rejected",
         timeoutMs: 30_000,
         describe: (ms: Message[]) => ms.map((m) => `${m.metadata.name}:${m.status?.phase}`).join(' '),
       },
@@ -179,8 +184,10 @@ describe('a review reaches the session as one message, by thread', () => {
     // The polls that the deliveries asked for ran at once, not in ten minutes.
     expect((await codemate('hooked')).status?.lastMonitorCheck).not.toBe(polledAt);
     // One message for the review (bob's earlier review is its own), none per comment.
-    const mine = stored.filter((m) => m.spec.codemate === 'hooked').map((m) => m.metadata.name);
-    expect(mine.sort()).toEqual([`hooked-rv-${earlier}`, name].sort());
+    const mine = stored.filter((m) => m.spec.codemate === 'hooked');
+    expect(mine.map((m) => `${m.metadata.name}:${m.status?.phase}`).sort()).toEqual(
+      [`hooked-rv-${earlier}:Rejected`, `${name}:Delivered`].sort(),
+    );
     await expectOnePrompt(
       'hooked',
       stored.find((m) => m.metadata.name === name)!,
