@@ -81,7 +81,7 @@ function reviewOn(n: number) {
   });
   const [, errors, , answered] = review.commentIds as [number, number, number, number];
   gh.reviewComment('o', 'r', n, session, `Fixed the README (pr ${n}).`, 'OWNER', { inReplyTo: answered });
-  return { earlier: earlier.reviewId, review: review.reviewId, root, errors };
+  return { earlier: earlier.reviewId, review: review.reviewId, root, errors, comments: review.commentIds };
 }
 
 /** The one prompt for `message` reached the model, exactly as framed, and holds both threads. */
@@ -208,7 +208,7 @@ describe('a review reaches the session as one message, by thread', () => {
   });
 
   it('via the poll alone: the same review makes one message with both threads, exactly once', async () => {
-    const { review, root, errors } = reviewOn(8);
+    const { review, root, errors, comments } = reviewOn(8);
     const name = `polled-rv-${review}`;
     const stored = await eventually(
       messages,
@@ -221,6 +221,16 @@ describe('a review reaches the session as one message, by thread', () => {
       8,
       errors,
       root,
+    );
+    // 👀 on the three comments the message carried, not on the one in the thread the session answered.
+    const eyes = () => gh.reactions.filter((r) => comments.includes(r.id) && r.content === 'eyes');
+    await eventually(
+      async () => eyes().length,
+      (n) => n >= 3,
+      { what: '👀 on the review comments' },
+    );
+    expect(eyes().map((r) => [r.subject, r.id, r.by])).toEqual(
+      comments.slice(0, 3).map((id) => ['review_comment', id, 'codemate-bot']),
     );
     // Later polls are 304s: nothing charged, nothing created.
     const chargedBefore = gh.charged();
