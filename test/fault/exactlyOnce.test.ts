@@ -269,8 +269,7 @@ describe('exactly once under faults', () => {
           // A lone review comment is a review of its own on GitHub, and arrives as that review.
           const comment = gh.reviewComment('o', 'r', 106, alice, bodyOf(token), 'MEMBER');
           names.push(`c6-rv-${gh.reviewIdOf('o', 'r', 106, comment)}`);
-        }
-        else names.push(`c6-rv-${gh.review('o', 'r', 106, alice, bodyOf(token), 'COMMENTED', 'MEMBER')}`);
+        } else names.push(`c6-rv-${gh.review('o', 'r', 106, alice, bodyOf(token), 'COMMENTED', 'MEMBER')}`);
       }
       const done = await untilDelivered(c, ledger, watch, { messages: names, timeoutMs: 120_000 });
       c.recoveryMs = done - faultsAt;
