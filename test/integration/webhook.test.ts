@@ -185,40 +185,32 @@ describe('routed events become exactly the expected messages', () => {
     expect(one!.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'CodeMate', controller: true });
   });
 
-  it('a review comment on a same-repository branch asks the CodeMate that follows that branch to poll', async () => {
-    const payload = example('pull_request_review_comment', 'created') as Record<
-      string,
-      Record<string, unknown>
-    >;
-    payload.repository!.full_name = repository;
-    payload.pull_request = {
-      ...payload.pull_request,
-      number: 12,
-      head: { ref: 'topic', repo: { full_name: repository } },
+  it("a review comment on a same-repository branch asks the branch's CodeMate to poll, unless it is the session's own", async () => {
+    const onTopic = (login?: string) => {
+      const payload = example('pull_request_review_comment', 'created') as Record<
+        string,
+        Record<string, unknown>
+      >;
+      payload.repository!.full_name = repository;
+      payload.pull_request = {
+        ...payload.pull_request,
+        number: 12,
+        head: { ref: 'topic', repo: { full_name: repository } },
+      };
+      if (login) (payload.comment!.user as Record<string, unknown>).login = login;
+      return payload;
     };
-    payload.comment!.created_at = new Date().toISOString();
-    const answer = await deliver(webhook.url, 'pull_request_review_comment', payload, { secret });
+    const answer = await deliver(webhook.url, 'pull_request_review_comment', onTopic(), { secret });
     expect(answer).toMatchObject({
       status: 200,
       body: { status: 'poll-requested', codemates: [`${cluster.namespace}/topic`] },
     });
-  });
-
-  it("a review or review comment of the session's own asks for no poll", async () => {
-    const payload = example('pull_request_review_comment', 'created') as Record<
-      string,
-      Record<string, unknown>
-    >;
-    payload.repository!.full_name = repository;
-    payload.pull_request = {
-      ...payload.pull_request,
-      number: 12,
-      head: { ref: 'topic', repo: { full_name: repository } },
-    };
-    (payload.comment!.user as Record<string, unknown>).login = 'CodeMate-Bot';
-    const answer = await deliver(webhook.url, 'pull_request_review_comment', payload, { secret });
-    expect(answer.status).toBe(202);
-    expect(String(answer.body.reason)).toMatch(/the session's own/);
+    // The session's replies are reviews too; they never become its messages, so they need no poll.
+    const own = await deliver(webhook.url, 'pull_request_review_comment', onTopic('CodeMate-Bot'), {
+      secret,
+    });
+    expect(own.status).toBe(202);
+    expect(String(own.body.reason)).toMatch(/the session's own/);
   });
 
   it('records the trust verdict: untrusted, bot and self authors are stored as refused', async () => {

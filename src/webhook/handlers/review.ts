@@ -7,7 +7,7 @@
  */
 import type { RoutedEvent } from '../../github/events.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
-import type { Answer } from '../answer.js';
+import { nobodyFollows, type Answer } from '../answer.js';
 import { requestPolls, type AnnotationWriter } from './pullRequest.js';
 
 export async function handleReview(
@@ -15,13 +15,7 @@ export async function handleReview(
   deps: { codemates: CodeMateLookup; kube: AnnotationWriter; now: () => Date },
 ): Promise<Answer> {
   const followers = followersOf(deps.codemates, event);
-  if (followers.length === 0) {
-    return {
-      status: 202,
-      body: { status: 'ignored', reason: `no CodeMate follows ${event.repository}#${event.pullRequest}` },
-      final: false,
-    };
-  }
+  if (followers.length === 0) return nobodyFollows(event);
   // The session's own replies are reviews too; they never become its messages, so they need no poll.
   const self = (login: string | undefined) => login?.toLowerCase();
   const others = followers.filter(
