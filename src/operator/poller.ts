@@ -217,8 +217,8 @@ export class Poller {
         settled.add(review.id);
         continue;
       }
-      comments ??= own ? [] : await gh.reviewComments(repo.owner, repo.repo, number);
-      const message = reviewMessageFor(cm, review, own ? [] : comments, number, self);
+      if (!own) comments ??= await gh.reviewComments(repo.owner, repo.repo, number);
+      const message = reviewMessageFor(cm, review, own ? [] : (comments ?? []), number, self);
       if (message) await this.createNew(cm, message);
       else settled.add(review.id);
     }
