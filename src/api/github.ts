@@ -36,3 +36,67 @@ export function toItem(raw: RawItem, createdAt: string | null | undefined): GitH
     createdAt: createdAt ?? new Date(0).toISOString(),
   };
 }
+
+/** A submitted (or, to its own author, pending) pull request review. */
+export interface GitHubReview extends GitHubItem {
+  /** APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED or PENDING. */
+  state: string;
+}
+
+export function toReview(
+  raw: RawItem & { state: string },
+  submittedAt: string | null | undefined,
+): GitHubReview {
+  return { ...toItem(raw, submittedAt), state: raw.state };
+}
+
+/**
+ * A comment on a pull request's diff. Every one belongs to a review (a lone reply makes GitHub create a
+ * COMMENTED review for it) and to a thread: the comment it replies to, followed to the first one.
+ */
+export interface GitHubReviewComment extends GitHubItem {
+  reviewId: number | null;
+  inReplyTo: number | null;
+  path: string;
+  diffHunk: string;
+  /** The line in the pull request's current diff; null when the comment is outdated. */
+  line: number | null;
+  startLine: number | null;
+  /** The line in the commit the comment was written on. */
+  originalLine: number | null;
+  originalStartLine: number | null;
+  /** LEFT: the line is in the base (a removed line); RIGHT: in the head. */
+  side: string | null;
+  /** `file` for a comment on a whole file, which has no line. */
+  subjectType: string | null;
+}
+
+export interface RawReviewComment extends RawItem {
+  created_at: string;
+  pull_request_review_id: number | null;
+  in_reply_to_id?: number | undefined;
+  path: string;
+  diff_hunk: string;
+  line?: number | null | undefined;
+  start_line?: number | null | undefined;
+  original_line?: number | null | undefined;
+  original_start_line?: number | null | undefined;
+  side?: string | null | undefined;
+  subject_type?: string | null | undefined;
+}
+
+export function toReviewComment(raw: RawReviewComment): GitHubReviewComment {
+  return {
+    ...toItem(raw, raw.created_at),
+    reviewId: raw.pull_request_review_id ?? null,
+    inReplyTo: raw.in_reply_to_id ?? null,
+    path: raw.path,
+    diffHunk: raw.diff_hunk,
+    line: raw.line ?? null,
+    startLine: raw.start_line ?? null,
+    originalLine: raw.original_line ?? null,
+    originalStartLine: raw.original_start_line ?? null,
+    side: raw.side ?? null,
+    subjectType: raw.subject_type ?? null,
+  };
+}

@@ -7,7 +7,15 @@
 import { retry } from '@octokit/plugin-retry';
 import { throttling } from '@octokit/plugin-throttling';
 import { Octokit } from '@octokit/rest';
-import { toItem, type GitHubItem, type GitHubUser } from '../api/github.js';
+import {
+  toItem,
+  toReview,
+  toReviewComment,
+  type GitHubItem,
+  type GitHubReview,
+  type GitHubReviewComment,
+  type GitHubUser,
+} from '../api/github.js';
 
 const GitHubOctokit = Octokit.plugin(throttling, retry);
 
@@ -198,24 +206,25 @@ export class GitHub {
     return items.map((c) => toItem(c, c.created_at));
   }
 
-  async reviewComments(owner: string, repo: string, number: number): Promise<GitHubItem[]> {
+  /** Every review comment on the pull request, of every submitted review: threads and their history. */
+  async reviewComments(owner: string, repo: string, number: number): Promise<GitHubReviewComment[]> {
     const items = await this.octokit.paginate(this.octokit.rest.pulls.listReviewComments, {
       owner,
       repo,
       pull_number: number,
       per_page: 100,
     });
-    return items.map((c) => toItem(c, c.created_at));
+    return items.map(toReviewComment);
   }
 
-  async reviews(owner: string, repo: string, number: number): Promise<GitHubItem[]> {
+  async reviews(owner: string, repo: string, number: number): Promise<GitHubReview[]> {
     const items = await this.octokit.paginate(this.octokit.rest.pulls.listReviews, {
       owner,
       repo,
       pull_number: number,
       per_page: 100,
     });
-    return items.map((r) => toItem(r, r.submitted_at));
+    return items.map((r) => toReview(r, r.submitted_at));
   }
 
   /** Adds 👀 to an issue comment or a review comment (reviews have no reactions). */

@@ -1,12 +1,13 @@
 /**
- * From GitHub webhook events to what they mean for sessions (pure). New comments, submitted reviews and
- * new review comments on pull requests become the same items the poller finds; pull requests opening,
- * reopening and closing change which session follows which pull request; everything else is
- * acknowledged and ignored, with the reason.
+ * From GitHub webhook events to what they mean for sessions (pure). New comments on pull requests become
+ * the same items the poller finds; a submitted review and its review comments ask for a poll, which
+ * builds the review's one message with its threads from the API; pull requests opening, reopening and
+ * closing change which session follows which pull request; everything else is acknowledged and ignored,
+ * with the reason.
  */
 import { toItem as item, type GitHubItem, type RawItem } from '../api/github.js';
 
-export type ItemType = 'issue_comment' | 'review' | 'review_comment';
+export type ItemType = 'issue_comment';
 
 export type RoutedEvent =
   | {
@@ -17,6 +18,16 @@ export type RoutedEvent =
       /** The pull request's head branch, when it lives in the same repository (not a fork). */
       headRef?: string;
       item: GitHubItem;
+    }
+  | {
+      /** A submitted review, or one of its comments: the poller builds its message (adr/0013). */
+      kind: 'review';
+      repository: string;
+      pullRequest: number;
+      headRef?: string;
+      reviewId: number;
+      /** Whoever wrote it; the session's own reviews need no poll. */
+      author?: string;
     }
   | {
       kind: 'pull_request';
@@ -38,7 +49,7 @@ interface Payload {
   repository?: { full_name?: string };
   issue?: { number: number; pull_request?: unknown };
   pull_request?: PullRequestPayload;
-  comment?: RawItem & { created_at: string };
+  comment?: RawItem & { created_at: string; pull_request_review_id?: number | null };
   review?: RawItem & { submitted_at?: string | null };
 }
 
@@ -67,26 +78,26 @@ export function routeEvent(name: string, payload: Payload): RoutedEvent {
         item: item(payload.comment, payload.comment.created_at),
       };
     case 'pull_request_review.submitted':
-      if (!payload.review?.body?.trim()) return { kind: 'ignored', reason: 'a review without a body' };
-      if (!payload.pull_request) return { kind: 'ignored', reason: `${event} has no pull_request` };
+      if (!payload.review || !payload.pull_request)
+        return { kind: 'ignored', reason: `${event} has no review or pull_request` };
       return {
-        kind: 'item',
-        type: 'review',
+        kind: 'review',
         repository,
         pullRequest: payload.pull_request.number,
         ...headRefOf(payload.pull_request, repository),
-        item: item(payload.review, payload.review.submitted_at),
+        reviewId: payload.review.id,
+        ...(payload.review.user ? { author: payload.review.user.login } : {}),
       };
     case 'pull_request_review_comment.created':
-      if (!payload.comment || !payload.pull_request)
-        return { kind: 'ignored', reason: `${event} has no comment or pull_request` };
+      if (!payload.comment?.pull_request_review_id || !payload.pull_request)
+        return { kind: 'ignored', reason: `${event} has no comment of a review, or no pull_request` };
       return {
-        kind: 'item',
-        type: 'review_comment',
+        kind: 'review',
         repository,
         pullRequest: payload.pull_request.number,
         ...headRefOf(payload.pull_request, repository),
-        item: item(payload.comment, payload.comment.created_at),
+        reviewId: payload.comment.pull_request_review_id,
+        ...(payload.comment.user ? { author: payload.comment.user.login } : {}),
       };
     case 'pull_request.opened':
     case 'pull_request.reopened':

@@ -11,7 +11,8 @@ import {
   type CodeMateMessage,
   type SourceType,
 } from '../api/message.js';
-import type { GitHubItem as Item } from '../api/github.js';
+import type { GitHubItem as Item, GitHubReview, GitHubReviewComment } from '../api/github.js';
+import { formatReview, reviewThreads } from './reviewThreads.js';
 import { judge, trustPolicyOf } from './trust.js';
 
 export type { Item };
@@ -22,6 +23,7 @@ export function messageFor(
   item: Item,
   pullRequest: number,
   selfLogin?: string,
+  body = item.body,
 ): CodeMateMessage {
   const author = item.user ?? { login: 'ghost' };
   const verdict = judge(author, item.authorAssociation, trustPolicyOf(cm.spec), selfLogin);
@@ -35,9 +37,33 @@ export function messageFor(
       pullRequest,
       createdAt: item.createdAt,
     },
-    body: item.body.slice(0, messageBodyLimit),
+    body: truncated(body),
     trust: { allowed: verdict.allowed, reason: verdict.reason },
   });
+}
+
+const truncation = '\n\n[… cut here: the message reached its size limit; read the rest on GitHub]';
+
+function truncated(body: string): string {
+  return body.length <= messageBodyLimit
+    ? body
+    : body.slice(0, messageBodyLimit - truncation.length) + truncation;
+}
+
+/**
+ * A submitted review as one message, named after the review (`<codemate>-rv-<reviewId>`): its body and
+ * the threads it commented in, from all of the pull request's review comments (see reviewThreads.ts).
+ * The review's author decides trust. Undefined when the review leaves the session nothing to read.
+ */
+export function reviewMessageFor(
+  cm: CodeMate,
+  review: GitHubReview,
+  comments: readonly GitHubReviewComment[],
+  pullRequest: number,
+  selfLogin?: string,
+): CodeMateMessage | undefined {
+  const body = formatReview(review, reviewThreads(review.id, comments, selfLogin), selfLogin);
+  return body === undefined ? undefined : messageFor(cm, 'review', review, pullRequest, selfLogin, body);
 }
 
 /**

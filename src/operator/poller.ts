@@ -1,19 +1,20 @@
 /**
- * Polls each monitored CodeMate's pull request for issue comments, review comments and reviews, with
- * conditional requests so that an idle pull request costs nothing against GitHub's rate limit. New items
- * become CodeMateMessages (deterministic names, so a second create is a harmless 409), with the trust
+ * Polls each monitored CodeMate's pull request for issue comments and reviews (each submitted review one
+ * message, with its threads), with conditional requests so that an idle pull request costs nothing
+ * against GitHub's rate limit. New items become CodeMateMessages (deterministic names, so a second create is a harmless 409), with the trust
  * policy's verdict. It also links a branch to its pull request and records in status what it saw: the
  * pull request's state, the token's login, status.lastMonitorCheck (status.ts). It decides nothing: the
  * reconcile applies the lifecycle policy when the pull request closes. A new value of the
  * codemate.io/poll-requested-at annotation (set by the webhook when a pull request opens, reopens or
- * closes) polls that CodeMate at once.
+ * closes, or a review or review comment arrives) polls that CodeMate at once.
  */
 import { defaultPollIntervalSeconds, pollRequestedAnnotation, type CodeMate } from '../api/codemate.js';
-import type { CodeMateMessage } from '../api/message.js';
+import type { GitHubReviewComment } from '../api/github.js';
+import { messageName, type CodeMateMessage } from '../api/message.js';
 import { isUnauthorized, type GitHub } from '../clients/github.js';
 import { isConflict, type Kube, type KubeObject } from '../clients/kube.js';
 import { pollJitter } from '../config/defaults.js';
-import { messageFor, notNewBecause, type Item } from '../github/items.js';
+import { messageFor, notNewBecause, reviewMessageFor } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import type { GitHubClients } from './githubClients.js';
@@ -39,6 +40,8 @@ interface Target {
   /** spec.monitoring.intervalSeconds when the timer was set, and when the last poll started. */
   intervalSeconds: number;
   lastPollAt: number | undefined;
+  /** Reviews that left nothing to say (see pollReviews). */
+  settledReviews: Set<number>;
 }
 
 export class Poller {
@@ -93,6 +96,7 @@ export class Poller {
       again: false,
       intervalSeconds,
       lastPollAt: undefined,
+      settledReviews: new Set(),
     };
     this.targets.set(key, target);
     this.schedule(key, target, 0);
@@ -169,24 +173,64 @@ export class Poller {
       return;
     }
     const pr = await gh.pullRequest(repo.owner, repo.repo, number);
-    const lists: Array<['issue_comment' | 'review' | 'review_comment', Item[]]> = [
-      ['issue_comment', await gh.issueComments(repo.owner, repo.repo, number)],
-      ['review_comment', await gh.reviewComments(repo.owner, repo.repo, number)],
-      ['review', (await gh.reviews(repo.owner, repo.repo, number)).filter((r) => r.body.trim() !== '')],
-    ];
-    for (const [type, items] of lists) {
-      for (const item of items) {
-        if (notNewBecause(cm, type, item)) continue;
-        const message = messageFor(cm, type, item, number, self);
-        if (this.options.hasMessage(cm.metadata.namespace, message.metadata.name)) continue;
-        await this.create(message);
-      }
+    for (const item of await gh.issueComments(repo.owner, repo.repo, number)) {
+      if (notNewBecause(cm, 'issue_comment', item)) continue;
+      await this.createNew(cm, messageFor(cm, 'issue_comment', item, number, self));
     }
+    await this.pollReviews(cm, gh, repo, number, self);
     await recordGitHubObservation(this.options.kube, cm, {
       lastMonitorCheck: now,
       github: { login: self, error: null },
       pullRequest: { number: pr.number, url: pr.url, state: pr.state },
     });
+  }
+
+  /**
+   * Each submitted review becomes one message with its body and its threads, built from the pull
+   * request's review comments. Those are listed only when a review is new, so an idle pull request costs
+   * the one conditional listing of its reviews. A review that leaves nothing to say is remembered, and
+   * not asked about again while the operator runs.
+   */
+  private async pollReviews(
+    cm: CodeMate,
+    gh: GitHub,
+    repo: RepositoryRef,
+    number: number,
+    self: string,
+  ): Promise<void> {
+    const settled = this.settledReviews(cm);
+    const fresh = (await gh.reviews(repo.owner, repo.repo, number)).filter(
+      (review) =>
+        review.state !== 'PENDING' &&
+        !settled.has(review.id) &&
+        !notNewBecause(cm, 'review', review) &&
+        !this.options.hasMessage(
+          cm.metadata.namespace,
+          messageName(cm.metadata.name, 'review', String(review.id)),
+        ),
+    );
+    let comments: GitHubReviewComment[] | undefined;
+    for (const review of fresh) {
+      // The session's own review has nothing for it in its threads: it had the last word in each.
+      const own = review.user?.login.toLowerCase() === self.toLowerCase();
+      if (own && !review.body.trim()) {
+        settled.add(review.id);
+        continue;
+      }
+      if (!own) comments ??= await gh.reviewComments(repo.owner, repo.repo, number);
+      const message = reviewMessageFor(cm, review, own ? [] : (comments ?? []), number, self);
+      if (message) await this.createNew(cm, message);
+      else settled.add(review.id);
+    }
+  }
+
+  private settledReviews(cm: CodeMate): Set<number> {
+    return this.targets.get(`${cm.metadata.namespace}/${cm.metadata.name}`)?.settledReviews ?? new Set();
+  }
+
+  private async createNew(cm: CodeMate, message: CodeMateMessage): Promise<void> {
+    if (this.options.hasMessage(cm.metadata.namespace, message.metadata.name)) return;
+    await this.create(message);
   }
 
   private async discover(cm: CodeMate, gh: GitHub, repo: RepositoryRef): Promise<number | undefined> {

@@ -8,3 +8,12 @@ export interface Answer {
    */
   final?: boolean;
 }
+
+/** No CodeMate follows the pull request (yet): a later copy of the delivery may find one. */
+export function nobodyFollows(event: { repository: string; pullRequest: number }): Answer {
+  return {
+    status: 202,
+    body: { status: 'ignored', reason: `no CodeMate follows ${event.repository}#${event.pullRequest}` },
+    final: false,
+  };
+}

@@ -9,6 +9,7 @@ import type { Answer } from './answer.js';
 import { DeadlineError } from './server.js';
 import { handleItem, type MessageWriter } from './handlers/item.js';
 import { handlePullRequest, type AnnotationWriter } from './handlers/pullRequest.js';
+import { handleReview } from './handlers/review.js';
 
 export interface DispatchDeps {
   codemates: CodeMateLookup;
@@ -36,10 +37,13 @@ export async function dispatch(
       body: { status: 'unavailable', reason: 'the CodeMate cache is not synced yet; GitHub may redeliver' },
     };
   }
+  const now = deps.now ?? (() => new Date());
   const answer =
     routed.kind === 'item'
       ? await handleItem(routed, deps)
-      : await handlePullRequest(routed, { ...deps, now: deps.now ?? (() => new Date()) });
+      : routed.kind === 'review'
+        ? await handleReview(routed, { ...deps, now })
+        : await handlePullRequest(routed, { ...deps, now });
   for (const outcome of (answer.body.outcomes as Array<{ result: string }> | undefined) ?? []) {
     deps.metrics?.messages.inc({ result: outcome.result });
   }

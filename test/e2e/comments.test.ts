@@ -121,7 +121,8 @@ describe('pull request comments reach the session', () => {
       'NONE',
     );
     const self = gh.comment('o', 'r', 7, session, 'I pushed a fix', 'OWNER');
-    const names = [`pr-7-ic-${stranger}`, `pr-7-rc-${bot}`, `pr-7-ic-${self}`];
+    // A lone review comment is a review of its own on GitHub, and arrives as that review.
+    const names = [`pr-7-ic-${stranger}`, `pr-7-rv-${gh.reviewIdOf('o', 'r', 7, bot)}`, `pr-7-ic-${self}`];
     const all = await eventually(
       messages,
       (ms) => names.every((n) => ms.find((m) => m.metadata.name === n)?.status?.phase === 'Rejected'),
@@ -152,12 +153,15 @@ describe('pull request comments reach the session', () => {
     gh.fail({ kind: 'rateLimit', status: 403, resetInSeconds: 4 }, /pulls\/7\/comments/);
     gh.fail({ kind: 'rateLimit', status: 429, resetInSeconds: 3, retryAfter: true }, /pulls\/7\/reviews/);
     const id = gh.comment('o', 'r', 7, alice, 'One more thing: update the changelog.', 'MEMBER');
+    // A new review makes the poller list the review comments (pulls/7/comments), which it does only then.
+    const review = gh.reviewIdOf('o', 'r', 7, gh.reviewComment('o', 'r', 7, alice, 'Rename this.', 'MEMBER'));
+    const names = [`pr-7-ic-${id}`, `pr-7-rv-${review}`];
     const start = gh.requests.length;
     await eventually(
       messages,
-      (ms) => ms.find((m) => m.metadata.name === `pr-7-ic-${id}`)?.status?.phase === 'Delivered',
+      (ms) => names.every((n) => ms.find((m) => m.metadata.name === n)?.status?.phase === 'Delivered'),
       {
-        what: 'comment delivered after the faults',
+        what: 'comment and review delivered after the faults',
         timeoutMs: 30_000,
       },
     );
@@ -167,7 +171,7 @@ describe('pull request comments reach the session', () => {
     expect(during.filter((r) => r.status === 429)).toHaveLength(1);
     expect(during.filter((r) => r.status >= 500)).toHaveLength(2);
     expect(gh.pendingFaults()).toBe(0);
-    expect((await messages()).filter((m) => m.metadata.name === `pr-7-ic-${id}`)).toHaveLength(1);
+    expect((await messages()).filter((m) => names.includes(m.metadata.name!))).toHaveLength(2);
   });
 
   it('links a branch to its pull request, and applies the lifecycle policy when it is merged', async () => {

@@ -1,6 +1,6 @@
 /**
- * A fake GitHub REST API for tests: stateful (users, pull requests, issue comments, review comments,
- * reviews, reactions), with ETags and 304s that cost nothing, rate-limit headers, and injectable faults
+ * A fake GitHub REST API for tests: stateful (users, pull requests, issue comments, reviews and their
+ * review comments in threads, pending reviews, reactions), with ETags and 304s that cost nothing, rate-limit headers, and injectable faults
  * (403/429 rate limits, 5xx, slow answers). Every object is built from the example in GitHub's own
  * OpenAPI description (@octokit/openapi), and every response body is validated against that operation's
  * schema before it is sent, so the fake cannot drift from the real API's shapes.
@@ -100,13 +100,48 @@ interface Item {
   state?: string;
 }
 
+/** Where a review comment sits. A reply sits where the comment it answers does. */
+export interface ReviewCommentPlacement {
+  path?: string;
+  /** The (last) line commented on; the range's first with `startLine`. */
+  line?: number;
+  startLine?: number;
+  side?: 'LEFT' | 'RIGHT';
+  diffHunk?: string;
+  /** The code changed since: GitHub then has no current line, only the original one. */
+  outdated?: boolean;
+  /** A comment on the whole file, which has no line. */
+  file?: boolean;
+  /** The id of the comment answered, which puts this one in its thread. */
+  inReplyTo?: number;
+}
+
+interface ReviewCommentItem extends Item {
+  reviewId: number;
+  inReplyTo?: number;
+  path: string;
+  line: number;
+  startLine?: number;
+  side: 'LEFT' | 'RIGHT';
+  diffHunk: string;
+  outdated: boolean;
+  file: boolean;
+}
+
+export interface ReviewSubmission {
+  body?: string;
+  state?: 'APPROVED' | 'CHANGES_REQUESTED' | 'COMMENTED' | 'PENDING';
+  association?: string;
+  comments?: Array<ReviewCommentPlacement & { body: string }>;
+}
+
 interface Pull {
   number: number;
   head: string;
   state: 'open' | 'closed';
   merged: boolean;
   issueComments: Item[];
-  reviewComments: Item[];
+  reviewComments: ReviewCommentItem[];
   reviews: Item[];
 }
 
@@ -205,6 +240,10 @@ export class FakeGitHub {
     return this.add(this.pull(owner, repo, number).issueComments, user, body, association);
   }
 
+  /**
+   * One comment on the diff outside a review, as a reply or a new thread: GitHub makes a COMMENTED
+   * review, without a body, to hold it. Returns the comment's id (its review's is `reviewIdOf`).
+   */
   reviewComment(
     owner: string,
     repo: string,
@@ -212,8 +251,13 @@ export class FakeGitHub {
     user: FakeUser,
     body: string,
     association = 'MEMBER',
+    placement: ReviewCommentPlacement = {},
   ): number {
-    return this.add(this.pull(owner, repo, number).reviewComments, user, body, association);
+    return this.submitReview(owner, repo, number, user, {
+      state: 'COMMENTED',
+      association,
+      comments: [{ ...placement, body }],
+    }).commentIds[0]!;
   }
 
   review(
@@ -226,6 +270,85 @@ export class FakeGitHub {
     association = 'MEMBER',
   ): number {
     return this.add(this.pull(owner, repo, number).reviews, user, body, association, state);
+  }
+
+  /**
+   * A review with its comments, new threads and replies, submitted at once as on GitHub; or, with
+   * state PENDING, visible only to its author until `submitPending`.
+   */
+  submitReview(
+    owner: string,
+    repo: string,
+    number: number,
+    user: FakeUser,
+    review: ReviewSubmission,
+  ): { reviewId: number; commentIds: number[] } {
+    const p = this.pull(owner, repo, number);
+    const association = review.association ?? 'MEMBER';
+    const reviewId = this.add(p.reviews, user, review.body ?? '', association, review.state ?? 'COMMENTED');
+    const commentIds = (review.comments ?? []).map((c) => {
+      const root = c.inReplyTo === undefined ? undefined : p.reviewComments.find((x) => x.id === c.inReplyTo);
+      if (c.inReplyTo !== undefined && !root) throw new Error(`no review comment ${c.inReplyTo} to reply to`);
+      const line = c.line ?? 10;
+      const at: Omit<ReviewCommentItem, keyof Item | 'reviewId' | 'inReplyTo'> = root ?? {
+        path: c.path ?? 'src/index.ts',
+        line,
+        ...(c.startLine !== undefined ? { startLine: c.startLine } : {}),
+        side: c.side ?? 'RIGHT',
+        diffHunk:
+          c.diffHunk ??
+          `@@ -${Math.max(1, line - 2)},2 +${Math.max(1, line - 2)},3 @@\n context\n+line ${line}`,
+        outdated: c.outdated ?? false,
+        file: c.file ?? false,
+      };
+      const id = this.nextId++;
+      p.reviewComments.push({
+        id,
+        user,
+        body: c.body,
+        association,
+        createdAt: new Date().toISOString(),
+        reviewId,
+        ...(root ? { inReplyTo: root.inReplyTo ?? root.id } : {}),
+        path: at.path,
+        line: at.line,
+        ...(at.startLine !== undefined ? { startLine: at.startLine } : {}),
+        side: at.side,
+        diffHunk: at.diffHunk,
+        outdated: at.outdated,
+        file: at.file,
+      });
+      return id;
+    });
+    return { reviewId, commentIds };
+  }
+
+  /** Submits a pending review: it and its comments become visible to everyone. */
+  submitPending(owner: string, repo: string, number: number, reviewId: number, state = 'COMMENTED'): void {
+    const review = this.pull(owner, repo, number).reviews.find((r) => r.id === reviewId);
+    if (review?.state !== 'PENDING') throw new Error(`review ${reviewId} is not pending`);
+    review.state = state;
+    review.createdAt = new Date().toISOString();
+  }
+
+  reviewIdOf(owner: string, repo: string, number: number, commentId: number): number {
+    const comment = this.pull(owner, repo, number).reviewComments.find((c) => c.id === commentId);
+    if (!comment) throw new Error(`no review comment ${commentId}`);
+    return comment.reviewId;
+  }
+
+  /** A review as the REST API shows it (and as webhook payloads carry it). */
+  restReview(owner: string, repo: string, number: number, reviewId: number): Json {
+    const review = this.pull(owner, repo, number).reviews.find((r) => r.id === reviewId);
+    if (!review) throw new Error(`no review ${reviewId}`);
+    return this.reviewJson(owner, repo, number, review);
+  }
+
+  /** The review's comments as the REST API shows them (and as webhook payloads carry them). */
+  restReviewComments(owner: string, repo: string, number: number, reviewId: number): Json[] {
+    return this.pull(owner, repo, number)
+      .reviewComments.filter((c) => c.reviewId === reviewId)
+      .map((c) => this.reviewCommentJson(owner, repo, number, c));
   }
 
   close(owner: string, repo: string, number: number, merged: boolean): void {
@@ -380,34 +503,25 @@ export class FakeGitHub {
       }));
       return send(req, reply, '/repos/{owner}/{repo}/issues/{issue_number}/comments', 'get', items);
     });
+    // A pending review, and its comments, are seen by their author only.
+    const visible = (req: FastifyRequest, p: Pull, reviewId: number) => {
+      const review = p.reviews.find((r) => r.id === reviewId);
+      return review?.state !== 'PENDING' || review.user.login === this.requester(req).login;
+    };
     app.get<{ Params: P }>('/repos/:owner/:repo/pulls/:n/comments', async (req, reply) => {
       const { owner, repo, n } = req.params;
-      const items = this.pull(owner, repo, Number(n)).reviewComments.map((c) => ({
-        ...example('/repos/{owner}/{repo}/pulls/{pull_number}/comments', 'get'),
-        id: c.id,
-        node_id: `RC_${c.id}`,
-        body: c.body,
-        user: this.user(c.user),
-        author_association: c.association,
-        created_at: c.createdAt,
-        updated_at: c.createdAt,
-        html_url: `https://github.com/${owner}/${repo}/pull/${n}#discussion_r${c.id}`,
-      }));
+      const p = this.pull(owner, repo, Number(n));
+      const items = p.reviewComments
+        .filter((c) => visible(req, p, c.reviewId))
+        .map((c) => this.reviewCommentJson(owner, repo, Number(n), c));
       return send(req, reply, '/repos/{owner}/{repo}/pulls/{pull_number}/comments', 'get', items);
     });
     app.get<{ Params: P }>('/repos/:owner/:repo/pulls/:n/reviews', async (req, reply) => {
       const { owner, repo, n } = req.params;
-      const items = this.pull(owner, repo, Number(n)).reviews.map((r) => ({
-        ...example('/repos/{owner}/{repo}/pulls/{pull_number}/reviews', 'get'),
-        id: r.id,
-        node_id: `PRR_${r.id}`,
-        body: r.body,
-        state: r.state,
-        user: this.user(r.user),
-        author_association: r.association,
-        submitted_at: r.createdAt,
-        html_url: `https://github.com/${owner}/${repo}/pull/${n}#pullrequestreview-${r.id}`,
-      }));
+      const p = this.pull(owner, repo, Number(n));
+      const items = p.reviews
+        .filter((r) => visible(req, p, r.id))
+        .map((r) => this.reviewJson(owner, repo, Number(n), r));
       return send(req, reply, '/repos/{owner}/{repo}/pulls/{pull_number}/reviews', 'get', items);
     });
     for (const [subject, route, path] of [
@@ -434,6 +548,65 @@ export class FakeGitHub {
         return send(req, reply, path, 'post', body, existing ? 200 : 201);
       });
     }
+  }
+
+  private requester(req: FastifyRequest): FakeUser {
+    return this.tokens.get(/ (.+)$/.exec(req.headers.authorization!)![1]!)!;
+  }
+
+  private reviewJson(owner: string, repo: string, n: number, r: Item): Json {
+    return {
+      ...example('/repos/{owner}/{repo}/pulls/{pull_number}/reviews', 'get'),
+      id: r.id,
+      node_id: `PRR_${r.id}`,
+      body: r.body,
+      state: r.state,
+      user: this.user(r.user),
+      author_association: r.association,
+      // GitHub gives a pending review no submission time.
+      ...(r.state === 'PENDING' ? { submitted_at: undefined } : { submitted_at: r.createdAt }),
+      html_url: `https://github.com/${owner}/${repo}/pull/${n}#pullrequestreview-${r.id}`,
+      pull_request_url: `${this.url}/repos/${owner}/${repo}/pulls/${n}`,
+    };
+  }
+
+  /**
+   * GitHub sends `line: null` (and `position: null`) for an outdated comment, which its own OpenAPI
+   * description does not allow; the fake leaves them out, which the description allows and which
+   * clients read the same way.
+   */
+  private reviewCommentJson(owner: string, repo: string, n: number, c: ReviewCommentItem): Json {
+    const base = example('/repos/{owner}/{repo}/pulls/{pull_number}/comments', 'get');
+    delete base.in_reply_to_id;
+    delete base.line;
+    delete base.position;
+    delete base.start_side;
+    delete base.original_line;
+    delete base.original_position;
+    return {
+      ...base,
+      id: c.id,
+      node_id: `PRRC_${c.id}`,
+      pull_request_review_id: c.reviewId,
+      ...(c.inReplyTo !== undefined ? { in_reply_to_id: c.inReplyTo } : {}),
+      body: c.body,
+      user: this.user(c.user),
+      author_association: c.association,
+      created_at: c.createdAt,
+      updated_at: c.createdAt,
+      path: c.path,
+      diff_hunk: c.diffHunk,
+      subject_type: c.file ? 'file' : 'line',
+      side: c.side,
+      ...(c.startLine !== undefined ? { start_side: c.side } : {}),
+      start_line: c.file || c.outdated ? null : (c.startLine ?? null),
+      original_start_line: c.file ? null : (c.startLine ?? null),
+      ...(c.file ? {} : { original_line: c.line, original_position: 3 }),
+      ...(c.file || c.outdated ? {} : { line: c.line, position: 3 }),
+      html_url: `https://github.com/${owner}/${repo}/pull/${n}#discussion_r${c.id}`,
+      url: `${this.url}/repos/${owner}/${repo}/pulls/comments/${c.id}`,
+      pull_request_url: `${this.url}/repos/${owner}/${repo}/pulls/${n}`,
+    };
   }
 
   private pullSimple(owner: string, repo: string, p: Pull): Json {

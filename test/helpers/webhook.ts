@@ -68,6 +68,47 @@ export function issueCommentOnPullRequest(options: CommentOptions): Payload & { 
   return payload;
 }
 
+/**
+ * The deliveries GitHub sends for a submitted review, from the published examples with the review and
+ * its comments as the fake GitHub holds them: one pull_request_review_comment.created per comment and
+ * one pull_request_review.submitted. GitHub gives no order; the comments come first here, as the harder
+ * case for a receiver that must build the whole review from the first one.
+ */
+export function reviewDeliveries(
+  repository: string,
+  pullRequest: { number: number; head: string },
+  review: Record<string, unknown>,
+  comments: Array<Record<string, unknown>>,
+): Array<[event: string, payload: Payload]> {
+  const retarget = (payload: Payload) => {
+    const p = payload as Payload & {
+      repository: Record<string, unknown>;
+      pull_request: Record<string, unknown>;
+    };
+    p.repository.full_name = repository;
+    (p.repository.owner as Record<string, unknown>).login = repository.split('/')[0];
+    p.pull_request.number = pullRequest.number;
+    p.pull_request.head = {
+      ...(p.pull_request.head as Record<string, unknown>),
+      ref: pullRequest.head,
+      repo: {
+        ...((p.pull_request.head as { repo: Record<string, unknown> }).repo ?? {}),
+        full_name: repository,
+      },
+    };
+    return p;
+  };
+  const deliveries: Array<[string, Payload]> = comments.map((comment) => {
+    const payload = retarget(example('pull_request_review_comment', 'created'));
+    payload.comment = comment;
+    return ['pull_request_review_comment', payload];
+  });
+  const submitted = retarget(example('pull_request_review', 'submitted'));
+  submitted.review = review;
+  deliveries.push(['pull_request_review', submitted]);
+  return deliveries;
+}
+
 /** The X-Hub-Signature-256 GitHub sends: HMAC-SHA256 of the body bytes under the secret. */
 export function sign(secret: string, body: string | Buffer): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;

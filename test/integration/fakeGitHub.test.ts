@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConditionalCache, GitHub } from '../../src/clients/github.js';
 import { FakeGitHub } from '../helpers/fakeGitHub.js';
 
 const gh = new FakeGitHub();
@@ -54,6 +55,68 @@ describe('the fake GitHub', () => {
     expect((await react()).status).toBe(201);
     expect((await react()).status).toBe(200);
     expect(gh.reactions).toEqual([{ subject: 'review_comment', id: rc, content: 'eyes', by: 'owner' }]);
+  });
+
+  it('holds reviews with comments in threads, replies, ranges and outdated lines, read through the client', async () => {
+    gh.addPull('o', 'r', 6, 'threads');
+    gh.addToken('t-alice', { login: 'alice', id: 2 });
+    const alice = { login: 'alice', id: 2 };
+    const first = gh.submitReview('o', 'r', 6, alice, {
+      body: 'Two things.',
+      state: 'CHANGES_REQUESTED',
+      comments: [
+        { body: 'Rename it.', path: 'src/a.ts', line: 12, startLine: 10, diffHunk: '@@ -1 +1 @@\n+a' },
+        { body: 'Old code.', path: 'src/b.ts', line: 3, outdated: true },
+        { body: 'About this file.', path: 'docs/c.md', file: true },
+      ],
+    });
+    const reply = gh.reviewComment('o', 'r', 6, { login: 'owner', id: 1 }, 'Done.', 'OWNER', {
+      inReplyTo: first.commentIds[0]!,
+    });
+    const client = (token: string) => new GitHub({ token, baseUrl: gh.url, cache: new ConditionalCache() });
+    const owner = client('t-owner');
+    const reviews = await owner.reviews('o', 'r', 6);
+    expect(reviews.map((r) => [r.id, r.state, r.body])).toEqual([
+      [first.reviewId, 'CHANGES_REQUESTED', 'Two things.'],
+      // A lone reply gets its own COMMENTED review, without a body.
+      [gh.reviewIdOf('o', 'r', 6, reply), 'COMMENTED', ''],
+    ]);
+    const comments = await owner.reviewComments('o', 'r', 6);
+    expect(
+      comments.map((c) => [
+        c.id,
+        c.reviewId,
+        c.inReplyTo,
+        c.path,
+        c.startLine,
+        c.line,
+        c.originalLine,
+        c.subjectType,
+      ]),
+    ).toEqual([
+      [first.commentIds[0], first.reviewId, null, 'src/a.ts', 10, 12, 12, 'line'],
+      [first.commentIds[1], first.reviewId, null, 'src/b.ts', null, null, 3, 'line'],
+      [first.commentIds[2], first.reviewId, null, 'docs/c.md', null, null, null, 'file'],
+      // A reply sits where the comment it answers does.
+      [reply, gh.reviewIdOf('o', 'r', 6, reply), first.commentIds[0], 'src/a.ts', 10, 12, 12, 'line'],
+    ]);
+    expect(comments[0]!.diffHunk).toBe('@@ -1 +1 @@\n+a');
+
+    // A pending review and its comments are seen by their author only, until submitted.
+    const pending = gh.submitReview('o', 'r', 6, alice, {
+      state: 'PENDING',
+      comments: [{ body: 'Draft.', path: 'src/a.ts', line: 1 }],
+    });
+    expect((await owner.reviews('o', 'r', 6)).map((r) => r.id)).not.toContain(pending.reviewId);
+    expect((await owner.reviewComments('o', 'r', 6)).map((c) => c.id)).not.toContain(pending.commentIds[0]);
+    expect((await client('t-alice').reviews('o', 'r', 6)).find((r) => r.id === pending.reviewId)?.state).toBe(
+      'PENDING',
+    );
+    gh.submitPending('o', 'r', 6, pending.reviewId);
+    expect((await owner.reviews('o', 'r', 6)).find((r) => r.id === pending.reviewId)?.state).toBe(
+      'COMMENTED',
+    );
+    expect((await owner.reviewComments('o', 'r', 6)).map((c) => c.id)).toContain(pending.commentIds[0]);
   });
 
   it('injects rate limits and server errors, and refuses bad tokens', async () => {

@@ -130,30 +130,52 @@ describe('routed events become exactly the expected messages', () => {
       ),
     ];
     const expected: string[] = [];
+    let polls = 0;
     for (const [event, payload] of cases) {
       const before = await names();
       const answer = await deliver(webhook.url, event, payload, { secret });
       const item = (payload.comment ?? payload.review) as { id: number; body?: string | null };
-      const routed =
-        (event === 'issue_comment' && payload.action === 'created') ||
-        (event === 'pull_request_review_comment' && payload.action === 'created') ||
-        (event === 'pull_request_review' && payload.action === 'submitted' && Boolean(item.body?.trim()));
-      if (!routed) {
-        expect(answer.status, `${event}.${String(payload.action)}`).toBe(202);
-        expect(answer.body.status).toBe('ignored');
-        expect(await names()).toEqual(before);
+      if (event === 'issue_comment' && payload.action === 'created') {
+        const mine = [`also-7-ic-${item.id}`, `pr-7-ic-${item.id}`];
+        expect(answer.status, JSON.stringify(answer.body)).toBe(201);
+        expected.push(...mine);
+        // Stored before the answer: the messages exist the moment GitHub hears 201.
+        expect(await names()).toEqual([...before, ...mine].sort());
         continue;
       }
-      const code = { issue_comment: 'ic', pull_request_review: 'rv', pull_request_review_comment: 'rc' }[
-        event
-      ];
-      const mine = [`also-7-${code}-${item.id}`, `pr-7-${code}-${item.id}`];
-      expect(answer.status, JSON.stringify(answer.body)).toBe(201);
-      expected.push(...mine);
-      // Stored before the answer: the messages exist the moment GitHub hears 201.
-      expect(await names()).toEqual([...before, ...mine].sort());
+      const review =
+        (event === 'pull_request_review_comment' && payload.action === 'created') ||
+        (event === 'pull_request_review' && payload.action === 'submitted');
+      if (review) {
+        // With a body or without: the poller builds the review's one message, with its threads, from
+        // the API (adr/0013). The webhook only asks it to poll now.
+        expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+        expect(answer.body).toMatchObject({
+          status: 'poll-requested',
+          codemates: [`${cluster.namespace}/also-7`, `${cluster.namespace}/pr-7`].sort(),
+        });
+        polls++;
+      } else {
+        expect(answer.status, `${event}.${String(payload.action)}`).toBe(202);
+        expect(answer.body.status).toBe('ignored');
+      }
+      expect(await names()).toEqual(before);
     }
-    expect(expected.length).toBe(2 * (5 + 1 + 3));
+    expect(expected.length).toBe(2 * 5);
+    expect(polls).toBe(
+      examplesOf('pull_request_review').filter((p) => p.action === 'submitted').length +
+        1 +
+        examplesOf('pull_request_review_comment').filter((p) => p.action === 'created').length,
+    );
+    const annotated = await cluster.kube.get<CodeMate & KubeObject>(
+      'codemate.io/v1alpha1',
+      'CodeMate',
+      'pr-7',
+      cluster.namespace,
+    );
+    expect(Date.parse(annotated.metadata.annotations!['codemate.io/poll-requested-at']!)).toBeGreaterThan(
+      Date.now() - 60_000,
+    );
 
     const [one] = (await messages()).filter((m) => m.spec.source.type === 'issue_comment');
     expect(one!.spec).toMatchObject({
@@ -163,21 +185,32 @@ describe('routed events become exactly the expected messages', () => {
     expect(one!.metadata.ownerReferences?.[0]).toMatchObject({ kind: 'CodeMate', controller: true });
   });
 
-  it('a review comment on a same-repository branch reaches the CodeMate that follows that branch', async () => {
-    const payload = example('pull_request_review_comment', 'created') as Record<
-      string,
-      Record<string, unknown>
-    >;
-    payload.repository!.full_name = repository;
-    payload.pull_request = {
-      ...payload.pull_request,
-      number: 12,
-      head: { ref: 'topic', repo: { full_name: repository } },
+  it("a review comment on a same-repository branch asks the branch's CodeMate to poll, unless it is the session's own", async () => {
+    const onTopic = (login?: string) => {
+      const payload = example('pull_request_review_comment', 'created') as Record<
+        string,
+        Record<string, unknown>
+      >;
+      payload.repository!.full_name = repository;
+      payload.pull_request = {
+        ...payload.pull_request,
+        number: 12,
+        head: { ref: 'topic', repo: { full_name: repository } },
+      };
+      if (login) (payload.comment!.user as Record<string, unknown>).login = login;
+      return payload;
     };
-    payload.comment!.created_at = new Date().toISOString();
-    const answer = await deliver(webhook.url, 'pull_request_review_comment', payload, { secret });
-    expect(answer.status).toBe(201);
-    expect(await names()).toContain(`topic-rc-${String(payload.comment!.id)}`);
+    const answer = await deliver(webhook.url, 'pull_request_review_comment', onTopic(), { secret });
+    expect(answer).toMatchObject({
+      status: 200,
+      body: { status: 'poll-requested', codemates: [`${cluster.namespace}/topic`] },
+    });
+    // The session's replies are reviews too; they never become its messages, so they need no poll.
+    const own = await deliver(webhook.url, 'pull_request_review_comment', onTopic('CodeMate-Bot'), {
+      secret,
+    });
+    expect(own.status).toBe(202);
+    expect(String(own.body.reason)).toMatch(/the session's own/);
   });
 
   it('records the trust verdict: untrusted, bot and self authors are stored as refused', async () => {

@@ -1,7 +1,6 @@
 /**
- * issue_comment.created (on a pull request), pull_request_review.submitted and
- * pull_request_review_comment.created: one CodeMateMessage per CodeMate that follows the pull request,
- * with the trust policy's verdict. The names are the poller's, so whichever of the webhook replicas and
+ * issue_comment.created (on a pull request): one CodeMateMessage per CodeMate that follows the pull
+ * request, with the trust policy's verdict. The names are the poller's, so whichever of the webhook replicas and
  * the poller creates a message first wins and the others get a harmless 409.
  */
 import type { CodeMate } from '../../api/codemate.js';
@@ -9,7 +8,7 @@ import { isConflict, isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
 import { messageFor, notNewBecause } from '../../github/items.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
-import type { Answer } from '../answer.js';
+import { nobodyFollows, type Answer } from '../answer.js';
 
 export interface MessageWriter {
   create<T extends KubeObject>(object: T): Promise<unknown>;
@@ -24,13 +23,7 @@ export async function handleItem(
   deps: { codemates: CodeMateLookup; kube: MessageWriter },
 ): Promise<Answer> {
   const followers = followersOf(deps.codemates, event);
-  if (followers.length === 0) {
-    return {
-      status: 202,
-      body: { status: 'ignored', reason: `no CodeMate follows ${event.repository}#${event.pullRequest}` },
-      final: false,
-    };
-  }
+  if (followers.length === 0) return nobodyFollows(event);
   const outcomes = await Promise.all(followers.map((cm) => store(cm, event, deps.kube)));
   const created = outcomes.some((o) => o.result === 'created');
   const stored = outcomes.some((o) => o.result === 'created' || o.result === 'exists');

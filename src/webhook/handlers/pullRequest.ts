@@ -5,7 +5,7 @@
  * moves that poll forward by setting an annotation, which an admission policy in manifests/webhook.yaml
  * keeps it from changing anything else.
  */
-import { apiVersion, kind, pollRequestedAnnotation } from '../../api/codemate.js';
+import { apiVersion, kind, pollRequestedAnnotation, type CodeMate } from '../../api/codemate.js';
 import { isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
@@ -24,9 +24,18 @@ export async function handlePullRequest(
     const what = `${event.repository}#${event.pullRequest}${event.headRef ? ` or branch ${event.headRef}` : ''}`;
     return { status: 202, body: { status: 'ignored', reason: `no CodeMate follows ${what}` }, final: false };
   }
+  const polled = await requestPolls(followers, deps);
+  return { status: 200, body: { status: 'poll-requested', action: event.action, codemates: polled } };
+}
+
+/** Asks the poller of each CodeMate to poll now; the CodeMates that are still there. */
+export async function requestPolls(
+  codemates: readonly CodeMate[],
+  deps: { kube: AnnotationWriter; now: () => Date },
+): Promise<string[]> {
   const requestedAt = deps.now().toISOString();
   const polled: string[] = [];
-  for (const cm of followers) {
+  for (const cm of codemates) {
     try {
       await deps.kube.mergePatch({
         apiVersion,
@@ -42,5 +51,5 @@ export async function handlePullRequest(
       if (!isNotFound(error)) throw error;
     }
   }
-  return { status: 200, body: { status: 'poll-requested', action: event.action, codemates: polled } };
+  return polled;
 }

@@ -39,28 +39,36 @@ describe('routeEvent with real payloads from @octokit/webhooks-examples', () => 
     expect(routed).toBe(1);
   });
 
-  it('routes submitted reviews with a body and created review comments', () => {
-    const reviews = of('pull_request_review').map((p) => routeEvent('pull_request_review', p as never));
-    expect(
-      reviews.filter((r) => r.kind === 'item').every((r) => r.kind === 'item' && r.type === 'review'),
-    ).toBe(true);
-    expect(
-      of('pull_request_review')
-        .filter((p) => p.action !== 'submitted')
-        .map((p) => routeEvent('pull_request_review', p as never).kind),
-    ).toEqual(
-      of('pull_request_review')
-        .filter((p) => p.action !== 'submitted')
-        .map(() => 'ignored'),
-    );
+  it('routes every submitted review and every created review comment to a poll for that review', () => {
+    const reviews = of('pull_request_review');
+    expect(reviews.filter((p) => p.action === 'submitted').length).toBeGreaterThan(0);
+    for (const payload of reviews) {
+      const routed = routeEvent('pull_request_review', payload as never);
+      if (payload.action !== 'submitted') {
+        expect(routed.kind).toBe('ignored');
+        continue;
+      }
+      const review = payload.review as { id: number; user: { login: string } };
+      // With a body or without: a review without one may still carry threads.
+      expect(routed).toMatchObject({
+        kind: 'review',
+        repository: (payload.repository as { full_name: string }).full_name,
+        pullRequest: (payload.pull_request as { number: number }).number,
+        reviewId: review.id,
+        author: review.user.login,
+      });
+    }
     expect(of('pull_request_review_comment').filter((p) => p.action === 'created').length).toBeGreaterThan(0);
     for (const payload of of('pull_request_review_comment')) {
       const routed = routeEvent('pull_request_review_comment', payload as never);
       if (payload.action === 'created') {
+        const comment = payload.comment as { pull_request_review_id: number; user: { login: string } };
+        // Keyed by the review the comment belongs to, as the submitted review is: one message for both.
         expect(routed).toMatchObject({
-          kind: 'item',
-          type: 'review_comment',
+          kind: 'review',
           repository: (payload.repository as { full_name: string }).full_name,
+          reviewId: comment.pull_request_review_id,
+          author: comment.user.login,
         });
       } else {
         expect(routed.kind).toBe('ignored');
