@@ -6,7 +6,8 @@
  * pull request's state, the token's login, status.lastMonitorCheck (status.ts). It decides nothing: the
  * reconcile applies the lifecycle policy when the pull request closes. A new value of the
  * codemate.io/poll-requested-at annotation (set by the webhook when a pull request opens, reopens or
- * closes) polls that CodeMate at once.
+ * closes) polls that CodeMate at once. After the lists, prMonitor.ts looks for CI failures on the head
+ * and for the pull request leaving draft.
  */
 import { defaultPollIntervalSeconds, pollRequestedAnnotation, type CodeMate } from '../api/codemate.js';
 import type { CodeMateMessage } from '../api/message.js';
@@ -17,6 +18,7 @@ import { messageFor, notNewBecause, type Item } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import type { GitHubClients } from './githubClients.js';
+import { pollChecksAndDraft } from './prMonitor.js';
 import { recordGitHubObservation } from './status.js';
 
 export interface PollerOptions {
@@ -182,10 +184,18 @@ export class Poller {
         await this.create(message);
       }
     }
+    const notices = await pollChecksAndDraft(
+      { logger: this.options.logger, hasMessage: this.options.hasMessage, create: (m) => this.create(m) },
+      cm,
+      gh,
+      repo,
+      pr,
+      now,
+    );
     await recordGitHubObservation(this.options.kube, cm, {
       lastMonitorCheck: now,
-      github: { login: self, error: null },
-      pullRequest: { number: pr.number, url: pr.url, state: pr.state },
+      github: { login: self, error: null, ...notices },
+      pullRequest: { number: pr.number, url: pr.url, state: pr.state, draft: pr.draft, headSha: pr.headSha },
     });
   }
 
@@ -204,7 +214,9 @@ export class Poller {
           message: message.metadata.name,
           trusted: message.spec.trust?.allowed,
         },
-        'new pull request item',
+        message.spec.source.type === 'ci_failure' || message.spec.source.type === 'ready_for_review'
+          ? `new ${message.spec.source.type} notice`
+          : 'new pull request item',
       );
     } catch (error) {
       if (!isConflict(error)) throw error;

@@ -1,11 +1,11 @@
 /**
- * pull_request.opened, reopened and closed: the CodeMates following that pull request, or its head
+ * pull_request.opened, reopened, closed and ready_for_review: the CodeMates following that pull request, or its head
  * branch, are asked to poll now. The operator's poller is the one place that links a branch to its pull
  * request and records its state, from which the reconcile applies the lifecycle policy; the webhook only
  * moves that poll forward by setting an annotation, which an admission policy in manifests/webhook.yaml
  * keeps it from changing anything else.
  */
-import { apiVersion, kind, pollRequestedAnnotation } from '../../api/codemate.js';
+import { apiVersion, kind, pollRequestedAnnotation, type CodeMate } from '../../api/codemate.js';
 import { isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
@@ -24,6 +24,15 @@ export async function handlePullRequest(
     const what = `${event.repository}#${event.pullRequest}${event.headRef ? ` or branch ${event.headRef}` : ''}`;
     return { status: 202, body: { status: 'ignored', reason: `no CodeMate follows ${what}` }, final: false };
   }
+  const polled = await requestPoll(followers, deps);
+  return { status: 200, body: { status: 'poll-requested', action: event.action, codemates: polled } };
+}
+
+/** Sets the poll request annotation on each CodeMate; answers the ones that still exist. */
+export async function requestPoll(
+  followers: readonly CodeMate[],
+  deps: { kube: AnnotationWriter; now: () => Date },
+): Promise<string[]> {
   const requestedAt = deps.now().toISOString();
   const polled: string[] = [];
   for (const cm of followers) {
@@ -42,5 +51,5 @@ export async function handlePullRequest(
       if (!isNotFound(error)) throw error;
     }
   }
-  return { status: 200, body: { status: 'poll-requested', action: event.action, codemates: polled } };
+  return polled;
 }
