@@ -14,10 +14,10 @@ export const logCharLimit = 24_000;
 /** The most bytes of a log's end that are read at all; the rest of a large log is skipped. */
 export const logTailBytes = 256 * 1024;
 
-// CSI (ESC [ … final byte), OSC (ESC ] … BEL or ST), other two-byte escapes, and 8-bit CSI.
+// CSI (ESC [ … final byte), OSC (ESC ] … BEL or ST), other escapes (ESC, intermediates, final), 8-bit CSI.
 const escapeSequences =
   // eslint-disable-next-line no-control-regex
-  /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|\u001b[@-Z\\-_]|\u009b[0-?]*[ -/]*[@-~]/g;
+  /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|\u001b[ -/]*[0-~]|\u009b[0-?]*[ -/]*[@-~]/g;
 // C0 and C1 control characters other than tab and newline, and DEL.
 // eslint-disable-next-line no-control-regex
 const controlCharacters = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
