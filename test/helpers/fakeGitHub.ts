@@ -303,6 +303,11 @@ export class FakeGitHub {
     this.pull(owner, repo, number).draft = false;
   }
 
+  /** The pull request goes back to draft (GitHub's "Convert to draft"). */
+  markDraft(owner: string, repo: string, number: number): void {
+    this.pull(owner, repo, number).draft = true;
+  }
+
   /** A workflow file in the repository; a repository with none has no GitHub Actions CI. */
   addWorkflow(owner: string, repo: string, name: string): number {
     const list = this.workflows.get(`${owner}/${repo}`) ?? [];
