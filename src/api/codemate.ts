@@ -127,8 +127,12 @@ export const codeMateStatusSchema = z.object({
               notifiedAt: z.string().optional(),
             })
             .optional(),
-          /** When the repository was found to have no workflows; its runs are not asked for again. */
+          /**
+           * When the repository was found to have no workflows, and on which head: its runs are not asked
+           * for again until the pull request's head changes.
+           */
           noneDetectedAt: z.string().optional(),
+          noneDetectedOn: z.string().optional(),
         })
         .optional(),
       /** The session was asked to update the title and description when the pull request left draft. */

@@ -66,15 +66,18 @@ async function ciFailures(
   pr: PullRequestState,
   now: string,
 ): Promise<Notices> {
-  if (cm.status?.github?.ci?.noneDetectedAt) return {};
+  const ci = cm.status?.github?.ci;
+  if (ci?.noneDetectedAt && ci.noneDetectedOn === pr.headSha) return {};
   const runs = await gh.workflowRuns(repo.owner, repo.repo, pr.headSha);
   if (runs.length === 0) {
-    // No run on this head: either CI has not started yet, or the repository has none. Asked once, it
-    // is recorded and never asked again (docs/monitoring.md says how to ask again).
-    if ((await gh.workflowCount(repo.owner, repo.repo)) === 0) return { ci: { noneDetectedAt: now } };
+    // No run on this head: either CI has not started yet, or the repository has none. That is asked
+    // once per head and recorded: a push that adds a workflow is a new head, which is asked again.
+    if ((await gh.workflowCount(repo.owner, repo.repo)) === 0) {
+      return { ci: { noneDetectedAt: now, noneDetectedOn: pr.headSha } };
+    }
     return {};
   }
-  let notices: Notices = {};
+  let notices: Notices = ci?.noneDetectedAt ? { ci: { noneDetectedAt: null, noneDetectedOn: null } } : {};
   for (const run of failedRuns(cm, runs, pr.headSha)) {
     const name = ciMessageName(cm, run);
     if (deps.hasMessage(cm.metadata.namespace, name)) continue;
@@ -95,6 +98,7 @@ async function ciFailures(
     await deps.create(ciFailureMessage(cm, run, jobs, logs, pr.number));
     notices = {
       ci: {
+        ...notices.ci,
         lastNotified: {
           runId: run.id,
           attempt: run.runAttempt,

@@ -16,7 +16,13 @@ export interface GitHubObservation {
   github?: {
     login: string | null;
     error: string | null;
-    ci?: NonNullable<NonNullable<CodeMateStatus['github']>['ci']>;
+    ci?: Omit<
+      NonNullable<NonNullable<CodeMateStatus['github']>['ci']>,
+      'noneDetectedAt' | 'noneDetectedOn'
+    > & {
+      noneDetectedAt?: string | null;
+      noneDetectedOn?: string | null;
+    };
     readyForReview?: NonNullable<CodeMateStatus['github']>['readyForReview'];
   };
   pullRequest?: { number: number; url: string; state: string; draft?: boolean; headSha?: string };

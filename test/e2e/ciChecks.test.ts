@@ -77,6 +77,8 @@ beforeAll(async () => {
   sandbox = await startGitHubSandbox(binDir, session);
   ({ gh, stateDir, kube, env: sandboxEnv } = sandbox);
   gh.markDraft('o', 'r', 7);
+  // o/r has CI: GitHub Actions workflows (a repository without is asked once per head, then left alone).
+  gh.addWorkflow('o', 'r', 'Tests');
   await sandbox.addPull(8, 'polled');
   await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
   await kube.create(secretObject(namespace, 'github-token', { token: 'ghp-session-token' }));
@@ -260,6 +262,8 @@ describe('ready for review', () => {
       { what: 'the operator gone', timeoutMs: 30_000 },
     );
     gh.markDraft('o', 'r', 7);
+    // o/r has CI: GitHub Actions workflows (a repository without is asked once per head, then left alone).
+    gh.addWorkflow('o', 'r', 'Tests');
     const up = await runCli(['dev', 'up', '--state-dir', stateDir], {
       env: {
         CODEMATE_BIN_DIR: binDir,

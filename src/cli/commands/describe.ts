@@ -95,7 +95,9 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
 /** The last failed CI run the session was told of, or that the repository has no CI. */
 function ciLine(s: CodeMateStatus): string {
   const ci = s.github?.ci;
-  if (ci?.noneDetectedAt) return `none: the repository has no workflows (found ${ci.noneDetectedAt})`;
+  if (ci?.noneDetectedAt) {
+    return `none: the repository had no workflows on commit ${(ci.noneDetectedOn ?? '?').slice(0, 7)} (${ci.noneDetectedAt})`;
+  }
   const last = ci?.lastNotified;
   if (!last) return '-';
   return (
