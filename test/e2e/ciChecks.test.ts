@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import type { MessageSpec } from '../../src/api/message.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
+import { isAlive } from '../../src/clients/processes.js';
 import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
@@ -250,14 +251,7 @@ describe('ready for review', () => {
     const pid = status.components.find((c) => c.name === 'codemate-operator')!.pid!;
     process.kill(pid, 'SIGTERM');
     await eventually(
-      async () => {
-        try {
-          process.kill(pid, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      },
+      async () => isAlive(pid),
       (alive) => !alive,
       { what: 'the operator gone', timeoutMs: 30_000 },
     );
