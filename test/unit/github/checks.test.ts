@@ -156,7 +156,7 @@ describe('ready for review', () => {
     expect(message.spec.body).toMatch(/Update its title and description/);
     expect(message.spec.body).toMatch(/whole diff/);
     expect(frameBody(message.spec).split('\n')[0]).toBe(
-      'CodeMate pull request monitor: the pull request is ready for review on pull request #7: https://github.com/o/r/pull/7.',
+      'CodeMate pull request monitor: pull request #7 is ready for review: https://github.com/o/r/pull/7.',
     );
   });
 });
