@@ -1,7 +1,11 @@
 /**
  * Benchmark: GitHub requests charged against the rate limit per idle CodeMate-hour. An idle pull request
- * is polled every 60 s (the default), so an hour is 60 polls of the same four requests the poller makes:
- * the pull request and its issue comments, review comments and reviews.
+ * is polled every 60 s (the default), so an hour is 60 polls of the same requests the poller makes: the
+ * pull request (which also carries its draft flag and head), its issue comments, review comments and
+ * reviews, and the GitHub Actions runs of its head (src/operator/prMonitor.ts). The head has a failed run
+ * that the session was already told of and a passing one, as a pull request waiting for review has; a
+ * second pull request, in a repository without CI, stands for the no-CI case, whose runs are not asked
+ * for again on the same head.
  *
  * - **Baseline, in the same run:** the same client with its conditional cache turned off (the naive
  *   design).
@@ -26,12 +30,24 @@ async function hour(cache: ConditionalCache): Promise<{ charged: number; cached:
   gh.comment('o', 'r', 7, { login: 'alice', id: 2 }, 'an old comment');
   gh.reviewComment('o', 'r', 7, { login: 'alice', id: 2 }, 'an old review comment');
   gh.review('o', 'r', 7, { login: 'alice', id: 2 }, 'an old review');
+  gh.failRun('o', 'r', 7, { job: 'test', log: 'an old failure' });
+  gh.runWorkflow('o', 'r', 7, 'Lint', [{ name: 'eslint', conclusion: 'success', log: 'ok' }]);
+  gh.addPull('o', 'plain', 8, 'feature', { draft: true });
   const client = new GitHub({ token: 'token', baseUrl: gh.url, cache });
+  let noCiOn: string | undefined;
   for (let i = 0; i < polls; i++) {
-    await client.pullRequest('o', 'r', 7);
+    const pr = await client.pullRequest('o', 'r', 7);
     await client.issueComments('o', 'r', 7);
     await client.reviewComments('o', 'r', 7);
     await client.reviews('o', 'r', 7);
+    await client.workflowRuns('o', 'r', pr.headSha);
+    // The draft pull request of a repository without CI: the pull request every poll, the runs and the
+    // workflows once for its head.
+    const draft = await client.pullRequest('o', 'plain', 8);
+    if (noCiOn !== draft.headSha) {
+      const runs = await client.workflowRuns('o', 'plain', draft.headSha);
+      if (runs.length === 0 && (await client.workflowCount('o', 'plain')) === 0) noCiOn = draft.headSha;
+    }
   }
   await gh.stop();
   const charged = gh.charged();
@@ -47,7 +63,9 @@ const results = {
   naive,
   etag,
   // The first poll of a freshly started operator fills the cache; steady state is the rest of the hour.
-  steadyStateChargedPerHour: etag.charged - 4,
+  // Here the first poll makes 8 requests: 4 for the comment lists, the runs of each head, the draft
+  // pull request and the workflow count of the repository without CI.
+  steadyStateChargedPerHour: etag.charged - 8,
 };
 console.log(JSON.stringify(results, null, 2));
 const out = path.join(process.cwd(), 'bench', 'results', 'github-idle.json');

@@ -107,9 +107,49 @@ export const codeMateStatusSchema = z.object({
   observedGeneration: z.number().int().optional(),
   lastMonitorCheck: z.string().optional(),
   /** The GitHub login the session's token belongs to; its own comments never reach it. */
-  github: z.object({ login: z.string().optional(), error: z.string().optional() }).optional(),
+  github: z
+    .object({
+      login: z.string().optional(),
+      error: z.string().optional(),
+      /** The pull request monitor's CI notices (src/github/checks.ts). */
+      ci: z
+        .object({
+          /** The last failed workflow run attempt the session was told of. */
+          lastNotified: z
+            .object({
+              runId: z.number().int().optional(),
+              attempt: z.number().int().optional(),
+              workflow: z.string().optional(),
+              conclusion: z.string().optional(),
+              headSha: z.string().optional(),
+              url: z.string().optional(),
+              message: z.string().optional(),
+              notifiedAt: z.string().optional(),
+            })
+            .optional(),
+          /**
+           * When the repository was found to have no workflows, and on which head: its runs are not asked
+           * for again until the pull request's head changes.
+           */
+          noneDetectedAt: z.string().optional(),
+          noneDetectedOn: z.string().optional(),
+        })
+        .optional(),
+      /** The session was asked to update the title and description when the pull request left draft. */
+      readyForReview: z
+        .object({ message: z.string().optional(), notifiedAt: z.string().optional() })
+        .optional(),
+    })
+    .optional(),
   pullRequest: z
-    .object({ number: z.number().int().optional(), url: z.string().optional(), state: z.string().optional() })
+    .object({
+      number: z.number().int().optional(),
+      url: z.string().optional(),
+      state: z.string().optional(),
+      /** Whether the pull request was a draft at the last poll: leaving draft is seen against it. */
+      draft: z.boolean().optional(),
+      headSha: z.string().optional(),
+    })
     .optional(),
   conditions: z.array(conditionSchema).optional(),
   /** GitHub items already delivered whose messages retention deleted (see api/message.ts History). */

@@ -100,3 +100,35 @@ export function toReviewComment(raw: RawReviewComment): GitHubReviewComment {
     subjectType: raw.subject_type ?? null,
   };
 }
+
+/** A GitHub Actions workflow run, one attempt of it, as the poller reads it. */
+export interface WorkflowRun {
+  id: number;
+  /** The workflow's name. */
+  name: string;
+  runAttempt: number;
+  headSha: string;
+  headBranch: string | null;
+  status: string | null;
+  conclusion: string | null;
+  htmlUrl: string;
+  /** When it last changed: for a completed run, when it completed. */
+  updatedAt: string;
+}
+
+/** A job of a workflow run attempt; its id is also its check run's id. */
+export interface WorkflowJob {
+  id: number;
+  name: string;
+  status: string;
+  conclusion: string | null;
+  htmlUrl: string | null;
+  /** The names of its steps that failed. */
+  failedSteps: string[];
+}
+
+/** The end of a job's log as fetched: `truncatedHead` when the log was longer than what was read. */
+export interface JobLog {
+  text: string;
+  truncatedHead: boolean;
+}

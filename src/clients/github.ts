@@ -15,6 +15,9 @@ import {
   type GitHubReview,
   type GitHubReviewComment,
   type GitHubUser,
+  type JobLog,
+  type WorkflowJob,
+  type WorkflowRun,
 } from '../api/github.js';
 
 const GitHubOctokit = Octokit.plugin(throttling, retry);
@@ -60,6 +63,8 @@ export interface PullRequestState {
   url: string;
   state: 'open' | 'closed' | 'merged';
   headRef: string;
+  headSha: string;
+  draft: boolean;
 }
 
 export interface GitHubOptions {
@@ -78,11 +83,13 @@ export interface GitHubOptions {
 
 export class GitHub {
   private readonly octokit: InstanceType<typeof GitHubOctokit>;
+  private readonly timeoutMs: number;
 
   constructor(options: GitHubOptions) {
     const retries = options.rateLimitRetries ?? 2;
     const observer = options.observer;
     const timeoutMs = options.timeoutMs ?? 15_000;
+    this.timeoutMs = timeoutMs;
     this.octokit = new GitHubOctokit({
       auth: options.token,
       ...(options.baseUrl ? { baseUrl: options.baseUrl.replace(/\/$/, '') } : {}),
@@ -173,6 +180,8 @@ export class GitHub {
       url: data.html_url,
       state: data.merged || data.merged_at ? 'merged' : (data.state as 'open' | 'closed'),
       headRef: data.head.ref,
+      headSha: data.head.sha,
+      draft: data.draft ?? false,
     };
   }
 
@@ -192,6 +201,8 @@ export class GitHub {
           url: pr.html_url,
           state: pr.merged_at ? 'merged' : (pr.state as 'open' | 'closed'),
           headRef: pr.head.ref,
+          headSha: pr.head.sha,
+          draft: pr.draft ?? false,
         }
       : undefined;
   }
@@ -225,6 +236,93 @@ export class GitHub {
       per_page: 100,
     });
     return items.map((r) => toReview(r, r.submitted_at));
+  }
+
+  /**
+   * The GitHub Actions workflow runs of one commit, newest first: one conditional request (a 304 while
+   * nothing changed), whatever the number of runs up to 100.
+   */
+  async workflowRuns(owner: string, repo: string, headSha: string): Promise<WorkflowRun[]> {
+    const { data } = await this.octokit.rest.actions.listWorkflowRunsForRepo({
+      owner,
+      repo,
+      head_sha: headSha,
+      per_page: 100,
+    });
+    return data.workflow_runs.map((r) => ({
+      id: r.id,
+      name: r.name ?? r.display_title,
+      runAttempt: r.run_attempt ?? 1,
+      headSha: r.head_sha,
+      headBranch: r.head_branch,
+      status: r.status,
+      conclusion: r.conclusion,
+      htmlUrl: r.html_url,
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  /** How many workflows the repository has: none means it has no GitHub Actions CI. */
+  async workflowCount(owner: string, repo: string): Promise<number> {
+    const { data } = await this.octokit.rest.actions.listRepoWorkflows({ owner, repo, per_page: 1 });
+    return data.total_count;
+  }
+
+  /** The jobs of one attempt of a workflow run. */
+  async workflowJobs(owner: string, repo: string, runId: number, attempt: number): Promise<WorkflowJob[]> {
+    const jobs = await this.octokit.paginate(this.octokit.rest.actions.listJobsForWorkflowRunAttempt, {
+      owner,
+      repo,
+      run_id: runId,
+      attempt_number: attempt,
+      per_page: 100,
+    });
+    return jobs.map((j) => ({
+      id: j.id,
+      name: j.name,
+      status: j.status,
+      conclusion: j.conclusion,
+      htmlUrl: j.html_url,
+      failedSteps: (j.steps ?? [])
+        .filter((s) => s.conclusion === 'failure' || s.conclusion === 'timed_out')
+        .map((s) => s.name),
+    }));
+  }
+
+  /**
+   * The end of a job's log: the API answers with a redirect to the log's text, which is read as a stream
+   * keeping only its last `maxBytes`, so a log of any size costs bounded memory. The log's host is not
+   * GitHub's API: the token is not sent there, only the URL's own signature.
+   */
+  async jobLogTail(owner: string, repo: string, jobId: number, maxBytes: number): Promise<JobLog> {
+    const response = await this.octokit.rest.actions.downloadJobLogsForWorkflowRun({
+      owner,
+      repo,
+      job_id: jobId,
+      request: { redirect: 'manual' },
+    });
+    const location = (response.headers as Record<string, string | undefined>).location;
+    if (!location)
+      throw new Error(`GitHub answered ${response.status} without a log location for job ${jobId}`);
+    const log = await fetch(location, { signal: AbortSignal.timeout(this.timeoutMs) });
+    if (!log.ok || !log.body) throw new Error(`the log of job ${jobId} answered ${log.status}`);
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let truncatedHead = false;
+    for await (const chunk of log.body) {
+      chunks.push(Buffer.from(chunk as Uint8Array));
+      bytes += (chunk as Uint8Array).length;
+      while (chunks.length > 1 && bytes - chunks[0]!.length >= maxBytes) {
+        bytes -= chunks.shift()!.length;
+        truncatedHead = true;
+      }
+    }
+    let kept = Buffer.concat(chunks);
+    if (kept.length > maxBytes) {
+      kept = kept.subarray(kept.length - maxBytes);
+      truncatedHead = true;
+    }
+    return { text: kept.toString('utf8'), truncatedHead };
   }
 
   /** Adds 👀 to an issue comment or a review comment (reviews have no reactions). */

@@ -1,12 +1,14 @@
 /**
  * Polls each monitored CodeMate's pull request for issue comments and reviews (each submitted review one
  * message, with its threads), with conditional requests so that an idle pull request costs nothing
- * against GitHub's rate limit. New items become CodeMateMessages (deterministic names, so a second create is a harmless 409), with the trust
- * policy's verdict. It also links a branch to its pull request and records in status what it saw: the
- * pull request's state, the token's login, status.lastMonitorCheck (status.ts). It decides nothing: the
- * reconcile applies the lifecycle policy when the pull request closes. A new value of the
- * codemate.io/poll-requested-at annotation (set by the webhook when a pull request opens, reopens or
- * closes, or a review or review comment arrives) polls that CodeMate at once.
+ * against GitHub's rate limit. New items become CodeMateMessages (deterministic names, so a second create
+ * is a harmless 409), with the trust policy's verdict. It also links a branch to its pull request and
+ * records in status what it saw: the pull request's state, the token's login, status.lastMonitorCheck
+ * (status.ts). It decides nothing: the reconcile applies the lifecycle policy when the pull request
+ * closes. A new value of the codemate.io/poll-requested-at annotation (set by the webhook when a pull
+ * request opens, reopens or closes, a review or review comment arrives, or a check fails) polls that
+ * CodeMate at once. After the lists, prMonitor.ts looks for CI failures on the head and for the pull
+ * request leaving draft.
  */
 import { defaultPollIntervalSeconds, pollRequestedAnnotation, type CodeMate } from '../api/codemate.js';
 import type { GitHubReviewComment } from '../api/github.js';
@@ -18,6 +20,7 @@ import { messageFor, notNewBecause, reviewMessageFor } from '../github/items.js'
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
 import type { GitHubClients } from './githubClients.js';
+import { pollChecksAndDraft } from './prMonitor.js';
 import { recordGitHubObservation } from './status.js';
 
 export interface PollerOptions {
@@ -178,10 +181,18 @@ export class Poller {
       await this.createNew(cm, messageFor(cm, 'issue_comment', item, number, self));
     }
     await this.pollReviews(cm, gh, repo, number, self);
+    const notices = await pollChecksAndDraft(
+      { logger: this.options.logger, hasMessage: this.options.hasMessage, create: (m) => this.create(m) },
+      cm,
+      gh,
+      repo,
+      pr,
+      now,
+    );
     await recordGitHubObservation(this.options.kube, cm, {
       lastMonitorCheck: now,
-      github: { login: self, error: null },
-      pullRequest: { number: pr.number, url: pr.url, state: pr.state },
+      github: { login: self, error: null, ...notices },
+      pullRequest: { number: pr.number, url: pr.url, state: pr.state, draft: pr.draft, headSha: pr.headSha },
     });
   }
 
@@ -248,7 +259,9 @@ export class Poller {
           message: message.metadata.name,
           trusted: message.spec.trust?.allowed,
         },
-        'new pull request item',
+        message.spec.source.type === 'ci_failure' || message.spec.source.type === 'ready_for_review'
+          ? `new ${message.spec.source.type} notice`
+          : 'new pull request item',
       );
     } catch (error) {
       if (!isConflict(error)) throw error;

@@ -1,7 +1,8 @@
 /**
  * Reactions on GitHub: 👀 on the comment a delivered message came from, so its author sees that the
  * session received it. Reviews have no reactions, so a review's message puts 👀 on the review comments
- * it carried (not on those in threads it left out). CLI messages have no GitHub item.
+ * it carried (not on those in threads it left out). CLI messages, CI failures and the end of a draft have
+ * no comment to react to.
  */
 import type { CodeMate } from '../api/codemate.js';
 import type { CodeMateMessage } from '../api/message.js';
@@ -20,7 +21,7 @@ export class Reactions {
   /** 👀 on the GitHub item a delivered message came from. */
   async acknowledge(message: CodeMateMessage): Promise<void> {
     const { type, id, pullRequest } = message.spec.source;
-    if (type === 'cli' || !id) return;
+    if (type === 'cli' || type === 'ci_failure' || type === 'ready_for_review' || !id) return;
     const cm = this.options.codemate(message.metadata.namespace, message.spec.codemate);
     const repo = cm && parseRepository(cm.spec.repository.url);
     if (!cm || !repo) return;

@@ -5,7 +5,7 @@
  * - the poller records what it saw on GitHub, and decides nothing: the reconcile reads it;
  * - delivery records the sources of the messages retention deleted (history, delivery.ts).
  */
-import { group, plural, version, type CodeMate } from '../api/codemate.js';
+import { group, plural, version, type CodeMate, type CodeMateStatus } from '../api/codemate.js';
 import { isNotFound, type Kube } from '../clients/kube.js';
 
 export const reconcileOwned = ['phase', 'message', 'podName', 'observedGeneration', 'conditions'] as const;
@@ -13,8 +13,19 @@ export const reconcileOwned = ['phase', 'message', 'podName', 'observedGeneratio
 /** What the poller saw on GitHub; null clears a field (a JSON merge patch). */
 export interface GitHubObservation {
   lastMonitorCheck?: string;
-  github?: { login: string | null; error: string | null };
-  pullRequest?: { number: number; url: string; state: string };
+  github?: {
+    login: string | null;
+    error: string | null;
+    ci?: Omit<
+      NonNullable<NonNullable<CodeMateStatus['github']>['ci']>,
+      'noneDetectedAt' | 'noneDetectedOn'
+    > & {
+      noneDetectedAt?: string | null;
+      noneDetectedOn?: string | null;
+    };
+    readyForReview?: NonNullable<CodeMateStatus['github']>['readyForReview'];
+  };
+  pullRequest?: { number: number; url: string; state: string; draft?: boolean; headSha?: string };
 }
 
 export async function recordGitHubObservation(

@@ -7,6 +7,7 @@ import type { WebhookMetrics } from '../observability/metrics.js';
 import type { CodeMateLookup } from './codemates.js';
 import type { Answer } from './answer.js';
 import { DeadlineError } from './server.js';
+import { handleChecks } from './handlers/checks.js';
 import { handleItem, type MessageWriter } from './handlers/item.js';
 import { handlePullRequest, type AnnotationWriter } from './handlers/pullRequest.js';
 import { handleReview } from './handlers/review.js';
@@ -43,12 +44,20 @@ export async function dispatch(
       ? await handleItem(routed, deps)
       : routed.kind === 'review'
         ? await handleReview(routed, { ...deps, now })
-        : await handlePullRequest(routed, { ...deps, now });
+        : routed.kind === 'checks'
+          ? await handleChecks(routed, { ...deps, now })
+          : await handlePullRequest(routed, { ...deps, now });
   for (const outcome of (answer.body.outcomes as Array<{ result: string }> | undefined) ?? []) {
     deps.metrics?.messages.inc({ result: outcome.result });
   }
   deps.logger.info(
-    { event, delivery, repository: routed.repository, pullRequest: routed.pullRequest, ...answer.body },
+    {
+      event,
+      delivery,
+      repository: routed.repository,
+      pullRequest: routed.kind === 'checks' ? routed.pullRequests : routed.pullRequest,
+      ...answer.body,
+    },
     'webhook delivery handled',
   );
   return answer;

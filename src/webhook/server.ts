@@ -75,6 +75,9 @@ const knownEvents = new Set([
   'pull_request_review',
   'pull_request_review_comment',
   'pull_request',
+  'check_suite',
+  'check_run',
+  'workflow_run',
   'ping',
 ]);
 

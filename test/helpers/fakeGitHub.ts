@@ -1,6 +1,8 @@
 /**
- * A fake GitHub REST API for tests: stateful (users, pull requests, issue comments, reviews and their
- * review comments in threads, pending reviews, reactions), with ETags and 304s that cost nothing, rate-limit headers, and injectable faults
+ * A fake GitHub REST API for tests: stateful (users, pull requests with their head and draft state, issue
+ * comments, reviews and their review comments in threads, pending reviews, reactions, Actions workflows,
+ * workflow runs and their attempts, jobs, job logs behind a redirect, and the check suites and check runs
+ * GitHub shows for them), with ETags and 304s that cost nothing, rate-limit headers, and injectable faults
  * (403/429 rate limits, 5xx, slow answers). Every object is built from the example in GitHub's own
  * OpenAPI description (@octokit/openapi), and every response body is validated against that operation's
  * schema before it is sent, so the fake cannot drift from the real API's shapes.
@@ -85,6 +87,11 @@ function example(path: string, method: string, status = '200'): Json {
   return structuredClone(one) as Json;
 }
 
+/** A deep copy of the first item of a listing that GitHub wraps as `{ total_count, <key>: [...] }`. */
+function listExample(path: string, key: string): Json {
+  return structuredClone((example(path, 'get')[key] as Json[])[0]!);
+}
+
 export interface FakeUser {
   login: string;
   id: number;
@@ -138,11 +145,47 @@ export interface ReviewSubmission {
 interface Pull {
   number: number;
   head: string;
+  headSha: string;
+  draft: boolean;
   state: 'open' | 'closed';
   merged: boolean;
   issueComments: Item[];
   reviewComments: ReviewCommentItem[];
   reviews: Item[];
+}
+
+/** A job of a fake workflow run: what it concluded and the log it printed. */
+export interface FakeJobSpec {
+  name: string;
+  conclusion: 'success' | 'failure' | 'timed_out' | 'cancelled' | 'skipped';
+  /** The job's log text; when unset, its log answers 404, as an expired log does. */
+  log?: string;
+  /** The step that failed, for a failed job. */
+  failedStep?: string;
+}
+
+interface Job extends FakeJobSpec {
+  id: number;
+  attempt: number;
+}
+
+interface Run {
+  id: number;
+  repo: string;
+  workflowId: number;
+  name: string;
+  pull: number;
+  headSha: string;
+  headBranch: string;
+  attempt: number;
+  /** One check suite per attempt, as GitHub creates for a re-run. */
+  checkSuiteIds: number[];
+  status: 'queued' | 'in_progress' | 'completed';
+  conclusion: string | null;
+  createdAt: string;
+  updatedAt: string;
+  /** The jobs of each attempt, attempt 1 first. */
+  attempts: Job[][];
 }
 
 export type Fault =
@@ -174,6 +217,8 @@ export class FakeGitHub {
   }> = [];
   private readonly tokens = new Map<string, FakeUser>();
   private readonly pulls = new Map<string, Pull>();
+  private readonly workflows = new Map<string, Array<{ id: number; name: string }>>();
+  private readonly runs: Run[] = [];
   private readonly faults: Array<{ fault: Fault; path?: RegExp }> = [];
   private nextId = 1000;
   rateLimit = { limit: 5000, remaining: 5000, reset: Math.floor(Date.now() / 1000) + 3600 };
@@ -198,10 +243,18 @@ export class FakeGitHub {
     this.tokens.set(token, user);
   }
 
-  addPull(owner: string, repo: string, number: number, head: string): void {
+  addPull(
+    owner: string,
+    repo: string,
+    number: number,
+    head: string,
+    options: { draft?: boolean } = {},
+  ): void {
     this.pulls.set(`${owner}/${repo}#${number}`, {
       number,
       head,
+      headSha: this.sha(),
+      draft: options.draft ?? false,
       state: 'open',
       merged: false,
       issueComments: [],
@@ -357,6 +410,124 @@ export class FakeGitHub {
     p.merged = merged;
   }
 
+  /** The pull request's head commit. */
+  headSha(owner: string, repo: string, number: number): string {
+    return this.pull(owner, repo, number).headSha;
+  }
+
+  /** A new commit on the pull request's head branch; answers its sha. */
+  push(owner: string, repo: string, number: number): string {
+    const p = this.pull(owner, repo, number);
+    p.headSha = this.sha();
+    return p.headSha;
+  }
+
+  /** The pull request leaves draft (GitHub's "Ready for review"). */
+  markReady(owner: string, repo: string, number: number): void {
+    this.pull(owner, repo, number).draft = false;
+  }
+
+  /** The pull request goes back to draft (GitHub's "Convert to draft"). */
+  markDraft(owner: string, repo: string, number: number): void {
+    this.pull(owner, repo, number).draft = true;
+  }
+
+  /** A workflow file in the repository; a repository with none has no GitHub Actions CI. */
+  addWorkflow(owner: string, repo: string, name: string): number {
+    const list = this.workflows.get(`${owner}/${repo}`) ?? [];
+    const id = this.nextId++;
+    list.push({ id, name });
+    this.workflows.set(`${owner}/${repo}`, list);
+    return id;
+  }
+
+  /**
+   * A workflow run on the pull request's current head, completed with these jobs (attempt 1). The run
+   * concludes `failure` when a job failed, else `success`. Adds the workflow when the repository lacks it.
+   */
+  runWorkflow(
+    owner: string,
+    repo: string,
+    number: number,
+    workflow: string,
+    jobs: FakeJobSpec[],
+  ): { runId: number; jobIds: number[] } {
+    const p = this.pull(owner, repo, number);
+    const known = this.workflows.get(`${owner}/${repo}`)?.find((w) => w.name === workflow);
+    const now = new Date().toISOString();
+    const run: Run = {
+      id: this.nextId++,
+      repo: `${owner}/${repo}`,
+      workflowId: known?.id ?? this.addWorkflow(owner, repo, workflow),
+      name: workflow,
+      pull: number,
+      headSha: p.headSha,
+      headBranch: p.head,
+      attempt: 0,
+      checkSuiteIds: [],
+      status: 'completed',
+      conclusion: null,
+      createdAt: now,
+      updatedAt: now,
+      attempts: [],
+    };
+    this.runs.push(run);
+    return { runId: run.id, jobIds: this.attempt(run, jobs) };
+  }
+
+  /** A run whose job `job` failed, printing `log`. */
+  failRun(
+    owner: string,
+    repo: string,
+    number: number,
+    options: { workflow?: string; job?: string; log?: string; failedStep?: string } = {},
+  ): { runId: number; jobIds: number[] } {
+    return this.runWorkflow(owner, repo, number, options.workflow ?? 'CI', [
+      {
+        name: options.job ?? 'test',
+        conclusion: 'failure',
+        failedStep: options.failedStep ?? 'Run npm test',
+        ...(options.log !== undefined ? { log: options.log } : {}),
+      },
+    ]);
+  }
+
+  /** "Re-run jobs": a new attempt of the run, with a new check suite and new job ids. */
+  rerun(runId: number, jobs: FakeJobSpec[]): number[] {
+    const run = this.runs.find((r) => r.id === runId);
+    if (!run) throw new Error(`no workflow run ${runId}`);
+    return this.attempt(run, jobs);
+  }
+
+  private attempt(run: Run, specs: FakeJobSpec[]): number[] {
+    run.attempt += 1;
+    run.checkSuiteIds.push(this.nextId++);
+    const jobs = specs.map((spec) => ({ ...spec, id: this.nextId++, attempt: run.attempt }));
+    run.attempts.push(jobs);
+    run.status = 'completed';
+    run.conclusion = jobs.some((j) => j.conclusion === 'failure' || j.conclusion === 'timed_out')
+      ? 'failure'
+      : 'success';
+    // GitHub's times have one-second resolution; a new attempt is always later than the last.
+    const last = new Date(run.updatedAt).getTime();
+    run.updatedAt = new Date(Math.max(Date.now(), last + 1000)).toISOString().replace(/\.\d+Z$/, 'Z');
+    return jobs.map((j) => j.id);
+  }
+
+  /** The webhook payload GitHub sends when the run's latest attempt completes. */
+  workflowRunPayload(runId: number, base: Json): Json {
+    const run = this.runs.find((r) => r.id === runId)!;
+    const [owner, repo] = run.repo.split('/') as [string, string];
+    const payload = structuredClone(base);
+    (payload.repository as Json).full_name = run.repo;
+    payload.workflow_run = { ...(payload.workflow_run as Json), ...this.workflowRun(owner, repo, run) };
+    return payload;
+  }
+
+  private sha(): string {
+    return createHash('sha1').update(String(this.nextId++)).digest('hex');
+  }
+
   /** The next matching request gets this answer instead. */
   fail(fault: Fault, path?: RegExp): void {
     this.faults.push({ fault, ...(path ? { path } : {}) });
@@ -391,7 +562,9 @@ export class FakeGitHub {
     const app = this.app;
     app.addHook('onRequest', async (req, reply) => {
       const token = /^(?:token|Bearer) (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-      if (!token || !this.tokens.has(token)) {
+      // Job logs are served from a signed URL on another host: the signature is the credential.
+      const signed = req.url.startsWith('/_logs/');
+      if (!signed && (!token || !this.tokens.has(token))) {
         this.record(req, 401, true);
         return reply
           .code(401)
@@ -524,6 +697,7 @@ export class FakeGitHub {
         .map((r) => this.reviewJson(owner, repo, Number(n), r));
       return send(req, reply, '/repos/{owner}/{repo}/pulls/{pull_number}/reviews', 'get', items);
     });
+    this.actionsRoutes(send);
     for (const [subject, route, path] of [
       [
         'issue_comment',
@@ -609,6 +783,243 @@ export class FakeGitHub {
     };
   }
 
+  private actionsRoutes(
+    send: (
+      req: FastifyRequest,
+      reply: FastifyReply,
+      path: string,
+      method: string,
+      body: unknown,
+      status?: number,
+    ) => FastifyReply,
+  ): void {
+    const app = this.app;
+    type P = { owner: string; repo: string; id: string; n: string; ref: string };
+    const runsOf = (owner: string, repo: string) => this.runs.filter((r) => r.repo === `${owner}/${repo}`);
+    const jobById = (id: number) =>
+      this.runs
+        .flatMap((r) => r.attempts.flat().map((job) => ({ run: r, job })))
+        .find((x) => x.job.id === id);
+
+    app.get<{ Params: P }>('/repos/:owner/:repo/actions/workflows', async (req, reply) => {
+      const { owner, repo } = req.params;
+      const workflows = (this.workflows.get(`${owner}/${repo}`) ?? []).map((w) => ({
+        ...listExample('/repos/{owner}/{repo}/actions/workflows', 'workflows'),
+        id: w.id,
+        node_id: `W_${w.id}`,
+        name: w.name,
+        path: `.github/workflows/${w.name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}.yml`,
+        url: `${this.url}/repos/${owner}/${repo}/actions/workflows/${w.id}`,
+      }));
+      return send(req, reply, '/repos/{owner}/{repo}/actions/workflows', 'get', {
+        total_count: workflows.length,
+        workflows,
+      });
+    });
+    app.get<{ Params: P; Querystring: { head_sha?: string; branch?: string } }>(
+      '/repos/:owner/:repo/actions/runs',
+      async (req, reply) => {
+        const { owner, repo } = req.params;
+        const runs = runsOf(owner, repo)
+          .filter((r) => !req.query.head_sha || r.headSha === req.query.head_sha)
+          .filter((r) => !req.query.branch || r.headBranch === req.query.branch)
+          .sort((a, b) => b.id - a.id)
+          .map((r) => this.workflowRun(owner, repo, r));
+        return send(req, reply, '/repos/{owner}/{repo}/actions/runs', 'get', {
+          total_count: runs.length,
+          workflow_runs: runs,
+        });
+      },
+    );
+    const jobsRoute = (path: string, route: string, attemptOf: (run: Run, params: P) => number) =>
+      app.get<{ Params: P }>(route, async (req, reply) => {
+        const { owner, repo, id } = req.params;
+        const run = runsOf(owner, repo).find((r) => r.id === Number(id));
+        const attempt = run ? attemptOf(run, req.params) : 0;
+        if (!run || !run.attempts[attempt - 1]) return reply.code(404).send({ message: 'Not Found' });
+        const jobs = run.attempts[attempt - 1]!.map((j) => this.job(owner, repo, run, j));
+        return send(req, reply, path, 'get', { total_count: jobs.length, jobs });
+      });
+    jobsRoute(
+      '/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs',
+      '/repos/:owner/:repo/actions/runs/:id/attempts/:n/jobs',
+      (_run, params) => Number(params.n),
+    );
+    jobsRoute(
+      '/repos/{owner}/{repo}/actions/runs/{run_id}/jobs',
+      '/repos/:owner/:repo/actions/runs/:id/jobs',
+      (run) => run.attempt,
+    );
+    app.get<{ Params: P }>('/repos/:owner/:repo/actions/jobs/:id/logs', async (req, reply) => {
+      const found = jobById(Number(req.params.id));
+      if (!found || found.run.repo !== `${req.params.owner}/${req.params.repo}`) {
+        return reply.code(404).send({ message: 'Not Found' });
+      }
+      // GitHub answers 302 with a short-lived signed URL; the redirect itself is a charged request.
+      this.rateLimit.remaining = Math.max(0, this.rateLimit.remaining - 1);
+      this.record(req, 302, true);
+      this.rateHeaders(reply);
+      const signature = createHash('sha1').update(`log ${found.job.id}`).digest('hex');
+      return reply
+        .code(302)
+        .header('location', `${this.url}/_logs/jobs/${found.job.id}?sig=${signature}`)
+        .send();
+    });
+    app.get<{ Params: P }>('/_logs/jobs/:id', async (req, reply) => {
+      const found = jobById(Number(req.params.id));
+      this.record(req, found?.job.log !== undefined ? 200 : 404, false);
+      if (found?.job.log === undefined) return reply.code(404).send('The log has expired');
+      return reply.code(200).header('content-type', 'text/plain; charset=utf-8').send(found.job.log);
+    });
+    app.get<{ Params: P }>('/repos/:owner/:repo/commits/:ref/check-suites', async (req, reply) => {
+      const { owner, repo, ref } = req.params;
+      const suites = runsOf(owner, repo)
+        .filter((r) => r.headSha === ref)
+        .flatMap((r) =>
+          r.checkSuiteIds.map((id, i) => ({
+            ...listExample('/repos/{owner}/{repo}/commits/{ref}/check-suites', 'check_suites'),
+            id,
+            node_id: `CS_${id}`,
+            head_branch: r.headBranch,
+            head_sha: r.headSha,
+            status: 'completed',
+            conclusion: this.conclusionOf(r.attempts[i]!),
+            pull_requests: [],
+            latest_check_runs_count: r.attempts[i]!.length,
+            check_runs_url: `${this.url}/repos/${owner}/${repo}/check-suites/${id}/check-runs`,
+            created_at: r.createdAt,
+            updated_at: r.updatedAt,
+          })),
+        );
+      return send(req, reply, '/repos/{owner}/{repo}/commits/{ref}/check-suites', 'get', {
+        total_count: suites.length,
+        check_suites: suites,
+      });
+    });
+    app.get<{ Params: P }>('/repos/:owner/:repo/commits/:ref/check-runs', async (req, reply) => {
+      const { owner, repo, ref } = req.params;
+      // filter=latest, GitHub's default: the check runs of each run's latest attempt.
+      const checkRuns = runsOf(owner, repo)
+        .filter((r) => r.headSha === ref)
+        .flatMap((r) =>
+          r.attempts[r.attempt - 1]!.map((j) => ({
+            ...listExample('/repos/{owner}/{repo}/commits/{ref}/check-runs', 'check_runs'),
+            // A GitHub Actions job and its check run share one id.
+            id: j.id,
+            node_id: `CR_${j.id}`,
+            head_sha: r.headSha,
+            name: j.name,
+            status: 'completed',
+            conclusion: j.conclusion,
+            html_url: `https://github.com/${owner}/${repo}/actions/runs/${r.id}/job/${j.id}`,
+            details_url: `https://github.com/${owner}/${repo}/actions/runs/${r.id}/job/${j.id}`,
+            url: `${this.url}/repos/${owner}/${repo}/check-runs/${j.id}`,
+            check_suite: { id: r.checkSuiteIds[r.attempt - 1]! },
+            pull_requests: [],
+            started_at: r.createdAt,
+            completed_at: r.updatedAt,
+          })),
+        );
+      return send(req, reply, '/repos/{owner}/{repo}/commits/{ref}/check-runs', 'get', {
+        total_count: checkRuns.length,
+        check_runs: checkRuns,
+      });
+    });
+  }
+
+  private conclusionOf(jobs: Job[]): string {
+    return jobs.some((j) => j.conclusion === 'failure' || j.conclusion === 'timed_out')
+      ? 'failure'
+      : 'success';
+  }
+
+  private workflowRun(owner: string, repo: string, r: Run): Json {
+    const base = listExample('/repos/{owner}/{repo}/actions/runs', 'workflow_runs');
+    const pull = this.pulls.get(`${r.repo}#${r.pull}`);
+    return {
+      ...base,
+      id: r.id,
+      node_id: `WFR_${r.id}`,
+      name: r.name,
+      display_title: r.name,
+      workflow_id: r.workflowId,
+      check_suite_id: r.checkSuiteIds[r.attempt - 1],
+      check_suite_node_id: `CS_${r.checkSuiteIds[r.attempt - 1]}`,
+      head_branch: r.headBranch,
+      head_sha: r.headSha,
+      run_number: r.id,
+      run_attempt: r.attempt,
+      event: 'pull_request',
+      status: r.status,
+      conclusion: r.conclusion,
+      html_url: `https://github.com/${owner}/${repo}/actions/runs/${r.id}`,
+      url: `${this.url}/repos/${owner}/${repo}/actions/runs/${r.id}`,
+      jobs_url: `${this.url}/repos/${owner}/${repo}/actions/runs/${r.id}/jobs`,
+      logs_url: `${this.url}/repos/${owner}/${repo}/actions/runs/${r.id}/logs`,
+      pull_requests: pull
+        ? [
+            {
+              id: pull.number,
+              number: pull.number,
+              url: `${this.url}/repos/${owner}/${repo}/pulls/${pull.number}`,
+              head: {
+                ref: r.headBranch,
+                sha: r.headSha,
+                repo: { id: 1, url: `${this.url}/repos/${owner}/${repo}`, name: repo },
+              },
+              base: {
+                ref: 'main',
+                sha: '0'.repeat(40),
+                repo: { id: 1, url: `${this.url}/repos/${owner}/${repo}`, name: repo },
+              },
+            },
+          ]
+        : [],
+      created_at: r.createdAt,
+      updated_at: r.updatedAt,
+      run_started_at: r.createdAt,
+    };
+  }
+
+  private job(owner: string, repo: string, r: Run, j: Job): Json {
+    const base = listExample(
+      '/repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt_number}/jobs',
+      'jobs',
+    );
+    const step = (base.steps as Json[])[0]!;
+    const failed = j.conclusion === 'failure' || j.conclusion === 'timed_out';
+    return {
+      ...base,
+      id: j.id,
+      node_id: `J_${j.id}`,
+      run_id: r.id,
+      run_attempt: j.attempt,
+      run_url: `${this.url}/repos/${owner}/${repo}/actions/runs/${r.id}`,
+      url: `${this.url}/repos/${owner}/${repo}/actions/jobs/${j.id}`,
+      html_url: `https://github.com/${owner}/${repo}/actions/runs/${r.id}/job/${j.id}`,
+      check_run_url: `${this.url}/repos/${owner}/${repo}/check-runs/${j.id}`,
+      head_sha: r.headSha,
+      head_branch: r.headBranch,
+      workflow_name: r.name,
+      name: j.name,
+      status: 'completed',
+      conclusion: j.conclusion,
+      // GitHub's published example predates the now-required created_at.
+      created_at: r.createdAt,
+      started_at: r.createdAt,
+      completed_at: r.updatedAt,
+      steps: [
+        { ...step, name: 'Set up job', number: 1, conclusion: 'success' },
+        {
+          ...step,
+          name: j.failedStep ?? 'Run the tests',
+          number: 2,
+          conclusion: failed ? 'failure' : 'success',
+        },
+      ],
+    };
+  }
+
   private pullSimple(owner: string, repo: string, p: Pull): Json {
     return this.pullFrom(example('/repos/{owner}/{repo}/pulls', 'get'), owner, repo, p);
   }
@@ -628,7 +1039,8 @@ export class FakeGitHub {
       number: p.number,
       state: p.state,
       html_url: `https://github.com/${owner}/${repo}/pull/${p.number}`,
-      head: { ...(base.head as Json), ref: p.head, label: `${owner}:${p.head}` },
+      head: { ...(base.head as Json), ref: p.head, sha: p.headSha, label: `${owner}:${p.head}` },
+      draft: p.draft,
       merged_at: p.merged ? new Date().toISOString() : null,
       closed_at: p.state === 'closed' ? new Date().toISOString() : null,
     };

@@ -128,4 +128,100 @@ describe('the fake GitHub', () => {
     expect((await get('/user')).status).toBe(502);
     expect((await fetch(`${gh.url}/user`, { headers: { authorization: 'token nope' } })).status).toBe(401);
   });
+
+  it('serves workflow runs, their attempts, jobs, check suites and check runs on a head, and the draft flag', async () => {
+    gh.addPull('o', 'r', 6, 'ci-branch', { draft: true });
+    const pull = async () =>
+      (await (await get('/repos/o/r/pulls/6')).json()) as { draft: boolean; head: { sha: string } };
+    expect(await pull()).toMatchObject({ draft: true, head: { sha: gh.headSha('o', 'r', 6) } });
+    gh.markReady('o', 'r', 6);
+    expect((await pull()).draft).toBe(false);
+
+    const sha = gh.headSha('o', 'r', 6);
+    const { runId, jobIds } = gh.failRun('o', 'r', 6, { job: 'unit', log: 'boom\n' });
+    const runs = (await (await get(`/repos/o/r/actions/runs?head_sha=${sha}`)).json()) as {
+      workflow_runs: Array<{ id: number; run_attempt: number; conclusion: string; head_sha: string }>;
+    };
+    expect(runs.workflow_runs).toEqual([
+      expect.objectContaining({ id: runId, run_attempt: 1, conclusion: 'failure', head_sha: sha }),
+    ]);
+    const [rerunJob] = gh.rerun(runId, [{ name: 'unit', conclusion: 'success' }]);
+    const jobs = async (attempt: number) =>
+      (
+        (await (await get(`/repos/o/r/actions/runs/${runId}/attempts/${attempt}/jobs`)).json()) as {
+          jobs: Array<{ id: number; name: string; conclusion: string; steps: Array<{ conclusion: string }> }>;
+        }
+      ).jobs;
+    expect(await jobs(1)).toEqual([
+      expect.objectContaining({ id: jobIds[0], name: 'unit', conclusion: 'failure' }),
+    ]);
+    expect(await jobs(2)).toEqual([expect.objectContaining({ id: rerunJob, conclusion: 'success' })]);
+    const suites = (await (await get(`/repos/o/r/commits/${sha}/check-suites`)).json()) as {
+      check_suites: Array<{ conclusion: string }>;
+    };
+    expect(suites.check_suites.map((c) => c.conclusion)).toEqual(['failure', 'success']);
+    const checkRuns = (await (await get(`/repos/o/r/commits/${sha}/check-runs`)).json()) as {
+      check_runs: Array<{ id: number; conclusion: string }>;
+    };
+    expect(checkRuns.check_runs).toEqual([expect.objectContaining({ id: rerunJob, conclusion: 'success' })]);
+    expect((await get('/repos/o/r/actions/workflows')).status).toBe(200);
+
+    // The job log: a charged 302 to a signed URL, which needs no token.
+    const redirect = await fetch(`${gh.url}/repos/o/r/actions/jobs/${jobIds[0]}/logs`, {
+      headers: auth,
+      redirect: 'manual',
+    });
+    expect(redirect.status).toBe(302);
+    expect(gh.requests.at(-1)).toMatchObject({ status: 302, charged: true });
+    const location = redirect.headers.get('location')!;
+    expect(await (await fetch(location)).text()).toBe('boom\n');
+    gh.push('o', 'r', 6);
+    expect(gh.headSha('o', 'r', 6)).not.toBe(sha);
+  });
+
+  it('is read by the GitHub client: runs, jobs and log tails, with a free 304 on an unchanged head', async () => {
+    gh.addPull('o', 'r', 8, 'client-branch');
+    const client = new GitHub({ token: 't-owner', baseUrl: gh.url, cache: new ConditionalCache() });
+    const sha = (await client.pullRequest('o', 'r', 8)).headSha;
+    const log = Array.from({ length: 5000 }, (_, i) => `line ${i}`).join('\n');
+    const { runId, jobIds } = gh.runWorkflow('o', 'r', 8, 'Build', [
+      { name: 'lint', conclusion: 'success', log: 'fine' },
+      { name: 'test', conclusion: 'failure', log, failedStep: 'Run npm test' },
+    ]);
+    expect(await client.workflowRuns('o', 'r', sha)).toEqual([
+      expect.objectContaining({
+        id: runId,
+        name: 'Build',
+        runAttempt: 1,
+        conclusion: 'failure',
+        headSha: sha,
+      }),
+    ]);
+    const charged = gh.charged();
+    await client.workflowRuns('o', 'r', sha);
+    expect(gh.charged()).toBe(charged);
+    expect(gh.requests.at(-1)).toMatchObject({ status: 304, charged: false });
+    expect(
+      (await client.workflowJobs('o', 'r', runId, 1)).map((j) => [j.name, j.conclusion, j.failedSteps]),
+    ).toEqual([
+      ['lint', 'success', []],
+      ['test', 'failure', ['Run npm test']],
+    ]);
+    const tail = await client.jobLogTail('o', 'r', jobIds[1]!, 1000);
+    expect(tail.truncatedHead).toBe(true);
+    expect(tail.text.length).toBeLessThanOrEqual(1000);
+    expect(tail.text.endsWith('line 4999')).toBe(true);
+    expect(await client.jobLogTail('o', 'r', jobIds[0]!, 1000)).toEqual({
+      text: 'fine',
+      truncatedHead: false,
+    });
+    expect(await client.workflowCount('o', 'r')).toBeGreaterThan(0);
+    expect(await client.workflowCount('o', 'none')).toBe(0);
+  });
+
+  it('answers 404 for a job log that has expired', async () => {
+    const client = new GitHub({ token: 't-owner', baseUrl: gh.url, cache: new ConditionalCache() });
+    const { jobIds } = gh.failRun('o', 'r', 8, { job: 'gone' });
+    await expect(client.jobLogTail('o', 'r', jobIds[0]!, 1000)).rejects.toThrow(/404/);
+  });
 });

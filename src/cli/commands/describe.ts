@@ -1,4 +1,5 @@
 /** `codemate describe`: spec, status, conditions, recent messages and events. A quick command, as list. */
+import type { CodeMateStatus } from '../../api/codemate.js';
 import type { CodeMateMessage } from '../../api/message.js';
 import { apiVersion, messageKind } from '../../api/names.js';
 import type { KubeObject } from '../../clients/kube.js';
@@ -43,6 +44,8 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
     `Suspended:     ${cm.spec.suspend ? 'yes' : 'no'}`,
     `Secrets:       github ${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
     `Last check:    ${s.lastMonitorCheck ?? '-'}`,
+    `CI failures:   ${ciLine(s)}`,
+    `Left draft:    ${readyLine(s)}`,
     '',
     'Conditions:',
     table([
@@ -87,4 +90,25 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
         ]).replace(/^/gm, '  '),
   );
   out.data(lines.join('\n'));
+}
+
+/** The last failed CI run the session was told of, or that the repository has no CI. */
+function ciLine(s: CodeMateStatus): string {
+  const ci = s.github?.ci;
+  if (ci?.noneDetectedAt) {
+    return `none: the repository had no workflows on commit ${(ci.noneDetectedOn ?? '?').slice(0, 7)} (${ci.noneDetectedAt})`;
+  }
+  const last = ci?.lastNotified;
+  if (!last) return '-';
+  return (
+    `last told ${last.notifiedAt ?? '-'}: ${last.workflow ?? '?'} run ${last.runId ?? '?'} attempt ${last.attempt ?? '?'}` +
+    ` (${last.conclusion ?? '?'}, commit ${(last.headSha ?? '?').slice(0, 7)}), message ${last.message ?? '-'}`
+  );
+}
+
+/** Whether the session was asked to update the pull request's title and description when it left draft. */
+function readyLine(s: CodeMateStatus): string {
+  const notice = s.github?.readyForReview;
+  if (!notice) return s.pullRequest?.draft ? 'no (the pull request is a draft)' : '-';
+  return `asked to update the title and description ${notice.notifiedAt ?? '-'}, message ${notice.message ?? '-'}`;
 }

@@ -1,5 +1,5 @@
 /**
- * pull_request.opened, reopened and closed: the CodeMates following that pull request, or its head
+ * pull_request.opened, reopened, closed and ready_for_review: the CodeMates following that pull request, or its head
  * branch, are asked to poll now. The operator's poller is the one place that links a branch to its pull
  * request and records its state, from which the reconcile applies the lifecycle policy; the webhook only
  * moves that poll forward by setting an annotation, which an admission policy in manifests/webhook.yaml

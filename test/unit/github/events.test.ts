@@ -76,10 +76,10 @@ describe('routeEvent with real payloads from @octokit/webhooks-examples', () => 
     }
   });
 
-  it('routes pull requests opening, reopening and closing, with the head branch only when not a fork', () => {
+  it('routes pull requests opening, reopening, closing and leaving draft, with the head branch only when not a fork', () => {
     for (const payload of of('pull_request')) {
       const routed = routeEvent('pull_request', payload as never);
-      if (['opened', 'reopened', 'closed'].includes(payload.action!)) {
+      if (['opened', 'reopened', 'closed', 'ready_for_review'].includes(payload.action!)) {
         const pr = payload.pull_request as {
           number: number;
           head: { ref: string; repo: { full_name: string } };
