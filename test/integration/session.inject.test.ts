@@ -584,13 +584,13 @@ describe('the standing channel (codemate-inject --serve)', () => {
     return {
       exited,
       async request(id, body, timeout = 20) {
-        expect(await ready).toBe('codemate-serve ready 1');
+        expect(await ready).toBe('codemate-serve ready 2');
         p.stdin.write(`${id} ${Buffer.byteLength(body)} ${timeout}\n`);
         p.stdin.write(body);
         return nextLine();
       },
       async raw(line) {
-        expect(await ready).toBe('codemate-serve ready 1');
+        expect(await ready).toBe('codemate-serve ready 2');
         p.stdin.write(line);
         return nextLine();
       },
