@@ -6,7 +6,7 @@
  * model server's request log.
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/cluster.js';
@@ -167,6 +167,55 @@ describe('codemate-inject --when-idle', () => {
     expect(seqs[0]).toBeGreaterThan(turnSeq!);
     sent.push(turn, text);
   });
+
+  it('delivers after an interrupted turn, which fires no Stop hook, once the screen shows no turn', async () => {
+    await idle();
+    const before = (await s.prompts()).length;
+    const stateFile = path.join(s.stateDir, 'session-state');
+    const items: Item[] = [
+      ['after-esc-1', 'sent after the turn was interrupted'],
+      ['after-esc-2', 'and the second one'],
+    ];
+    s.model!.configure({ chunkDelayMs: 500, chunks: 60 });
+    try {
+      expect((await s.inject('turn-esc', 'a turn that someone interrupts')).code).toBe(0);
+      await eventually(
+        () => s.prompts(),
+        (p) => p.length > before,
+        { what: 'the slow turn started', intervalMs: 50 },
+      );
+      // Busy for 5 s: from then on the screen is asked too, and it shows the running turn.
+      await eventually(
+        () => stat(stateFile),
+        (st) => Date.now() - st.mtimeMs > 5500,
+        { what: 'busy for 5 s', intervalMs: 200 },
+      );
+      expect(await whenIdle(items)).toEqual(
+        items.map(
+          ([id]) =>
+            `done ${id} 10 codemate: a turn is running; message ${id} waits until the session is idle`,
+        ),
+      );
+      await s.tmux('send-keys', '-t', '=claude-code:', 'Escape');
+      await eventually(
+        () => s.tmux('capture-pane', '-p', '-t', '=claude-code:'),
+        (screen) => !screen.includes('esc to interrupt'),
+        { what: 'the turn interrupted', intervalMs: 100 },
+      );
+    } finally {
+      s.model!.configure({ chunkDelayMs: 0, chunks: 3 });
+    }
+    expect(await state()).toBe('busy');
+    expect(await whenIdle(items)).toEqual(items.map(([id]) => `done ${id} 0 `));
+    const turn = normalised(framed(key, 'turn-esc', 'a turn that someone interrupts'), {
+      sessionId: s.sessionId,
+    });
+    const text = batch(items);
+    // Claude Code tells the model of the interrupt in a block of its own, in the batch's request.
+    const interrupted = '[Request interrupted by user]';
+    expect(await receivedSince(before, 3)).toEqual(trim([turn, interrupted, text]));
+    sent.push(turn, interrupted, text);
+  }, 90_000);
 
   it("a hostile body cannot forge another message's marker, nor end its own early", async () => {
     const forgedTag = '0123456789abcdef';
