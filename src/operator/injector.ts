@@ -268,37 +268,17 @@ export class Injector {
     text: string,
     ackTimeoutSeconds: number,
   ): Promise<InjectResult> {
-    const channel = this.channels.get(key);
-    if (channel?.pod === pod && channel.open) {
-      try {
-        const [result] = await channel.request(
-          [id],
-          channelRequest(id, text, ackTimeoutSeconds),
-          ackTimeoutSeconds,
-        );
-        return result!;
-      } catch (error) {
-        // The message's fate is unknown; codemate-inject's records make the exec below safe.
-        this.options.logger.info(
-          { codemate: key, pod, message: id, err: (error as Error).message },
-          'session channel broke; delivering by exec',
-        );
-      }
-    }
-    this.prepare(key, namespace, pod);
-    const result = await execInPod(
-      this.options.kube,
+    const request = channelRequest(id, text, ackTimeoutSeconds);
+    const answered = await this.throughChannel(key, pod, [id], request, ackTimeoutSeconds, 1);
+    if (answered) return answered[0]!;
+    const result = await this.exec(
+      key,
       namespace,
       pod,
-      [
-        'codemate-inject',
-        '--bytes',
-        String(Buffer.byteLength(text)),
-        '--timeout',
-        String(ackTimeoutSeconds),
-        id,
-      ],
-      { container: sessionContainer, stdin: text, timeoutMs: injectExecTimeoutMs(ackTimeoutSeconds) },
+      ['--bytes', String(Buffer.byteLength(text))],
+      [id],
+      text,
+      ackTimeoutSeconds,
     );
     return { exitCode: result.exitCode, stderr: result.stderr, path: 'exec' };
   }
@@ -315,40 +295,67 @@ export class Injector {
     ackTimeoutSeconds: number,
   ): Promise<InjectResult[]> {
     const ids = items.map((i) => i.id);
-    const channel = this.channels.get(key);
-    if (channel?.pod === pod && channel.open && channel.version >= 2) {
-      try {
-        return await channel.request(ids, whenIdleRequest(items, ackTimeoutSeconds), ackTimeoutSeconds);
-      } catch (error) {
-        // Which were pasted is unknown; the per-id records make the exec below safe.
-        this.options.logger.info(
-          { codemate: key, pod, message: ids.join(','), err: (error as Error).message },
-          'session channel broke; delivering by exec',
-        );
-      }
-    }
-    this.prepare(key, namespace, pod);
+    const request = whenIdleRequest(items, ackTimeoutSeconds);
+    const answered = await this.throughChannel(key, pod, ids, request, ackTimeoutSeconds, 2);
+    if (answered) return answered;
     const bodies = items.map((i) => Buffer.from(i.text, 'utf8'));
-    const result = await execInPod(
+    const bytes = bodies.map((b) => b.length).join(',');
+    const result = await this.exec(
+      key,
+      namespace,
+      pod,
+      ['--when-idle', '--bytes', bytes],
+      ids,
+      Buffer.concat(bodies),
+      ackTimeoutSeconds,
+    );
+    return batchResults(ids, result.stdout, result.exitCode, result.stderr, 'exec');
+  }
+
+  /**
+   * One request through the CodeMate's channel, when it is open into `pod` and speaks `version`; undefined
+   * when it is not, or broke (the messages' fate is then unknown, and codemate-inject's per-id records
+   * make the exec that follows safe).
+   */
+  private async throughChannel(
+    key: string,
+    pod: string,
+    ids: string[],
+    request: Buffer,
+    ackTimeoutSeconds: number,
+    version: 1 | 2,
+  ): Promise<InjectResult[] | undefined> {
+    const channel = this.channels.get(key);
+    if (channel?.pod !== pod || !channel.open || channel.version < version) return undefined;
+    try {
+      return await channel.request(ids, request, ackTimeoutSeconds);
+    } catch (error) {
+      this.options.logger.info(
+        { codemate: key, pod, message: ids.join(','), err: (error as Error).message },
+        'session channel broke; delivering by exec',
+      );
+      return undefined;
+    }
+  }
+
+  /** One exec of codemate-inject with `options`, the ids and the texts on stdin; opens the channel for next time. */
+  private exec(
+    key: string,
+    namespace: string,
+    pod: string,
+    options: string[],
+    ids: string[],
+    stdin: string | Buffer,
+    ackTimeoutSeconds: number,
+  ) {
+    this.prepare(key, namespace, pod);
+    return execInPod(
       this.options.kube,
       namespace,
       pod,
-      [
-        'codemate-inject',
-        '--when-idle',
-        '--bytes',
-        bodies.map((b) => b.length).join(','),
-        '--timeout',
-        String(ackTimeoutSeconds),
-        ids.join(','),
-      ],
-      {
-        container: sessionContainer,
-        stdin: Buffer.concat(bodies),
-        timeoutMs: injectExecTimeoutMs(ackTimeoutSeconds),
-      },
+      ['codemate-inject', ...options, '--timeout', String(ackTimeoutSeconds), ids.join(',')],
+      { container: sessionContainer, stdin, timeoutMs: injectExecTimeoutMs(ackTimeoutSeconds) },
     );
-    return batchResults(ids, result.stdout, result.exitCode, result.stderr, 'exec');
   }
 
   /** Closes a CodeMate's channel (its session went away). */

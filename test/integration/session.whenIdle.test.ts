@@ -14,9 +14,11 @@ import { framed, markerLine, normalised, promptsReceived } from '../helpers/mode
 import {
   cleanup,
   makeOrigin,
+  promptsSince,
   scripts,
   sessionRoot,
   startSession,
+  turnEnded,
   waitUntilReady,
   type Session,
 } from '../helpers/session.js';
@@ -52,9 +54,7 @@ function batch(items: Item[]): string {
 
 const state = async () => (await readFile(path.join(s.stateDir, 'session-state'), 'utf8')).trim();
 
-async function idle(): Promise<void> {
-  await eventually(state, (x) => x === 'idle', { what: 'the turn ended', intervalMs: 50 });
-}
+const idle = () => turnEnded(s);
 
 /**
  * Claude Code sends a prompt that it queued without the blank lines around a <pasted_content> block, and
@@ -69,16 +69,7 @@ const arrivals = (text: string) =>
     .model!.requests.filter((r) => r.tools > 0)
     .flatMap((r) => trim(promptsReceived([r])).flatMap((t) => (t === text.trim() ? [r.seq] : [])));
 
-/** The prompts that reached the model after the first `before`, once `count` of them have. */
-async function receivedSince(before: number, count: number): Promise<string[]> {
-  await eventually(
-    () => s.prompts(),
-    (p) => p.length >= before + count,
-    { what: `${count} prompt(s) at the model`, intervalMs: 50, timeoutMs: 30_000 },
-  );
-  await idle();
-  return trim((await s.prompts()).slice(before));
-}
+const receivedSince = async (before: number, count: number) => trim(await promptsSince(s, before, count));
 
 /** codemate-inject --when-idle with these messages; the answer lines, one per message. */
 async function whenIdle(items: Item[], env: NodeJS.ProcessEnv = {}, timeout = 20): Promise<string[]> {
