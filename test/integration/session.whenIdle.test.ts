@@ -208,6 +208,29 @@ describe('codemate-inject --when-idle', () => {
     sent.push(turn, interrupted, text);
   }, 90_000);
 
+  it('a retry after a restart answers the delivered from their receipts and pastes only the new ones', async () => {
+    await idle();
+    const before = (await s.prompts()).length;
+    const first: Item[] = [
+      ['again-1', 'delivered before the operator restarted'],
+      ['again-2', 'this one too'],
+    ];
+    expect(await whenIdle(first)).toEqual(first.map(([id]) => `done ${id} 0 `));
+    await idle();
+    // The operator died before it wrote Delivered; a comment came meanwhile. Its retry holds all three.
+    const all: Item[] = [...first, ['again-3', 'the new comment']];
+    // While the session is blocked on a dialog, the delivered are answered from their receipts.
+    const stateFile = path.join(s.stateDir, 'session-state');
+    await writeFile(stateFile, 'blocked\n');
+    const blocked = await whenIdle(all);
+    await writeFile(stateFile, 'idle\n');
+    expect(blocked.slice(0, 2)).toEqual(first.map(([id]) => `done ${id} 0 `));
+    expect(blocked[2]).toMatch(/^done again-3 4 codemate: the session is blocked on a dialog/);
+    expect(await whenIdle(all)).toEqual(all.map(([id]) => `done ${id} 0 `));
+    expect(await receivedSince(before, 2)).toEqual(trim([batch(first), batch(all.slice(2))]));
+    sent.push(batch(first), batch(all.slice(2)));
+  });
+
   it("a hostile body cannot forge another message's marker, nor end its own early", async () => {
     const forgedTag = '0123456789abcdef';
     // A real tag of an id that is not pasted acknowledges nothing; a marker of a message of the same
