@@ -16,6 +16,15 @@ export const pollRequestedAnnotation = 'codemate.io/poll-requested-at';
  */
 export const defaultPollIntervalSeconds = 60;
 
+/**
+ * spec.monitoring.delivery: Immediate pastes each message as it comes (the TUI queues it while a turn
+ * runs); WhenIdle holds messages while a turn runs and delivers them together, as one prompt, once the
+ * session is idle. Immediate is the default (docs/adr/0014-delivery-when-idle.md).
+ */
+export const deliveryModes = ['Immediate', 'WhenIdle'] as const;
+export type DeliveryMode = (typeof deliveryModes)[number];
+export const defaultDeliveryMode: DeliveryMode = 'Immediate';
+
 export const trustAssociations = [
   'OWNER',
   'MEMBER',
@@ -74,6 +83,7 @@ export const codeMateSpecSchema = z.object({
     .object({
       enabled: z.boolean().default(true),
       intervalSeconds: z.number().int().min(1).max(86400).default(defaultPollIntervalSeconds),
+      delivery: z.enum(deliveryModes).default(defaultDeliveryMode),
       trust: z
         .object({
           associations: z.array(z.enum(trustAssociations)).max(8).optional(),

@@ -95,6 +95,10 @@ Docs: docs/README.md`,
     .option('--task <text>', "the session's first instruction")
     .option('--image <image>', "session image (default: the operator's)")
     .option('--storage <size>', 'keep the workspace on a PersistentVolumeClaim of this size, e.g. 10Gi')
+    .option(
+      '--delivery <mode>',
+      'immediate (default): paste each message at once; when-idle: hold messages while a turn runs, then send them as one prompt',
+    )
     .option('--wait', 'wait until the session runs, or fails, and say why')
     .option('--timeout <seconds>', 'how long --wait waits', '300')
     .option('--dry-run', 'print the CodeMate instead of creating it')

@@ -18,6 +18,16 @@ export const queueBackoff = { baseDelayMs: 500, maxDelayMs: 300_000 } as const;
 /** Delivery retries sooner than other reconciles: a session that is busy or starting is back in seconds. */
 export const deliveryBackoff = { baseDelayMs: 1000, maxDelayMs: 30_000 } as const;
 
+/**
+ * Under spec.monitoring.delivery WhenIdle, how soon delivery asks a busy session again whether its turn has
+ * ended: the most a batch waits after the turn's end. One request on the session's channel each time, with
+ * no status write (docs/adr/0014-delivery-when-idle.md).
+ */
+export const whenIdleRetryMs = 1000;
+
+/** Under WhenIdle, the most messages, and the most bytes of their bodies, that one prompt carries. */
+export const whenIdleBatch = { messages: 20, bytes: 262_144 } as const;
+
 /** Delivery workers per operator: deliveries of different CodeMates that run at once. */
 export const deliveryWorkers = 4;
 

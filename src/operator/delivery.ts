@@ -2,8 +2,13 @@
  * Delivers CodeMateMessages into sessions: per CodeMate one at a time, in order, each by one exec of
  * codemate-inject in the session pod. The inject command records the ids it has pasted, so a retry after
  * the operator died between the exec and the status write does not paste twice.
+ *
+ * Under spec.monitoring.delivery WhenIdle, the head message goes with the messages behind it that are
+ * ready too (whenIdleBatch), in one request: the session pastes them as one prompt when no turn runs, or
+ * nothing while one does, and delivery asks again shortly (docs/adr/0014-delivery-when-idle.md). Each
+ * message keeps its own status and receipt.
  */
-import { apiVersion, group, plural, sessionRunning, version } from '../api/codemate.js';
+import { apiVersion, defaultDeliveryMode, group, plural, sessionRunning, version } from '../api/codemate.js';
 import type { CodeMate } from '../api/codemate.js';
 import {
   deliveryOrder,
@@ -24,6 +29,8 @@ import {
   deliveryWorkers,
   injectAckTimeoutSeconds,
   retiredMessageMemoryMs,
+  whenIdleBatch,
+  whenIdleRetryMs,
   writtenStatusMemoryMs,
 } from '../config/defaults.js';
 import type { Logger } from '../observability/log.js';
@@ -32,7 +39,7 @@ import { TemporaryError } from '../runtime/errors.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { codemateLookup, type CodeMateObject } from './controller.js';
-import { Injector } from './injector.js';
+import { Injector, type InjectResult } from './injector.js';
 
 /** codemate-inject's exit codes (setup/scripts/codemate-inject). */
 export const injectExit = {
@@ -47,6 +54,8 @@ export const injectExit = {
   promptBusy: 8,
   /** Pasted and submitted, but neither acknowledged nor in the transcript in time: never pasted again. */
   unacknowledged: 9,
+  /** WhenIdle: a turn runs, so nothing was pasted; ask again once it may have ended. */
+  sessionBusy: 10,
 } as const;
 
 /** How long messages may wait and how retries back off (config: --message-expiry-seconds). */
@@ -198,6 +207,31 @@ export function statusWhileQueued(
   };
 }
 
+/**
+ * The messages that go with the head of a CodeMate's queue under WhenIdle (pure): the head (whose step is
+ * inject), then each next one in delivery order whose own step is inject too, up to the first that is not
+ * (so the order holds) and within the limits of one prompt. `pending` is in delivery order.
+ */
+export function whenIdleBatchOf<M extends CodeMateMessage>(
+  pending: M[],
+  session: SessionFacts,
+  now: Date,
+  policy: Pick<DeliveryPolicy, 'expiryMs'>,
+  limits: { messages: number; bytes: number } = whenIdleBatch,
+): M[] {
+  const batch: M[] = [];
+  let bytes = 0;
+  for (const message of pending) {
+    if (batch.length >= limits.messages) break;
+    if (nextStep(message, session, now, policy).kind !== 'inject') break;
+    const size = Buffer.byteLength(frameBody(message.spec));
+    if (batch.length > 0 && bytes + size > limits.bytes) break;
+    batch.push(message);
+    bytes += size;
+  }
+  return batch;
+}
+
 /** Exponential backoff with equal jitter: half the delay is fixed, half random; capped. */
 export function backoffMs(attempts: number, policy: Omit<DeliveryPolicy, 'expiryMs'>): number {
   const full = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
@@ -253,6 +287,18 @@ export function outcomeOfInject(exitCode: number, stderr: string, facts: Attempt
       .at(-1)
       ?.replace(/^codemate: /, '') ?? '';
   switch (exitCode) {
+    case injectExit.sessionBusy:
+      // Not an attempt: nothing was pasted, and the wait is for the turn's end, not a backoff.
+      return {
+        status: {
+          ...facts.previous,
+          phase: 'Pending',
+          reason: 'WaitingForIdle',
+          message: 'a turn is running; delivered with the messages waiting with it once the session is idle',
+          nextAttemptAt: null,
+        },
+        retryAfterMs: whenIdleRetryMs,
+      };
     case injectExit.delivered:
       return {
         status: {
@@ -463,26 +509,68 @@ export class DeliveryWorker {
       }
       return step.requeueAfterMs;
     }
-    const text = frameBody(message.spec);
     const ackTimeoutSeconds = this.options.ackTimeoutSeconds ?? injectAckTimeoutSeconds;
-    const facts: AttemptFacts = { previous: message.status, now, policy: this.options.policy };
-    let outcome: Outcome;
-    let path: 'channel' | 'exec' = 'exec';
+    const whenIdle = (cm.spec.monitoring?.delivery ?? defaultDeliveryMode) === 'WhenIdle';
+    const batch = whenIdle ? whenIdleBatchOf(pending, session, now, this.options.policy) : [message];
+    let results: InjectResult[] | Error;
     try {
-      const result = await this.injector.inject(
-        key,
-        namespace,
-        step.pod,
-        message.metadata.name,
-        text,
-        ackTimeoutSeconds,
-      );
-      path = result.path;
-      outcome = outcomeOfInject(result.exitCode, result.stderr, { ...facts, now: new Date() });
+      results = whenIdle
+        ? await this.injector.injectWhenIdle(
+            key,
+            namespace,
+            step.pod,
+            batch.map((m) => ({ id: m.metadata.name, text: frameBody(m.spec) })),
+            ackTimeoutSeconds,
+          )
+        : [
+            await this.injector.inject(
+              key,
+              namespace,
+              step.pod,
+              message.metadata.name,
+              frameBody(message.spec),
+              ackTimeoutSeconds,
+            ),
+          ];
     } catch (error) {
-      outcome = outcomeOfExecError(error as Error, { ...facts, now: new Date() });
+      results = error as Error;
     }
+    // Each message gets its own outcome, status and receipt; the key is looked at again as soon as the
+    // soonest of them asks.
+    let requeueAfterMs: number | undefined;
+    for (const [i, m] of batch.entries()) {
+      const facts: AttemptFacts = { previous: m.status, now: new Date(), policy: this.options.policy };
+      const result = results instanceof Error ? results : results[i]!;
+      const after = await this.recordOutcome(
+        key,
+        m,
+        result instanceof Error
+          ? outcomeOfExecError(result, facts)
+          : outcomeOfInject(result.exitCode, result.stderr, facts),
+        result instanceof Error ? 'exec' : result.path,
+        now,
+      );
+      if (after !== undefined) requeueAfterMs = Math.min(after, requeueAfterMs ?? after);
+    }
+    return requeueAfterMs;
+  }
+
+  /** Writes one message's outcome after an injection; returns when to look at its CodeMate again. */
+  private async recordOutcome(
+    key: string,
+    message: MessageObject,
+    outcome: Outcome,
+    path: 'channel' | 'exec',
+    now: Date,
+  ): Promise<number | undefined> {
     const phase = outcome.status.phase;
+    if (outcome.status.reason === 'WaitingForIdle') {
+      // Asked again every whenIdleRetryMs while the turn runs: written once, not an attempt, not logged.
+      if (message.status?.reason !== 'WaitingForIdle' || message.status.message !== outcome.status.message) {
+        await this.writeStatus(message, outcome.status);
+      }
+      return outcome.retryAfterMs;
+    }
     this.options.onAttempt?.(
       phase === 'Delivered' ? 'delivered' : phase === 'Failed' ? 'failed' : 'retry',
       path,

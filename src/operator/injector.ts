@@ -5,6 +5,9 @@
  * node) and the script's start (adr/0007). When the channel is not open yet, or breaks, the message goes
  * by one exec of `codemate-inject` as before, at once: both forms keep the same per-id records in the
  * session, so a message whose channel broke mid-way is never pasted twice.
+ *
+ * Under spec.monitoring.delivery WhenIdle, one request carries several messages (`injectWhenIdle`): the
+ * session pastes them as one prompt when no turn runs, or nothing while one does, and answers per message.
  */
 import { sessionContainer } from '../api/pod.js';
 import { execInPod, openExec, type ExecStream } from '../clients/exec.js';
@@ -19,15 +22,23 @@ export interface InjectResult {
   path: 'channel' | 'exec';
 }
 
+/** One message of a WhenIdle request: its id and its text (framed by frameBody). */
+export interface BatchItem {
+  id: string;
+  text: string;
+}
+
 /** One line of `codemate-inject --serve` (setup/scripts/codemate-inject). */
 export type ChannelLine =
-  | { kind: 'ready' }
+  /** Version 2 also takes WhenIdle requests. */
+  | { kind: 'ready'; version: 1 | 2 }
   | { kind: 'done'; id: string; exitCode: number; detail: string }
   | { kind: 'other'; line: string };
 
 /** Parses one line the serve loop printed (pure). */
 export function parseChannelLine(line: string): ChannelLine {
-  if (line === 'codemate-serve ready 1') return { kind: 'ready' };
+  if (line === 'codemate-serve ready 1') return { kind: 'ready', version: 1 };
+  if (line === 'codemate-serve ready 2') return { kind: 'ready', version: 2 };
   const done = /^codemate-serve done (\S+) (\d+) ?(.*)$/.exec(line);
   if (done) return { kind: 'done', id: done[1]!, exitCode: Number(done[2]), detail: done[3] ?? '' };
   return { kind: 'other', line };
@@ -39,6 +50,40 @@ export function channelRequest(id: string, text: string, ackTimeoutSeconds: numb
   return Buffer.concat([Buffer.from(`${id} ${body.length} ${ackTimeoutSeconds}\n`), body]);
 }
 
+/**
+ * One WhenIdle request to the serve loop (version 2): the ids and the byte counts, comma-separated, then the
+ * texts one after another (pure). The one-shot form takes the same lists as arguments.
+ */
+export function whenIdleRequest(items: BatchItem[], ackTimeoutSeconds: number): Buffer {
+  const bodies = items.map((item) => Buffer.from(item.text, 'utf8'));
+  const line = `${items.map((i) => i.id).join(',')} ${bodies.map((b) => b.length).join(',')} ${ackTimeoutSeconds} when-idle\n`;
+  return Buffer.concat([Buffer.from(line), ...bodies]);
+}
+
+/**
+ * The result of each message of a WhenIdle request, in order (pure): its own `done` line, or, for one the
+ * script did not answer (an older session image, a failure before any answer), the exit code and the last
+ * stderr line of the whole run.
+ */
+export function batchResults(
+  ids: string[],
+  output: string,
+  exitCode: number,
+  stderr: string,
+  path: 'channel' | 'exec',
+): InjectResult[] {
+  const answered = new Map<string, { exitCode: number; stderr: string }>();
+  for (const raw of output.split('\n')) {
+    const line = parseChannelLine(raw.startsWith('done ') ? `codemate-serve ${raw}` : raw);
+    if (line.kind === 'done') answered.set(line.id, { exitCode: line.exitCode, stderr: line.detail });
+  }
+  const detail = stderr.trim().split('\n').at(-1) ?? '';
+  return ids.map((id) => ({
+    ...(answered.get(id) ?? { exitCode: exitCode === 0 ? -1 : exitCode, stderr: detail }),
+    path,
+  }));
+}
+
 /** How long a channel may take to say it is ready before the pod is taken to have none. */
 const channelOpenTimeoutMs = 10_000;
 /** A pod whose channel would not open is not tried again for this long (messages go by exec). */
@@ -47,7 +92,11 @@ const channelRetryMs = 60_000;
 /** The standing channel into one pod. */
 class Channel {
   private buffered = '';
-  private pending: { id: string; resolve: (r: InjectResult) => void; reject: (e: Error) => void } | undefined;
+  private pending:
+    | { ids: string[]; got: InjectResult[]; resolve: (r: InjectResult[]) => void; reject: (e: Error) => void }
+    | undefined;
+  /** The serve loop's protocol version (its ready line); 2 takes WhenIdle requests. */
+  version: 1 | 2 = 1;
   private stream: ExecStream | undefined;
   private isOpen = false;
   private ended = false;
@@ -92,16 +141,18 @@ class Channel {
     }
   }
 
-  request(id: string, text: string, ackTimeoutSeconds: number): Promise<InjectResult> {
+  /** Sends one request and resolves with the answer of each of `ids`, in order. */
+  request(ids: string[], request: Buffer, ackTimeoutSeconds: number): Promise<InjectResult[]> {
     const stream = this.stream;
     if (!this.open || !stream) return Promise.reject(new Error('the channel is not open'));
-    return new Promise<InjectResult>((resolve, reject) => {
+    return new Promise<InjectResult[]>((resolve, reject) => {
       const timer = setTimeout(
-        () => this.end(`no answer for ${id} within ${injectExecTimeoutMs(ackTimeoutSeconds)} ms`),
+        () => this.end(`no answer for ${ids.join(',')} within ${injectExecTimeoutMs(ackTimeoutSeconds)} ms`),
         injectExecTimeoutMs(ackTimeoutSeconds),
       );
       this.pending = {
-        id,
+        ids,
+        got: [],
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -111,7 +162,7 @@ class Channel {
           reject(e);
         },
       };
-      stream.stdin.write(channelRequest(id, text, ackTimeoutSeconds));
+      stream.stdin.write(request);
     });
   }
 
@@ -125,13 +176,18 @@ class Channel {
     while ((nl = this.buffered.indexOf('\n')) >= 0) {
       const line = parseChannelLine(this.buffered.slice(0, nl));
       this.buffered = this.buffered.slice(nl + 1);
+      const pending = this.pending;
       if (line.kind === 'ready') {
+        this.version = line.version;
         this.isOpen = true;
         this.readyResolve();
-      } else if (line.kind === 'done' && this.pending?.id === line.id) {
-        const pending = this.pending;
-        this.pending = undefined;
-        pending.resolve({ exitCode: line.exitCode, stderr: line.detail, path: 'channel' });
+      } else if (line.kind === 'done' && pending?.ids[pending.got.length] === line.id) {
+        // Answers come in the order of the request's ids, one line each.
+        pending.got.push({ exitCode: line.exitCode, stderr: line.detail, path: 'channel' });
+        if (pending.got.length === pending.ids.length) {
+          this.pending = undefined;
+          pending.resolve(pending.got);
+        }
       } else {
         this.end(
           `unexpected output: ${JSON.stringify(line.kind === 'other' ? line.line : line).slice(0, 200)}`,
@@ -212,34 +268,94 @@ export class Injector {
     text: string,
     ackTimeoutSeconds: number,
   ): Promise<InjectResult> {
+    const request = channelRequest(id, text, ackTimeoutSeconds);
+    const answered = await this.throughChannel(key, pod, [id], request, ackTimeoutSeconds, 1);
+    if (answered) return answered[0]!;
+    const result = await this.exec(
+      key,
+      namespace,
+      pod,
+      ['--bytes', String(Buffer.byteLength(text))],
+      [id],
+      text,
+      ackTimeoutSeconds,
+    );
+    return { exitCode: result.exitCode, stderr: result.stderr, path: 'exec' };
+  }
+
+  /**
+   * Injects messages under WhenIdle: pasted together as one prompt when no turn runs, or not at all (each
+   * answered `sessionBusy`). Through the channel when it is open and speaks version 2, else by one exec.
+   */
+  async injectWhenIdle(
+    key: string,
+    namespace: string,
+    pod: string,
+    items: BatchItem[],
+    ackTimeoutSeconds: number,
+  ): Promise<InjectResult[]> {
+    const ids = items.map((i) => i.id);
+    const request = whenIdleRequest(items, ackTimeoutSeconds);
+    const answered = await this.throughChannel(key, pod, ids, request, ackTimeoutSeconds, 2);
+    if (answered) return answered;
+    const bodies = items.map((i) => Buffer.from(i.text, 'utf8'));
+    const bytes = bodies.map((b) => b.length).join(',');
+    const result = await this.exec(
+      key,
+      namespace,
+      pod,
+      ['--when-idle', '--bytes', bytes],
+      ids,
+      Buffer.concat(bodies),
+      ackTimeoutSeconds,
+    );
+    return batchResults(ids, result.stdout, result.exitCode, result.stderr, 'exec');
+  }
+
+  /**
+   * One request through the CodeMate's channel, when it is open into `pod` and speaks `version`; undefined
+   * when it is not, or broke (the messages' fate is then unknown, and codemate-inject's per-id records
+   * make the exec that follows safe).
+   */
+  private async throughChannel(
+    key: string,
+    pod: string,
+    ids: string[],
+    request: Buffer,
+    ackTimeoutSeconds: number,
+    version: 1 | 2,
+  ): Promise<InjectResult[] | undefined> {
     const channel = this.channels.get(key);
-    if (channel?.pod === pod && channel.open) {
-      try {
-        return await channel.request(id, text, ackTimeoutSeconds);
-      } catch (error) {
-        // The message's fate is unknown; codemate-inject's records make the exec below safe.
-        this.options.logger.info(
-          { codemate: key, pod, message: id, err: (error as Error).message },
-          'session channel broke; delivering by exec',
-        );
-      }
+    if (channel?.pod !== pod || !channel.open || channel.version < version) return undefined;
+    try {
+      return await channel.request(ids, request, ackTimeoutSeconds);
+    } catch (error) {
+      this.options.logger.info(
+        { codemate: key, pod, message: ids.join(','), err: (error as Error).message },
+        'session channel broke; delivering by exec',
+      );
+      return undefined;
     }
+  }
+
+  /** One exec of codemate-inject with `options`, the ids and the texts on stdin; opens the channel for next time. */
+  private exec(
+    key: string,
+    namespace: string,
+    pod: string,
+    options: string[],
+    ids: string[],
+    stdin: string | Buffer,
+    ackTimeoutSeconds: number,
+  ) {
     this.prepare(key, namespace, pod);
-    const result = await execInPod(
+    return execInPod(
       this.options.kube,
       namespace,
       pod,
-      [
-        'codemate-inject',
-        '--bytes',
-        String(Buffer.byteLength(text)),
-        '--timeout',
-        String(ackTimeoutSeconds),
-        id,
-      ],
-      { container: sessionContainer, stdin: text, timeoutMs: injectExecTimeoutMs(ackTimeoutSeconds) },
+      ['codemate-inject', ...options, '--timeout', String(ackTimeoutSeconds), ids.join(',')],
+      { container: sessionContainer, stdin, timeoutMs: injectExecTimeoutMs(ackTimeoutSeconds) },
     );
-    return { exitCode: result.exitCode, stderr: result.stderr, path: 'exec' };
   }
 
   /** Closes a CodeMate's channel (its session went away). */

@@ -1,14 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { cacheDir, readEnv } from '../../src/config/index.js';
 import { resolveClaudeCode } from '../../src/sandbox/claudeCode.js';
 import { startModelServer, type ModelServer } from '../../src/sandbox/modelServer.js';
-import { repoRoot } from './cli.js';
 import { eventually } from './cluster.js';
+import { repoRoot } from './cli.js';
 import { promptsReceived } from './model.js';
 
 const run = promisify(execFile);
@@ -194,6 +194,26 @@ export async function waitUntilReady(session: Session): Promise<void> {
     (code) => code === 0,
     { what: `session ready; output:\n${session.output()}`, timeoutMs: 20_000 },
   );
+}
+
+/** Waits until the turn that the last submit started has ended (the Stop hook). */
+export async function turnEnded(session: Session): Promise<void> {
+  await eventually(
+    () => readFile(path.join(session.stateDir, 'session-state'), 'utf8'),
+    (state) => state.trim() === 'idle',
+    { what: 'the turn ended', intervalMs: 50 },
+  );
+}
+
+/** The prompts that reached the model after the first `before`, once `count` of them have and the turn ended. */
+export async function promptsSince(session: Session, before: number, count: number): Promise<string[]> {
+  await eventually(
+    () => session.prompts(),
+    (p) => p.length >= before + count,
+    { what: `${count} prompt(s) at the model`, intervalMs: 50, timeoutMs: 30_000 },
+  );
+  await turnEnded(session);
+  return (await session.prompts()).slice(before);
 }
 
 export async function cleanup(root: string): Promise<void> {

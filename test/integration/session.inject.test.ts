@@ -9,9 +9,11 @@ import { arrivals, framed, markerLine, normalised } from '../helpers/model.js';
 import {
   cleanup,
   makeOrigin,
+  promptsSince,
   scripts,
   sessionRoot,
   startSession,
+  turnEnded,
   waitUntilReady,
   type Session,
 } from '../helpers/session.js';
@@ -48,25 +50,8 @@ function expected(id: string, body: string): string {
   return normalised(framed(key, id, body), { sessionId: s.sessionId });
 }
 
-/** Waits until the turn that the last submit started has ended (the Stop hook). */
-async function idle(): Promise<void> {
-  await eventually(
-    () => readFile(path.join(s.stateDir, 'session-state'), 'utf8'),
-    (state) => state.trim() === 'idle',
-    { what: 'the turn ended', intervalMs: 50 },
-  );
-}
-
-/** The prompts that reached the model after the first `before`, once `count` of them have. */
-async function receivedSince(before: number, count: number): Promise<string[]> {
-  await eventually(
-    () => s.prompts(),
-    (p) => p.length >= before + count,
-    { what: `${count} prompt(s) at the model`, intervalMs: 50, timeoutMs: 30_000 },
-  );
-  await idle();
-  return (await s.prompts()).slice(before);
-}
+const idle = () => turnEnded(s);
+const receivedSince = (before: number, count: number) => promptsSince(s, before, count);
 
 /** codemate-lib.sh's reading of the prompt box: "STATE ID STASHED DIGEST". */
 async function promptBox(): Promise<string> {
@@ -584,13 +569,13 @@ describe('the standing channel (codemate-inject --serve)', () => {
     return {
       exited,
       async request(id, body, timeout = 20) {
-        expect(await ready).toBe('codemate-serve ready 1');
+        expect(await ready).toBe('codemate-serve ready 2');
         p.stdin.write(`${id} ${Buffer.byteLength(body)} ${timeout}\n`);
         p.stdin.write(body);
         return nextLine();
       },
       async raw(line) {
-        expect(await ready).toBe('codemate-serve ready 1');
+        expect(await ready).toBe('codemate-serve ready 2');
         p.stdin.write(line);
         return nextLine();
       },

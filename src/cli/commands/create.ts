@@ -1,7 +1,7 @@
 /** `codemate create`: a CodeMate from flags, after checking that its secrets exist. */
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { apiVersion, sessionRunning } from '../../api/codemate.js';
+import { apiVersion, deliveryModes, sessionRunning } from '../../api/codemate.js';
 import { isConflict, isForbidden, isNotFound } from '../../clients/kubeErrors.js';
 import { parseOrUsage } from '../../config/index.js';
 import { connect, explain, type Cluster, type CodeMateObject } from '../cluster.js';
@@ -9,7 +9,7 @@ import { CodemateError, UsageError } from '../errors.js';
 import type { Output } from '../output.js';
 import type { Verb } from '../program.js';
 
-const createSchema = z
+export const createSchema = z
   .object({
     name: z
       .string()
@@ -29,6 +29,16 @@ const createSchema = z
     storage: z
       .string()
       .regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)?$/, 'must be a size such as 10Gi')
+      .optional(),
+    // immediate | when-idle on the command line, the API's Immediate | WhenIdle in the spec.
+    delivery: z
+      .preprocess(
+        (v) =>
+          typeof v === 'string'
+            ? (deliveryModes.find((m) => m.toLowerCase() === v.replace(/-/g, '').toLowerCase()) ?? v)
+            : v,
+        z.enum(deliveryModes, { error: 'must be immediate or when-idle' }),
+      )
       .optional(),
     wait: z.boolean().default(false),
     timeout: z.coerce.number().int().min(1).default(300),
@@ -80,6 +90,7 @@ export function codemateFor(options: CreateOptions, namespace: string): CodeMate
       ...(options.image ? { image: options.image } : {}),
       ...(options.storage ? { storage: { size: options.storage } } : {}),
       ...(options.task ? { task: options.task } : {}),
+      ...(options.delivery ? { monitoring: { delivery: options.delivery } } : {}),
     },
   } as CodeMateObject;
 }

@@ -1,5 +1,5 @@
 /** `codemate describe`: spec, status, conditions, recent messages and events. A quick command, as list. */
-import type { CodeMateStatus } from '../../api/codemate.js';
+import { defaultDeliveryMode, type CodeMateStatus } from '../../api/codemate.js';
 import type { CodeMateMessage } from '../../api/message.js';
 import { apiVersion, messageKind } from '../../api/names.js';
 import type { KubeObject } from '../../clients/kube.js';
@@ -43,6 +43,7 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
     `Pod:           ${s.podName ?? '-'}`,
     `Suspended:     ${cm.spec.suspend ? 'yes' : 'no'}`,
     `Secrets:       github ${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
+    `Delivery:      ${cm.spec.monitoring?.delivery ?? defaultDeliveryMode}`,
     `Last check:    ${s.lastMonitorCheck ?? '-'}`,
     `CI failures:   ${ciLine(s)}`,
     `Left draft:    ${readyLine(s)}`,

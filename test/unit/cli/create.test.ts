@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { codemateFor, deriveName } from '../../../src/cli/commands/create.js';
+import { codemateFor, createSchema, deriveName } from '../../../src/cli/commands/create.js';
 
 describe('create helpers', () => {
   it('derives pr-<N>, or a DNS-label slug of the branch', () => {
@@ -32,5 +32,17 @@ describe('create helpers', () => {
       anthropic: { apiKeySecretRef: { name: 'an', key: 'token' } },
       storage: { size: '5Gi' },
     });
+  });
+
+  it('--delivery takes immediate or when-idle, and sets spec.monitoring.delivery', () => {
+    const flags = { repo: 'https://github.com/acme/api.git', branch: 'fix' };
+    expect(createSchema.parse({ ...flags, delivery: 'when-idle' }).delivery).toBe('WhenIdle');
+    expect(createSchema.parse({ ...flags, delivery: 'WhenIdle' }).delivery).toBe('WhenIdle');
+    expect(createSchema.parse({ ...flags, delivery: 'immediate' }).delivery).toBe('Immediate');
+    expect(createSchema.parse(flags).delivery).toBeUndefined();
+    expect(createSchema.safeParse({ ...flags, delivery: 'sometimes' }).success).toBe(false);
+    const cm = codemateFor(createSchema.parse({ ...flags, delivery: 'when-idle' }), 'team');
+    expect(cm.spec.monitoring).toEqual({ delivery: 'WhenIdle' });
+    expect(codemateFor(createSchema.parse(flags), 'team').spec.monitoring).toBeUndefined();
   });
 });

@@ -15,6 +15,7 @@ import {
   outcomeOfExecError,
   outcomeOfInject,
   statusWhileQueued,
+  whenIdleBatchOf,
 } from '../../../src/operator/delivery.js';
 
 const now = new Date('2026-11-26T12:00:00Z');
@@ -319,5 +320,87 @@ describe('messages', () => {
       m('a', '2026-01-02T00:00:00Z'),
     ].sort(deliveryOrder);
     expect(sorted.map((x) => x.metadata.name)).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('WhenIdle delivery', () => {
+  const expiry = { expiryMs: 24 * 3600_000 };
+  const running = { phase: 'Running', pod: 'codemate-a-1' };
+  const message = (
+    name: string,
+    createdAt: string,
+    status?: MessageStatus,
+    extra: Partial<CodeMateMessage['spec']> = {},
+  ): CodeMateMessage => ({
+    apiVersion: 'codemate.io/v1alpha1',
+    kind: 'CodeMateMessage',
+    metadata: { name, namespace: 'n', creationTimestamp: '2026-11-26T11:00:00Z' },
+    spec: {
+      codemate: 'a',
+      source: { type: 'issue_comment', id: name, createdAt },
+      body: `body of ${name}`,
+      ...extra,
+    },
+    ...(status ? { status } : {}),
+  });
+  const names = (ms: CodeMateMessage[]) => ms.map((m) => m.metadata.name);
+
+  it('batches every ready message in delivery order', () => {
+    const pending = [
+      message('a-ic-3', '2026-11-26T11:03:00Z'),
+      message('a-ic-1', '2026-11-26T11:01:00Z'),
+      message('a-ic-2', '2026-11-26T11:02:00Z', { phase: 'Pending', reason: 'WaitingForIdle' }),
+    ].sort(deliveryOrder);
+    expect(names(whenIdleBatchOf(pending, running, now, expiry))).toEqual(['a-ic-1', 'a-ic-2', 'a-ic-3']);
+  });
+
+  it('stops at the first message that is not ready, so that none overtakes another', () => {
+    const later = new Date(now.getTime() + 5000).toISOString();
+    const pending = [
+      message('a-ic-1', '2026-11-26T11:01:00Z'),
+      // Untrusted: recorded Rejected on its own, never pasted.
+      message('a-ic-2', '2026-11-26T11:02:00Z', undefined, {
+        trust: { allowed: false, reason: 'NONE' },
+      }),
+      message('a-ic-3', '2026-11-26T11:03:00Z'),
+    ];
+    expect(names(whenIdleBatchOf(pending, running, now, expiry))).toEqual(['a-ic-1']);
+    const backingOff = [
+      message('a-ic-1', '2026-11-26T11:01:00Z'),
+      message('a-ic-2', '2026-11-26T11:02:00Z', { phase: 'Pending', nextAttemptAt: later }),
+      message('a-ic-3', '2026-11-26T11:03:00Z'),
+    ];
+    expect(names(whenIdleBatchOf(backingOff, running, now, expiry))).toEqual(['a-ic-1']);
+    expect(whenIdleBatchOf(pending, { phase: 'Suspended', pod: undefined }, now, expiry)).toEqual([]);
+  });
+
+  it('keeps one prompt within its limits, and always takes the head', () => {
+    const pending = Array.from({ length: 5 }, (_, i) => message(`a-ic-${i}`, `2026-11-26T11:0${i}:00Z`));
+    expect(whenIdleBatchOf(pending, running, now, expiry, { messages: 3, bytes: 1e6 })).toHaveLength(3);
+    const size = Buffer.byteLength(frameBody(pending[0]!.spec));
+    expect(whenIdleBatchOf(pending, running, now, expiry, { messages: 9, bytes: 2 * size })).toHaveLength(2);
+    expect(whenIdleBatchOf(pending, running, now, expiry, { messages: 9, bytes: 1 })).toHaveLength(1);
+  });
+
+  it('a busy session is no attempt: the message waits for the idle session, asked again shortly', () => {
+    const previous: MessageStatus = { phase: 'Pending', reason: 'Queued', attempts: 2 };
+    const o = outcomeOfInject(
+      10,
+      'codemate: a turn is running; message a-ic-1 waits until the session is idle',
+      facts(previous),
+    );
+    expect(o.status).toMatchObject({
+      phase: 'Pending',
+      reason: 'WaitingForIdle',
+      attempts: 2,
+      nextAttemptAt: null,
+    });
+    expect(o.retryAfterMs).toBe(1000);
+  });
+
+  it('gives each message of a batch its own receipt', () => {
+    const outcomes = [0, 0, 5].map((code) => outcomeOfInject(code, '', facts()));
+    expect(outcomes.map((o) => o.status.phase)).toEqual(['Delivered', 'Delivered', 'Pending']);
+    expect(outcomes[2]!.status.reason).toBe('NoAcknowledgement');
   });
 });

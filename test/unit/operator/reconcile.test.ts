@@ -284,7 +284,7 @@ describe('reconcile: what the poller found on GitHub', () => {
       reason: 'TokenRejected',
       message: expect.stringContaining('secret gh'),
     });
-    const off = codemate({ monitoring: { enabled: false, intervalSeconds: 60 } });
+    const off = codemate({ monitoring: { enabled: false, intervalSeconds: 60, delivery: 'Immediate' } });
     expect(condition(reconcile(off, observed(), settings, now), 'GitHubAuthenticated')).toMatchObject({
       status: 'Unknown',
       reason: 'MonitoringDisabled',

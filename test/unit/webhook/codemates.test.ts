@@ -30,7 +30,7 @@ describe('keysOf: what a CodeMate answers to', () => {
 
   it('nothing when monitoring is off, the CodeMate is being deleted, or the URL is not a GitHub repository', () => {
     const off = cm({ url: 'https://github.com/a/b', pullRequest: 1 });
-    off.spec.monitoring = { enabled: false, intervalSeconds: 60 };
+    off.spec.monitoring = { enabled: false, intervalSeconds: 60, delivery: 'Immediate' };
     expect(keysOf(off)).toEqual([]);
     const deleting = cm({ url: 'https://github.com/a/b', pullRequest: 1 });
     deleting.metadata.deletionTimestamp = '2026-01-01T00:00:00Z';
