@@ -5,8 +5,6 @@
  * message, a passing run none, and a log that cannot be fetched still yields the message. The pull
  * request leaving draft asks the session once, also across an operator restart.
  */
-import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
@@ -19,7 +17,7 @@ import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { promptsReaching, promptsWith } from '../helpers/modelLog.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
-import { example } from '../helpers/webhook.js';
+import { example, replayDelivery } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
 let sandbox: GitHubSandbox;
@@ -38,17 +36,8 @@ const messages = async (codemate: string, type: MessageSpec['source']['type']) =
 const codemate = (name: string) =>
   kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', name, namespace);
 
-/** Signs and sends a payload through `codemate webhook replay`, as a user replays one. */
-async function replay(event: string, payload: unknown) {
-  const file = path.join(stateDir, `payload-${randomUUID()}.json`);
-  await writeFile(file, JSON.stringify(payload));
-  const result = await runCli(
-    ['webhook', 'replay', '--event', event, '--payload', file, '--delivery', randomUUID()],
-    { env: sandboxEnv },
-  );
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as Record<string, unknown>;
-}
+const replay = (event: string, payload: unknown) =>
+  replayDelivery({ dir: stateDir, env: sandboxEnv, event, payload });
 
 /** A log longer than the tail a message holds: its last line names the error. */
 const logOf = (error: string) =>

@@ -51,7 +51,7 @@ import {
   startGitHubSandbox,
   type GitHubSandbox,
 } from '../helpers/sandbox.js';
-import { issueCommentOnPullRequest } from '../helpers/webhook.js';
+import { issueCommentOnPullRequest, replayDelivery } from '../helpers/webhook.js';
 
 const run = promisify(execFile);
 const binDir = inject('binDir');
@@ -142,19 +142,14 @@ async function commentPayload(id: number): Promise<Record<string, unknown>> {
   return payload;
 }
 
-/**
- * Signs and sends a delivery through `codemate webhook replay` to the in-cluster webhook (a pod address:
- * the host reaches the pod network); resolves with its answer.
- */
-async function replayComment(id: number): Promise<{ status: string; outcomes: unknown[] }> {
-  const payload = await commentPayload(id);
-  const file = path.join(stateDir, `payload-${randomUUID()}.json`);
-  await writeFile(file, JSON.stringify(payload));
-  const result = await runCli(['webhook', 'replay', '--event', 'issue_comment', '--payload', file], {
+/** Signs and sends a comment's delivery to the in-cluster webhook (a pod address: the host reaches it). */
+async function replayComment(id: number): Promise<Record<string, unknown>> {
+  return replayDelivery({
+    dir: stateDir,
     env: { CODEMATE_WEBHOOK_URL: webhookTarget.url, GITHUB_WEBHOOK_SECRET_FILE: webhookTarget.secretFile },
+    event: 'issue_comment',
+    payload: await commentPayload(id),
   });
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as { status: string; outcomes: unknown[] };
 }
 
 /** Delivered once, and exactly its framed text reached the model once; resolves with the latency. */

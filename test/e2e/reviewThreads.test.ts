@@ -4,20 +4,17 @@
  * the webhook's five deliveries (four comments first, then the review) or the poll find it first; a
  * thread that the session answered last is left out.
  */
-import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import type { MessageSpec } from '../../src/api/message.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
-import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { expectedAtModel, promptsReaching, promptsWith, receivedPrompts } from '../helpers/modelLog.js';
 import { podShell, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
-import { reviewDeliveries } from '../helpers/webhook.js';
+import { replayDelivery, reviewDeliveries } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
 let sandbox: GitHubSandbox;
@@ -35,17 +32,8 @@ const messages = () => kube.list<Message>('codemate.io/v1alpha1', 'CodeMateMessa
 const codemate = (name: string) =>
   kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', name, namespace);
 
-/** Signs and sends a payload through the CLI, as a user replays one, with the sandbox's secret. */
-async function replay(event: string, payload: unknown) {
-  const file = path.join(stateDir, `payload-${randomUUID()}.json`);
-  await writeFile(file, JSON.stringify(payload));
-  const result = await runCli(
-    ['webhook', 'replay', '--event', event, '--payload', file, '--delivery', randomUUID()],
-    { env: sandboxEnv },
-  );
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as Record<string, unknown>;
-}
+const replay = (event: string, payload: unknown) =>
+  replayDelivery({ dir: stateDir, env: sandboxEnv, event, payload });
 
 const loginHunk = '@@ -10,3 +10,4 @@ export function login() {\n   const user = read();\n+  redirect(user);';
 const errorHunk =

@@ -5,19 +5,18 @@
  * event makes the poller act at once.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import type { MessageSpec } from '../../src/api/message.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
-import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { expectedAtModel, promptsReaching, receivedPrompts } from '../helpers/modelLog.js';
 import { podShell, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
-import { example, issueCommentOnPullRequest } from '../helpers/webhook.js';
+import { example, issueCommentOnPullRequest, replayDelivery } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
 let sandbox: GitHubSandbox;
@@ -34,19 +33,8 @@ type Message = KubeObject & { spec: MessageSpec; status?: { phase?: string } };
 const messages = () => kube.list<Message>('codemate.io/v1alpha1', 'CodeMateMessage', namespace);
 const codemate = () => kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'pr-7', namespace);
 
-/** Signs and sends a payload the way a user replays one: through the CLI, with the sandbox's secret. */
-async function replay(event: string, payload: unknown, delivery = randomUUID()) {
-  const file = path.join(stateDir, `payload-${randomUUID()}.json`);
-  await writeFile(file, JSON.stringify(payload));
-  const result = await runCli(
-    ['webhook', 'replay', '--event', event, '--payload', file, '--delivery', delivery],
-    {
-      env: sandboxEnv,
-    },
-  );
-  expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout) as Record<string, unknown>;
-}
+const replay = (event: string, payload: unknown, delivery?: string) =>
+  replayDelivery({ dir: stateDir, env: sandboxEnv, event, payload, ...(delivery ? { delivery } : {}) });
 
 /** The webhook payload for a comment the fake GitHub holds: its `comment` is the REST object, as on GitHub. */
 async function commentPayload(id: number) {

@@ -3,9 +3,11 @@
  * the built `codemate webhook` as a child process.
  */
 import { createHmac, randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { freePort } from '../../src/clients/ports.js';
-import { cliPath } from './cli.js';
+import { cliPath, runCli } from './cli.js';
 import { eventually } from './cluster.js';
 import { httpGet, spawnServer, type ServerProcess } from './operator.js';
 
@@ -180,4 +182,35 @@ export async function startWebhook(options: {
     { what: 'webhook ready', describe: (r) => `${r.status} ${r.body}; logs: ${server.logs().slice(-800)}` },
   );
   return { ...server, url: `http://127.0.0.1:${port}/webhook/github` };
+}
+
+/**
+ * Signs and sends a payload through `codemate webhook replay`, as a user replays a saved delivery, and
+ * resolves with the webhook's answer. `env` says where to and with which secret (what `dev up` exports:
+ * CODEMATE_WEBHOOK_URL, GITHUB_WEBHOOK_SECRET_FILE); the payload is written into `dir` first.
+ */
+export async function replayDelivery(options: {
+  dir: string;
+  env: Record<string, string>;
+  event: string;
+  payload: unknown;
+  delivery?: string;
+}): Promise<Record<string, unknown>> {
+  const file = path.join(options.dir, `payload-${randomUUID()}.json`);
+  await writeFile(file, JSON.stringify(options.payload));
+  const result = await runCli(
+    [
+      'webhook',
+      'replay',
+      '--event',
+      options.event,
+      '--payload',
+      file,
+      '--delivery',
+      options.delivery ?? randomUUID(),
+    ],
+    { env: options.env },
+  );
+  if (result.code !== 0) throw new Error(`codemate webhook replay exited ${result.code}: ${result.stderr}`);
+  return JSON.parse(result.stdout) as Record<string, unknown>;
 }
