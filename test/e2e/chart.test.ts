@@ -8,7 +8,7 @@
  * by name; this checks by the release's label, and the host processes).
  */
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
@@ -22,7 +22,7 @@ import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { promptsReaching, promptsWith } from '../helpers/modelLog.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
-import { issueCommentOnPullRequest } from '../helpers/webhook.js';
+import { commentOnPullRequestPayload, replayDelivery } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
 const chart = path.join(repoRoot, 'charts', 'codemate');
@@ -116,13 +116,7 @@ async function localPodEnv(pod: string): Promise<Record<string, string>> {
  */
 async function commentReachesModelOnce(text: string): Promise<number> {
   const id = gh.comment('o', 'r', 7, alice, text, 'MEMBER');
-  const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<string, unknown>;
-  const response = await fetch(`${gh.url}/repos/o/r/issues/7/comments`, {
-    headers: { authorization: 'token ghp-session-token' },
-  });
-  payload.comment = ((await response.json()) as Array<{ id: number }>).find((c) => c.id === id);
-  const file = path.join(sandbox.stateDir, `payload-${randomUUID()}.json`);
-  await writeFile(file, JSON.stringify(payload));
+  const payload = await commentOnPullRequestPayload(gh.url, id);
   const secret = await kube.get<KubeObject & { data: Record<string, string> }>(
     'v1',
     'Secret',
@@ -134,17 +128,17 @@ async function commentReachesModelOnce(text: string): Promise<number> {
   const sent = Date.now();
   for (const pod of webhooks) {
     const port = await hostPort(pod.metadata.name!, 8080);
-    const result = await runCli(
-      ['webhook', 'replay', '--event', 'issue_comment', '--payload', file, '--delivery', delivery],
-      {
-        env: {
-          GITHUB_WEBHOOK_SECRET: Buffer.from(secret.data.secret!, 'base64').toString(),
-          CODEMATE_WEBHOOK_URL: `http://127.0.0.1:${port}`,
-        },
+    const answer = await replayDelivery({
+      dir: sandbox.stateDir,
+      env: {
+        GITHUB_WEBHOOK_SECRET: Buffer.from(secret.data.secret!, 'base64').toString(),
+        CODEMATE_WEBHOOK_URL: `http://127.0.0.1:${port}`,
       },
-    );
-    expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ status: 'stored' });
+      event: 'issue_comment',
+      payload,
+      delivery,
+    });
+    expect(answer).toMatchObject({ status: 'stored' });
   }
   const marker = `[codemate message=pr-7-ic-${id}]`;
   await promptsReaching(sandbox.stateDir, marker, { timeoutMs: 60_000 });

@@ -51,7 +51,7 @@ import {
   startGitHubSandbox,
   type GitHubSandbox,
 } from '../helpers/sandbox.js';
-import { issueCommentOnPullRequest, replayDelivery } from '../helpers/webhook.js';
+import { commentOnPullRequestPayload, replayDelivery } from '../helpers/webhook.js';
 
 const run = promisify(execFile);
 const binDir = inject('binDir');
@@ -130,17 +130,7 @@ async function leader(operators: Pod[]): Promise<string> {
   return lease.spec!.holderIdentity!;
 }
 
-/** The webhook payload for a comment the fake GitHub holds: its `comment` is the REST object. */
-async function commentPayload(id: number): Promise<Record<string, unknown>> {
-  const response = await fetch(`${gh.url}/repos/o/r/issues/7/comments`, {
-    headers: { authorization: 'token ghp-session-token' },
-  });
-  const comments = (await response.json()) as Array<{ id: number }>;
-  const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<string, unknown>;
-  payload.comment = comments.find((c) => c.id === id);
-  expect(payload.comment).toBeDefined();
-  return payload;
-}
+const commentPayload = (id: number) => commentOnPullRequestPayload(gh.url, id);
 
 /** Signs and sends a comment's delivery to the in-cluster webhook (a pod address: the host reaches it). */
 async function replayComment(id: number): Promise<Record<string, unknown>> {

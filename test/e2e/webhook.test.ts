@@ -16,7 +16,7 @@ import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { expectedAtModel, promptsReaching, receivedPrompts } from '../helpers/modelLog.js';
 import { podShell, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
-import { example, issueCommentOnPullRequest, replayDelivery } from '../helpers/webhook.js';
+import { commentOnPullRequestPayload, example, replayDelivery } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
 let sandbox: GitHubSandbox;
@@ -36,17 +36,7 @@ const codemate = () => kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', '
 const replay = (event: string, payload: unknown, delivery?: string) =>
   replayDelivery({ dir: stateDir, env: sandboxEnv, event, payload, ...(delivery ? { delivery } : {}) });
 
-/** The webhook payload for a comment the fake GitHub holds: its `comment` is the REST object, as on GitHub. */
-async function commentPayload(id: number) {
-  const response = await fetch(`${gh.url}/repos/o/r/issues/7/comments`, {
-    headers: { authorization: 'token ghp-session-token' },
-  });
-  const comments = (await response.json()) as Array<{ id: number }>;
-  const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<string, unknown>;
-  payload.comment = comments.find((c) => c.id === id);
-  expect(payload.comment).toBeDefined();
-  return payload;
-}
+const commentPayload = (id: number) => commentOnPullRequestPayload(gh.url, id);
 
 beforeAll(async () => {
   sandbox = await startGitHubSandbox(binDir, session);

@@ -185,6 +185,25 @@ export async function startWebhook(options: {
 }
 
 /**
+ * The issue_comment.created delivery for comment `id` on o/r#7, as the fake GitHub at `githubUrl` holds
+ * it: its `comment` is the REST object the fake serves, as in GitHub's own deliveries.
+ */
+export async function commentOnPullRequestPayload(
+  githubUrl: string,
+  id: number,
+  token = 'ghp-session-token',
+): Promise<Record<string, unknown>> {
+  const response = await fetch(`${githubUrl}/repos/o/r/issues/7/comments`, {
+    headers: { authorization: `token ${token}` },
+  });
+  const comment = ((await response.json()) as Array<{ id: number }>).find((c) => c.id === id);
+  if (!comment) throw new Error(`the fake GitHub holds no comment ${id} on o/r#7`);
+  const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<string, unknown>;
+  payload.comment = comment;
+  return payload;
+}
+
+/**
  * Signs and sends a payload through `codemate webhook replay`, as a user replays a saved delivery, and
  * resolves with the webhook's answer. `env` says where to and with which secret (what `dev up` exports:
  * CODEMATE_WEBHOOK_URL, GITHUB_WEBHOOK_SECRET_FILE); the payload is written into `dir` first.
