@@ -185,6 +185,39 @@ async function cpuSeconds(pid) {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
 }
 
+/** CPU seconds of the operator and of each control-plane process: where a phase's time went. */
+async function cpuOfAll(operatorPid) {
+  const out = { operator: await cpuSeconds(operatorPid) };
+  for (const c of ['kube-apiserver', 'etcd', 'kwok', 'kube-scheduler', 'kube-controller-manager']) {
+    const pid = Number(await readFile(path.join(stateDir, 'run', `${c}.pid`), 'utf8').catch(() => '0'));
+    out[c] = pid ? await cpuSeconds(pid).catch(() => 0) : 0;
+  }
+  return out;
+}
+/** The apiserver's own count of the requests it served, by verb and resource (its /metrics). */
+async function apiserverRequests() {
+  const { body } = await kube.raw('/metrics');
+  const counts = {};
+  for (const line of body.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (labels.verb === 'WATCH' || labels.verb === 'CONNECT' ? false : !labels.resource) continue;
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}`;
+    counts[key] = (counts[key] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return counts;
+}
+const countsSince = (before, after) =>
+  Object.fromEntries(
+    Object.keys(after)
+      .map((k) => [k, after[k] - (before[k] ?? 0)])
+      .filter(([, v]) => v > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );
+
+const cpuSince = (before, after) =>
+  Object.fromEntries(Object.keys(after).map((k) => [k, +(after[k] - before[k]).toFixed(1)]));
+
 async function rssMiB(pid) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
@@ -233,10 +266,20 @@ const results = {
 };
 try {
   for (const n of sizes) {
+    let cpu = await cpuOfAll(operator.pid);
+    let requests = await apiserverRequests();
     const bare = await barePods(n);
+    let after = await cpuOfAll(operator.pid);
+    let afterRequests = await apiserverRequests();
+    bare.cpuSeconds = cpuSince(cpu, after);
+    bare.apiserverRequests = countsSince(requests, afterRequests);
+    cpu = after;
+    requests = afterRequests;
     const charged = github.counts.charged;
     const cm = await codemates(n, operator.pid);
     cm.githubChargedDuringBurst = github.counts.charged - charged;
+    cm.cpuSeconds = cpuSince(cpu, await cpuOfAll(operator.pid));
+    cm.apiserverRequests = countsSince(requests, await apiserverRequests());
     results.sizes[n] = {
       barePodCreate: bare,
       codemateToPod: cm,

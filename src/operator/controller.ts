@@ -17,7 +17,8 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { on, runController, type Failure, type RunningController } from '../runtime/controller.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
-import { executePlan, recordEvent } from './execute.js';
+import { EventRecorder } from './events.js';
+import { executePlan } from './execute.js';
 import { observeClaim, observePod, reconcile, type ObservedSecret } from './reconcile.js';
 import { labels } from '../api/pod.js';
 import type { SessionSettings } from './podTemplate.js';
@@ -56,6 +57,9 @@ export interface ControllerOptions {
 
 const managedSelector = `${labels.managedBy}=codemate`;
 
+/** How long a Secret that was read stays known (see observeSecret). */
+const secretReadTtlMs = 30_000;
+
 function keyOf(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ''}/${name ?? ''}`;
 }
@@ -72,9 +76,11 @@ export class CodeMateController {
   private readonly pods: Watched<KubeObject>;
   private readonly pvcs: Watched<KubeObject>;
   private running: RunningController | undefined;
+  private readonly events: EventRecorder;
 
   constructor(private readonly options: ControllerOptions) {
     const { kube, namespace, supervision } = options;
+    this.events = new EventRecorder({ kube, logger: options.logger });
     this.codemates = options.codemates;
     this.pods = watch(
       kube,
@@ -144,7 +150,7 @@ export class CodeMateController {
         on(this.codemates, (e, cm) => this.codemateKey(e, cm)),
       ],
       reconcile: async (key) => ({ requeueAfterMs: await this.reconcileKey(key) }),
-      onError: (failure) => this.reportFailure(failure),
+      onError: (failure) => Promise.resolve(this.reportFailure(failure)),
       workers: this.options.workers,
       resync: {
         everyMs: this.options.resyncMs,
@@ -164,6 +170,7 @@ export class CodeMateController {
   /** Stops taking work, lets in-flight reconciles finish, then stops the watches. */
   async stop(): Promise<void> {
     await this.running?.stop();
+    await this.events.flush();
   }
 
   private async reconcileKey(key: string): Promise<number | undefined> {
@@ -192,7 +199,7 @@ export class CodeMateController {
       this.options.settings,
       new Date(),
     );
-    await executePlan(this.options.kube, cm, plan);
+    await executePlan(this.options.kube, cm, plan, this.events);
     for (const action of plan.actions) {
       if (action.type === 'suspend' || action.type === 'deleteCodeMate') {
         this.options.logger.info({ codemate: key, reason: action.reason }, lifecycleLog[action.type]);
@@ -205,7 +212,34 @@ export class CodeMateController {
     return plan.requeueAfterMs || undefined;
   }
 
-  private async observeSecret(namespace: string, name: string): Promise<ObservedSecret> {
+  /**
+   * What a reconcile needs of a Secret: that it exists, and its keys. The operator may only get Secrets
+   * (no list or watch: it must not hold every Secret of every namespace), so it reads each one it is
+   * asked about, and keeps what it read for a while: the reconciles of one CodeMate come in bursts
+   * (created, its pod created, its pod ready, its first poll), and many CodeMates often name the same
+   * Secrets. A missing Secret is not kept, so that creating it is seen at the next reconcile.
+   */
+  private readonly secretReads = new Map<string, { at: number; read: Promise<ObservedSecret> }>();
+  private observeSecret(namespace: string, name: string): Promise<ObservedSecret> {
+    const key = `${namespace}/${name}`;
+    const now = performance.now();
+    const cached = this.secretReads.get(key);
+    if (cached && now - cached.at < secretReadTtlMs) return cached.read;
+    if (this.secretReads.size > 10_000) this.secretReads.clear();
+    const read = this.readSecret(namespace, name);
+    this.secretReads.set(key, { at: now, read });
+    read.then(
+      (seen) => {
+        if (!seen.exists && this.secretReads.get(key)?.read === read) this.secretReads.delete(key);
+      },
+      () => {
+        if (this.secretReads.get(key)?.read === read) this.secretReads.delete(key);
+      },
+    );
+    return read;
+  }
+
+  private async readSecret(namespace: string, name: string): Promise<ObservedSecret> {
     try {
       const secret = await this.options.kube.get<KubeObject & { data?: Record<string, string> }>(
         'v1',
@@ -221,20 +255,16 @@ export class CodeMateController {
   }
 
   /** A Warning event on the CodeMate, so `kubectl describe` shows why nothing happens. */
-  private async reportFailure({ key, error, failures }: Failure): Promise<void> {
+  private reportFailure({ key, error, failures }: Failure): void {
     this.options.metrics.reconcileErrors.inc({ kind: errorKind(error) });
     const [namespace = '', name = ''] = key.split('/');
     const cached = this.codemates.get(name, namespace);
     if (!cached || (failures > 1 && !isForbidden(error))) return;
-    try {
-      await recordEvent(this.options.kube, { ...cached, apiVersion, kind } as CodeMate, {
-        type: 'Warning',
-        reason: isForbidden(error) ? 'Forbidden' : 'ReconcileError',
-        message: statusMessage(error),
-      });
-    } catch {
-      // The event is best effort; the error is already logged.
-    }
+    this.events.record({ ...cached, apiVersion, kind } as CodeMate, {
+      type: 'Warning',
+      reason: isForbidden(error) ? 'Forbidden' : 'ReconcileError',
+      message: statusMessage(error),
+    });
   }
 }
 
