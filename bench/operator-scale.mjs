@@ -224,6 +224,19 @@ async function rssMiB(pid) {
   return { rss: +(kb('VmRSS') / 1024).toFixed(1), peak: +(kb('VmHWM') / 1024).toFixed(1) };
 }
 
+/** The operator container's NODE_OPTIONS in manifests/operator.yaml: run it as it is deployed. */
+async function deployedNodeOptions() {
+  const { parseAllDocuments } = await import('yaml');
+  const docs = parseAllDocuments(await readFile(path.join(root, 'manifests', 'operator.yaml'), 'utf8'));
+  for (const doc of docs.map((d) => d.toJSON())) {
+    const container = doc?.kind === 'Deployment' ? doc.spec.template.spec.containers[0] : undefined;
+    const value = container?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+    if (value) return value;
+  }
+  return '';
+}
+const nodeOptions = arg('node-options', await deployedNodeOptions());
+
 const github = await githubStandIn();
 const healthPort = await freePort();
 const nodeFlags = [
@@ -242,7 +255,7 @@ const operator = spawn(
     '--log-level=warn',
     ...(workers ? [`--workers=${workers}`] : []),
   ],
-  { stdio: 'ignore', env: { ...process.env, GITHUB_API_URL: github.url } },
+  { stdio: 'ignore', env: { ...process.env, GITHUB_API_URL: github.url, NODE_OPTIONS: nodeOptions } },
 );
 for (let i = 0; ; i++) {
   const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
@@ -261,6 +274,7 @@ const results = {
   cpus: os.cpus().length,
   concurrency,
   workers: workers ? Number(workers) : 'default',
+  nodeOptions,
   operatorStartRssMiB: (await rssMiB(operator.pid)).rss,
   sizes: {},
 };

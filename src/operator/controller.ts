@@ -18,9 +18,10 @@ import { on, runController, type Failure, type RunningController } from '../runt
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { EventRecorder } from './events.js';
-import { executePlan } from './execute.js';
-import { observeClaim, observePod, reconcile, type ObservedSecret } from './reconcile.js';
+import { executePlan, statusPatch } from './execute.js';
+import { observeClaim, observePod, reconcile, type ObservedSecret, type Plan } from './reconcile.js';
 import { labels } from '../api/pod.js';
+import { findCondition } from '../api/conditions.js';
 import type { SessionSettings } from './podTemplate.js';
 
 export type CodeMateObject = CodeMate & KubeObject;
@@ -57,6 +58,9 @@ export interface ControllerOptions {
 
 const managedSelector = `${labels.managedBy}=codemate`;
 
+/** The least time between two status writes of one CodeMate (see statusWriteDelay). */
+const statusWriteIntervalMs = 1_000;
+
 /** How long a Secret that was read stays known (see observeSecret). */
 const secretReadTtlMs = 30_000;
 
@@ -84,7 +88,14 @@ export class CodeMateController {
     this.codemates = options.codemates;
     this.pods = watch(
       kube,
-      { apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespace, labelSelector: managedSelector },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        plural: 'pods',
+        namespace,
+        labelSelector: managedSelector,
+        transform: slimPod,
+      },
       supervision,
     );
     this.pvcs = watch(
@@ -199,17 +210,52 @@ export class CodeMateController {
       this.options.settings,
       new Date(),
     );
-    await executePlan(this.options.kube, cm, plan, this.events);
+    // A Secret that lacks what the CodeMate needs is read again next time, so that fixing it is seen.
+    if (findCondition(plan.status.conditions, 'SecretsResolved')?.status !== 'True') {
+      for (const name of Object.keys(secrets)) this.secretReads.delete(`${namespace}/${name}`);
+    }
+    const deferMs = this.statusWriteDelay(key, cm, plan);
+    await executePlan(this.options.kube, cm, plan, this.events, { deferStatus: deferMs > 0 });
     for (const action of plan.actions) {
       if (action.type === 'suspend' || action.type === 'deleteCodeMate') {
         this.options.logger.info({ codemate: key, reason: action.reason }, lifecycleLog[action.type]);
       }
     }
     if (plan.actions.some((a) => a.type === 'deleteCodeMate')) return undefined;
+    if (deferMs > 0) {
+      return plan.requeueAfterMs ? Math.min(plan.requeueAfterMs, deferMs) : deferMs;
+    }
     for (const event of plan.events) {
       this.options.logger.info({ codemate: key, reason: event.reason }, event.message);
     }
     return plan.requeueAfterMs || undefined;
+  }
+
+  /**
+   * Status writes of one CodeMate are coalesced: at most one every `statusWriteIntervalMs`, counted from
+   * the last write or from creating its pod. A new session goes from pod created to scheduled to running
+   * within about a second, so that its status is written once, as Running, instead of once per step;
+   * the write that waits is made when the interval has passed, with what is true then.
+   */
+  private readonly statusWrittenAt = new Map<string, number>();
+  private statusWriteDelay(key: string, cm: CodeMate, plan: Plan): number {
+    if (!statusPatch(cm.status, plan.status)) return 0;
+    const now = performance.now();
+    if (this.statusWrittenAt.size > 100_000) this.statusWrittenAt.clear();
+    // A new CodeMate's first status waits for its pod to settle; a spec change is written at once.
+    if (cm.status?.observedGeneration === undefined && plan.actions.some((a) => a.type === 'createPod')) {
+      this.statusWrittenAt.set(key, now);
+      return statusWriteIntervalMs;
+    }
+    if (cm.status?.observedGeneration !== cm.metadata.generation) {
+      this.statusWrittenAt.set(key, now);
+      return 0;
+    }
+    const at = this.statusWrittenAt.get(key);
+    const wait = at === undefined ? 0 : statusWriteIntervalMs - (now - at);
+    if (wait > 0) return Math.ceil(wait);
+    this.statusWrittenAt.set(key, now);
+    return 0;
   }
 
   /**
@@ -266,6 +312,50 @@ export class CodeMateController {
       message: statusMessage(error),
     });
   }
+}
+
+/**
+ * What the cache keeps of a session pod: what observePod and the owner lookup read. Its spec (the
+ * container, its environment, volumes and scripts) is most of its size, and the reconcile renders the
+ * desired spec itself and compares hashes (the spec-hash annotation).
+ */
+function slimPod(object: KubeObject): KubeObject {
+  const pod = object as KubeObject & {
+    status?: {
+      phase?: string;
+      conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+      containerStatuses?: Array<{ name: string; state?: unknown }>;
+    };
+  };
+  const { name, namespace, uid, resourceVersion, labels, annotations, ownerReferences, deletionTimestamp } =
+    pod.metadata;
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: {
+      name,
+      namespace,
+      uid,
+      resourceVersion,
+      labels,
+      annotations,
+      ownerReferences,
+      deletionTimestamp,
+    },
+    status: {
+      phase: pod.status?.phase,
+      conditions: pod.status?.conditions?.map(({ type, status, reason, message }) => ({
+        type,
+        status,
+        reason,
+        message,
+      })),
+      containerStatuses: pod.status?.containerStatuses?.map(({ name: container, state }) => ({
+        name: container,
+        state,
+      })),
+    },
+  };
 }
 
 const lifecycleLog = {

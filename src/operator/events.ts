@@ -2,12 +2,14 @@
  * Events about CodeMates, as client-go's event recorder sends them: off the reconcile's path (a
  * reconcile never waits for an Event write), with a spam filter per object (the same reason and message
  * again within ten minutes is dropped, and each object gets at most a burst of events, refilled
- * slowly), and a bounded backlog. Events are for people reading `kubectl describe`; status and
+ * slowly), and a bounded backlog. Across objects they are written at a bounded rate, so that a burst of
+ * new CodeMates does not spend the apiserver on events while their pods wait. Events are for people reading `kubectl describe`; status and
  * conditions are the record, so an event dropped under a burst loses nothing that matters.
  */
 import { apiVersion, kind, type CodeMate } from '../api/codemate.js';
 import type { Kube } from '../clients/kube.js';
 import { errorFields, type Logger } from '../observability/log.js';
+import { Spreader } from '../runtime/rate.js';
 import type { PlannedEvent } from './reconcile.js';
 
 export const eventComponent = 'codemate-operator';
@@ -21,6 +23,9 @@ export interface EventRecorderOptions {
   logger: Logger;
   /** Events written at once. */
   concurrency?: number;
+  /** Events written across all objects: this many at once, then `perSecond`. */
+  globalBurst?: number;
+  perSecond?: number;
   /** Events waiting to be written; beyond it new ones are dropped. */
   backlog?: number;
   /** Per object: the burst, and one more allowed every `refillMs`. */
@@ -44,16 +49,20 @@ export class EventRecorder implements EventSink {
   private active = 0;
   private idle: Array<() => void> = [];
   private readonly settings: Required<Omit<EventRecorderOptions, 'kube' | 'logger'>>;
+  private readonly rate: Spreader;
 
   constructor(private readonly options: EventRecorderOptions) {
     this.settings = {
       concurrency: options.concurrency ?? 2,
-      backlog: options.backlog ?? 1_000,
+      globalBurst: options.globalBurst ?? 20,
+      perSecond: options.perSecond ?? 5,
+      backlog: options.backlog ?? 2_000,
       burst: options.burst ?? 10,
       refillMs: options.refillMs ?? 30_000,
       repeatWindowMs: options.repeatWindowMs ?? 600_000,
       now: options.now ?? (() => performance.now()),
     };
+    this.rate = new Spreader(this.settings.globalBurst, this.settings.perSecond);
   }
 
   record(cm: CodeMate, event: PlannedEvent): void {
@@ -99,13 +108,18 @@ export class EventRecorder implements EventSink {
     while (this.active < this.settings.concurrency && this.queue.length > 0) {
       const next = this.queue.shift()!;
       this.active += 1;
-      void this.write(next.cm, next.event).finally(() => {
-        this.active -= 1;
-        this.pump();
-        if (this.active === 0 && this.queue.length === 0) {
-          for (const resolve of this.idle.splice(0)) resolve();
-        }
-      });
+      const delay = this.rate.take();
+      const turn =
+        delay > 0 ? new Promise((resolve) => setTimeout(resolve, delay).unref()) : Promise.resolve();
+      void turn
+        .then(() => this.write(next.cm, next.event))
+        .finally(() => {
+          this.active -= 1;
+          this.pump();
+          if (this.active === 0 && this.queue.length === 0) {
+            for (const resolve of this.idle.splice(0)) resolve();
+          }
+        });
     }
   }
 

@@ -6,10 +6,21 @@
 import { apiVersion, group, kind, plural, version, type CodeMate } from '../api/codemate.js';
 import { isConflict, type Kube } from '../clients/kube.js';
 import type { EventSink } from './events.js';
-import type { Plan } from './reconcile.js';
+import { actionEventReasons, type Plan } from './reconcile.js';
 import { reconcileOwned } from './status.js';
 
-export async function executePlan(kube: Kube, cm: CodeMate, plan: Plan, events: EventSink): Promise<void> {
+/**
+ * Applies the plan. With `deferStatus` the status is not written now (the controller coalesces status
+ * writes), and neither are the events that report a status change: they come with the write. The
+ * events of the actions taken now are recorded now.
+ */
+export async function executePlan(
+  kube: Kube,
+  cm: CodeMate,
+  plan: Plan,
+  events: EventSink,
+  options: { deferStatus?: boolean } = {},
+): Promise<void> {
   const ns = cm.metadata.namespace;
   for (const action of plan.actions) {
     switch (action.type) {
@@ -35,6 +46,10 @@ export async function executePlan(kube: Kube, cm: CodeMate, plan: Plan, events: 
         await kube.delete(apiVersion, kind, cm.metadata.name, ns);
         return;
     }
+  }
+  if (options.deferStatus) {
+    for (const event of plan.events) if (actionEventReasons.has(event.reason)) events.record(cm, event);
+    return;
   }
   const patch = statusPatch(cm.status, plan.status);
   if (patch) await kube.patchStatus({ group, version, plural, namespace: ns, name: cm.metadata.name }, patch);

@@ -41,15 +41,18 @@ function recorder(options: { fail?: boolean; burst?: number } = {}) {
     written,
     advance: (ms: number) => (now += ms),
     releaseAll: async () => {
-      while (release) {
+      for (;;) {
+        await tick();
+        if (!release) return;
         const r = release;
         release = undefined;
         r();
-        await new Promise((resolve) => setImmediate(resolve));
       }
     },
   };
 }
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 const event = (reason: string, message = 'm') => ({ type: 'Normal' as const, reason, message });
 
@@ -58,6 +61,7 @@ describe('EventRecorder', () => {
     const { events, written, releaseAll } = recorder();
     events.record(cm('a'), event('PodCreated'));
     events.record(cm('a'), event('SessionRunning'));
+    await tick();
     expect(written).toEqual([{ name: 'cm-a', reason: 'PodCreated' }]);
     await releaseAll();
     await events.flush();
