@@ -15,6 +15,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import tls from 'node:tls';
 import path from 'node:path';
 import { parseBlockYaml } from './blockYaml.js';
 
@@ -202,10 +203,17 @@ class StaticConnection implements Connection {
     private readonly token: (() => string) | undefined,
     options: ConnectionOptions,
   ) {
-    this.tls = {
+    const material = {
       ...(cluster.ca ? { ca: cluster.ca } : {}),
       ...(identity.cert ? { cert: identity.cert } : {}),
       ...(identity.key ? { key: identity.key } : {}),
+    };
+    // One TLS context for every connection (requests, watches and exec's WebSockets): Node would
+    // otherwise parse the CA and the key again, and hold a context, for each new connection.
+    const secureContext = cluster.server.startsWith('https:') ? tls.createSecureContext(material) : undefined;
+    this.tls = {
+      ...material,
+      ...(secureContext ? { secureContext } : {}),
       rejectUnauthorized: !cluster.insecure,
       ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}),
     };

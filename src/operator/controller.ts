@@ -181,7 +181,7 @@ export class CodeMateController {
   /** Stops taking work, lets in-flight reconciles finish, then stops the watches. */
   async stop(): Promise<void> {
     await this.running?.stop();
-    await this.events.flush();
+    await this.events.stop();
   }
 
   private async reconcileKey(key: string): Promise<number | undefined> {

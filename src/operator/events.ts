@@ -47,6 +47,7 @@ export class EventRecorder implements EventSink {
   private readonly queue: Array<{ cm: CodeMate; event: PlannedEvent }> = [];
   private readonly buckets = new Map<string, Bucket>();
   private active = 0;
+  private stopped = false;
   private idle: Array<() => void> = [];
   private readonly settings: Required<Omit<EventRecorderOptions, 'kube' | 'logger'>>;
   private readonly rate: Spreader;
@@ -66,7 +67,7 @@ export class EventRecorder implements EventSink {
   }
 
   record(cm: CodeMate, event: PlannedEvent): void {
-    if (!this.admit(cm, event)) return;
+    if (this.stopped || !this.admit(cm, event)) return;
     if (this.queue.length >= this.settings.backlog) {
       this.options.logger.debug({ reason: event.reason }, 'event backlog full; dropping an event');
       return;
@@ -75,10 +76,20 @@ export class EventRecorder implements EventSink {
     this.pump();
   }
 
-  /** Resolves when every accepted event has been written (or failed), e.g. before shutting down. */
+  /** Resolves when every accepted event has been written (or failed). */
   flush(): Promise<void> {
     if (this.active === 0 && this.queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idle.push(resolve));
+  }
+
+  /**
+   * Drops the events still waiting for their turn and resolves when those being written are done, as
+   * client-go's broadcaster does on shutdown: a backlog is not worth holding a shutdown for.
+   */
+  stop(): Promise<void> {
+    this.queue.length = 0;
+    this.stopped = true;
+    return this.flush();
   }
 
   /** The spam filter: a repeat within the window, or an object out of tokens, is dropped. */
