@@ -218,6 +218,20 @@ const countsSince = (before, after) =>
 const cpuSince = (before, after) =>
   Object.fromEntries(Object.keys(after).map((k) => [k, +(after[k] - before[k]).toFixed(1)]));
 
+/** The operator's own account of its memory (its /metrics): V8's heap, and what lives outside it. */
+async function operatorMemory() {
+  const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+  const mib = (name) => {
+    const line = text.split('\n').find((l) => l.startsWith(`codemate_operator_${name} `));
+    return line ? +(Number(line.split(' ')[1]) / 1048576).toFixed(1) : undefined;
+  };
+  return {
+    heapTotalMiB: mib('nodejs_heap_size_total_bytes'),
+    heapUsedMiB: mib('nodejs_heap_size_used_bytes'),
+    externalMiB: mib('nodejs_external_memory_bytes'),
+  };
+}
+
 async function rssMiB(pid) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
@@ -276,6 +290,7 @@ const results = {
   workers: workers ? Number(workers) : 'default',
   nodeOptions,
   operatorStartRssMiB: (await rssMiB(operator.pid)).rss,
+  operatorStartMemory: await operatorMemory(),
   sizes: {},
 };
 try {
@@ -294,6 +309,7 @@ try {
     cm.githubChargedDuringBurst = github.counts.charged - charged;
     cm.cpuSeconds = cpuSince(cpu, await cpuOfAll(operator.pid));
     cm.apiserverRequests = countsSince(requests, await apiserverRequests());
+    cm.operatorMemory = await operatorMemory();
     results.sizes[n] = {
       barePodCreate: bare,
       codemateToPod: cm,
@@ -303,19 +319,28 @@ try {
     console.log(JSON.stringify({ n, bare, codemate: cm }));
   }
   if (idleSeconds > 0) {
-    // Idle: every CodeMate has its pod; wait out the rest of the burst's work, then sample.
-    await new Promise((r) => setTimeout(r, 15_000));
+    // Idle: every CodeMate has its pod. Wait out the rest of the burst's work: the first polls, which
+    // the operator spreads (the last charged GitHub call 20 s ago), then sample.
+    const settleStarted = performance.now();
+    for (let last = github.counts.charged, quietSince = performance.now(); ;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      if (github.counts.charged !== last) [last, quietSince] = [github.counts.charged, performance.now()];
+      if (performance.now() - quietSince > 20_000 || performance.now() - settleStarted > 900_000) break;
+    }
+    const settledAfterSeconds = Math.round((performance.now() - settleStarted) / 1000);
     const before = { cpu: await cpuSeconds(operator.pid), at: performance.now(), ...github.counts };
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const cpu = (await cpuSeconds(operator.pid)) - before.cpu;
     const seconds = (performance.now() - before.at) / 1000;
     results.idle = {
       codemates: sizes.reduce((a, b) => a + b, 0),
+      settledAfterSeconds,
       seconds: +seconds.toFixed(1),
       cpuPercentOfOneCore: +((100 * cpu) / seconds).toFixed(2),
       githubRequests: github.counts.requests - before.requests,
       githubCharged: github.counts.charged - before.charged,
       operatorRssMiB: (await rssMiB(operator.pid)).rss,
+      operatorMemory: await operatorMemory(),
     };
     console.log(JSON.stringify({ idle: results.idle }));
   }

@@ -60,6 +60,9 @@ const managedSelector = `${labels.managedBy}=codemate`;
 
 /** The least time between two status writes of one CodeMate (see statusWriteDelay). */
 const statusWriteIntervalMs = 1_000;
+/** Under a burst (this many keys waiting), how long a new CodeMate's Pending may go unwritten. */
+const busyQueueLength = 16;
+const newSessionQuietMs = 5_000;
 
 /** How long a Secret that was read stays known (see observeSecret). */
 const secretReadTtlMs = 30_000;
@@ -232,28 +235,35 @@ export class CodeMateController {
   }
 
   /**
-   * Status writes of one CodeMate are coalesced: at most one every `statusWriteIntervalMs`, counted from
-   * the last write or from creating its pod. A new session goes from pod created to scheduled to running
-   * within about a second, so that its status is written once, as Running, instead of once per step;
-   * the write that waits is made when the interval has passed, with what is true then.
+   * Status writes of one CodeMate are coalesced: at most one every `statusWriteIntervalMs`, and a spec
+   * change is written at once. While the queue is long (a burst of new CodeMates), a new CodeMate's
+   * first status waits, up to `newSessionQuietMs`, until it has more to say than Pending: its session
+   * pod goes from created to scheduled to running, and its status is written once, instead of once per
+   * step, while the apiserver is busiest. A deferred write is made when its time comes, with what is true
+   * then; events that report a status change come with it.
    */
   private readonly statusWrittenAt = new Map<string, number>();
+  private readonly firstPlannedAt = new Map<string, number>();
   private statusWriteDelay(key: string, cm: CodeMate, plan: Plan): number {
     if (!statusPatch(cm.status, plan.status)) return 0;
     const now = performance.now();
     if (this.statusWrittenAt.size > 100_000) this.statusWrittenAt.clear();
-    // A new CodeMate's first status waits for its pod to settle; a spec change is written at once.
-    if (cm.status?.observedGeneration === undefined && plan.actions.some((a) => a.type === 'createPod')) {
-      this.statusWrittenAt.set(key, now);
-      return statusWriteIntervalMs;
-    }
-    if (cm.status?.observedGeneration !== cm.metadata.generation) {
-      this.statusWrittenAt.set(key, now);
-      return 0;
-    }
+    if (this.firstPlannedAt.size > 100_000) this.firstPlannedAt.clear();
+    if (cm.status?.observedGeneration === undefined) {
+      const first = this.firstPlannedAt.get(key) ?? now;
+      this.firstPlannedAt.set(key, first);
+      const waited = now - first;
+      if (
+        plan.status.phase === 'Pending' &&
+        this.queue.length >= busyQueueLength &&
+        waited < newSessionQuietMs
+      ) {
+        return Math.ceil(Math.min(statusWriteIntervalMs, newSessionQuietMs - waited));
+      }
+    } else this.firstPlannedAt.delete(key);
     const at = this.statusWrittenAt.get(key);
     const wait = at === undefined ? 0 : statusWriteIntervalMs - (now - at);
-    if (wait > 0) return Math.ceil(wait);
+    if (wait > 0 && cm.status?.observedGeneration === cm.metadata.generation) return Math.ceil(wait);
     this.statusWrittenAt.set(key, now);
     return 0;
   }
