@@ -49,6 +49,12 @@ export const envSchema = z.object({
   CODEMATE_SESSION_CHANNELS: optionalText,
   /** Sandbox: a real Messages API for sessions; the sandbox's local model server when unset. */
   ANTHROPIC_BASE_URL: optionalText,
+  /** Operator: the GitHub App CodeMates without a token authenticate as (docs/github-app.md). */
+  CODEMATE_GITHUB_APP_ID: optionalText,
+  /** Operator: the App's installation; found from each CodeMate's repository when unset. */
+  CODEMATE_GITHUB_APP_INSTALLATION_ID: optionalText,
+  /** Operator: the App's private key (PEM), a mounted Secret; read on each use, so rotation needs no restart. */
+  CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
   GITHUB_API_URL: optionalText,
   /** Webhook: the port to listen on (default 8080). */
@@ -186,6 +192,14 @@ export const operatorFlagsSchema = z.object({
   messageRetention: z.coerce.number().int().min(0).max(10000).default(50),
   githubApiUrl: z.string().url().optional(),
   githubTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(15),
+  /** The operator's GitHub App; CodeMates without spec.github.tokenSecretRef authenticate as it. */
+  githubApp: z
+    .object({
+      appId: z.coerce.number().int().min(1),
+      installationId: z.coerce.number().int().min(1).optional(),
+      privateKeyFile: z.string().min(1),
+    })
+    .optional(),
   /** codemate-inject's ack timeout, passed to it by the operator with each delivery. */
   injectAckTimeoutSeconds: z.coerce.number().int().min(1).max(600).default(injectAckTimeoutSeconds),
   /** A standing channel (one long-lived exec) into each running session; off: one exec per message. */
@@ -221,12 +235,33 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       messageRetention: pick(flags.messageRetention, env.CODEMATE_MESSAGE_RETENTION),
       githubApiUrl: env.GITHUB_API_URL,
       githubTimeoutSeconds: env.CODEMATE_GITHUB_TIMEOUT_SECONDS,
+      githubApp: githubAppInput(env),
       sessionChannels: env.CODEMATE_SESSION_CHANNELS,
       messageExpirySeconds: pick(flags.messageExpirySeconds, env.CODEMATE_MESSAGE_EXPIRY_SECONDS),
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },
     'operator configuration',
   );
+}
+
+/** The App settings, when any is set: an App id without its key (or the reverse) is a usage error. */
+function githubAppInput(env: Env): Record<string, unknown> | undefined {
+  const {
+    CODEMATE_GITHUB_APP_ID,
+    CODEMATE_GITHUB_APP_INSTALLATION_ID,
+    CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE,
+  } = env;
+  if (
+    !CODEMATE_GITHUB_APP_ID &&
+    !CODEMATE_GITHUB_APP_INSTALLATION_ID &&
+    !CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE
+  )
+    return undefined;
+  return {
+    appId: CODEMATE_GITHUB_APP_ID,
+    installationId: CODEMATE_GITHUB_APP_INSTALLATION_ID,
+    privateKeyFile: CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE,
+  };
 }
 
 /** The value in manifests/examples/webhook-secret.yaml; a webhook must never run with it. */

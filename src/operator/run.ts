@@ -15,6 +15,7 @@ import { DeliveryWorker } from './delivery.js';
 import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
 import { Reactions } from './reactions.js';
+import { SessionTokens } from './sessionTokens.js';
 import type { GitHubRequestObserver } from '../clients/github.js';
 import { LeaderElector } from './leader.js';
 
@@ -50,7 +51,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       namespace: config.watchNamespace,
       codemates,
       supervision,
-      settings: { defaultImage: config.sessionImage },
+      settings: { defaultImage: config.sessionImage, githubApp: config.githubApp !== undefined },
       workers: config.workers,
       resyncMs: config.resyncSeconds * 1000,
       logger,
@@ -62,7 +63,9 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       githubApiUrl: config.githubApiUrl,
       githubTimeoutMs: config.githubTimeoutSeconds * 1000,
       observer,
+      app: config.githubApp,
     });
+    const sessionTokens = new SessionTokens({ kube, logger, github, codemate });
     const reactions = new Reactions({ github, codemate });
     const delivery = new DeliveryWorker({
       kube,
@@ -97,8 +100,11 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       codemate,
       hasMessage: (ns, name) => delivery.has(ns, name),
     });
-    codemates.subscribe((_event, cm) => poller.sync(cm.metadata.namespace, cm.metadata.name));
-    return { controller, delivery, poller };
+    codemates.subscribe((_event, cm) => {
+      poller.sync(cm.metadata.namespace, cm.metadata.name);
+      sessionTokens.sync(cm.metadata.namespace, cm.metadata.name);
+    });
+    return { controller, delivery, poller, sessionTokens };
   };
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
@@ -157,6 +163,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       if ((await leader.holdLeadership()) === 'stopped') return;
       logger.warn('stopped reconciling after losing the Lease; campaigning again');
       current.poller.stop();
+      current.sessionTokens.stop();
       await current.delivery.stop();
       await current.controller.stop();
       term = undefined;
@@ -171,6 +178,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   );
   const stopping = term;
   stopping?.poller.stop();
+  stopping?.sessionTokens.stop();
   await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));
   await stopping?.delivery.stop();
