@@ -279,6 +279,8 @@ export const webhookFlagsSchema = z.object({
   // flowing holds memory that other deliveries need.
   bodyIdleTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(2),
   deliveryCacheSize: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
+  /** Where the webhook records the last delivery it stored: the namespace it runs in. */
+  recordNamespace: z.string().min(1).default('codemate-system'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type WebhookConfig = z.infer<typeof webhookFlagsSchema>;
@@ -331,6 +333,7 @@ export function webhookConfig(env: Env, flags: Record<string, unknown>): Webhook
         env.CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS,
       ),
       deliveryCacheSize: flags.deliveryCacheSize,
+      recordNamespace: env.POD_NAMESPACE,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),
     },
     'webhook configuration',

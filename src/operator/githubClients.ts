@@ -48,7 +48,10 @@ export class GitHubAppError extends Error {
   }
 }
 
-/** A renewed installation token is asked for when less than this is left of the one in hand. */
+/**
+ * A renewed installation token is asked for when less than this is left of the one in hand (or less than
+ * half its life, for a token issued for less than ten minutes).
+ */
 const renewBeforeMs = 5 * 60_000;
 
 type SecretObject = KubeObject & { data?: Record<string, string> };
@@ -174,16 +177,19 @@ export class GitHubClients {
     repository: string,
     key: string,
   ): TokenSource {
-    let current: InstallationToken | undefined;
+    let current: (InstallationToken & { renewAt: number }) | undefined;
     let pending: Promise<InstallationToken> | undefined;
     return {
       key,
       token: async ({ refresh = false } = {}) => {
-        const fresh = current && new Date(current.expiresAt).getTime() - Date.now() > renewBeforeMs;
-        if (fresh && !refresh) return current!.token;
+        if (current && Date.now() < current.renewAt && !refresh) return current.token;
+        const issuedAt = Date.now();
         pending ??= app
           .installationToken(installationId)
-          .then((t) => (current = t))
+          .then((t) => {
+            const expires = new Date(t.expiresAt).getTime();
+            return (current = { ...t, renewAt: expires - Math.min(renewBeforeMs, (expires - issuedAt) / 2) });
+          })
           .catch((error: unknown) => {
             throw this.appError(error, app.credentials, repository);
           })
