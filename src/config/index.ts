@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../api/errors.js';
-import { imageRepositories, injectAckTimeoutSeconds } from './defaults.js';
+import { imageRepositories, injectAckTimeoutSeconds, redelivery } from './defaults.js';
 
 const optionalText = z
   .string()
@@ -55,6 +55,8 @@ export const envSchema = z.object({
   CODEMATE_GITHUB_APP_INSTALLATION_ID: optionalText,
   /** Operator: the App's private key (PEM), a mounted Secret; read on each use, so rotation needs no restart. */
   CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE: optionalText,
+  /** Operator, App mode: how often failed webhook deliveries are looked for, in seconds (default 30). */
+  CODEMATE_GITHUB_REDELIVERY_SECONDS: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
   GITHUB_API_URL: optionalText,
   /** Webhook: the port to listen on (default 8080). */
@@ -200,6 +202,13 @@ export const operatorFlagsSchema = z.object({
       privateKeyFile: z.string().min(1),
     })
     .optional(),
+  /** App mode: how often the App's failed webhook deliveries are looked for (redelivery.ts). */
+  redeliverySeconds: z.coerce
+    .number()
+    .int()
+    .min(5)
+    .max(3600)
+    .default(redelivery.everyMs / 1000),
   /** codemate-inject's ack timeout, passed to it by the operator with each delivery. */
   injectAckTimeoutSeconds: z.coerce.number().int().min(1).max(600).default(injectAckTimeoutSeconds),
   /** A standing channel (one long-lived exec) into each running session; off: one exec per message. */
@@ -236,6 +245,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       githubApiUrl: env.GITHUB_API_URL,
       githubTimeoutSeconds: env.CODEMATE_GITHUB_TIMEOUT_SECONDS,
       githubApp: githubAppInput(env),
+      redeliverySeconds: env.CODEMATE_GITHUB_REDELIVERY_SECONDS,
       sessionChannels: env.CODEMATE_SESSION_CHANNELS,
       messageExpirySeconds: pick(flags.messageExpirySeconds, env.CODEMATE_MESSAGE_EXPIRY_SECONDS),
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,

@@ -108,19 +108,7 @@ export class GitHubClients {
         keySource: `secret ${cm.metadata.namespace}/${ref.name} (key ${ref.key ?? 'private-key'})`,
       };
     } else if (this.options.app) {
-      const { appId, installationId, privateKeyFile } = this.options.app;
-      credentials = {
-        appId,
-        installationId,
-        privateKey: await readFile(privateKeyFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
-          throw new GitHubAppError({
-            reason: 'AppKeyRejected',
-            message: `cannot read the private key of GitHub App ${appId} at ${privateKeyFile}: ${error.code ?? String(error)}`,
-            hint: 'mount the Secret that holds the PEM file there (chart value githubApp.privateKeySecret)',
-          });
-        }),
-        keySource: `file ${privateKeyFile}`,
-      };
+      credentials = await this.operatorCredentials(this.options.app);
     } else {
       throw new GitHubAppError({
         reason: 'AppNotConfigured',
@@ -135,6 +123,26 @@ export class GitHubClients {
     } catch (error) {
       throw this.appError(error, credentials, `${owner}/${repo}`);
     }
+  }
+
+  /** The operator's own App, for what is not any one CodeMate's: its webhook deliveries. */
+  async operatorApp(): Promise<GitHubApp> {
+    if (!this.options.app) throw new Error('the operator has no GitHub App');
+    return this.app(await this.operatorCredentials(this.options.app));
+  }
+
+  private async operatorCredentials(
+    app: OperatorApp,
+  ): Promise<GitHubAppCredentials & { installationId?: number | undefined }> {
+    const { appId, installationId, privateKeyFile } = app;
+    const privateKey = await readFile(privateKeyFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new GitHubAppError({
+        reason: 'AppKeyRejected',
+        message: `cannot read the private key of GitHub App ${appId} at ${privateKeyFile}: ${error.code ?? String(error)}`,
+        hint: 'mount the Secret that holds the PEM file there (chart value github.app.privateKeySecret)',
+      });
+    });
+    return { appId, installationId, privateKey, keySource: `file ${privateKeyFile}` };
   }
 
   /** A GitHubAppError for a failure of `app` on `repository` (owner/repo). */

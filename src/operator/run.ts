@@ -15,6 +15,7 @@ import { DeliveryWorker } from './delivery.js';
 import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
 import { Reactions } from './reactions.js';
+import { Redelivery } from './redelivery.js';
 import { SessionTokens } from './sessionTokens.js';
 import type { GitHubRequestObserver } from '../clients/github.js';
 import { LeaderElector } from './leader.js';
@@ -100,11 +101,23 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       codemate,
       hasMessage: (ns, name) => delivery.has(ns, name),
     });
+    const redelivery = config.githubApp
+      ? new Redelivery({
+          kube,
+          logger,
+          app: () => github.operatorApp(),
+          namespace: config.leaseNamespace,
+          codemates: () => codemates.list().map((cm) => codemate(cm.metadata.namespace, cm.metadata.name)!),
+          hasMessage: (ns, name) => delivery.has(ns, name),
+          limits: { everyMs: config.redeliverySeconds * 1000 },
+          onRedeliver: () => metrics.githubRedeliveries.inc(),
+        })
+      : undefined;
     codemates.subscribe((_event, cm) => {
       poller.sync(cm.metadata.namespace, cm.metadata.name);
       sessionTokens.sync(cm.metadata.namespace, cm.metadata.name);
     });
-    return { controller, delivery, poller, sessionTokens };
+    return { controller, delivery, poller, sessionTokens, redelivery };
   };
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
@@ -158,12 +171,14 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       term = current;
       await current.controller.start();
       await current.delivery.start();
+      current.redelivery?.start();
       logger.info('reconciling CodeMates');
       if (!leader) return shutdown;
       if ((await leader.holdLeadership()) === 'stopped') return;
       logger.warn('stopped reconciling after losing the Lease; campaigning again');
       current.poller.stop();
       current.sessionTokens.stop();
+      current.redelivery?.stop();
       await current.delivery.stop();
       await current.controller.stop();
       term = undefined;
@@ -179,6 +194,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   const stopping = term;
   stopping?.poller.stop();
   stopping?.sessionTokens.stop();
+  stopping?.redelivery?.stop();
   await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));
   await stopping?.delivery.stop();

@@ -4,7 +4,7 @@
  * is up again after an outage, so that it asks GitHub to redeliver what failed only once that can work.
  * Writes are coalesced (at most one per `everyMs`) and best effort: a delivery never waits for them.
  */
-import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
+import type { Kube, KubeObject } from '../clients/kube.js';
 import { webhookRecord } from '../config/defaults.js';
 import { errorFields, type Logger } from '../observability/log.js';
 
@@ -14,22 +14,6 @@ export interface DeliveryRecordData {
   lastStoredAt?: string;
   lastStoredDelivery?: string;
   lastStoredEvent?: string;
-}
-
-type ConfigMap = KubeObject & { data?: Record<string, string> };
-
-/** Reads the record (the operator's side); undefined when no webhook has written one. */
-export async function readDeliveryRecord(
-  kube: Kube,
-  namespace: string,
-): Promise<DeliveryRecordData | undefined> {
-  try {
-    const cm = await kube.get<ConfigMap>('v1', 'ConfigMap', webhookRecord.name, namespace);
-    return cm.data ?? {};
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
 }
 
 export class DeliveryRecord {

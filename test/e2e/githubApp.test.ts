@@ -16,6 +16,8 @@ import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { podShell, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
+import { runCli } from '../helpers/cli.js';
+import { promptsReaching } from '../helpers/modelLog.js';
 import { commentOnPullRequestPayload } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
@@ -28,6 +30,10 @@ const alice = { login: 'alice', id: 901 };
 const appId = 4242;
 /** Short-lived tokens, so that the test sees renewals: renewed at half-life, every 15 s. */
 const tokenSeconds = 30;
+/** The environment `dev up` ran with, to run it again after the webhook's outage. */
+let upEnv: Record<string, string>;
+const dev = (args: string[]) =>
+  runCli(['dev', ...args, '--state-dir', stateDir], { env: { CODEMATE_BIN_DIR: binDir, ...upEnv } });
 
 type Message = KubeObject & { spec: MessageSpec; status?: { phase?: string } };
 type Secret = KubeObject & {
@@ -57,12 +63,15 @@ beforeAll(async () => {
     fake.installationTokenSeconds = tokenSeconds;
     const keyFile = path.join(repos, 'app.private-key.pem');
     await writeFile(keyFile, privateKey, { mode: 0o600 });
-    return {
+    upEnv = {
+      GITHUB_API_URL: fake.url,
       // The sessions clone o/r over the fake's git HTTP, which checks installation tokens.
       CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=${fake.serveGit(repos)}`,
       CODEMATE_GITHUB_APP_ID: String(appId),
       CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
+      CODEMATE_GITHUB_REDELIVERY_SECONDS: '5',
     };
+    return upEnv;
   });
   ({ gh, kube, stateDir } = sandbox);
   const secret = (await readFile(sandbox.env.GITHUB_WEBHOOK_SECRET_FILE!, 'utf8')).trim();
@@ -175,5 +184,47 @@ describe('a CodeMate authenticated as a GitHub App', () => {
     );
     expect(podAfter.metadata.uid).toBe(podBefore.metadata.uid);
     expect(podAfter.status?.startTime).toEqual(podBefore.status?.startTime);
+  });
+
+  it('redelivers a comment whose delivery failed while the webhook was down, once it is back, before a poll, once', async () => {
+    const status = JSON.parse((await dev(['status', '-o', 'json'])).stdout) as {
+      components: Array<{ name: string; pid?: number }>;
+    };
+    const webhook = status.components.find((c) => c.name === 'codemate-webhook')!.pid!;
+    process.kill(webhook, 'SIGTERM');
+    await eventually(
+      async () => {
+        try {
+          process.kill(webhook, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      (alive) => !alive,
+      { what: 'the webhook stopped' },
+    );
+    const polledAt = (await codemate()).status?.lastMonitorCheck;
+    const id = gh.comment('o', 'r', 7, alice, 'Sent while the webhook was down.', 'MEMBER');
+    const lost = await gh.deliver('issue_comment', await commentOnPullRequestPayload(gh.url, id));
+    expect(lost.status).toBe(0);
+    const name = `app-7-ic-${id}`;
+    expect((await messages()).some((m) => m.metadata.name === name)).toBe(false);
+
+    const up = await dev(['up']);
+    expect(up.code, up.stderr).toBe(0);
+    await delivered(name);
+    const attempts = gh.hookDeliveries.filter((d) => d.guid === lost.guid);
+    expect(attempts.map((d) => [d.redelivery, d.statusCode])).toEqual([
+      [false, 0],
+      [true, 201],
+    ]);
+    // By redelivery, not by a poll; and once: one message, one prompt at the model, no more attempts.
+    expect((await codemate()).status?.lastMonitorCheck).toBe(polledAt);
+    expect((await messages()).filter((m) => m.metadata.name === name)).toHaveLength(1);
+    expect(await promptsReaching(stateDir, `[codemate message=${name}]`)).toHaveLength(1);
+    // Two more passes of the redelivery (every 5 s) ask for nothing more.
+    await new Promise((resolve) => setTimeout(resolve, 12_000));
+    expect(gh.hookDeliveries.filter((d) => d.guid === lost.guid)).toHaveLength(2);
   });
 });
