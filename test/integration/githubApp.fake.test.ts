@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConditionalCache, GitHub } from '../../src/clients/github.js';
 import { describeAppError, GitHubApp, sessionPermissions } from '../../src/clients/githubApp.js';
 import { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { makeOrigin, scripts } from '../helpers/session.js';
@@ -89,6 +90,38 @@ describe('the fake GitHub as a GitHub App sees it', () => {
     expect(describeAppError(refused, context).reason).toBe('AppPermissionMissing');
     gh.expireInstallationTokens();
     expect((await pull(token.token)).status).toBe(401);
+  });
+
+  it('a client on installation tokens renews once on a 401 and retries, keeping its ETags', async () => {
+    gh.addPull('o', 'r', 9, 'renew');
+    const refreshes: boolean[] = [];
+    let current = await app().installationToken(installationId);
+    const client = new GitHub({
+      baseUrl: gh.url,
+      cache: new ConditionalCache(),
+      token: {
+        key: `installation ${installationId}`,
+        token: async ({ refresh = false } = {}) => {
+          refreshes.push(refresh);
+          if (refresh) current = await app().installationToken(installationId);
+          return current.token;
+        },
+      },
+    });
+    expect((await client.pullRequest('o', 'r', 9)).headRef).toBe('renew');
+    // Revoked before its time: the next request gets 401, a new token, and succeeds; a 304 still.
+    gh.expireInstallationTokens();
+    expect((await client.pullRequest('o', 'r', 9)).headRef).toBe('renew');
+    expect(refreshes).toEqual([false, false, true]);
+    expect(gh.requests.slice(-2).map((r) => r.status)).toEqual([401, 304]);
+    // A token that a refresh cannot mend fails after one retry, not in a loop.
+    gh.expireInstallationTokens();
+    const stuck = new GitHub({
+      baseUrl: gh.url,
+      cache: new ConditionalCache(),
+      token: { key: 'stuck', token: async () => current.token },
+    });
+    await expect(stuck.pullRequest('o', 'r', 9)).rejects.toMatchObject({ status: 401 });
   });
 
   it('serves git over HTTP with the token’s permissions and expiry', async () => {
