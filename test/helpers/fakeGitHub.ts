@@ -224,6 +224,16 @@ export interface RequestRecord {
   charged: boolean;
 }
 
+/** Validates a response body against GitHub's schema, then sends it with an ETag. */
+type Send = (
+  req: FastifyRequest,
+  reply: FastifyReply,
+  path: string,
+  method: string,
+  body: unknown,
+  status?: number,
+) => FastifyReply;
+
 /** Routes that take the App's JWT instead of a token. */
 const appRoutePattern = /^\/app(\/|$)|^\/repos\/[^/]+\/[^/]+\/installation$/;
 
@@ -991,16 +1001,7 @@ export class FakeGitHub {
     };
   }
 
-  private actionsRoutes(
-    send: (
-      req: FastifyRequest,
-      reply: FastifyReply,
-      path: string,
-      method: string,
-      body: unknown,
-      status?: number,
-    ) => FastifyReply,
-  ): void {
+  private actionsRoutes(send: Send): void {
     const app = this.app;
     type P = { owner: string; repo: string; id: string; n: string; ref: string };
     const runsOf = (owner: string, repo: string) => this.runs.filter((r) => r.repo === `${owner}/${repo}`);
@@ -1292,16 +1293,7 @@ export class FakeGitHub {
     return undefined;
   }
 
-  private appRoutes(
-    send: (
-      req: FastifyRequest,
-      reply: FastifyReply,
-      path: string,
-      method: string,
-      body: unknown,
-      status?: number,
-    ) => FastifyReply,
-  ): void {
+  private appRoutes(send: Send): void {
     const app = this.app;
     const installationJson = (i: { id: number; account: string; permissions: Record<string, string> }) => {
       const base = example('/app/installations', 'get');

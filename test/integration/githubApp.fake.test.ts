@@ -174,16 +174,21 @@ describe('the fake GitHub as a GitHub App sees it', () => {
 
   it('records deliveries, lists them, and redelivers a failed one with the same GUID', async () => {
     const received: Array<{ guid: string; event: string; signature: string }> = [];
-    let server: Server | undefined = createServer((req, res) => {
-      received.push({
-        guid: String(req.headers['x-github-delivery']),
-        event: String(req.headers['x-github-event']),
-        signature: String(req.headers['x-hub-signature-256']),
+    /** A webhook on `port` that records what reaches it. */
+    const receiver = async (port: number): Promise<Server> => {
+      const server = createServer((req, res) => {
+        received.push({
+          guid: String(req.headers['x-github-delivery']),
+          event: String(req.headers['x-github-event']),
+          signature: String(req.headers['x-hub-signature-256']),
+        });
+        req.resume();
+        req.on('end', () => res.writeHead(202).end('{}'));
       });
-      req.resume();
-      req.on('end', () => res.writeHead(202).end('{}'));
-    });
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+      return server;
+    };
+    let server: Server | undefined = await receiver(0);
     const port = (server.address() as { port: number }).port;
     gh.setAppWebhook(`http://127.0.0.1:${port}/webhook/github`, 's3cret');
     const ok = await gh.deliver('issue_comment', { action: 'created' });
@@ -203,16 +208,7 @@ describe('the fake GitHub as a GitHub App sees it', () => {
       installation: { id: installationId },
     });
 
-    const again = createServer((req, res) => {
-      received.push({
-        guid: String(req.headers['x-github-delivery']),
-        event: String(req.headers['x-github-event']),
-        signature: String(req.headers['x-hub-signature-256']),
-      });
-      req.resume();
-      req.on('end', () => res.writeHead(202).end('{}'));
-    });
-    await new Promise<void>((resolve) => again.listen(port, '127.0.0.1', resolve));
+    const again = await receiver(port);
     try {
       await app().redeliver(listed[0]!.id);
       await eventually(
