@@ -25,7 +25,7 @@ export class DeliveryRecord {
     private readonly kube: Kube,
     private readonly namespace: string,
     private readonly logger: Logger,
-    private readonly everyMs = webhookRecord.everyMs,
+    private readonly everyMs: number = webhookRecord.everyMs,
   ) {}
 
   /** The webhook takes deliveries from now on. */
