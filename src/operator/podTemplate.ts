@@ -143,7 +143,13 @@ export function desiredPod(cm: CodeMate, settings: SessionSettings): PodManifest
         ? [
             {
               name: 'github-token',
-              secret: { secretName: sessionTokenSecretName(cm), items: [{ key: 'token', path: 'token' }] },
+              secret: {
+                secretName: sessionTokenSecretName(cm),
+                items: [
+                  { key: 'token', path: 'token' },
+                  { key: 'expires-at', path: 'expires-at' },
+                ],
+              },
             },
           ]
         : []),

@@ -128,7 +128,7 @@ export class SessionTokens {
     const existing = await this.readSecret(cm.metadata.namespace, secretName);
     const issued = existing?.metadata.annotations?.[issuedAtAnnotation];
     const expires = existing?.metadata.annotations?.[expiresAtAnnotation];
-    if (issued && expires && existing?.data?.token) {
+    if (issued && expires && existing?.data?.token && existing.data['expires-at']) {
       const due = renewalTime(new Date(issued), new Date(expires));
       if (due.getTime() > Date.now()) return due;
     }
@@ -186,7 +186,12 @@ export class SessionTokens {
         ownerReferences: [ownerReference(owner)],
       },
       type: 'Opaque',
-      data: { token: Buffer.from(token.token).toString('base64') },
+      // expires-at beside the token: a session starting from an old Secret (after a resume) waits for
+      // the renewed one instead of cloning with an expired token.
+      data: {
+        token: Buffer.from(token.token).toString('base64'),
+        'expires-at': Buffer.from(token.expiresAt).toString('base64'),
+      },
     } as KubeObject);
   }
 

@@ -52,7 +52,13 @@ describe('the session pod in App mode', () => {
     });
     expect(pod.spec.volumes).toContainEqual({
       name: 'github-token',
-      secret: { secretName: sessionTokenSecretName(cm), items: [{ key: 'token', path: 'token' }] },
+      secret: {
+        secretName: sessionTokenSecretName(cm),
+        items: [
+          { key: 'token', path: 'token' },
+          { key: 'expires-at', path: 'expires-at' },
+        ],
+      },
     });
   });
 
