@@ -59,6 +59,16 @@ export function injectExecTimeoutMs(ackTimeoutSeconds: number): number {
 /** Poll jitter: each interval is the CodeMate's spec.monitoring.intervalSeconds, ±10 %. */
 export const pollJitter = 0.1;
 
+/**
+ * New CodeMates' first polls: this many at once, then this many a second (poller.ts). At 2 a second a
+ * thousand new CodeMates have all been polled within about eight minutes: their first-poll GitHub calls
+ * (a few each) are spread over those minutes instead of landing within seconds.
+ */
+export const firstPolls = { burst: 10, perSecond: 2 } as const;
+
+/** Session channels opened (injector.ts): this many at once, then this many a second. */
+export const channelOpens = { burst: 10, perSecond: 5 } as const;
+
 /** GitHub caps webhook payloads at 25 MB: the webhook's body limit. */
 export const githubBodyLimitBytes = 25 * 1024 * 1024;
 

@@ -17,9 +17,11 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { on, runController, type Failure, type RunningController } from '../runtime/controller.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
-import { executePlan, recordEvent } from './execute.js';
-import { observeClaim, observePod, reconcile, type ObservedSecret } from './reconcile.js';
+import { EventRecorder } from './events.js';
+import { executePlan, statusPatch } from './execute.js';
+import { observeClaim, observePod, reconcile, type ObservedSecret, type Plan } from './reconcile.js';
 import { labels, sessionTokenSecretName } from '../api/pod.js';
+import { findCondition } from '../api/conditions.js';
 import type { SessionSettings } from './podTemplate.js';
 
 export type CodeMateObject = CodeMate & KubeObject;
@@ -56,6 +58,12 @@ export interface ControllerOptions {
 
 const managedSelector = `${labels.managedBy}=codemate`;
 
+/** The least time between two status writes of one CodeMate (see statusWriteDelay). */
+const statusWriteIntervalMs = 1_000;
+
+/** How long a Secret that was read stays known (see observeSecret). */
+const secretReadTtlMs = 30_000;
+
 function keyOf(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ''}/${name ?? ''}`;
 }
@@ -72,13 +80,22 @@ export class CodeMateController {
   private readonly pods: Watched<KubeObject>;
   private readonly pvcs: Watched<KubeObject>;
   private running: RunningController | undefined;
+  private readonly events: EventRecorder;
 
   constructor(private readonly options: ControllerOptions) {
     const { kube, namespace, supervision } = options;
+    this.events = new EventRecorder({ kube, logger: options.logger });
     this.codemates = options.codemates;
     this.pods = watch(
       kube,
-      { apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespace, labelSelector: managedSelector },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        plural: 'pods',
+        namespace,
+        labelSelector: managedSelector,
+        transform: slimPod,
+      },
       supervision,
     );
     this.pvcs = watch(
@@ -151,7 +168,7 @@ export class CodeMateController {
         on(this.codemates, (e, cm) => this.codemateKey(e, cm)),
       ],
       reconcile: async (key) => ({ requeueAfterMs: await this.reconcileKey(key) }),
-      onError: (failure) => this.reportFailure(failure),
+      onError: (failure) => Promise.resolve(this.reportFailure(failure)),
       workers: this.options.workers,
       resync: {
         everyMs: this.options.resyncMs,
@@ -171,6 +188,7 @@ export class CodeMateController {
   /** Stops taking work, lets in-flight reconciles finish, then stops the watches. */
   async stop(): Promise<void> {
     await this.running?.stop();
+    await this.events.flush();
   }
 
   private async reconcileKey(key: string): Promise<number | undefined> {
@@ -205,20 +223,82 @@ export class CodeMateController {
       this.options.settings,
       new Date(),
     );
-    await executePlan(this.options.kube, cm, plan);
+    // A Secret that lacks what the CodeMate needs is read again next time, so that fixing it is seen.
+    if (findCondition(plan.status.conditions, 'SecretsResolved')?.status !== 'True') {
+      for (const name of Object.keys(secrets)) this.secretReads.delete(`${namespace}/${name}`);
+    }
+    const deferMs = this.statusWriteDelay(key, cm, plan);
+    await executePlan(this.options.kube, cm, plan, this.events, { deferStatus: deferMs > 0 });
     for (const action of plan.actions) {
       if (action.type === 'suspend' || action.type === 'deleteCodeMate') {
         this.options.logger.info({ codemate: key, reason: action.reason }, lifecycleLog[action.type]);
       }
     }
     if (plan.actions.some((a) => a.type === 'deleteCodeMate')) return undefined;
+    if (deferMs > 0) {
+      return plan.requeueAfterMs ? Math.min(plan.requeueAfterMs, deferMs) : deferMs;
+    }
     for (const event of plan.events) {
       this.options.logger.info({ codemate: key, reason: event.reason }, event.message);
     }
     return plan.requeueAfterMs || undefined;
   }
 
-  private async observeSecret(namespace: string, name: string): Promise<ObservedSecret> {
+  /**
+   * Status writes of one CodeMate are coalesced: at most one every `statusWriteIntervalMs`, counted from
+   * the last write or from creating its pod. A new session goes from pod created to scheduled to running
+   * within about a second, so that its status is written once, as Running, instead of once per step;
+   * the write that waits is made when the interval has passed, with what is true then.
+   */
+  private readonly statusWrittenAt = new Map<string, number>();
+  private statusWriteDelay(key: string, cm: CodeMate, plan: Plan): number {
+    if (!statusPatch(cm.status, plan.status)) return 0;
+    const now = performance.now();
+    if (this.statusWrittenAt.size > 100_000) this.statusWrittenAt.clear();
+    // A new CodeMate's first status waits for its pod to settle; a spec change is written at once.
+    if (cm.status?.observedGeneration === undefined && plan.actions.some((a) => a.type === 'createPod')) {
+      this.statusWrittenAt.set(key, now);
+      return statusWriteIntervalMs;
+    }
+    if (cm.status?.observedGeneration !== cm.metadata.generation) {
+      this.statusWrittenAt.set(key, now);
+      return 0;
+    }
+    const at = this.statusWrittenAt.get(key);
+    const wait = at === undefined ? 0 : statusWriteIntervalMs - (now - at);
+    if (wait > 0) return Math.ceil(wait);
+    this.statusWrittenAt.set(key, now);
+    return 0;
+  }
+
+  /**
+   * What a reconcile needs of a Secret: that it exists, and its keys. The operator may only get Secrets
+   * (no list or watch: it must not hold every Secret of every namespace), so it reads each one it is
+   * asked about, and keeps what it read for a while: the reconciles of one CodeMate come in bursts
+   * (created, its pod created, its pod ready, its first poll), and many CodeMates often name the same
+   * Secrets. A missing Secret is not kept, so that creating it is seen at the next reconcile.
+   */
+  private readonly secretReads = new Map<string, { at: number; read: Promise<ObservedSecret> }>();
+  private observeSecret(namespace: string, name: string): Promise<ObservedSecret> {
+    const key = `${namespace}/${name}`;
+    const now = performance.now();
+    const cached = this.secretReads.get(key);
+    if (cached && now - cached.at < secretReadTtlMs) return cached.read;
+    if (this.secretReads.size > 10_000) this.secretReads.clear();
+    const read = this.readSecret(namespace, name);
+    this.secretReads.set(key, { at: now, read });
+    read.then(
+      (seen) => {
+        if (!seen.exists && this.secretReads.get(key)?.read === read) this.secretReads.delete(key);
+      },
+      () => {
+        if (this.secretReads.get(key)?.read === read) this.secretReads.delete(key);
+      },
+    );
+    return read;
+  }
+
+  private async readSecret(namespace: string, name: string): Promise<ObservedSecret> {
     try {
       const secret = await this.options.kube.get<KubeObject & { data?: Record<string, string> }>(
         'v1',
@@ -234,21 +314,61 @@ export class CodeMateController {
   }
 
   /** A Warning event on the CodeMate, so `kubectl describe` shows why nothing happens. */
-  private async reportFailure({ key, error, failures }: Failure): Promise<void> {
+  private reportFailure({ key, error, failures }: Failure): void {
     this.options.metrics.reconcileErrors.inc({ kind: errorKind(error) });
     const [namespace = '', name = ''] = key.split('/');
     const cached = this.codemates.get(name, namespace);
     if (!cached || (failures > 1 && !isForbidden(error))) return;
-    try {
-      await recordEvent(this.options.kube, { ...cached, apiVersion, kind } as CodeMate, {
-        type: 'Warning',
-        reason: isForbidden(error) ? 'Forbidden' : 'ReconcileError',
-        message: statusMessage(error),
-      });
-    } catch {
-      // The event is best effort; the error is already logged.
-    }
+    this.events.record({ ...cached, apiVersion, kind } as CodeMate, {
+      type: 'Warning',
+      reason: isForbidden(error) ? 'Forbidden' : 'ReconcileError',
+      message: statusMessage(error),
+    });
   }
+}
+
+/**
+ * What the cache keeps of a session pod: what observePod and the owner lookup read. Its spec (the
+ * container, its environment, volumes and scripts) is most of its size, and the reconcile renders the
+ * desired spec itself and compares hashes (the spec-hash annotation).
+ */
+function slimPod(object: KubeObject): KubeObject {
+  const pod = object as KubeObject & {
+    status?: {
+      phase?: string;
+      conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+      containerStatuses?: Array<{ name: string; state?: unknown }>;
+    };
+  };
+  const { name, namespace, uid, resourceVersion, labels, annotations, ownerReferences, deletionTimestamp } =
+    pod.metadata;
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: {
+      name,
+      namespace,
+      uid,
+      resourceVersion,
+      labels,
+      annotations,
+      ownerReferences,
+      deletionTimestamp,
+    },
+    status: {
+      phase: pod.status?.phase,
+      conditions: pod.status?.conditions?.map(({ type, status, reason, message }) => ({
+        type,
+        status,
+        reason,
+        message,
+      })),
+      containerStatuses: pod.status?.containerStatuses?.map(({ name: container, state }) => ({
+        name: container,
+        state,
+      })),
+    },
+  };
 }
 
 const lifecycleLog = {

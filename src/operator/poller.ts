@@ -15,7 +15,8 @@ import type { GitHubReviewComment } from '../api/github.js';
 import { messageName, type CodeMateMessage } from '../api/message.js';
 import { isUnauthorized, type GitHub } from '../clients/github.js';
 import { isConflict, type Kube, type KubeObject } from '../clients/kube.js';
-import { pollJitter } from '../config/defaults.js';
+import { firstPolls, pollJitter } from '../config/defaults.js';
+import { Spreader } from '../runtime/rate.js';
 import { messageFor, notNewBecause, reviewMessageFor } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
@@ -50,6 +51,13 @@ interface Target {
 export class Poller {
   private readonly targets = new Map<string, Target>();
   private stopped = false;
+  /**
+   * First polls are spread: a burst of new CodeMates (a thousand applied at once) would otherwise spend
+   * a thousand charged GitHub calls, and as many status writes, within seconds, on the same cores as
+   * their pods. A few start at once; the rest follow at `firstPolls.perSecond`. The webhook delivers
+   * their comments meanwhile, and a poll it requests is not held back.
+   */
+  private readonly firstPolls = new Spreader(firstPolls.burst, firstPolls.perSecond);
 
   constructor(private readonly options: PollerOptions) {}
 
@@ -102,7 +110,7 @@ export class Poller {
       settledReviews: new Set(),
     };
     this.targets.set(key, target);
-    this.schedule(key, target, 0);
+    this.schedule(key, target, this.firstPolls.take());
   }
 
   stop(): void {

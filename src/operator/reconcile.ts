@@ -73,6 +73,13 @@ export interface Plan {
   requeueAfterMs?: number;
 }
 
+/** The events that report an action of the plan, not a change of status (execute.ts). */
+export const actionEventReasons: ReadonlySet<string> = new Set([
+  'PodCreated',
+  'PodDeleted',
+  'StorageCreated',
+]);
+
 /** How long to wait before looking again while something outside our control settles. */
 export const requeue = {
   secretsMissing: 10_000,
