@@ -100,3 +100,22 @@ export const leaseTimings = {
   renewDeadlineMs: 10_000,
   retryPeriodMs: 2_000,
 } as const;
+
+/**
+ * The webhook's record of the last delivery it stored and of its start (a ConfigMap in the namespace of
+ * CodeMate's servers), written at most once per `everyMs`; the operator's redelivery reads it.
+ */
+export const webhookRecord = { name: 'codemate-webhook-deliveries', everyMs: 5_000 } as const;
+
+/**
+ * App mode: how the operator asks GitHub to redeliver webhook deliveries that failed (adr/0015): every
+ * `everyMs` it lists the App's deliveries of the last `windowMs`, at most `maxListed`, and asks again for
+ * at most `maxPerPass` of them, each at most `maxAttempts` times.
+ */
+export const redelivery = {
+  everyMs: 30_000,
+  windowMs: 3_600_000,
+  maxListed: 200,
+  maxPerPass: 20,
+  maxAttempts: 3,
+} as const;

@@ -2,7 +2,7 @@
  * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
  * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
-import { apiVersion, kind, plural, type CodeMate } from '../api/codemate.js';
+import { apiVersion, githubAppMode, kind, plural, type CodeMate } from '../api/codemate.js';
 import {
   isConflict,
   isForbidden,
@@ -20,7 +20,7 @@ import { WorkQueue } from '../runtime/queue.js';
 import { EventRecorder } from './events.js';
 import { executePlan, statusPatch } from './execute.js';
 import { observeClaim, observePod, reconcile, type ObservedSecret, type Plan } from './reconcile.js';
-import { labels } from '../api/pod.js';
+import { labels, sessionTokenSecretName } from '../api/pod.js';
 import { findCondition } from '../api/conditions.js';
 import type { SessionSettings } from './podTemplate.js';
 
@@ -128,7 +128,14 @@ export class CodeMateController {
     }
     const pr = cm.status?.pullRequest;
     const github = cm.status?.github;
-    const inputs = [cm.metadata.generation, pr?.number, pr?.state, github?.login, github?.error].join('|');
+    const inputs = [
+      cm.metadata.generation,
+      pr?.number,
+      pr?.state,
+      github?.login,
+      github?.error,
+      github?.sessionToken?.secretName,
+    ].join('|');
     const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
     this.seen.set(key, inputs);
     return unchanged ? undefined : key;
@@ -200,7 +207,13 @@ export class CodeMateController {
       .list(namespace)
       .find((p) => p.metadata.ownerReferences?.some((o) => o.uid === cm.metadata.uid));
     const secrets: Record<string, ObservedSecret> = {};
-    for (const ref of [cm.spec.github?.tokenSecretRef, cm.spec.anthropic?.apiKeySecretRef]) {
+    const tokenSecret = githubAppMode(cm.spec) ? { name: sessionTokenSecretName(cm) } : undefined;
+    for (const ref of [
+      cm.spec.github?.tokenSecretRef,
+      cm.spec.github?.app?.privateKeySecretRef,
+      tokenSecret,
+      cm.spec.anthropic?.apiKeySecretRef,
+    ]) {
       if (ref?.name && !secrets[ref.name]) secrets[ref.name] = await this.observeSecret(namespace, ref.name);
     }
     const plan = reconcile(

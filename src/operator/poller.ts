@@ -20,9 +20,9 @@ import { Spreader } from '../runtime/rate.js';
 import { messageFor, notNewBecause, reviewMessageFor } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
-import type { GitHubClients } from './githubClients.js';
+import { GitHubAppError, type GitHubClients } from './githubClients.js';
 import { pollChecksAndDraft } from './prMonitor.js';
-import { recordGitHubObservation } from './status.js';
+import { recordGitHubAppError, recordGitHubObservation } from './status.js';
 
 export interface PollerOptions {
   kube: Kube;
@@ -155,14 +155,20 @@ export class Poller {
     try {
       await this.pollWithToken(cm);
     } catch (error) {
-      if (isUnauthorized(error)) {
+      if (error instanceof GitHubAppError) {
+        await recordGitHubAppError(this.options.kube, cm, error);
+      } else if (isUnauthorized(error)) {
         // Forget the login and the client, so that a replaced token is asked again from scratch.
         this.options.github.forget();
         const ref = cm.spec.github.tokenSecretRef;
         await recordGitHubObservation(this.options.kube, cm, {
           github: {
             login: null,
-            error: `GitHub rejected the token in secret ${ref.name} (key ${ref.key ?? 'token'}): 401 Bad credentials`,
+            error: ref
+              ? `GitHub rejected the token in secret ${ref.name} (key ${ref.key ?? 'token'}): 401 Bad credentials`
+              : "GitHub rejected the App's installation token: 401 Bad credentials",
+            errorReason: null,
+            hint: null,
           },
         });
       }
@@ -179,7 +185,7 @@ export class Poller {
     if (!number) {
       await recordGitHubObservation(this.options.kube, cm, {
         lastMonitorCheck: now,
-        github: { login: self, error: null },
+        github: { login: self, error: null, errorReason: null, hint: null },
       });
       return;
     }
@@ -199,7 +205,7 @@ export class Poller {
     );
     await recordGitHubObservation(this.options.kube, cm, {
       lastMonitorCheck: now,
-      github: { login: self, error: null, ...notices },
+      github: { login: self, error: null, errorReason: null, hint: null, ...notices },
       pullRequest: { number: pr.number, url: pr.url, state: pr.state, draft: pr.draft, headSha: pr.headSha },
     });
   }

@@ -39,10 +39,12 @@ describe('static checks', () => {
       [
         'codemate-claude',
         'codemate-entrypoint',
+        'codemate-git-credential',
         'codemate-hook',
         'codemate-inject',
         'codemate-lib.sh',
         'codemate-ready',
+        'gh',
       ].sort(),
     );
   });

@@ -42,7 +42,7 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
     `Pull request:  ${s.pullRequest?.number ?? cm.spec.repository.pullRequest ?? '-'}${s.pullRequest?.state ? ` (${s.pullRequest.state}) ${s.pullRequest.url ?? ''}` : ''}`,
     `Pod:           ${s.podName ?? '-'}`,
     `Suspended:     ${cm.spec.suspend ? 'yes' : 'no'}`,
-    `Secrets:       github ${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
+    `Secrets:       github ${cm.spec.github.tokenSecretRef ? `${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}` : 'GitHub App installation token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
     `Delivery:      ${cm.spec.monitoring?.delivery ?? defaultDeliveryMode}`,
     `Last check:    ${s.lastMonitorCheck ?? '-'}`,
     `CI failures:   ${ciLine(s)}`,
