@@ -56,6 +56,9 @@ const renewBeforeMs = 5 * 60_000;
 
 type SecretObject = KubeObject & { data?: Record<string, string> };
 
+/** How long a Secret read for a token or key is used before it is read again. */
+const secretKeepMs = 60_000;
+
 export class GitHubClients {
   private readonly clients = new Map<string, GitHub>();
   private readonly selves = new Map<string, string>();
@@ -231,8 +234,27 @@ export class GitHubClients {
     });
   }
 
+  /**
+   * Secrets read for tokens and keys, kept a minute: a poll every minute per CodeMate would otherwise
+   * read its Secret every time (a thousand idle CodeMates, 17 reads a second). A token GitHub rejects
+   * (401) clears them at once (forget), and a replaced one is used within the minute anyway.
+   */
+  private readonly secrets = new Map<string, { at: number; read: Promise<SecretObject> }>();
+  private readSecret(namespace: string, name: string): Promise<SecretObject> {
+    const id = `${namespace}/${name}`;
+    const kept = this.secrets.get(id);
+    if (kept && performance.now() - kept.at < secretKeepMs) return kept.read;
+    if (this.secrets.size > 10_000) this.secrets.clear();
+    const read = this.options.kube.get<SecretObject>('v1', 'Secret', name, namespace);
+    this.secrets.set(id, { at: performance.now(), read });
+    read.catch(() => {
+      if (this.secrets.get(id)?.read === read) this.secrets.delete(id);
+    });
+    return read;
+  }
+
   private async secretValue(namespace: string, name: string, key: string): Promise<string> {
-    const secret = await this.options.kube.get<SecretObject>('v1', 'Secret', name, namespace);
+    const secret = await this.readSecret(namespace, name);
     const encoded = secret.data?.[key];
     if (!encoded) throw new Error(`secret ${name} has no key ${key}`);
     return Buffer.from(encoded, 'base64').toString('utf8').trim();
@@ -240,6 +262,7 @@ export class GitHubClients {
 
   /** Forgets every client, login and App, so that a replaced token or key is asked again from scratch. */
   forget(): void {
+    this.secrets.clear();
     this.clients.clear();
     this.selves.clear();
     this.apps.clear();
