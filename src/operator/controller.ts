@@ -249,13 +249,17 @@ export class CodeMateController {
 
   /**
    * Status writes of one CodeMate are coalesced: at most one every `statusWriteIntervalMs`, and a spec
-   * change is written at once. While the queue is long (a burst of new CodeMates), a new CodeMate's
-   * first status waits, up to `newSessionQuietMs`, until it has more to say than Pending: its session
+   * change is written at once. While the operator is busy (a burst of new CodeMates), a new CodeMate's
+   * first status waits, up to `newSessionQuietMs`, until it has more to say than Starting: its session
    * pod goes from created to scheduled to running, and its status is written once, instead of once per
    * step, while the apiserver is busiest. A deferred write is made when its time comes, with what is true
    * then; events that report a status change come with it.
    */
   private readonly statusWrittenAt = new Map<string, number>();
+  /** Every worker is reconciling, or keys are waiting for one: a burst. */
+  private get busy(): boolean {
+    return this.queue.inFlight >= this.options.workers || this.queue.length >= busyQueueLength;
+  }
   private readonly firstPlannedAt = new Map<string, number>();
   private statusWriteDelay(key: string, cm: CodeMate, plan: Plan): number {
     if (!statusPatch(cm.status, plan.status)) return 0;
@@ -267,8 +271,8 @@ export class CodeMateController {
       this.firstPlannedAt.set(key, first);
       const waited = now - first;
       if (
-        plan.status.phase === 'Pending' &&
-        this.queue.length >= busyQueueLength &&
+        (plan.status.phase === 'Pending' || plan.status.phase === 'Starting') &&
+        this.busy &&
         waited < newSessionQuietMs
       ) {
         return Math.ceil(Math.min(statusWriteIntervalMs, newSessionQuietMs - waited));
