@@ -2,7 +2,7 @@
  * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
  * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
-import { apiVersion, kind, plural, type CodeMate } from '../api/codemate.js';
+import { apiVersion, budgetExhausted, kind, plural, type CodeMate } from '../api/codemate.js';
 import {
   isConflict,
   isForbidden,
@@ -96,8 +96,9 @@ export class CodeMateController {
 
   /**
    * Our own status writes come back as update events. Only what the reconcile reads needs one: a new
-   * generation (a spec change), a deletion, or what the poller found on GitHub (the pull request and
-   * the token's login). Pod events and the periodic resync cover everything else.
+   * generation (a spec change), a deletion, what the poller found on GitHub (the pull request and
+   * the token's login), or the token budget running out (WithinBudget). Pod events and the periodic
+   * resync cover everything else.
    */
   private readonly seen = new Map<string, string>();
   private codemateKey(event: string, cm: CodeMateObject): string | undefined {
@@ -108,7 +109,14 @@ export class CodeMateController {
     }
     const pr = cm.status?.pullRequest;
     const github = cm.status?.github;
-    const inputs = [cm.metadata.generation, pr?.number, pr?.state, github?.login, github?.error].join('|');
+    const inputs = [
+      cm.metadata.generation,
+      pr?.number,
+      pr?.state,
+      github?.login,
+      github?.error,
+      budgetExhausted(cm) ? 'spent' : '',
+    ].join('|');
     const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
     this.seen.set(key, inputs);
     return unchanged ? undefined : key;

@@ -3,7 +3,7 @@
  * learns why it ran (level-triggered) and never does I/O; execute.ts applies the plan.
  */
 import type { CodeMate, CodeMateSpec, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
-import { parseSpec } from '../api/codemate.js';
+import { budgetExhausted, parseSpec } from '../api/codemate.js';
 import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
 import { podName, sessionContainer } from '../api/pod.js';
 import {
@@ -154,6 +154,9 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
         },
   );
   set(githubAuthenticated(spec, previous));
+  const budget = withinBudget({ spec, status: previous });
+  if (budget) set(budget);
+  else conditions = conditions.filter((c) => c.type !== 'WithinBudget');
 
   const verdict = decide({ ...cm, spec }, pod, observed.pvc, secretProblems, settings, actions);
   const closed = closedPullRequest(spec, pr);
@@ -271,6 +274,30 @@ function githubAuthenticated(spec: CodeMateSpec, status: CodeMateStatus): Condit
     reason: 'NotCheckedYet',
     message: 'the poller has not yet asked GitHub whose token this is',
   };
+}
+
+/**
+ * Whether the session may take more messages under spec.budget.maxTokens (status.usage, written after each
+ * turn); undefined without a budget.
+ */
+function withinBudget(cm: Pick<CodeMate, 'spec' | 'status'>): ConditionInput | undefined {
+  const max = cm.spec.budget?.maxTokens;
+  if (max === undefined) return undefined;
+  const exhausted = budgetExhausted(cm);
+  return exhausted
+    ? {
+        type: 'WithinBudget',
+        status: 'False',
+        reason: 'BudgetExhausted',
+        message: `the session used ${exhausted.used} of ${max} tokens (spec.budget.maxTokens); new messages wait in AwaitingBudget until it is raised`,
+      }
+    : {
+        type: 'WithinBudget',
+        status: 'True',
+        reason: 'UnderBudget',
+        // Without the count: the usage grows with every turn, and the condition would be written each time.
+        message: `the session has tokens left of its budget of ${max} (spec.budget.maxTokens)`,
+      };
 }
 
 function decide(

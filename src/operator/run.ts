@@ -15,6 +15,7 @@ import { DeliveryWorker } from './delivery.js';
 import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
 import { Reactions } from './reactions.js';
+import { SessionReports } from './sessionReports.js';
 import type { GitHubRequestObserver } from '../clients/github.js';
 import { LeaderElector } from './leader.js';
 
@@ -64,6 +65,21 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       observer,
     });
     const reactions = new Reactions({ github, codemate });
+    const reports = new SessionReports({
+      kube,
+      logger,
+      github,
+      codemate,
+      minIntervalMs: config.sessionStatusIntervalSeconds * 1000,
+      onUsage: (growth) => {
+        metrics.sessionTokens.inc({ type: 'input' }, growth.inputTokens);
+        metrics.sessionTokens.inc({ type: 'output' }, growth.outputTokens);
+        metrics.sessionTokens.inc({ type: 'cache_read' }, growth.cacheReadTokens);
+        metrics.sessionTokens.inc({ type: 'cache_creation' }, growth.cacheCreationTokens);
+        metrics.sessionTurns.inc(growth.turns);
+      },
+      onWrite: (target, result) => metrics.sessionStatusWrites.inc({ target, result }),
+    });
     const delivery = new DeliveryWorker({
       kube,
       namespace: config.watchNamespace,
@@ -80,6 +96,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       onDelivered: (message, latencyMs) => {
         metrics.deliveries.inc({ source: message.spec.source.type, result: 'Delivered' });
         metrics.deliveryLatency.observe(latencyMs / 1000);
+        reports.delivered(message.metadata.namespace, message.spec.codemate, message.metadata.name);
         reactions
           .acknowledge(message)
           .catch((error: unknown) =>
@@ -97,8 +114,11 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       codemate,
       hasMessage: (ns, name) => delivery.has(ns, name),
     });
-    codemates.subscribe((_event, cm) => poller.sync(cm.metadata.namespace, cm.metadata.name));
-    return { controller, delivery, poller };
+    codemates.subscribe((_event, cm) => {
+      poller.sync(cm.metadata.namespace, cm.metadata.name);
+      reports.sync(cm.metadata.namespace, cm.metadata.name);
+    });
+    return { controller, delivery, poller, reports };
   };
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
@@ -129,6 +149,8 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       metrics.sessions.reset();
       for (const [phase, n] of Object.entries(term?.controller.phaseCounts() ?? {}))
         metrics.sessions.set({ phase }, n);
+      for (const [state, n] of Object.entries(term?.reports.stateCounts() ?? {}))
+        metrics.sessionStates.set({ state }, n);
     },
   });
   logger.info(
@@ -157,6 +179,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       if ((await leader.holdLeadership()) === 'stopped') return;
       logger.warn('stopped reconciling after losing the Lease; campaigning again');
       current.poller.stop();
+      current.reports.stop();
       await current.delivery.stop();
       await current.controller.stop();
       term = undefined;
@@ -171,6 +194,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   );
   const stopping = term;
   stopping?.poller.stop();
+  stopping?.reports.stop();
   await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));
   await stopping?.delivery.stop();
