@@ -647,3 +647,19 @@ describe('observePod', () => {
     });
   });
 });
+
+describe('the token budget', () => {
+  const usage = { inputTokens: 900, outputTokens: 150, cacheReadTokens: 50_000, cacheCreationTokens: 0 };
+  it('says why messages wait once the budget is used up, and nothing without a budget', () => {
+    const spent = reconcile(codemate({ budget: { maxTokens: 1000 } }, { usage }), observed(), settings, now);
+    expect(condition(spent, 'WithinBudget')).toMatchObject({
+      status: 'False',
+      reason: 'BudgetExhausted',
+      message: expect.stringContaining('used 1050 of 1000 tokens') as string,
+    });
+    const room = reconcile(codemate({ budget: { maxTokens: 2000 } }, { usage }), observed(), settings, now);
+    expect(condition(room, 'WithinBudget')).toMatchObject({ status: 'True', reason: 'UnderBudget' });
+    const none = reconcile(codemate({}, spent.status), observed(), settings, now);
+    expect(condition(none, 'WithinBudget')).toBeUndefined();
+  });
+});
