@@ -32,6 +32,8 @@ export interface ModelRequest {
   userTexts: string[];
   /** The raw request body, for anything else a test wants to read. */
   body: unknown;
+  /** The usage the answer reported (usageFor). */
+  usage?: ReturnType<typeof usageFor>;
 }
 
 export interface ModelServerConfig {
@@ -196,6 +198,7 @@ export async function startModelServer(
         ? { ...askUserCall, id: `toolu_local_${String(record.seq).padStart(6, '0')}` }
         : undefined;
     const usage = usageFor(body.messages, ask ? [text, ask] : text);
+    record.usage = usage;
     const stopReason = ask ? 'tool_use' : 'end_turn';
     if (!record.stream) {
       return json(res, 200, {

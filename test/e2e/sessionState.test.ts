@@ -37,7 +37,7 @@ async function modelSpeed(config: { chunkDelayMs: number; chunks: number }): Pro
 
 /** The commit statuses written for the session, in order, as GitHub's states and the session's words. */
 const sessionStatuses = () => gh.statuses.filter((s) => s.context === 'codemate/session');
-const shownStates = () => sessionStatuses().map((s) => s.description?.split(/[: ]/)[0] ?? '');
+const shownStates = () => sessionStatuses().map((s) => s.description?.split(/[:; ]/)[0] ?? '');
 
 beforeAll(async () => {
   // One second between writes, so the test's changes, seconds apart, are each written.
@@ -127,6 +127,11 @@ describe('session state on the pull request', () => {
     expect(statusWrites()).toBe(whileBlocked);
 
     // A person answers it in the pane; the turn ends: idle.
+    await eventually(
+      () => podExec(pod, 'tmux capture-pane -p -t claude-code'),
+      (pane) => pane.includes('Enter to select'),
+      { what: 'the question on the screen' },
+    );
     await podExec(pod, 'tmux send-keys -t claude-code Enter');
     await eventually(
       async () => shownStates(),
