@@ -42,6 +42,8 @@ export interface SessionReportsOptions {
   onUsage?: (growth: ReturnType<typeof usageGrowth>) => void;
   /** Each write, by target and result (metrics). */
   onWrite?: (target: 'kubernetes' | 'github', result: 'success' | 'error') => void;
+  /** Starts the report in a pod; by default one exec of `codemate-report --watch`. */
+  openReport?: (namespace: string, pod: string, onStdout: (chunk: Buffer) => void) => Promise<ExecStream>;
 }
 
 interface Entry {
@@ -57,6 +59,8 @@ interface Entry {
   since?: string;
   usage?: ReportedUsage;
   lastMessage?: string;
+  /** A commit status GitHub refused: not tried again until the state or the head changes. */
+  refusedCommit?: string;
   /** What was last written, so that nothing is written twice. */
   written: { state?: string | null; usage?: Usage; commit?: string };
   lastWriteAt?: number;
@@ -136,6 +140,7 @@ export class SessionReports {
 
   private observe(entry: Entry, state: ShownState): void {
     entry.state = state;
+    delete entry.refusedCommit;
     entry.since = new Date().toISOString();
   }
 
@@ -156,20 +161,25 @@ export class SessionReports {
     };
     // Marks the entry as opening, so that a second sync does not open another.
     entry.retryAt = Number.MAX_SAFE_INTEGER;
-    openExec(this.options.kube, entry.namespace, pod, ['codemate-report', '--watch'], {
-      container: sessionContainer,
-      onStdout: (chunk) => {
-        buffered += chunk.toString('utf8');
-        let nl: number;
-        let changed = false;
-        while ((nl = buffered.indexOf('\n')) >= 0) {
-          changed = this.read(entry, buffered.slice(0, nl)) || changed;
-          buffered = buffered.slice(nl + 1);
-        }
-        if (changed) this.schedule(key, entry);
-      },
-      onStderr: () => undefined,
-    }).then(
+    const onStdout = (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let nl: number;
+      let changed = false;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        changed = this.read(entry, buffered.slice(0, nl)) || changed;
+        buffered = buffered.slice(nl + 1);
+      }
+      if (changed) this.schedule(key, entry);
+    };
+    const start =
+      this.options.openReport ??
+      ((namespace: string, target: string, out: (chunk: Buffer) => void) =>
+        openExec(this.options.kube, namespace, target, ['codemate-report', '--watch'], {
+          container: sessionContainer,
+          onStdout: out,
+          onStderr: () => undefined,
+        }));
+    start(entry.namespace, pod, onStdout).then(
       (stream) => {
         opening.stream = stream;
         if (this.stopped || entry.pod !== pod || this.entries.get(key) !== entry) {
@@ -242,10 +252,12 @@ export class SessionReports {
     if (wrote && this.pending(cm, entry)) this.schedule(key, entry);
   }
 
-  /** Whether something is still unwritten. */
+  /** Whether something is still unwritten (a commit status GitHub refused waits for the next change). */
   private pending(cm: CodeMate, entry: Entry): boolean {
     const session = this.sessionFields(entry);
     if (session && session.state !== this.recordedState(cm, entry)) return true;
+    const commit = this.commitKey(cm, entry);
+    if (commit && commit !== entry.written.commit && commit !== entry.refusedCommit) return true;
     const before = this.recordedUsage(cm, entry);
     return !!entry.usage && !sameUsage(usageAfter(before, entry.usage, new Date()), before);
   }
@@ -339,13 +351,20 @@ export class SessionReports {
     }
   }
 
+  /** What the commit status shows: the head commit and the state; undefined when there is none. */
+  private commitKey(cm: CodeMate, entry: Entry): string | undefined {
+    const sha = cm.status?.pullRequest?.headSha;
+    if (!entry.state || !sha || !parseRepository(cm.spec.repository.url)) return undefined;
+    return `${sha}|${entry.state}`;
+  }
+
   /** The commit status on the pull request's head, when the state or the head changed. */
   private async writeCommitStatus(cm: CodeMate, entry: Entry): Promise<boolean> {
+    const key = this.commitKey(cm, entry);
     const sha = cm.status?.pullRequest?.headSha;
     const repo = parseRepository(cm.spec.repository.url);
-    if (!entry.state || !sha || !repo) return false;
-    const key = `${sha}|${entry.state}`;
-    if (entry.written.commit === key) return false;
+    if (!key || !sha || !repo || !entry.state) return false;
+    if (entry.written.commit === key || entry.refusedCommit === key) return false;
     const status = commitStatusFor(
       entry.state,
       { name: cm.metadata.name, namespace: cm.metadata.namespace },
@@ -359,8 +378,10 @@ export class SessionReports {
       });
       this.options.onWrite?.('github', 'success');
       entry.written.commit = key;
+      delete entry.refusedCommit;
     } catch (error) {
       this.options.onWrite?.('github', 'error');
+      entry.refusedCommit = key;
       this.options.logger.warn(
         { codemate: `${cm.metadata.namespace}/${cm.metadata.name}`, ...errorFields(error) },
         'could not set the codemate/session commit status',
