@@ -113,6 +113,15 @@ export const conditionSchema = z.object({
 });
 export type Condition = z.infer<typeof conditionSchema>;
 
+/** Token counts, as status.usage records them. */
+const usageCounts = z.object({
+  inputTokens: z.number().int().optional(),
+  outputTokens: z.number().int().optional(),
+  cacheReadTokens: z.number().int().optional(),
+  cacheCreationTokens: z.number().int().optional(),
+  turns: z.number().int().optional(),
+});
+
 export const codeMateStatusSchema = z.object({
   phase: z.enum(phases).optional(),
   message: z.string().optional(),
@@ -175,28 +184,15 @@ export const codeMateStatusSchema = z.object({
     })
     .optional(),
   /** Tokens the session's model requests used, read from its transcripts after each turn. */
-  usage: z
-    .object({
-      inputTokens: z.number().int().optional(),
-      outputTokens: z.number().int().optional(),
-      cacheReadTokens: z.number().int().optional(),
-      cacheCreationTokens: z.number().int().optional(),
-      turns: z.number().int().optional(),
+  usage: usageCounts
+    .extend({
       updatedAt: z.string().optional(),
       /**
        * The workspace whose transcripts the counts come from, and what earlier workspaces (pods without
        * storage) had counted: the totals above include it.
        */
       workspace: z.string().optional(),
-      carried: z
-        .object({
-          inputTokens: z.number().int().optional(),
-          outputTokens: z.number().int().optional(),
-          cacheReadTokens: z.number().int().optional(),
-          cacheCreationTokens: z.number().int().optional(),
-          turns: z.number().int().optional(),
-        })
-        .optional(),
+      carried: usageCounts.optional(),
     })
     .optional(),
   /** GitHub items already delivered whose messages retention deleted (see api/message.ts History). */

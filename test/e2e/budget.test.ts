@@ -11,7 +11,8 @@ import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { modelRequests, promptsReaching, promptsWith } from '../helpers/modelLog.js';
-import { codemateObject, secretObject } from '../helpers/operator.js';
+import { codemateObject } from '../helpers/operator.js';
+import { sessionNamespace } from '../helpers/sandbox.js';
 import { FaultSandbox } from '../fault/harness.js';
 
 const binDir = inject('binDir');
@@ -34,9 +35,7 @@ const messages = async () =>
 beforeAll(async () => {
   sandbox = await FaultSandbox.start(binDir, { CODEMATE_SESSION_STATUS_INTERVAL_SECONDS: '1' });
   ({ gh, kube } = sandbox);
-  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
-  await kube.create(secretObject(namespace, 'github-token', { token: 'ghp-session-token' }));
-  await kube.create(secretObject(namespace, 'anthropic-key', { token: 'x' }));
+  await sessionNamespace(kube, namespace, 'ghp-session-token');
 });
 
 afterAll(async () => {

@@ -11,9 +11,9 @@ import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { askUserToken } from '../../src/sandbox/modelServer.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
-import { modelServerUrl, promptsReaching } from '../helpers/modelLog.js';
-import { codemateObject, secretObject } from '../helpers/operator.js';
-import { podShell } from '../helpers/sandbox.js';
+import { modelSpeed, promptsReaching } from '../helpers/modelLog.js';
+import { codemateObject } from '../helpers/operator.js';
+import { podShell, sessionNamespace } from '../helpers/sandbox.js';
 import { FaultSandbox } from '../fault/harness.js';
 
 const binDir = inject('binDir');
@@ -27,14 +27,6 @@ type CM = CodeMate & KubeObject;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function modelSpeed(config: { chunkDelayMs: number; chunks: number }): Promise<void> {
-  const res = await fetch(`${await modelServerUrl(sandbox.stateDir)}/_config`, {
-    method: 'PUT',
-    body: JSON.stringify(config),
-  });
-  expect(res.ok).toBe(true);
-}
-
 /** The commit statuses written for the session, in order, as GitHub's states and the session's words. */
 const sessionStatuses = () => gh.statuses.filter((s) => s.context === 'codemate/session');
 const shownStates = () => sessionStatuses().map((s) => s.description?.split(/[:; ]/)[0] ?? '');
@@ -43,13 +35,11 @@ beforeAll(async () => {
   // One second between writes, so the test's changes, seconds apart, are each written.
   sandbox = await FaultSandbox.start(binDir, { CODEMATE_SESSION_STATUS_INTERVAL_SECONDS: '1' });
   ({ gh, kube } = sandbox);
-  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
-  await kube.create(secretObject(namespace, 'github-token', { token: 'ghp-session-token' }));
-  await kube.create(secretObject(namespace, 'anthropic-key', { token: 'x' }));
+  await sessionNamespace(kube, namespace, 'ghp-session-token');
 });
 
 afterAll(async () => {
-  await modelSpeed({ chunkDelayMs: 0, chunks: 3 }).catch(() => undefined);
+  await modelSpeed(sandbox.stateDir, { chunkDelayMs: 0, chunks: 3 }).catch(() => undefined);
   await sandbox?.stop();
 });
 
@@ -84,7 +74,7 @@ describe('session state on the pull request', () => {
     );
 
     // A slow turn: working, then idle once it ends.
-    await modelSpeed({ chunkDelayMs: 300, chunks: 15 });
+    await modelSpeed(sandbox.stateDir, { chunkDelayMs: 300, chunks: 15 });
     const first = gh.comment('o', 'r', 41, alice, 'Work on the first part.', 'MEMBER');
     await eventually(
       async () => shownStates(),
@@ -94,7 +84,7 @@ describe('session state on the pull request', () => {
         timeoutMs: 30_000,
       },
     );
-    await modelSpeed({ chunkDelayMs: 0, chunks: 3 });
+    await modelSpeed(sandbox.stateDir, { chunkDelayMs: 0, chunks: 3 });
     await eventually(
       async () => shownStates(),
       (s) => s.join() === 'idle,working,idle',

@@ -8,6 +8,7 @@ import type { CodeMate } from '../../src/api/codemate.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
 import { runCli } from './cli.js';
 import { FakeGitHub } from './fakeGitHub.js';
+import { secretObject } from './operator.js';
 import { makeOrigin } from './session.js';
 
 const run = promisify(execFile);
@@ -178,4 +179,11 @@ export async function forwardToLoopback(
         server.close(() => resolve());
       }),
   };
+}
+
+/** A namespace for a test's CodeMates, with the secrets they name (github-token, anthropic-key). */
+export async function sessionNamespace(kube: Kube, namespace: string, githubToken: string): Promise<void> {
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  await kube.create(secretObject(namespace, 'github-token', { token: githubToken }));
+  await kube.create(secretObject(namespace, 'anthropic-key', { token: 'x' }));
 }
