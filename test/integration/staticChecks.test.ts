@@ -43,6 +43,7 @@ describe('static checks', () => {
         'codemate-inject',
         'codemate-lib.sh',
         'codemate-ready',
+        'codemate-report',
       ].sort(),
     );
   });
