@@ -6,9 +6,10 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { CodeMate } from '../../src/api/codemate.js';
+import { tokensCounted, type CodeMate } from '../../src/api/codemate.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { askUserToken } from '../../src/sandbox/modelServer.js';
+import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { modelSpeed, promptsReaching } from '../helpers/modelLog.js';
@@ -164,6 +165,20 @@ describe('session state on the pull request', () => {
     expect(after.status?.usage?.inputTokens).toBeGreaterThan(0);
     expect(after.status?.usage?.outputTokens).toBeGreaterThan(0);
     expect(after.status?.usage?.cacheReadTokens).toBeGreaterThan(0);
+    // `codemate list -o wide` and `describe` show them.
+    const env = { KUBECONFIG: path.join(sandbox.stateDir, 'kubeconfig') };
+    const wide = await runCli(['list', '-n', namespace, '-o', 'wide'], { env });
+    expect(wide.code, wide.stderr).toBe(0);
+    const [header, row] = wide.stdout.trim().split('\n');
+    expect(header).toMatch(/\bSTATE\s+TOKENS\s+TURNS\s+MESSAGE$/);
+    const turns = String(after.status!.usage!.turns);
+    expect(row).toMatch(new RegExp(`\\sidle\\s+${tokensCounted(after.status?.usage)}\\s+${turns}\\s`));
+    const described = await runCli(['describe', '-n', namespace, 'pr-41'], { env });
+    expect(described.code, described.stderr).toBe(0);
+    expect(described.stdout).toMatch(/^Session: +idle since \S+, last message pr-41-ic-\d+$/m);
+    expect(described.stdout).toMatch(
+      new RegExp(`^Usage: +${after.status!.usage!.inputTokens} input, .*; ${turns} turns`, 'm'),
+    );
 
     // Suspended: the status says so.
     await kube.mergePatch({
