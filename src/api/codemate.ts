@@ -8,7 +8,7 @@ import { historyLimit } from './message.js';
 import type { apiVersion, kind } from './names.js';
 
 export { apiVersion, group, kind, plural, version } from './names.js';
-export { budgetExhausted, tokensCounted } from './usage.js';
+export { budgetExhausted, budgetWords, tokensCounted, utcDate, type SpentBudget } from './usage.js';
 /** Set by the webhook when a pull request opens, reopens or closes: the operator polls that CodeMate now. */
 export const pollRequestedAnnotation = 'codemate.io/poll-requested-at';
 /**
@@ -99,7 +99,13 @@ export const codeMateSpecSchema = z.object({
   suspend: z.boolean().optional(),
   task: z.string().max(65536).optional(),
   /** A token budget: at the limit, new messages wait in AwaitingBudget (docs/session-state.md). */
-  budget: z.object({ maxTokens: z.number().int().min(1).optional() }).optional(),
+  budget: z
+    .object({
+      maxTokens: z.number().int().min(1).optional(),
+      /** The same, per UTC day: messages wait until the day is over. */
+      maxTokensPerDay: z.number().int().min(1).optional(),
+    })
+    .optional(),
 });
 export type CodeMateSpec = z.infer<typeof codeMateSpecSchema>;
 
@@ -193,6 +199,14 @@ export const codeMateStatusSchema = z.object({
        */
       workspace: z.string().optional(),
       carried: usageCounts.optional(),
+      /** The tokens the budget counts of the requests made on `date` (UTC): the daily budget's count. */
+      today: z
+        .object({
+          date: z.string().optional(),
+          tokens: z.number().int().optional(),
+          carried: z.number().int().optional(),
+        })
+        .optional(),
     })
     .optional(),
   /** GitHub items already delivered whose messages retention deleted (see api/message.ts History). */

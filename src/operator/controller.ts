@@ -115,7 +115,7 @@ export class CodeMateController {
       pr?.state,
       github?.login,
       github?.error,
-      budgetExhausted(cm) ? 'spent' : '',
+      budgetExhausted(cm)?.period ?? '',
     ].join('|');
     const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
     this.seen.set(key, inputs);

@@ -11,11 +11,13 @@
 import {
   apiVersion,
   budgetExhausted,
+  budgetWords,
   defaultDeliveryMode,
   group,
   plural,
   sessionRunning,
   version,
+  type SpentBudget,
 } from '../api/codemate.js';
 import type { CodeMate } from '../api/codemate.js';
 import {
@@ -86,7 +88,7 @@ export interface SessionFacts {
   /** GitHub items delivered before whose messages retention deleted (status.history). */
   history?: History | undefined;
   /** Set while the token budget is used up (budgetExhausted): only the budget notice goes in. */
-  budget?: { used: number; max: number } | undefined;
+  budget?: SpentBudget | undefined;
 }
 
 /** The next step for the head message of one CodeMate (pure). */
@@ -175,8 +177,8 @@ export function nextStep(
       phase: 'AwaitingBudget',
       reason: 'BudgetExhausted',
       message:
-        `the token budget of ${session.budget.max} tokens is used up; raise spec.budget.maxTokens of ` +
-        `CodeMate ${message.spec.codemate} to deliver it`,
+        `the ${budgetWords(session.budget).budget} tokens is used up; ${budgetWords(session.budget).release} ` +
+        `of CodeMate ${message.spec.codemate} to deliver it`,
       nextAttemptAt: null,
     };
     if (previous?.phase === waiting.phase && previous?.message === waiting.message) {
@@ -463,7 +465,7 @@ export class DeliveryWorker {
     const facts =
       event === 'delete'
         ? 'gone'
-        : `${cm.status?.phase ?? ''}|${cm.status?.podName ?? ''}|${budgetExhausted(cm) ? 'spent' : ''}`;
+        : `${cm.status?.phase ?? ''}|${cm.status?.podName ?? ''}|${budgetExhausted(cm)?.period ?? ''}`;
     if (this.sessions.get(key) === facts) return undefined;
     if (event === 'delete') this.sessions.delete(key);
     else this.sessions.set(key, facts);
@@ -529,7 +531,7 @@ export class DeliveryWorker {
       phase: cm.status?.phase,
       pod: cm.status?.podName,
       history: cm.status?.history,
-      budget: budgetExhausted(cm),
+      budget: budgetExhausted(cm, now),
     };
     if (session.budget) {
       // Past the budget every message waits, in order, except the notice that tells the session so.

@@ -3,7 +3,7 @@
  * learns why it ran (level-triggered) and never does I/O; execute.ts applies the plan.
  */
 import type { CodeMate, CodeMateSpec, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
-import { budgetExhausted, parseSpec } from '../api/codemate.js';
+import { budgetExhausted, budgetWords, parseSpec } from '../api/codemate.js';
 import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
 import { podName, sessionContainer } from '../api/pod.js';
 import {
@@ -154,7 +154,7 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
         },
   );
   set(githubAuthenticated(spec, previous));
-  const budget = withinBudget({ spec, status: previous });
+  const budget = withinBudget({ spec, status: previous }, now);
   if (budget) set(budget);
   else conditions = conditions.filter((c) => c.type !== 'WithinBudget');
 
@@ -277,27 +277,30 @@ function githubAuthenticated(spec: CodeMateSpec, status: CodeMateStatus): Condit
 }
 
 /**
- * Whether the session may take more messages under spec.budget.maxTokens (status.usage, written after each
- * turn); undefined without a budget.
+ * Whether the session may take more messages under spec.budget (status.usage, written after each turn);
+ * undefined without a budget.
  */
-function withinBudget(cm: Pick<CodeMate, 'spec' | 'status'>): ConditionInput | undefined {
-  const max = cm.spec.budget?.maxTokens;
-  if (max === undefined) return undefined;
-  const exhausted = budgetExhausted(cm);
-  return exhausted
-    ? {
-        type: 'WithinBudget',
-        status: 'False',
-        reason: 'BudgetExhausted',
-        message: `the session used ${exhausted.used} of ${max} tokens (spec.budget.maxTokens); new messages wait in AwaitingBudget until it is raised`,
-      }
-    : {
-        type: 'WithinBudget',
-        status: 'True',
-        reason: 'UnderBudget',
-        // Without the count: the usage grows with every turn, and the condition would be written each time.
-        message: `the session has tokens left of its budget of ${max} (spec.budget.maxTokens)`,
-      };
+function withinBudget(cm: Pick<CodeMate, 'spec' | 'status'>, now: Date): ConditionInput | undefined {
+  const budget = cm.spec.budget;
+  if (budget?.maxTokens === undefined && budget?.maxTokensPerDay === undefined) return undefined;
+  const spent = budgetExhausted(cm, now);
+  if (spent) {
+    const words = budgetWords(spent);
+    const when = spent.period === 'day' ? ` on ${spent.date} (UTC)` : '';
+    return {
+      type: 'WithinBudget',
+      status: 'False',
+      reason: 'BudgetExhausted',
+      message: `the session used ${spent.used} tokens${when} of its ${words.budget}; new messages wait in AwaitingBudget: ${words.release}`,
+    };
+  }
+  // Without the counts: the usage grows with every turn, and the condition would be written each time.
+  return {
+    type: 'WithinBudget',
+    status: 'True',
+    reason: 'UnderBudget',
+    message: 'the session has tokens left of its budget (spec.budget)',
+  };
 }
 
 function decide(

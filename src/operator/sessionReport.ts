@@ -20,10 +20,17 @@ export interface ReportedUsage {
   workspace: string;
 }
 
+export interface ReportedDay {
+  date: string;
+  tokens: number;
+}
+
 export type ReportLine =
   | { kind: 'ready'; version: number }
   | { kind: 'state'; state: string }
   | { kind: 'usage'; usage: ReportedUsage }
+  /** The tokens a budget counts of the requests made today (UTC). */
+  | { kind: 'day'; day: ReportedDay }
   | { kind: 'tick' }
   | { kind: 'other'; line: string };
 
@@ -53,6 +60,8 @@ export function parseReportLine(line: string): ReportLine {
       },
     };
   }
+  const day = /^day (\d{4}-\d\d-\d\d) (\d+)$/.exec(line);
+  if (day) return { kind: 'day', day: { date: day[1]!, tokens: Number(day[2]) } };
   if (line === 'tick') return { kind: 'tick' };
   return { kind: 'other', line };
 }
@@ -82,14 +91,31 @@ const counted = ['inputTokens', 'outputTokens', 'cacheReadTokens', 'cacheCreatio
  * from another workspace than the recorded one (the pod was replaced and its emptyDir with it) carries
  * the recorded totals over, so the usage of a CodeMate never goes back.
  */
-export function usageAfter(previous: Usage | undefined, report: ReportedUsage, now: Date): Usage {
-  const carried =
-    previous?.workspace === undefined || previous.workspace === report.workspace
-      ? (previous?.carried ?? {})
-      : Object.fromEntries(counted.map((k) => [k, previous[k] ?? 0]));
+export function usageAfter(
+  previous: Usage | undefined,
+  report: ReportedUsage,
+  now: Date,
+  day?: ReportedDay,
+): Usage {
+  const sameWorkspace = previous?.workspace === undefined || previous.workspace === report.workspace;
+  const carried = sameWorkspace
+    ? (previous?.carried ?? {})
+    : Object.fromEntries(counted.map((k) => [k, previous[k] ?? 0]));
   const usage: Usage = { workspace: report.workspace, updatedAt: now.toISOString() };
   for (const k of counted) usage[k] = (carried[k] ?? 0) + report[k];
   if (counted.some((k) => (carried[k] ?? 0) > 0)) usage.carried = carried;
+  if (day) {
+    // Today's count carries over a new workspace of the same day, as the totals do.
+    const before = previous?.today?.date === day.date ? previous.today : undefined;
+    const carriedToday = sameWorkspace ? (before?.carried ?? 0) : (before?.tokens ?? 0);
+    usage.today = {
+      date: day.date,
+      tokens: carriedToday + day.tokens,
+      ...(carriedToday > 0 ? { carried: carriedToday } : {}),
+    };
+  } else if (previous?.today) {
+    usage.today = previous.today;
+  }
   return usage;
 }
 
@@ -97,6 +123,8 @@ export function usageAfter(previous: Usage | undefined, report: ReportedUsage, n
 export function sameUsage(a: Usage | undefined, b: Usage | undefined): boolean {
   return (
     a?.workspace === b?.workspace &&
+    a?.today?.date === b?.today?.date &&
+    a?.today?.tokens === b?.today?.tokens &&
     counted.every((k) => (a?.[k] ?? 0) === (b?.[k] ?? 0)) &&
     counted.every((k) => (a?.carried?.[k] ?? 0) === (b?.carried?.[k] ?? 0))
   );

@@ -9,7 +9,7 @@
  * A write goes at once when something changed and the last write is at least the minimum interval old;
  * otherwise one goes when the interval is over, with the latest state (docs/adr/0017-session-state.md).
  */
-import { budgetExhausted, sessionRunning, type CodeMate, type Usage } from '../api/codemate.js';
+import { budgetExhausted, budgetWords, sessionRunning, type CodeMate, type Usage } from '../api/codemate.js';
 import { buildMessage, messageName } from '../api/message.js';
 import { sessionContainer } from '../api/pod.js';
 import { openExec, type ExecStream } from '../clients/exec.js';
@@ -26,6 +26,7 @@ import {
   usageAfter,
   usageGrowth,
   writeDelayMs,
+  type ReportedDay,
   type ReportedUsage,
   type SessionState,
   type ShownState,
@@ -58,6 +59,8 @@ interface Entry {
   state?: ShownState | undefined;
   since?: string;
   usage?: ReportedUsage;
+  /** Today's count (UTC), for the daily budget. */
+  day?: ReportedDay;
   lastMessage?: string;
   /** A commit status GitHub refused: not tried again until the state or the head changes. */
   refusedCommit?: string;
@@ -213,6 +216,10 @@ export class SessionReports {
       entry.usage = line.usage;
       return true;
     }
+    if (line.kind === 'day') {
+      entry.day = line.day;
+      return true;
+    }
     return false;
   }
 
@@ -259,7 +266,7 @@ export class SessionReports {
     const commit = this.commitKey(cm, entry);
     if (commit && commit !== entry.written.commit && commit !== entry.refusedCommit) return true;
     const before = this.recordedUsage(cm, entry);
-    return !!entry.usage && !sameUsage(usageAfter(before, entry.usage, new Date()), before);
+    return !!entry.usage && !sameUsage(usageAfter(before, entry.usage, new Date(), entry.day), before);
   }
 
   /** The state last written, or recorded in the status (by this operator before a restart). */
@@ -294,7 +301,7 @@ export class SessionReports {
     const session = this.sessionFields(entry);
     if (session && session.state !== this.recordedState(cm, entry)) patch.session = session;
     const before = this.recordedUsage(cm, entry);
-    const usage = entry.usage ? usageAfter(before, entry.usage, new Date()) : undefined;
+    const usage = entry.usage ? usageAfter(before, entry.usage, new Date(), entry.day) : undefined;
     if (usage && !sameUsage(usage, before)) patch.usage = usage;
     if (Object.keys(patch).length === 0) return false;
     try {
@@ -322,23 +329,26 @@ export class SessionReports {
   }
 
   /**
-   * Tells the session once that its budget is used up: a message named after the limit, so that the
-   * same limit never tells it twice (409), and a raised one reached again tells it again.
+   * Tells the session once that its budget is used up: a message named after the limit (and the day, for
+   * the daily one), so that the same limit never tells it twice (409), and a raised one reached again, or
+   * the next day's, tells it again.
    */
   private async noticeBudget(cm: CodeMate, usage: Usage): Promise<void> {
-    const exhausted = budgetExhausted({ spec: cm.spec, status: { ...cm.status, usage } });
-    if (!exhausted) return;
-    const notice = buildMessage(cm, messageName(cm.metadata.name, 'budget', String(exhausted.max)), {
+    const spent = budgetExhausted({ spec: cm.spec, status: { ...cm.status, usage } });
+    if (!spent) return;
+    const words = budgetWords(spent);
+    const id = spent.period === 'day' ? `${spent.date}-${spent.max}` : String(spent.max);
+    const notice = buildMessage(cm, messageName(cm.metadata.name, 'budget', id), {
       source: { type: 'budget', createdAt: new Date().toISOString() },
       body:
-        `the token budget of this session is used up: ${exhausted.used} of ${exhausted.max} tokens ` +
-        '(spec.budget.maxTokens; input, cache creation and output). New messages wait until the budget is ' +
-        'raised. Finish the step you are in, leave the work in a state others can pick up, and stop.',
+        `the ${words.budget} tokens of this session is used up: ${spent.used} of ${spent.max} tokens ` +
+        `(input, cache creation and output). New messages wait (${words.release}). Finish the step you ` +
+        'are in, leave the work in a state others can pick up, and stop.',
     });
     try {
       await this.options.kube.create(notice as unknown as KubeObject);
       this.options.logger.info(
-        { codemate: `${cm.metadata.namespace}/${cm.metadata.name}`, ...exhausted },
+        { codemate: `${cm.metadata.namespace}/${cm.metadata.name}`, ...spent },
         'token budget used up; the session is told',
       );
     } catch (error) {

@@ -70,7 +70,7 @@ describe('token budget', () => {
     );
     const condition = spent.status!.conditions!.find((x) => x.type === 'WithinBudget')!;
     expect(condition.reason).toBe('BudgetExhausted');
-    expect(condition.message).toContain('of 1000 tokens');
+    expect(condition.message).toContain('of its token budget of 1000');
     expect(tokensCounted(spent.status?.usage)).toBeGreaterThanOrEqual(1000);
     expect(spent.status?.usage?.turns).toBeGreaterThanOrEqual(1);
 

@@ -118,12 +118,19 @@ describe('session state on the pull request', () => {
     expect(statusWrites()).toBe(whileBlocked);
 
     // A person answers it in the pane; the turn ends: idle.
+    // The hook fires before the dialog is drawn, and a key may come before it listens: answer (Enter:
+    // the first option) until the question is gone.
+    const pane = () => podExec(pod, 'tmux capture-pane -p -t claude-code');
+    await eventually(pane, (p) => p.includes('Enter to select'), { what: 'the question on the screen' });
     await eventually(
-      () => podExec(pod, 'tmux capture-pane -p -t claude-code'),
-      (pane) => pane.includes('Enter to select'),
-      { what: 'the question on the screen' },
+      async () => {
+        const p = await pane();
+        if (p.includes('Enter to select')) await podExec(pod, 'tmux send-keys -t claude-code Enter');
+        return p;
+      },
+      (p) => !p.includes('Enter to select'),
+      { what: 'the question answered', intervalMs: 1000 },
     );
-    await podExec(pod, 'tmux send-keys -t claude-code Enter');
     await eventually(
       async () => shownStates(),
       (s) => s.at(-1) === 'idle' && s.includes('blocked'),

@@ -113,13 +113,19 @@ describe('codemate-report', () => {
         describe: (st) => st.join(),
       },
     );
-    // The hook fires before the dialog is drawn: answer it once it shows.
+    // The hook fires before the dialog is drawn, and a key may come before it listens: a person answers
+    // (Enter: the first option) until the question is gone.
+    const pane = () => s.tmux('capture-pane', '-p', '-t', 'claude-code');
+    await eventually(pane, (p) => p.includes('Enter to select'), { what: 'the question on the screen' });
     await eventually(
-      () => s.tmux('capture-pane', '-p', '-t', 'claude-code'),
-      (pane) => pane.includes('Enter to select'),
-      { what: 'the question on the screen' },
+      async () => {
+        const p = await pane();
+        if (p.includes('Enter to select')) await s.tmux('send-keys', '-t', 'claude-code', 'Enter');
+        return p;
+      },
+      (p) => !p.includes('Enter to select'),
+      { what: 'the question answered', intervalMs: 1000 },
     );
-    await s.tmux('send-keys', '-t', 'claude-code', 'Enter');
     await eventually(
       async () => states(),
       (st) => st.at(-1) === 'idle' && st.length >= 3,

@@ -221,4 +221,33 @@ describe('session reports', () => {
     );
     expect(await notices()).toHaveLength(1);
   });
+
+  it("records today's tokens, and tells the session once a day when the daily budget is spent", async () => {
+    await runningCodeMate('daily', 'pod-daily', 63, { budget: { maxTokensPerDay: 500 } });
+    const today = new Date().toISOString().slice(0, 10);
+    say('pod-daily', 'state idle', 'usage 300 40 0 0 1 ws-d', `day ${today} 340`);
+    const first = await eventually(
+      () => get('daily'),
+      (c) => c.status?.usage?.today?.tokens === 340,
+      { what: "today's tokens", describe: (c) => JSON.stringify(c.status?.usage) },
+    );
+    expect(first.status?.usage?.today).toEqual({ date: today, tokens: 340 });
+    const notices = () =>
+      cluster.kube
+        .list<CodeMateMessage & KubeObject>('codemate.io/v1alpha1', 'CodeMateMessage', cluster.namespace)
+        .then((all) => all.filter((m) => m.spec.codemate === 'daily' && m.spec.source.type === 'budget'));
+    expect(await notices()).toHaveLength(0);
+    say('pod-daily', 'usage 500 60 0 0 2 ws-d', `day ${today} 560`);
+    const made = await eventually(notices, (n) => n.length === 1, { what: 'the daily budget notice' });
+    expect(made[0]!.metadata.name).toBe(`daily-budget-${today}-500`);
+    expect(made[0]!.spec.body).toContain('daily token budget of 500');
+    // The next day's count starts again (and its limit would tell the session again).
+    say('pod-daily', 'day 2999-01-01 0');
+    await eventually(
+      () => get('daily'),
+      (c) => c.status?.usage?.today?.date === '2999-01-01',
+      { what: "the next day's count", describe: (c) => JSON.stringify(c.status?.usage) },
+    );
+    expect(await notices()).toHaveLength(1);
+  });
 });

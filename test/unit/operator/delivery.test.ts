@@ -115,7 +115,7 @@ describe('nextStep', () => {
   });
 
   it('holds every message but the budget notice while the budget is used up', () => {
-    const spent = { ...running, budget: { used: 1200, max: 1000 } };
+    const spent = { ...running, budget: { used: 1200, max: 1000, period: 'total' as const } };
     const step = nextStep(message(), spent, now, expiry);
     expect(step).toMatchObject({
       kind: 'record',

@@ -120,9 +120,43 @@ describe('the budget', () => {
     const usage = usageAfter(undefined, report(), now);
     expect(tokensCounted(usage)).toBe(125);
     const spec = { budget: { maxTokens: 125 } };
-    expect(budgetExhausted({ spec, status: { usage } })).toEqual({ used: 125, max: 125 });
+    expect(budgetExhausted({ spec, status: { usage } })).toEqual({ used: 125, max: 125, period: 'total' });
     expect(budgetExhausted({ spec: { budget: { maxTokens: 126 } }, status: { usage } })).toBeUndefined();
     expect(budgetExhausted({ spec: {}, status: { usage } })).toBeUndefined();
+  });
+});
+
+describe('the daily budget', () => {
+  const day = { date: '2026-11-29', tokens: 400 };
+  it("counts today's tokens, carried over a new workspace of the same day, and not another day's", () => {
+    const first = usageAfter(undefined, report(), now, day);
+    expect(first.today).toEqual({ date: '2026-11-29', tokens: 400 });
+    const moved = usageAfter(first, report({ workspace: 'ws-2' }), now, { date: '2026-11-29', tokens: 50 });
+    expect(moved.today).toEqual({ date: '2026-11-29', tokens: 450, carried: 400 });
+    const same = usageAfter(moved, report({ workspace: 'ws-2' }), now, { date: '2026-11-29', tokens: 70 });
+    expect(same.today).toEqual({ date: '2026-11-29', tokens: 470, carried: 400 });
+    const next = usageAfter(same, report({ workspace: 'ws-2' }), now, { date: '2026-11-30', tokens: 0 });
+    expect(next.today).toEqual({ date: '2026-11-30', tokens: 0 });
+    expect(sameUsage(same, next)).toBe(false);
+  });
+
+  it('is spent for the rest of the UTC day it counts', () => {
+    const usage = usageAfter(undefined, report(), now, day);
+    const spec = { budget: { maxTokensPerDay: 400 } };
+    expect(budgetExhausted({ spec, status: { usage } }, now)).toEqual({
+      used: 400,
+      max: 400,
+      period: 'day',
+      date: '2026-11-29',
+    });
+    expect(budgetExhausted({ spec, status: { usage } }, new Date('2026-11-30T00:00:01Z'))).toBeUndefined();
+    expect(
+      budgetExhausted({ spec: { budget: { maxTokensPerDay: 401 } }, status: { usage } }, now),
+    ).toBeUndefined();
+  });
+
+  it('reads the day line', () => {
+    expect(parseReportLine('day 2026-11-29 400')).toEqual({ kind: 'day', day });
   });
 });
 
