@@ -47,7 +47,7 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
     `Delivery:      ${cm.spec.monitoring?.delivery ?? defaultDeliveryMode}`,
     `Session:       ${sessionLine(s)}`,
     `Usage:         ${usageLine(s)}`,
-    `Budget:        ${cm.spec.budget?.maxTokens !== undefined ? `${tokensLine(cm)} tokens (input, cache creation and output)` : '-'}`,
+    `Budget:        ${budgetLine(cm)}`,
     `Last check:    ${s.lastMonitorCheck ?? '-'}`,
     `CI failures:   ${ciLine(s)}`,
     `Left draft:    ${readyLine(s)}`,
@@ -136,4 +136,16 @@ function usageLine(s: CodeMateStatus): string {
     `${u.cacheCreationTokens ?? 0} cache creation tokens; ${u.turns ?? 0} turns` +
     (u.updatedAt ? ` (${u.updatedAt})` : '')
   );
+}
+
+/** The budgets and how much of each is used: the whole, and today's (UTC). */
+function budgetLine(cm: Parameters<typeof tokensLine>[0]): string {
+  const budget = cm.spec.budget;
+  const parts: string[] = [];
+  if (budget?.maxTokens !== undefined) parts.push(`${tokensLine(cm)} tokens`);
+  if (budget?.maxTokensPerDay !== undefined) {
+    const today = cm.status?.usage?.today;
+    parts.push(`${today?.tokens ?? 0}/${budget.maxTokensPerDay} tokens on ${today?.date ?? 'today'} (UTC)`);
+  }
+  return parts.length > 0 ? `${parts.join(', ')}; input, cache creation and output` : '-';
 }
