@@ -52,6 +52,7 @@ export default tseslint.config(
         console: 'readonly',
         URL: 'readonly',
         setTimeout: 'readonly',
+        clearTimeout: 'readonly',
         performance: 'readonly',
         fetch: 'readonly',
         Buffer: 'readonly',

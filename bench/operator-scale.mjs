@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Benchmark: time from CodeMate create to session-pod create, for 1, 100 and 1,000 CodeMates, next to a
-// bare pod create on the same apiserver in the same run; and the operator's RSS with 1,000 CodeMates.
-// Usage: npm run build && node bench/operator-scale.mjs [--sizes 1,100,1000] [--out bench/results/operator-scale.json]
+// bare pod create on the same apiserver in the same run; the operator's RSS at start and with 1,000
+// CodeMates; its CPU once they are idle; and what it asked of GitHub (a stand-in with ETags).
+// Usage: npm run build && node bench/operator-scale.mjs [--sizes 1,100,1000] [--idle-seconds 60]
+//   [--workers 4] [--cpu-prof DIR] [--heap-snapshot DIR] [--out bench/results/operator-scale.json]
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +26,10 @@ const arg = (name, fallback) => {
 const sizes = arg('sizes', '1,100,1000').split(',').map(Number);
 const out = arg('out', path.join(root, 'bench', 'results', 'operator-scale.json'));
 const concurrency = 16;
+const idleSeconds = Number(arg('idle-seconds', '60'));
+const workers = arg('workers', undefined);
+const cpuProfDir = arg('cpu-prof', undefined);
+const heapDir = arg('heap-snapshot', undefined);
 
 const env = readEnv();
 const bins = await resolveBinaries({ binDir: env.CODEMATE_BIN_DIR, cacheDir: cacheDir(env) });
@@ -41,24 +48,56 @@ async function inBatches(items, fn) {
   );
 }
 
-/** Watches pods in a namespace and resolves each name's first sighting time. */
+/**
+ * Watches pods in a namespace and resolves each name's first sighting time. Under a burst the apiserver
+ * closes watchers that fall behind ("unresponsive"), as it may any watch: like a reflector, watch again
+ * from the last resourceVersion seen.
+ */
 async function podSightings(namespace, keyOf) {
   const seen = new Map();
   const waiters = new Map();
-  const request = await new Watch(kc).watch(
-    `/api/v1/namespaces/${namespace}/pods`,
-    {},
-    (type, pod) => {
-      const key = keyOf(pod);
-      if (type !== 'ADDED' || !key || seen.has(key)) return;
-      seen.set(key, performance.now());
-      waiters.get(key)?.(seen.get(key));
-    },
-    () => {},
-  );
+  let resourceVersion;
+  let request;
+  let stopped = false;
+  let rewatches = 0;
+  const start = async () => {
+    request = await new Watch(kc).watch(
+      `/api/v1/namespaces/${namespace}/pods`,
+      { allowWatchBookmarks: true, ...(resourceVersion ? { resourceVersion } : {}) },
+      (type, pod) => {
+        resourceVersion = pod?.metadata?.resourceVersion ?? resourceVersion;
+        const key = keyOf(pod);
+        if (type !== 'ADDED' || !key || seen.has(key)) return;
+        seen.set(key, performance.now());
+        waiters.get(key)?.(seen.get(key));
+      },
+      () => {
+        if (stopped) return;
+        rewatches += 1;
+        start().catch(() => setTimeout(() => start(), 100));
+      },
+    );
+  };
+  await start();
   return {
-    when: (key) => (seen.has(key) ? Promise.resolve(seen.get(key)) : new Promise((r) => waiters.set(key, r))),
-    stop: () => request.abort(),
+    when: (key) =>
+      seen.has(key)
+        ? Promise.resolve(seen.get(key))
+        : new Promise((resolve, reject) => {
+            const timer = setTimeout(
+              () => reject(new Error(`${namespace}: no pod for ${key} after 120 s (${seen.size} seen)`)),
+              120_000,
+            );
+            waiters.set(key, (at) => {
+              clearTimeout(timer);
+              resolve(at);
+            });
+          }),
+    rewatches: () => rewatches,
+    stop: () => {
+      stopped = true;
+      request.abort();
+    },
   };
 }
 
@@ -105,28 +144,132 @@ async function codemates(n, operatorPid) {
   });
   const wall = performance.now() - started;
   watch.stop();
-  const status = await readFile(`/proc/${operatorPid}/status`, 'utf8');
-  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  const { rss, peak } = await rssMiB(operatorPid);
+  return { ...summary(latencies), wallMs: Math.round(wall), operatorRssMiB: rss, operatorPeakRssMiB: peak };
+}
+
+/**
+ * A GitHub stand-in for the poller: no CodeMate's branch has a pull request. Answers carry an ETag and a
+ * matching If-None-Match gets a 304, which GitHub does not charge, so `charged` counts what a real
+ * GitHub would have counted against the rate limit.
+ */
+async function githubStandIn() {
+  const counts = { requests: 0, charged: 0 };
+  const server = http.createServer((req, res) => {
+    req.resume();
+    counts.requests += 1;
+    const body = req.url.startsWith('/user') ? { login: 'codemate-bot', id: 1, type: 'User' } : [];
+    const etag = `"${req.url.startsWith('/user') ? 'u' : 'e'}"`;
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, { etag });
+      return res.end();
+    }
+    counts.charged += 1;
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      etag,
+      'x-ratelimit-limit': '5000',
+      'x-ratelimit-remaining': '4999',
+      'x-ratelimit-reset': String(Math.floor(Date.now() / 1000) + 3600),
+      'x-ratelimit-resource': 'core',
+    });
+    res.end(JSON.stringify(body));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, counts, close: () => server.close() };
+}
+
+/** The process's CPU time (user + system) in seconds, from /proc/<pid>/stat. */
+async function cpuSeconds(pid) {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+/** CPU seconds of the operator and of each control-plane process: where a phase's time went. */
+async function cpuOfAll(operatorPid) {
+  const out = { operator: await cpuSeconds(operatorPid) };
+  for (const c of ['kube-apiserver', 'etcd', 'kwok', 'kube-scheduler', 'kube-controller-manager']) {
+    const pid = Number(await readFile(path.join(stateDir, 'run', `${c}.pid`), 'utf8').catch(() => '0'));
+    out[c] = pid ? await cpuSeconds(pid).catch(() => 0) : 0;
+  }
+  return out;
+}
+/** The apiserver's own count of the requests it served, by verb and resource (its /metrics). */
+async function apiserverRequests() {
+  const { body } = await kube.raw('/metrics');
+  const counts = {};
+  for (const line of body.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (labels.verb === 'WATCH' || labels.verb === 'CONNECT' ? false : !labels.resource) continue;
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}`;
+    counts[key] = (counts[key] ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return counts;
+}
+const countsSince = (before, after) =>
+  Object.fromEntries(
+    Object.keys(after)
+      .map((k) => [k, after[k] - (before[k] ?? 0)])
+      .filter(([, v]) => v > 0)
+      .sort((a, b) => b[1] - a[1]),
+  );
+
+const cpuSince = (before, after) =>
+  Object.fromEntries(Object.keys(after).map((k) => [k, +(after[k] - before[k]).toFixed(1)]));
+
+/** The operator's own account of its memory (its /metrics): V8's heap, and what lives outside it. */
+async function operatorMemory() {
+  const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+  const mib = (name) => {
+    const line = text.split('\n').find((l) => l.startsWith(`codemate_operator_${name} `));
+    return line ? +(Number(line.split(' ')[1]) / 1048576).toFixed(1) : undefined;
+  };
   return {
-    ...summary(latencies),
-    wallMs: Math.round(wall),
-    operatorRssMiB: +(kb('VmRSS') / 1024).toFixed(1),
-    operatorPeakRssMiB: +(kb('VmHWM') / 1024).toFixed(1),
+    heapTotalMiB: mib('nodejs_heap_size_total_bytes'),
+    heapUsedMiB: mib('nodejs_heap_size_used_bytes'),
+    externalMiB: mib('nodejs_external_memory_bytes'),
   };
 }
 
+async function rssMiB(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: +(kb('VmRSS') / 1024).toFixed(1), peak: +(kb('VmHWM') / 1024).toFixed(1) };
+}
+
+/** The operator container's NODE_OPTIONS in manifests/operator.yaml: run it as it is deployed. */
+async function deployedNodeOptions() {
+  const { parseAllDocuments } = await import('yaml');
+  const docs = parseAllDocuments(await readFile(path.join(root, 'manifests', 'operator.yaml'), 'utf8'));
+  for (const doc of docs.map((d) => d.toJSON())) {
+    const container = doc?.kind === 'Deployment' ? doc.spec.template.spec.containers[0] : undefined;
+    const value = container?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+    if (value) return value;
+  }
+  return '';
+}
+const nodeOptions = arg('node-options', await deployedNodeOptions());
+
+const github = await githubStandIn();
 const healthPort = await freePort();
+const nodeFlags = [
+  ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []),
+  ...(heapDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`] : []),
+];
 const operator = spawn(
   process.execPath,
   [
+    ...nodeFlags,
     path.join(root, 'bin', 'codemate.js'),
     'operator',
     `--kubeconfig=${paths.kubeconfig}`,
     '--no-leader-elect',
     `--health-port=${healthPort}`,
     '--log-level=warn',
+    ...(workers ? [`--workers=${workers}`] : []),
   ],
-  { stdio: 'ignore' },
+  { stdio: 'ignore', env: { ...process.env, GITHUB_API_URL: github.url, NODE_OPTIONS: nodeOptions } },
 );
 for (let i = 0; ; i++) {
   const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
@@ -137,22 +280,78 @@ for (let i = 0; ; i++) {
   if (i > 300) throw new Error('operator did not become ready');
   await new Promise((r) => setTimeout(r, 100));
 }
+// At start: ready, and settled (the first GC and lazy work done).
+await new Promise((r) => setTimeout(r, 3000));
 const results = {
   date: new Date().toISOString(),
   node: process.version,
   cpus: os.cpus().length,
   concurrency,
+  workers: workers ? Number(workers) : 'default',
+  nodeOptions,
+  operatorStartRssMiB: (await rssMiB(operator.pid)).rss,
+  operatorStartMemory: await operatorMemory(),
   sizes: {},
 };
 try {
   for (const n of sizes) {
+    let cpu = await cpuOfAll(operator.pid);
+    let requests = await apiserverRequests();
     const bare = await barePods(n);
+    let after = await cpuOfAll(operator.pid);
+    let afterRequests = await apiserverRequests();
+    bare.cpuSeconds = cpuSince(cpu, after);
+    bare.apiserverRequests = countsSince(requests, afterRequests);
+    cpu = after;
+    requests = afterRequests;
+    const charged = github.counts.charged;
     const cm = await codemates(n, operator.pid);
-    results.sizes[n] = { barePodCreate: bare, codemateToPod: cm, ratioP50: +(cm.p50 / bare.p50).toFixed(2) };
+    cm.githubChargedDuringBurst = github.counts.charged - charged;
+    cm.cpuSeconds = cpuSince(cpu, await cpuOfAll(operator.pid));
+    cm.apiserverRequests = countsSince(requests, await apiserverRequests());
+    cm.operatorMemory = await operatorMemory();
+    results.sizes[n] = {
+      barePodCreate: bare,
+      codemateToPod: cm,
+      ratioP50: +(cm.p50 / bare.p50).toFixed(2),
+      ratioWall: +(cm.wallMs / bare.wallMs).toFixed(2),
+    };
     console.log(JSON.stringify({ n, bare, codemate: cm }));
+  }
+  if (idleSeconds > 0) {
+    // Idle: every CodeMate has its pod. Wait out the rest of the burst's work: the first polls, which
+    // the operator spreads (the last charged GitHub call 20 s ago), then sample.
+    const settleStarted = performance.now();
+    for (let last = github.counts.charged, quietSince = performance.now(); ;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      if (github.counts.charged !== last) [last, quietSince] = [github.counts.charged, performance.now()];
+      if (performance.now() - quietSince > 20_000 || performance.now() - settleStarted > 900_000) break;
+    }
+    const settledAfterSeconds = Math.round((performance.now() - settleStarted) / 1000);
+    const before = { cpu: await cpuSeconds(operator.pid), at: performance.now(), ...github.counts };
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const cpu = (await cpuSeconds(operator.pid)) - before.cpu;
+    const seconds = (performance.now() - before.at) / 1000;
+    results.idle = {
+      codemates: sizes.reduce((a, b) => a + b, 0),
+      settledAfterSeconds,
+      seconds: +seconds.toFixed(1),
+      cpuPercentOfOneCore: +((100 * cpu) / seconds).toFixed(2),
+      githubRequests: github.counts.requests - before.requests,
+      githubCharged: github.counts.charged - before.charged,
+      operatorRssMiB: (await rssMiB(operator.pid)).rss,
+      operatorMemory: await operatorMemory(),
+    };
+    console.log(JSON.stringify({ idle: results.idle }));
+  }
+  if (heapDir) {
+    operator.kill('SIGUSR2');
+    await new Promise((r) => setTimeout(r, 20_000));
   }
 } finally {
   operator.kill('SIGTERM');
+  if (operator.exitCode === null) await new Promise((r) => operator.once('exit', r));
+  github.close();
   await sandboxDown(stateDir);
   await rm(stateDir, { recursive: true, force: true });
 }

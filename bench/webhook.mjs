@@ -176,8 +176,7 @@ async function load(url, next, { seconds, overallRate }) {
  * the apiserver and etcd cost from what the webhook process adds on top.
  */
 async function apiserverFloor(kube, cm, next) {
-  const tls = {};
-  await kube.config.applyToHTTPSOptions(tls);
+  const { tls, headers } = await kube.connection.authorize();
   const agent = new https.Agent({ ...tls, keepAlive: true, maxSockets: options.connections });
   const url = new URL(
     `/apis/codemate.io/v1alpha1/namespaces/${cm.metadata.namespace}/codematemessages`,
@@ -189,7 +188,7 @@ async function apiserverFloor(kube, cm, next) {
         ...tls,
         agent,
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { ...headers, 'content-type': 'application/json' },
       });
       req.on('response', (res) => res.resume().on('end', () => resolve(res.statusCode)));
       req.on('error', reject);

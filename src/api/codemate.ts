@@ -58,7 +58,20 @@ export const codeMateSpecSchema = z.object({
     pullRequest: z.number().int().min(1).optional(),
   }),
   github: z.object({
-    tokenSecretRef: secretKeyRef,
+    /** A personal access token. Without it, the session authenticates as a GitHub App (githubAppMode). */
+    tokenSecretRef: secretKeyRef.optional(),
+    /** This CodeMate's own GitHub App, instead of the operator's (docs/github-app.md). */
+    app: z
+      .object({
+        appId: z.number().int().min(1),
+        /** Found from the repository (GET /repos/{owner}/{repo}/installation) when unset. */
+        installationId: z.number().int().min(1).optional(),
+        privateKeySecretRef: z.object({
+          name: z.string().min(1).max(253),
+          key: z.string().min(1).max(253).default('private-key'),
+        }),
+      })
+      .optional(),
     user: z
       .object({
         name: z.string().min(1).max(256).optional(),
@@ -139,6 +152,14 @@ export const codeMateStatusSchema = z.object({
     .object({
       login: z.string().optional(),
       error: z.string().optional(),
+      /** Why GitHub refused, as a condition reason (e.g. AppNotInstalled); TokenRejected when unset. */
+      errorReason: z.string().optional(),
+      /** What to do about the error. */
+      hint: z.string().optional(),
+      /** App mode: the session's installation token Secret and when its token expires. */
+      sessionToken: z
+        .object({ secretName: z.string().optional(), expiresAt: z.string().optional() })
+        .optional(),
       /** The pull request monitor's CI notices (src/github/checks.ts). */
       ci: z
         .object({
@@ -235,6 +256,14 @@ export interface CodeMate {
   };
   spec: CodeMateSpec;
   status?: CodeMateStatus;
+}
+
+/**
+ * How the session authenticates to GitHub: with the token of spec.github.tokenSecretRef, or as a GitHub
+ * App (spec.github.app, else the operator's App) with short-lived installation tokens.
+ */
+export function githubAppMode(spec: Pick<CodeMateSpec, 'github'>): boolean {
+  return !spec.github.tokenSecretRef;
 }
 
 /** Applies the schema's defaults to a spec read from the apiserver (which already defaulted it). */

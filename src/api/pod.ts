@@ -28,6 +28,11 @@ export function pvcName(cm: CodeMate): string {
   return `codemate-${cm.metadata.name.slice(0, 40).replace(/[-.]+$/, '')}-workspace-${shortHash(cm.metadata.uid, 6)}`;
 }
 
+/** App mode: the Secret that holds the session's installation token, renewed by the operator. */
+export function sessionTokenSecretName(cm: CodeMate): string {
+  return `codemate-${cm.metadata.name.slice(0, 40).replace(/[-.]+$/, '')}-github-${shortHash(cm.metadata.uid, 6)}`;
+}
+
 export function ownerReference(cm: CodeMate) {
   return {
     apiVersion: cm.apiVersion,

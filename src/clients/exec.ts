@@ -2,9 +2,19 @@
  * Exec and logs through the Kubernetes API: the same path `kubectl exec` takes (apiserver → kubelet),
  * which in the sandbox is kwok mapping it to a host process.
  */
-import { Exec, Log, type V1Status } from '@kubernetes/client-node';
+import type { KubeConfig, V1Status } from '@kubernetes/client-node';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import type { Kube } from './kube.js';
+
+/**
+ * The SDK's exec client, loaded on first use and from its own module: the SDK's index loads every
+ * generated API (about 75 MiB), and exec needs none of them. It reads only the cluster and the
+ * credentials of a KubeConfig, which `Kube.sdkConfig` supplies.
+ */
+async function execClient(kube: Kube) {
+  const { Exec } = await import('@kubernetes/client-node/dist/exec.js');
+  return new Exec(kube.sdkConfig() as unknown as KubeConfig);
+}
 
 export interface ExecResult {
   stdout: string;
@@ -76,19 +86,21 @@ export async function execInPod(
         ),
       options.timeoutMs ?? 60_000,
     );
-    new Exec(kube.config)
-      .exec(
-        namespace,
-        pod,
-        options.container,
-        command,
-        sink((chunk) => (stdout += chunk.toString('utf8'))),
-        sink((chunk) => (stderr += chunk.toString('utf8'))),
-        stdin,
-        false,
-        (s) => {
-          status = s;
-        },
+    execClient(kube)
+      .then((exec) =>
+        exec.exec(
+          namespace,
+          pod,
+          options.container,
+          command,
+          sink((chunk) => (stdout += chunk.toString('utf8'))),
+          sink((chunk) => (stderr += chunk.toString('utf8'))),
+          stdin,
+          false,
+          (s) => {
+            status = s;
+          },
+        ),
       )
       .then((ws) => {
         socket = ws;
@@ -128,19 +140,11 @@ export async function openExec(
   // A write racing the stream's end fails; the end itself is reported through `closed`.
   stdin.on('error', () => undefined);
   let status: V1Status | undefined;
-  const ws = await new Exec(kube.config).exec(
-    namespace,
-    pod,
-    io.container,
-    command,
-    sink(io.onStdout),
-    sink(io.onStderr),
-    stdin,
-    false,
-    (s) => {
-      status = s;
-    },
-  );
+  const ws = await (
+    await execClient(kube)
+  ).exec(namespace, pod, io.container, command, sink(io.onStdout), sink(io.onStderr), stdin, false, (s) => {
+    status = s;
+  });
   const closed = new Promise<number>((resolve) =>
     ws.on('close', () => {
       stdin.destroy();
@@ -167,10 +171,17 @@ export async function streamPodLogs(
   const pass = new PassThrough();
   const done = new Promise<void>((resolve) => pass.on('end', resolve).on('close', resolve));
   pass.pipe(out, { end: false });
-  const controller = await new Log(kube.config).log(namespace, pod, options.container, pass, {
-    follow: options.follow ?? false,
-    tailLines: options.tailLines,
-  });
+  const { Log } = await import('@kubernetes/client-node');
+  const controller = await new Log(kube.sdkConfig() as unknown as KubeConfig).log(
+    namespace,
+    pod,
+    options.container,
+    pass,
+    {
+      follow: options.follow ?? false,
+      tailLines: options.tailLines,
+    },
+  );
   return { stop: () => controller.abort(), done };
 }
 
@@ -206,18 +217,10 @@ export async function execInteractive(
   io: { container: string; stdin: Readable; stdout: Writable; stderr: Writable },
 ): Promise<number> {
   let status: V1Status | undefined;
-  const ws = await new Exec(kube.config).exec(
-    namespace,
-    pod,
-    io.container,
-    command,
-    io.stdout,
-    io.stderr,
-    io.stdin,
-    true,
-    (s) => {
-      status = s;
-    },
-  );
+  const ws = await (
+    await execClient(kube)
+  ).exec(namespace, pod, io.container, command, io.stdout, io.stderr, io.stdin, true, (s) => {
+    status = s;
+  });
   return new Promise((resolve) => ws.on('close', () => resolve(status ? exitCodeOf(status) : 0)));
 }

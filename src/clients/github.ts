@@ -67,8 +67,18 @@ export interface PullRequestState {
   draft: boolean;
 }
 
+/**
+ * Where a client's token comes from when it changes: an App's installation token, renewed before it
+ * expires. `key` names the identity for the conditional cache, which must outlive each token.
+ */
+export interface TokenSource {
+  key: string;
+  token(options?: { refresh?: boolean }): Promise<string>;
+}
+
 export interface GitHubOptions {
-  token: string;
+  /** A personal access token, or a source of installation tokens. */
+  token: string | TokenSource;
   /** GITHUB_API_URL; api.github.com when unset. */
   baseUrl?: string | undefined;
   cache: ConditionalCache;
@@ -90,8 +100,9 @@ export class GitHub {
     const observer = options.observer;
     const timeoutMs = options.timeoutMs ?? 15_000;
     this.timeoutMs = timeoutMs;
+    const source = typeof options.token === 'string' ? undefined : options.token;
     this.octokit = new GitHubOctokit({
-      auth: options.token,
+      ...(typeof options.token === 'string' ? { auth: options.token } : {}),
       ...(options.baseUrl ? { baseUrl: options.baseUrl.replace(/\/$/, '') } : {}),
       userAgent: 'codemate',
       log: {
@@ -125,14 +136,31 @@ export class GitHub {
       retry: { doNotRetry: [304, 400, 401, 403, 404, 410, 422, 429, 451] },
     });
 
-    const tokenKey = options.token.slice(-8);
+    const tokenKey = source ? source.key : (options.token as string).slice(-8);
     this.octokit.hook.wrap('request', async (request, requestOptions) => {
       const isGet = requestOptions.method === 'GET';
       const key = `${tokenKey} ${requestOptions.url} ${JSON.stringify({ ...requestOptions, headers: undefined, request: undefined })}`;
       const cached = isGet ? options.cache.get(key) : undefined;
       if (cached) requestOptions.headers = { ...requestOptions.headers, 'if-none-match': cached.etag };
+      // An installation token is asked for each request (the source caches and renews it); a 401 gets one
+      // new token and one retry, for a token revoked or expired before its time.
+      const authorized = async () => {
+        if (!source) return request(requestOptions);
+        requestOptions.headers = {
+          ...requestOptions.headers,
+          authorization: `token ${await source.token()}`,
+        };
+        try {
+          return await request(requestOptions);
+        } catch (error) {
+          if (!isUnauthorized(error)) throw error;
+          const renewed = await source.token({ refresh: true });
+          requestOptions.headers = { ...requestOptions.headers, authorization: `token ${renewed}` };
+          return request(requestOptions);
+        }
+      };
       try {
-        const response = await request(requestOptions);
+        const response = await authorized();
         observer?.request('charged', response.status);
         this.observeRateLimit(response.headers, observer);
         const etag = response.headers.etag;

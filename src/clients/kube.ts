@@ -1,22 +1,24 @@
 /**
- * The only module (with exec.ts) that touches @kubernetes/client-node. Everything else sees plain
- * Kubernetes objects and the small `Kube` surface below, and asks `isNotFound`/`isConflict`/... instead
- * of reading SDK error shapes.
+ * The Kubernetes client: the small `Kube` surface below over plain JSON (kubeHttp.ts). Everything else
+ * sees plain Kubernetes objects, and asks `isNotFound`/`isConflict`/... instead of reading error shapes.
+ * @kubernetes/client-node is loaded only when a kubeconfig needs it for its credentials (exec and
+ * auth-provider plugins, proxies, ...), and by exec.ts for exec and logs: loading it costs about 75 MiB
+ * and a second of CPU, which the operator and the webhook do not pay.
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  KubernetesObjectApi,
-  PatchStrategy,
-  loadYaml,
-  setHeaderOptions,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import { isNotFound } from './kubeErrors.js';
+import {
+  KubeHttp,
+  loadConnection,
+  type Authorized,
+  type ClusterInfo,
+  type Connection,
+  type ConnectionOptions,
+  type WatchHandlers,
+} from './kubeHttp.js';
 
 export {
   isConflict,
@@ -56,99 +58,240 @@ export interface KubeObject {
   [field: string]: unknown;
 }
 
+/** What the quick read-only commands need from a cluster. */
+export interface KubeReader {
+  readonly server: string;
+  readonly defaultNamespace: string;
+  get<T extends KubeObject>(apiVersion: string, kind: string, name: string, namespace?: string): Promise<T>;
+  list<T extends KubeObject>(
+    apiVersion: string,
+    kind: string,
+    namespace?: string,
+    options?: { labelSelector?: string | undefined; fieldSelector?: string | undefined },
+  ): Promise<T[]>;
+}
+
 export interface KubeTarget {
   /** Path to a kubeconfig; default as kubectl: $KUBECONFIG, ~/.kube/config, then in-cluster. */
   kubeconfig?: string | undefined;
   context?: string | undefined;
 }
 
-/**
- * The SDK serializes built-in kinds from its own TypeScript field names (xKubernetesValidations), and
- * silently drops wire names (x-kubernetes-validations) it does not know. Round-tripping through its YAML
- * loader turns wire-format JSON into the typed form, so nothing is lost on writes.
- */
-function typed<T extends KubeObject>(object: T): KubernetesObject {
-  return loadYaml<KubernetesObject>(JSON.stringify(object));
+type Sdk = typeof import('@kubernetes/client-node');
+type SdkConfig = InstanceType<Sdk['KubeConfig']>;
+
+/** @kubernetes/client-node, loaded on first use (synchronously: Node 22 and 24 require ES modules). */
+function sdk(): Sdk {
+  return createRequire(import.meta.url)('@kubernetes/client-node') as Sdk;
 }
 
 /**
- * @kubernetes/client-node 1.4 builds a new https.Agent for every request, so every call pays a TCP and TLS
- * handshake: measured, about 65 creates/s against about 175/s over kept-alive connections, which capped
- * the webhook's acknowledgements. One keep-alive agent per TLS identity (server, CA, client certificate)
- * restores connection reuse; a rotated certificate gets a new agent.
+ * The credentials of a kubeconfig that kubeHttp.ts does not read itself, applied per request by the SDK
+ * (an exec plugin's token is fetched and renewed there). The SDK builds a new https.Agent for every
+ * request, so each would pay a TCP and TLS handshake: one keep-alive agent per TLS identity keeps
+ * connections reused, and a rotated certificate gets a new agent.
  */
-function reuseConnections(config: KubeConfig): void {
-  type Cluster = { server?: string; proxyUrl?: string; skipTLSVerify?: boolean } | null;
-  type AgentFactory = (cluster: Cluster, options: https.AgentOptions) => http.Agent;
-  const target = config as unknown as { createAgent?: AgentFactory };
-  // A private method of the SDK: if a later version renames it, keep its behaviour rather than break.
-  if (typeof target.createAgent !== 'function') return;
-  const create = target.createAgent.bind(config);
-  const agents = new Map<string, http.Agent>();
-  target.createAgent = (cluster, options) => {
-    const identity = [
-      cluster?.server,
-      cluster?.proxyUrl,
-      cluster?.skipTLSVerify,
-      options.ca,
-      options.cert,
-      options.key,
-      options.pfx,
-      options.passphrase,
-      options.servername,
-      options.rejectUnauthorized,
-      options.timeout,
-    ]
-      .map((part) => String(part ?? ''))
-      .join('\0');
-    const key = createHash('sha256').update(identity).digest('hex');
-    let agent = agents.get(key);
-    if (!agent) {
-      agent = create(cluster, { ...options, keepAlive: true });
-      agents.set(key, agent);
-    }
-    return agent;
-  };
-}
-
-export class Kube {
-  readonly config: KubeConfig;
-  private readonly objects: KubernetesObjectApi;
-
-  constructor(config: KubeConfig) {
-    this.config = config;
-    reuseConnections(config);
-    this.objects = KubernetesObjectApi.makeApiClient(config);
+class SdkConnection implements Connection {
+  constructor(private readonly config: SdkConfig) {
+    type Cluster = { server?: string; proxyUrl?: string; skipTLSVerify?: boolean } | null;
+    type AgentFactory = (cluster: Cluster, options: https.AgentOptions) => http.Agent;
+    const target = config as unknown as { createAgent?: AgentFactory };
+    // A private method of the SDK: if a later version renames it, keep its behaviour rather than break.
+    if (typeof target.createAgent !== 'function') return;
+    const create = target.createAgent.bind(config);
+    const agents = new Map<string, http.Agent>();
+    target.createAgent = (cluster, options) => {
+      const identity = [
+        cluster?.server,
+        cluster?.proxyUrl,
+        cluster?.skipTLSVerify,
+        options.ca,
+        options.cert,
+        options.key,
+        options.pfx,
+        options.passphrase,
+        options.servername,
+        options.rejectUnauthorized,
+      ]
+        .map((part) => String(part ?? ''))
+        .join('\0');
+      let agent = agents.get(identity);
+      if (!agent) {
+        agent = create(cluster, { ...options, keepAlive: true });
+        agents.set(identity, agent);
+      }
+      return agent;
+    };
   }
 
-  static load(target: KubeTarget = {}): Kube {
-    const config = new KubeConfig();
-    if (target.kubeconfig) config.loadFromFile(target.kubeconfig);
-    else config.loadFromDefault();
-    if (target.context) config.setCurrentContext(target.context);
-    return new Kube(config);
-  }
-
-  /** Wraps a bearer token for the same server and CA, e.g. a ServiceAccount's. */
-  withToken(token: string, user = 'token-user'): Kube {
+  get cluster(): ClusterInfo {
     const cluster = this.config.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    const config = new KubeConfig();
-    config.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: user, token }],
-      contexts: [{ name: 'ctx', cluster: cluster.name, user }],
-      currentContext: 'ctx',
-    });
-    return new Kube(config);
-  }
-
-  get server(): string {
-    return this.config.getCurrentCluster()?.server ?? '';
+    const ca = cluster?.caData
+      ? Buffer.from(cluster.caData, 'base64')
+      : cluster?.caFile
+        ? Buffer.from(sdkReadFile(cluster.caFile))
+        : undefined;
+    return {
+      server: cluster?.server ?? '',
+      ca,
+      insecure: cluster?.skipTLSVerify ?? false,
+      tlsServerName: cluster?.tlsServerName,
+    };
   }
 
   get defaultNamespace(): string {
     return this.config.getContextObject(this.config.getCurrentContext())?.namespace ?? 'default';
+  }
+
+  async authorize(): Promise<Authorized> {
+    const options: https.RequestOptions = {};
+    await this.config.applyToHTTPSOptions(options);
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(options.headers ?? {})) {
+      if (value !== undefined) headers[key.toLowerCase()] = String(value);
+    }
+    if (options.auth) headers.authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+    const { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername } = options;
+    return {
+      agent: options.agent instanceof Object ? (options.agent as http.Agent) : undefined,
+      headers,
+      tls: { ca, cert, key, pfx, passphrase, rejectUnauthorized, servername },
+    };
+  }
+}
+
+function sdkReadFile(file: string): Buffer {
+  return (createRequire(import.meta.url)('node:fs') as typeof import('node:fs')).readFileSync(file);
+}
+
+/** How a kind is named in a URL, and whether it lives in a namespace. */
+interface ResourceInfo {
+  plural: string;
+  namespaced: boolean;
+}
+
+/** The kinds CodeMate reads and writes, so that these need no discovery request. */
+const known: Record<string, ResourceInfo> = {
+  'v1/Pod': { plural: 'pods', namespaced: true },
+  'v1/Secret': { plural: 'secrets', namespaced: true },
+  'v1/Event': { plural: 'events', namespaced: true },
+  'v1/PersistentVolumeClaim': { plural: 'persistentvolumeclaims', namespaced: true },
+  'v1/ConfigMap': { plural: 'configmaps', namespaced: true },
+  'v1/ServiceAccount': { plural: 'serviceaccounts', namespaced: true },
+  'v1/Service': { plural: 'services', namespaced: true },
+  'v1/Namespace': { plural: 'namespaces', namespaced: false },
+  'v1/Node': { plural: 'nodes', namespaced: false },
+  'v1/PersistentVolume': { plural: 'persistentvolumes', namespaced: false },
+  'coordination.k8s.io/v1/Lease': { plural: 'leases', namespaced: true },
+  'codemate.io/v1alpha1/CodeMate': { plural: 'codemates', namespaced: true },
+  'codemate.io/v1alpha1/CodeMateMessage': { plural: 'codematemessages', namespaced: true },
+  'apps/v1/Deployment': { plural: 'deployments', namespaced: true },
+  'rbac.authorization.k8s.io/v1/Role': { plural: 'roles', namespaced: true },
+  'rbac.authorization.k8s.io/v1/RoleBinding': { plural: 'rolebindings', namespaced: true },
+  'rbac.authorization.k8s.io/v1/ClusterRole': { plural: 'clusterroles', namespaced: false },
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': { plural: 'clusterrolebindings', namespaced: false },
+  'apiextensions.k8s.io/v1/CustomResourceDefinition': {
+    plural: 'customresourcedefinitions',
+    namespaced: false,
+  },
+  'storage.k8s.io/v1/StorageClass': { plural: 'storageclasses', namespaced: false },
+};
+
+export type { ClusterInfo } from './kubeHttp.js';
+
+export interface KubeLoadOptions extends ConnectionOptions {
+  /** Bounds each request (not watches); default 60 s. */
+  timeoutMs?: number;
+}
+
+export class Kube {
+  readonly http: KubeHttp;
+  private readonly discovered = new Map<string, Promise<Map<string, ResourceInfo>>>();
+
+  constructor(connection: Connection, timeoutMs?: number) {
+    this.http = new KubeHttp(connection, timeoutMs);
+  }
+
+  static load(target: KubeTarget = {}, options: KubeLoadOptions = {}): Kube {
+    const light = loadConnection(target, options);
+    if (light) return new Kube(light, options.timeoutMs);
+    const config = new (sdk().KubeConfig)();
+    if (target.kubeconfig) config.loadFromFile(target.kubeconfig);
+    else config.loadFromDefault();
+    if (target.context) config.setCurrentContext(target.context);
+    return new Kube(new SdkConnection(config), options.timeoutMs);
+  }
+
+  get connection(): Connection {
+    return this.http.connection;
+  }
+
+  /** The same server and CA, authenticated by a bearer token, e.g. a ServiceAccount's. */
+  withToken(token: string): Kube {
+    const { cluster } = this.connection;
+    const tls: https.AgentOptions = {
+      ...(cluster.ca ? { ca: cluster.ca } : {}),
+      rejectUnauthorized: !cluster.insecure,
+      ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}),
+    };
+    return new Kube({
+      cluster,
+      defaultNamespace: this.defaultNamespace,
+      authorize: () => Promise.resolve({ headers: { authorization: `Bearer ${token}` }, tls }),
+    });
+  }
+
+  get server(): string {
+    return this.connection.cluster.server;
+  }
+
+  get defaultNamespace(): string {
+    return this.connection.defaultNamespace;
+  }
+
+  /** The URL path of a kind's collection (and of one object, with a name). */
+  async path(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    name?: string,
+  ): Promise<string> {
+    const info = await this.resource(apiVersion, kind);
+    const root = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    const ns = info.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : '';
+    return `${root}${ns}/${info.plural}${name ? `/${encodeURIComponent(name)}` : ''}`;
+  }
+
+  private async resource(apiVersion: string, kind: string): Promise<ResourceInfo> {
+    const found = known[`${apiVersion}/${kind}`];
+    if (found) return found;
+    let resources = this.discovered.get(apiVersion);
+    if (!resources) {
+      resources = this.http
+        .request<{ resources?: Array<{ name: string; kind: string; namespaced: boolean }> }>(
+          'GET',
+          apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`,
+        )
+        .then(
+          (list) =>
+            new Map(
+              (list.resources ?? [])
+                .filter((r) => !r.name.includes('/'))
+                .map((r) => [r.kind, { plural: r.name, namespaced: r.namespaced }]),
+            ),
+        );
+      this.discovered.set(apiVersion, resources);
+      resources.catch(() => this.discovered.delete(apiVersion));
+    }
+    const info = (await resources).get(kind);
+    if (!info) throw new Error(`the server does not serve kind ${kind} in ${apiVersion}`);
+    return info;
+  }
+
+  /** An object's own URL; a namespaced object without a namespace is in the default one. */
+  private async objectPath(object: KubeObject): Promise<string> {
+    const { name, namespace } = object.metadata;
+    return this.path(object.apiVersion, object.kind, namespace ?? this.defaultNamespace, name);
   }
 
   /** Server-side apply, forcing ownership of the fields we set; `dryRun` validates without storing. */
@@ -157,18 +300,20 @@ export class Kube {
     fieldManager = 'codemate',
     options: { dryRun?: boolean } = {},
   ): Promise<T & { metadata: ObjectMeta }> {
-    return (await this.objects.patch(
-      typed(object),
-      undefined,
-      options.dryRun ? 'All' : undefined,
-      fieldManager,
-      true,
-      PatchStrategy.ServerSideApply,
-    )) as T & { metadata: ObjectMeta };
+    return this.http.request('PATCH', await this.objectPath(object), {
+      body: object,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager, force: true, ...(options.dryRun ? { dryRun: 'All' } : {}) },
+    });
   }
 
   async create<T extends KubeObject>(object: T): Promise<T & { metadata: ObjectMeta }> {
-    return (await this.objects.create(typed(object))) as T & { metadata: ObjectMeta };
+    const { namespace } = object.metadata;
+    return this.http.request(
+      'POST',
+      await this.path(object.apiVersion, object.kind, namespace ?? this.defaultNamespace),
+      { body: object },
+    );
   }
 
   async get<T extends KubeObject>(
@@ -177,7 +322,10 @@ export class Kube {
     name: string,
     namespace?: string,
   ): Promise<T> {
-    return (await this.objects.read({ apiVersion, kind, metadata: { name, namespace } })) as unknown as T;
+    return this.http.request(
+      'GET',
+      await this.path(apiVersion, kind, namespace ?? this.defaultNamespace, name),
+    );
   }
 
   async list<T extends KubeObject>(
@@ -189,12 +337,44 @@ export class Kube {
     return (await this.listWithVersion(apiVersion, kind, namespace, options)).items as T[];
   }
 
-  /** Replaces an object; its metadata.resourceVersion makes the write conditional (409 on a race). */
-  async replace<T extends KubeObject>(object: T): Promise<T> {
-    return (await this.objects.replace(typed(object))) as T;
+  /** A list with its resourceVersion, as informers need it. Items get their kind, as in a get. */
+  async listWithVersion(
+    apiVersion: string,
+    kind: string,
+    namespace?: string,
+    options: { labelSelector?: string | undefined; fieldSelector?: string | undefined } = {},
+  ): Promise<{ items: KubeObject[]; metadata: { resourceVersion?: string } }> {
+    const answer = await this.http.request<{
+      items?: KubeObject[];
+      metadata?: { resourceVersion?: string };
+    }>('GET', await this.path(apiVersion, kind, namespace), {
+      query: { labelSelector: options.labelSelector, fieldSelector: options.fieldSelector },
+    });
+    const items = answer.items ?? [];
+    for (const item of items) {
+      item.apiVersion = apiVersion;
+      item.kind = kind;
+    }
+    return { items, metadata: answer.metadata ?? {} };
   }
 
-  /** Merge-patches the status subresource of a custom resource. */
+  /** Watches a collection from a resourceVersion (see KubeHttp.watch). */
+  async watch(
+    apiVersion: string,
+    kind: string,
+    namespace: string | undefined,
+    query: Record<string, string | number | boolean | undefined>,
+    handlers: WatchHandlers,
+    idleMs: number,
+  ): Promise<{ abort(): void }> {
+    return this.http.watch(await this.path(apiVersion, kind, namespace), query, handlers, idleMs);
+  }
+
+  /** Replaces an object; its metadata.resourceVersion makes the write conditional (409 on a race). */
+  async replace<T extends KubeObject>(object: T): Promise<T> {
+    return this.http.request('PUT', await this.objectPath(object), { body: object });
+  }
+
   /**
    * Merge-patches the status subresource of a custom resource. With a resourceVersion the write is
    * conditional: 409 Conflict when the object changed since it was read.
@@ -204,12 +384,15 @@ export class Kube {
     status: unknown,
     resourceVersion?: string,
   ): Promise<KubeObject & { metadata: ObjectMeta }> {
-    return (await this.config
-      .makeApiClient(CustomObjectsApi)
-      .patchNamespacedCustomObjectStatus(
-        { ...ref, body: resourceVersion ? { metadata: { resourceVersion }, status } : { status } },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      )) as KubeObject & { metadata: ObjectMeta };
+    const { group, version, plural, namespace, name } = ref;
+    return this.http.request(
+      'PATCH',
+      `/apis/${group}/${version}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}/status`,
+      {
+        body: resourceVersion ? { metadata: { resourceVersion }, status } : { status },
+        contentType: 'application/merge-patch+json',
+      },
+    );
   }
 
   /** Merge-patches the status subresource of a core or built-in resource, e.g. a pod in tests. */
@@ -221,24 +404,19 @@ export class Kube {
     status: unknown,
   ): Promise<void> {
     if (groupVersion !== 'v1' || plural !== 'pods') throw new Error('patchStatusRaw supports v1 pods');
-    await this.config
-      .makeApiClient(CoreV1Api)
-      .patchNamespacedPodStatus(
-        { name, namespace, body: { status } },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+    await this.http.request(
+      'PATCH',
+      `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}/status`,
+      { body: { status }, contentType: 'application/merge-patch+json' },
+    );
   }
 
   /** Merge-patches an object's main resource (spec, metadata). */
   async mergePatch<T extends KubeObject>(object: T): Promise<T> {
-    return (await this.objects.patch(
-      typed(object),
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      PatchStrategy.MergePatch,
-    )) as T;
+    return this.http.request('PATCH', await this.objectPath(object), {
+      body: object,
+      contentType: 'application/merge-patch+json',
+    });
   }
 
   /** Records a core/v1 Event about an object, as `kubectl describe` shows them. */
@@ -248,7 +426,7 @@ export class Kube {
     component: string,
   ): Promise<void> {
     const now = new Date().toISOString();
-    await this.objects.create({
+    await this.create({
       apiVersion: 'v1',
       kind: 'Event',
       metadata: { name: `${involved.name}.${randomBytes(8).toString('hex')}`, namespace: involved.namespace },
@@ -262,27 +440,7 @@ export class Kube {
       firstTimestamp: now,
       lastTimestamp: now,
       count: 1,
-    } as KubernetesObject);
-  }
-
-  /** A list with its resourceVersion, as informers need it. */
-  async listWithVersion(
-    apiVersion: string,
-    kind: string,
-    namespace?: string,
-    options: { labelSelector?: string | undefined; fieldSelector?: string | undefined } = {},
-  ): Promise<{ items: KubeObject[]; metadata: { resourceVersion?: string } }> {
-    const result = await this.objects.list(
-      apiVersion,
-      kind,
-      namespace,
-      undefined,
-      undefined,
-      undefined,
-      options.fieldSelector,
-      options.labelSelector,
-    );
-    return result as unknown as { items: KubeObject[]; metadata: { resourceVersion?: string } };
+    });
   }
 
   /** Deletes with background propagation, and the object's own grace period unless given; a 404 counts as done. */
@@ -294,13 +452,12 @@ export class Kube {
     options: { gracePeriodSeconds?: number } = {},
   ): Promise<void> {
     try {
-      await this.objects.delete(
-        { apiVersion, kind, metadata: { name, namespace } },
-        undefined,
-        undefined,
-        options.gracePeriodSeconds,
-        undefined,
-        'Background',
+      await this.http.request(
+        'DELETE',
+        await this.path(apiVersion, kind, namespace ?? this.defaultNamespace, name),
+        {
+          query: { propagationPolicy: 'Background', gracePeriodSeconds: options.gracePeriodSeconds },
+        },
       );
     } catch (error) {
       if (!isNotFound(error)) throw error;
@@ -317,48 +474,83 @@ export class Kube {
     expirationSeconds = 3600,
     boundPod?: { name: string; uid: string },
   ): Promise<string> {
-    const response = await this.config.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
-      namespace,
-      name,
-      body: {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenRequest',
-        spec: {
-          audiences: [],
-          expirationSeconds,
-          ...(boundPod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', ...boundPod } } : {}),
+    const answer = await this.http.request<{ status?: { token?: string } }>(
+      'POST',
+      `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(name)}/token`,
+      {
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: {
+            audiences: [],
+            expirationSeconds,
+            ...(boundPod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', ...boundPod } } : {}),
+          },
         },
       },
-    });
-    return response.status?.token ?? '';
+    );
+    return answer.status?.token ?? '';
   }
 
   /**
    * The text of a kubeconfig for this server and CA that authenticates with `token` (a ServiceAccount's),
-   * with `namespace` as its default when given.
+   * with `namespace` as its default when given. JSON, which every YAML reader reads.
    */
   tokenKubeconfig(token: string, namespace?: string): string {
-    const config = this.withToken(token, 'service-account').config;
-    const context = config.getContextObject(config.getCurrentContext())!;
-    if (namespace) config.contexts = [{ ...context, namespace }];
-    return config.exportConfig();
+    const { cluster } = this.connection;
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [
+        {
+          name: 'cluster',
+          cluster: {
+            server: cluster.server,
+            ...(cluster.ca ? { 'certificate-authority-data': cluster.ca.toString('base64') } : {}),
+            ...(cluster.insecure ? { 'insecure-skip-tls-verify': true } : {}),
+            ...(cluster.tlsServerName ? { 'tls-server-name': cluster.tlsServerName } : {}),
+          },
+        },
+      ],
+      users: [{ name: 'service-account', user: { token } }],
+      contexts: [
+        {
+          name: 'ctx',
+          context: { cluster: 'cluster', user: 'service-account', ...(namespace ? { namespace } : {}) },
+        },
+      ],
+      'current-context': 'ctx',
+    };
+    return `${JSON.stringify(config, null, 2)}\n`;
   }
 
   /** GET on a raw API path such as /readyz or /version, with this config's credentials. */
   async raw(path: string): Promise<{ status: number; body: string }> {
-    const options: https.RequestOptions = {};
-    await this.config.applyToHTTPSOptions(options);
-    const url = new URL(path, this.server);
-    return new Promise((resolve, reject) => {
-      const req = https.request(url, { ...options, method: 'GET', timeout: 5000 }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('timeout', () => req.destroy(new Error(`GET ${url.href} timed out`)));
-      req.on('error', reject);
-      req.end();
-    });
+    return this.http.send('GET', path, { timeoutMs: 5000 });
+  }
+
+  /**
+   * What the SDK's exec and log clients read of a KubeConfig: the cluster, and the credentials as
+   * request options (exec.ts hands this to them in place of a KubeConfig).
+   */
+  sdkConfig(): {
+    getCurrentCluster(): { name: string; server: string; skipTLSVerify: boolean };
+    applyToHTTPSOptions(options: https.RequestOptions): Promise<void>;
+    applyToFetchOptions(options: object): Promise<{ agent?: http.Agent; headers: Headers }>;
+  } {
+    const { cluster } = this.connection;
+    const connection = this.connection;
+    return {
+      getCurrentCluster: () => ({ name: 'cluster', server: cluster.server, skipTLSVerify: cluster.insecure }),
+      async applyToHTTPSOptions(options) {
+        const auth = await connection.authorize();
+        Object.assign(options, auth.tls);
+        options.headers = { ...(options.headers as Record<string, string>), ...auth.headers };
+      },
+      async applyToFetchOptions() {
+        const auth = await connection.authorize();
+        return { ...(auth.agent ? { agent: auth.agent } : {}), headers: new Headers(auth.headers) };
+      },
+    };
   }
 }

@@ -59,6 +59,19 @@ export function injectExecTimeoutMs(ackTimeoutSeconds: number): number {
 /** Poll jitter: each interval is the CodeMate's spec.monitoring.intervalSeconds, ±10 %. */
 export const pollJitter = 0.1;
 
+/**
+ * New CodeMates' first polls: this many at once, then this many a second (poller.ts). At 2 a second a
+ * thousand new CodeMates have all been polled within about eight minutes: their first-poll GitHub calls
+ * (a few each) are spread over those minutes instead of landing within seconds.
+ */
+export const firstPolls = { burst: 10, perSecond: 2 } as const;
+
+/** Session channels opened (injector.ts): this many at once, then this many a second. */
+export const channelOpens = { burst: 10, perSecond: 5 } as const;
+
+/** Session reports (`codemate-report --watch`, sessionReports.ts) opened: as many at once, then a second. */
+export const reportOpens = { burst: 10, perSecond: 5 } as const;
+
 /** GitHub caps webhook payloads at 25 MB: the webhook's body limit. */
 export const githubBodyLimitBytes = 25 * 1024 * 1024;
 
@@ -89,4 +102,23 @@ export const leaseTimings = {
   leaseDurationMs: 15_000,
   renewDeadlineMs: 10_000,
   retryPeriodMs: 2_000,
+} as const;
+
+/**
+ * The webhook's record of the last delivery it stored and of its start (a ConfigMap in the namespace of
+ * CodeMate's servers), written at most once per `everyMs`; the operator's redelivery reads it.
+ */
+export const webhookRecord = { name: 'codemate-webhook-deliveries', everyMs: 5_000 } as const;
+
+/**
+ * App mode: how the operator asks GitHub to redeliver webhook deliveries that failed (adr/0015): every
+ * `everyMs` it lists the App's deliveries of the last `windowMs`, at most `maxListed`, and asks again for
+ * at most `maxPerPass` of them, each at most `maxAttempts` times.
+ */
+export const redelivery = {
+  everyMs: 30_000,
+  windowMs: 3_600_000,
+  maxListed: 200,
+  maxPerPass: 20,
+  maxAttempts: 3,
 } as const;

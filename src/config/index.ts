@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../api/errors.js';
-import { imageRepositories, injectAckTimeoutSeconds } from './defaults.js';
+import { imageRepositories, injectAckTimeoutSeconds, redelivery } from './defaults.js';
 
 const optionalText = z
   .string()
@@ -51,6 +51,14 @@ export const envSchema = z.object({
   CODEMATE_SESSION_STATUS_INTERVAL_SECONDS: optionalText,
   /** Sandbox: a real Messages API for sessions; the sandbox's local model server when unset. */
   ANTHROPIC_BASE_URL: optionalText,
+  /** Operator: the GitHub App CodeMates without a token authenticate as (docs/github-app.md). */
+  CODEMATE_GITHUB_APP_ID: optionalText,
+  /** Operator: the App's installation; found from each CodeMate's repository when unset. */
+  CODEMATE_GITHUB_APP_INSTALLATION_ID: optionalText,
+  /** Operator: the App's private key (PEM), a mounted Secret; read on each use, so rotation needs no restart. */
+  CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE: optionalText,
+  /** Operator, App mode: how often failed webhook deliveries are looked for, in seconds (default 30). */
+  CODEMATE_GITHUB_REDELIVERY_SECONDS: optionalText,
   /** GitHub's API base (GitHub Enterprise: https://HOST/api/v3); api.github.com when unset. */
   GITHUB_API_URL: optionalText,
   /** Webhook: the port to listen on (default 8080). */
@@ -188,6 +196,21 @@ export const operatorFlagsSchema = z.object({
   messageRetention: z.coerce.number().int().min(0).max(10000).default(50),
   githubApiUrl: z.string().url().optional(),
   githubTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(15),
+  /** The operator's GitHub App; CodeMates without spec.github.tokenSecretRef authenticate as it. */
+  githubApp: z
+    .object({
+      appId: z.coerce.number().int().min(1),
+      installationId: z.coerce.number().int().min(1).optional(),
+      privateKeyFile: z.string().min(1),
+    })
+    .optional(),
+  /** App mode: how often the App's failed webhook deliveries are looked for (redelivery.ts). */
+  redeliverySeconds: z.coerce
+    .number()
+    .int()
+    .min(5)
+    .max(3600)
+    .default(redelivery.everyMs / 1000),
   /** codemate-inject's ack timeout, passed to it by the operator with each delivery. */
   injectAckTimeoutSeconds: z.coerce.number().int().min(1).max(600).default(injectAckTimeoutSeconds),
   /** A standing channel (one long-lived exec) into each running session; off: one exec per message. */
@@ -228,6 +251,8 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       messageRetention: pick(flags.messageRetention, env.CODEMATE_MESSAGE_RETENTION),
       githubApiUrl: env.GITHUB_API_URL,
       githubTimeoutSeconds: env.CODEMATE_GITHUB_TIMEOUT_SECONDS,
+      githubApp: githubAppInput(env),
+      redeliverySeconds: env.CODEMATE_GITHUB_REDELIVERY_SECONDS,
       sessionChannels: env.CODEMATE_SESSION_CHANNELS,
       sessionStatusIntervalSeconds: env.CODEMATE_SESSION_STATUS_INTERVAL_SECONDS,
       messageExpirySeconds: pick(flags.messageExpirySeconds, env.CODEMATE_MESSAGE_EXPIRY_SECONDS),
@@ -235,6 +260,26 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
     },
     'operator configuration',
   );
+}
+
+/** The App settings, when any is set: an App id without its key (or the reverse) is a usage error. */
+function githubAppInput(env: Env): Record<string, unknown> | undefined {
+  const {
+    CODEMATE_GITHUB_APP_ID,
+    CODEMATE_GITHUB_APP_INSTALLATION_ID,
+    CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE,
+  } = env;
+  if (
+    !CODEMATE_GITHUB_APP_ID &&
+    !CODEMATE_GITHUB_APP_INSTALLATION_ID &&
+    !CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE
+  )
+    return undefined;
+  return {
+    appId: CODEMATE_GITHUB_APP_ID,
+    installationId: CODEMATE_GITHUB_APP_INSTALLATION_ID,
+    privateKeyFile: CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE,
+  };
 }
 
 /** The value in manifests/examples/webhook-secret.yaml; a webhook must never run with it. */
@@ -252,6 +297,8 @@ export const webhookFlagsSchema = z.object({
   // flowing holds memory that other deliveries need.
   bodyIdleTimeoutSeconds: z.coerce.number().min(0.1).max(300).default(2),
   deliveryCacheSize: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
+  /** Where the webhook records the last delivery it stored: the namespace it runs in. */
+  recordNamespace: z.string().min(1).default('codemate-system'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
 });
 export type WebhookConfig = z.infer<typeof webhookFlagsSchema>;
@@ -304,6 +351,7 @@ export function webhookConfig(env: Env, flags: Record<string, unknown>): Webhook
         env.CODEMATE_WEBHOOK_BODY_IDLE_TIMEOUT_SECONDS,
       ),
       deliveryCacheSize: flags.deliveryCacheSize,
+      recordNamespace: env.POD_NAMESPACE,
       logLevel: pick(flags.logLevel, env.LOG_LEVEL),
     },
     'webhook configuration',

@@ -70,6 +70,11 @@ export function operatorMetrics() {
       help: 'Requests left in the current GitHub rate-limit window, as last reported.',
       registers: [registry],
     }),
+    githubRedeliveries: new Counter({
+      name: 'codemate_github_redeliveries_total',
+      help: 'Failed webhook deliveries the operator asked GitHub to send again (GitHub App mode).',
+      registers: [registry],
+    }),
     githubRateLimited: new Counter({
       name: 'codemate_github_rate_limited_total',
       help: 'Times a GitHub request hit a primary or secondary rate limit and waited.',

@@ -2,7 +2,7 @@
  * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
  * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
-import { apiVersion, budgetExhausted, kind, plural, type CodeMate } from '../api/codemate.js';
+import { apiVersion, budgetExhausted, githubAppMode, kind, plural, type CodeMate } from '../api/codemate.js';
 import {
   isConflict,
   isForbidden,
@@ -17,9 +17,11 @@ import type { OperatorMetrics } from '../observability/metrics.js';
 import { on, runController, type Failure, type RunningController } from '../runtime/controller.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
-import { executePlan, recordEvent } from './execute.js';
-import { observeClaim, observePod, reconcile, type ObservedSecret } from './reconcile.js';
-import { labels } from '../api/pod.js';
+import { EventRecorder } from './events.js';
+import { executePlan, statusPatch } from './execute.js';
+import { observeClaim, observePod, reconcile, type ObservedSecret, type Plan } from './reconcile.js';
+import { labels, sessionTokenSecretName } from '../api/pod.js';
+import { findCondition } from '../api/conditions.js';
 import type { SessionSettings } from './podTemplate.js';
 
 export type CodeMateObject = CodeMate & KubeObject;
@@ -56,6 +58,15 @@ export interface ControllerOptions {
 
 const managedSelector = `${labels.managedBy}=codemate`;
 
+/** The least time between two status writes of one CodeMate (see statusWriteDelay). */
+const statusWriteIntervalMs = 1_000;
+/** Under a burst (this many keys waiting), how long a new CodeMate's Pending may go unwritten. */
+const busyQueueLength = 16;
+const newSessionQuietMs = 5_000;
+
+/** How long a Secret that was read stays known (see observeSecret). */
+const secretReadTtlMs = 30_000;
+
 function keyOf(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? ''}/${name ?? ''}`;
 }
@@ -72,13 +83,22 @@ export class CodeMateController {
   private readonly pods: Watched<KubeObject>;
   private readonly pvcs: Watched<KubeObject>;
   private running: RunningController | undefined;
+  private readonly events: EventRecorder;
 
   constructor(private readonly options: ControllerOptions) {
     const { kube, namespace, supervision } = options;
+    this.events = new EventRecorder({ kube, logger: options.logger });
     this.codemates = options.codemates;
     this.pods = watch(
       kube,
-      { apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespace, labelSelector: managedSelector },
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        plural: 'pods',
+        namespace,
+        labelSelector: managedSelector,
+        transform: slimPod,
+      },
       supervision,
     );
     this.pvcs = watch(
@@ -115,6 +135,7 @@ export class CodeMateController {
       pr?.state,
       github?.login,
       github?.error,
+      github?.sessionToken?.secretName,
       budgetExhausted(cm)?.period ?? '',
     ].join('|');
     const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
@@ -152,7 +173,7 @@ export class CodeMateController {
         on(this.codemates, (e, cm) => this.codemateKey(e, cm)),
       ],
       reconcile: async (key) => ({ requeueAfterMs: await this.reconcileKey(key) }),
-      onError: (failure) => this.reportFailure(failure),
+      onError: (failure) => Promise.resolve(this.reportFailure(failure)),
       workers: this.options.workers,
       resync: {
         everyMs: this.options.resyncMs,
@@ -172,6 +193,7 @@ export class CodeMateController {
   /** Stops taking work, lets in-flight reconciles finish, then stops the watches. */
   async stop(): Promise<void> {
     await this.running?.stop();
+    await this.events.stop();
   }
 
   private async reconcileKey(key: string): Promise<number | undefined> {
@@ -187,7 +209,13 @@ export class CodeMateController {
       .list(namespace)
       .find((p) => p.metadata.ownerReferences?.some((o) => o.uid === cm.metadata.uid));
     const secrets: Record<string, ObservedSecret> = {};
-    for (const ref of [cm.spec.github?.tokenSecretRef, cm.spec.anthropic?.apiKeySecretRef]) {
+    const tokenSecret = githubAppMode(cm.spec) ? { name: sessionTokenSecretName(cm) } : undefined;
+    for (const ref of [
+      cm.spec.github?.tokenSecretRef,
+      cm.spec.github?.app?.privateKeySecretRef,
+      tokenSecret,
+      cm.spec.anthropic?.apiKeySecretRef,
+    ]) {
       if (ref?.name && !secrets[ref.name]) secrets[ref.name] = await this.observeSecret(namespace, ref.name);
     }
     const plan = reconcile(
@@ -200,20 +228,89 @@ export class CodeMateController {
       this.options.settings,
       new Date(),
     );
-    await executePlan(this.options.kube, cm, plan);
+    // A Secret that lacks what the CodeMate needs is read again next time, so that fixing it is seen.
+    if (findCondition(plan.status.conditions, 'SecretsResolved')?.status !== 'True') {
+      for (const name of Object.keys(secrets)) this.secretReads.delete(`${namespace}/${name}`);
+    }
+    const deferMs = this.statusWriteDelay(key, cm, plan);
+    await executePlan(this.options.kube, cm, plan, this.events, { deferStatus: deferMs > 0 });
     for (const action of plan.actions) {
       if (action.type === 'suspend' || action.type === 'deleteCodeMate') {
         this.options.logger.info({ codemate: key, reason: action.reason }, lifecycleLog[action.type]);
       }
     }
     if (plan.actions.some((a) => a.type === 'deleteCodeMate')) return undefined;
+    if (deferMs > 0) {
+      return plan.requeueAfterMs ? Math.min(plan.requeueAfterMs, deferMs) : deferMs;
+    }
     for (const event of plan.events) {
       this.options.logger.info({ codemate: key, reason: event.reason }, event.message);
     }
     return plan.requeueAfterMs || undefined;
   }
 
-  private async observeSecret(namespace: string, name: string): Promise<ObservedSecret> {
+  /**
+   * Status writes of one CodeMate are coalesced: at most one every `statusWriteIntervalMs`, and a spec
+   * change is written at once. While the queue is long (a burst of new CodeMates), a new CodeMate's
+   * first status waits, up to `newSessionQuietMs`, until it has more to say than Pending: its session
+   * pod goes from created to scheduled to running, and its status is written once, instead of once per
+   * step, while the apiserver is busiest. A deferred write is made when its time comes, with what is true
+   * then; events that report a status change come with it.
+   */
+  private readonly statusWrittenAt = new Map<string, number>();
+  private readonly firstPlannedAt = new Map<string, number>();
+  private statusWriteDelay(key: string, cm: CodeMate, plan: Plan): number {
+    if (!statusPatch(cm.status, plan.status)) return 0;
+    const now = performance.now();
+    if (this.statusWrittenAt.size > 100_000) this.statusWrittenAt.clear();
+    if (this.firstPlannedAt.size > 100_000) this.firstPlannedAt.clear();
+    if (cm.status?.observedGeneration === undefined) {
+      const first = this.firstPlannedAt.get(key) ?? now;
+      this.firstPlannedAt.set(key, first);
+      const waited = now - first;
+      if (
+        plan.status.phase === 'Pending' &&
+        this.queue.length >= busyQueueLength &&
+        waited < newSessionQuietMs
+      ) {
+        return Math.ceil(Math.min(statusWriteIntervalMs, newSessionQuietMs - waited));
+      }
+    } else this.firstPlannedAt.delete(key);
+    const at = this.statusWrittenAt.get(key);
+    const wait = at === undefined ? 0 : statusWriteIntervalMs - (now - at);
+    if (wait > 0 && cm.status?.observedGeneration === cm.metadata.generation) return Math.ceil(wait);
+    this.statusWrittenAt.set(key, now);
+    return 0;
+  }
+
+  /**
+   * What a reconcile needs of a Secret: that it exists, and its keys. The operator may only get Secrets
+   * (no list or watch: it must not hold every Secret of every namespace), so it reads each one it is
+   * asked about, and keeps what it read for a while: the reconciles of one CodeMate come in bursts
+   * (created, its pod created, its pod ready, its first poll), and many CodeMates often name the same
+   * Secrets. A missing Secret is not kept, so that creating it is seen at the next reconcile.
+   */
+  private readonly secretReads = new Map<string, { at: number; read: Promise<ObservedSecret> }>();
+  private observeSecret(namespace: string, name: string): Promise<ObservedSecret> {
+    const key = `${namespace}/${name}`;
+    const now = performance.now();
+    const cached = this.secretReads.get(key);
+    if (cached && now - cached.at < secretReadTtlMs) return cached.read;
+    if (this.secretReads.size > 10_000) this.secretReads.clear();
+    const read = this.readSecret(namespace, name);
+    this.secretReads.set(key, { at: now, read });
+    read.then(
+      (seen) => {
+        if (!seen.exists && this.secretReads.get(key)?.read === read) this.secretReads.delete(key);
+      },
+      () => {
+        if (this.secretReads.get(key)?.read === read) this.secretReads.delete(key);
+      },
+    );
+    return read;
+  }
+
+  private async readSecret(namespace: string, name: string): Promise<ObservedSecret> {
     try {
       const secret = await this.options.kube.get<KubeObject & { data?: Record<string, string> }>(
         'v1',
@@ -229,21 +326,61 @@ export class CodeMateController {
   }
 
   /** A Warning event on the CodeMate, so `kubectl describe` shows why nothing happens. */
-  private async reportFailure({ key, error, failures }: Failure): Promise<void> {
+  private reportFailure({ key, error, failures }: Failure): void {
     this.options.metrics.reconcileErrors.inc({ kind: errorKind(error) });
     const [namespace = '', name = ''] = key.split('/');
     const cached = this.codemates.get(name, namespace);
     if (!cached || (failures > 1 && !isForbidden(error))) return;
-    try {
-      await recordEvent(this.options.kube, { ...cached, apiVersion, kind } as CodeMate, {
-        type: 'Warning',
-        reason: isForbidden(error) ? 'Forbidden' : 'ReconcileError',
-        message: statusMessage(error),
-      });
-    } catch {
-      // The event is best effort; the error is already logged.
-    }
+    this.events.record({ ...cached, apiVersion, kind } as CodeMate, {
+      type: 'Warning',
+      reason: isForbidden(error) ? 'Forbidden' : 'ReconcileError',
+      message: statusMessage(error),
+    });
   }
+}
+
+/**
+ * What the cache keeps of a session pod: what observePod and the owner lookup read. Its spec (the
+ * container, its environment, volumes and scripts) is most of its size, and the reconcile renders the
+ * desired spec itself and compares hashes (the spec-hash annotation).
+ */
+function slimPod(object: KubeObject): KubeObject {
+  const pod = object as KubeObject & {
+    status?: {
+      phase?: string;
+      conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+      containerStatuses?: Array<{ name: string; state?: unknown }>;
+    };
+  };
+  const { name, namespace, uid, resourceVersion, labels, annotations, ownerReferences, deletionTimestamp } =
+    pod.metadata;
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: {
+      name,
+      namespace,
+      uid,
+      resourceVersion,
+      labels,
+      annotations,
+      ownerReferences,
+      deletionTimestamp,
+    },
+    status: {
+      phase: pod.status?.phase,
+      conditions: pod.status?.conditions?.map(({ type, status, reason, message }) => ({
+        type,
+        status,
+        reason,
+        message,
+      })),
+      containerStatuses: pod.status?.containerStatuses?.map(({ name: container, state }) => ({
+        name: container,
+        state,
+      })),
+    },
+  };
 }
 
 const lifecycleLog = {

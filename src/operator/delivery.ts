@@ -423,7 +423,13 @@ export class DeliveryWorker {
     this.injector = new Injector({ kube: options.kube, logger: options.logger, channels: options.channels });
     this.messages = watch<MessageObject>(
       options.kube,
-      { apiVersion, kind: messageKind, plural: messagePlural, namespace: options.namespace },
+      {
+        apiVersion,
+        kind: messageKind,
+        plural: messagePlural,
+        namespace: options.namespace,
+        transform: withoutSettledBody,
+      },
       options.supervision,
     );
   }
@@ -749,4 +755,15 @@ function caughtUp(cached: string | undefined, written: string | undefined): bool
   } catch {
     return false;
   }
+}
+
+/**
+ * What the cache keeps of a message: a settled one (delivered, rejected, failed, expired) without its
+ * body, which nothing reads again. Retention keeps up to 50 settled messages per CodeMate, and their
+ * bodies (up to 256 KiB each) would be most of the operator's memory.
+ */
+function withoutSettledBody(object: KubeObject): KubeObject {
+  const message = object as MessageObject;
+  if (isFinal(message.status?.phase) && message.spec?.body) message.spec.body = '';
+  return object;
 }

@@ -1,15 +1,26 @@
 /**
  * The thin executor: applies a plan with idempotent calls. Create-by-name treats 409 as done, delete
  * treats 404 as done, and status is written through the status subresource only when it changed.
+ * Events go to the recorder (events.ts), which writes them off the reconcile's path.
  */
 import { apiVersion, group, kind, plural, version, type CodeMate } from '../api/codemate.js';
 import { isConflict, type Kube } from '../clients/kube.js';
-import type { Plan } from './reconcile.js';
+import type { EventSink } from './events.js';
+import { actionEventReasons, type Plan } from './reconcile.js';
 import { reconcileOwned } from './status.js';
 
-export const eventComponent = 'codemate-operator';
-
-export async function executePlan(kube: Kube, cm: CodeMate, plan: Plan): Promise<void> {
+/**
+ * Applies the plan. With `deferStatus` the status is not written now (the controller coalesces status
+ * writes), and neither are the events that report a status change: they come with the write. The
+ * events of the actions taken now are recorded now.
+ */
+export async function executePlan(
+  kube: Kube,
+  cm: CodeMate,
+  plan: Plan,
+  events: EventSink,
+  options: { deferStatus?: boolean } = {},
+): Promise<void> {
   const ns = cm.metadata.namespace;
   for (const action of plan.actions) {
     switch (action.type) {
@@ -36,21 +47,13 @@ export async function executePlan(kube: Kube, cm: CodeMate, plan: Plan): Promise
         return;
     }
   }
+  if (options.deferStatus) {
+    for (const event of plan.events) if (actionEventReasons.has(event.reason)) events.record(cm, event);
+    return;
+  }
   const patch = statusPatch(cm.status, plan.status);
   if (patch) await kube.patchStatus({ group, version, plural, namespace: ns, name: cm.metadata.name }, patch);
-  for (const event of plan.events) await recordEvent(kube, cm, event);
-}
-
-export async function recordEvent(
-  kube: Kube,
-  cm: CodeMate,
-  event: { type: 'Normal' | 'Warning'; reason: string; message: string },
-): Promise<void> {
-  await kube.recordEvent(
-    { apiVersion, kind, name: cm.metadata.name, namespace: cm.metadata.namespace, uid: cm.metadata.uid },
-    event,
-    eventComponent,
-  );
+  for (const event of plan.events) events.record(cm, event);
 }
 
 async function createIfAbsent(kube: Kube, object: Parameters<Kube['create']>[0]): Promise<void> {

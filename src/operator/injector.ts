@@ -12,8 +12,9 @@
 import { sessionContainer } from '../api/pod.js';
 import { execInPod, openExec, type ExecStream } from '../clients/exec.js';
 import type { Kube } from '../clients/kube.js';
-import { injectExecTimeoutMs } from '../config/defaults.js';
+import { channelOpens, injectExecTimeoutMs } from '../config/defaults.js';
 import type { Logger } from '../observability/log.js';
+import { Spreader } from '../runtime/rate.js';
 
 /** What one injection returned: codemate-inject's exit code and the stderr line that says why. */
 export interface InjectResult {
@@ -230,6 +231,16 @@ export class Injector {
   constructor(private readonly options: InjectorOptions) {}
 
   /**
+   * Channels are opened at most `channelOpens.perSecond` after a burst: each is an exec through the
+   * apiserver to the node, and a thousand sessions turning Running at once would otherwise open a
+   * thousand at once, on the cores their pods are being created with. A message that comes before its
+   * session's channel goes by one exec, as when a channel cannot open.
+   */
+  private readonly opens = new Spreader(channelOpens.burst, channelOpens.perSecond);
+  /** Channels waiting for their turn to open, by CodeMate key. */
+  private readonly waiting = new Map<string, { pod: string; timer: NodeJS.Timeout }>();
+
+  /**
    * Opens the channel into a session's pod in the background if it is not open or opening, and closes
    * one into an older pod of the same CodeMate.
    */
@@ -241,6 +252,25 @@ export class Injector {
     for (const [refusedPod, at] of this.refused)
       if (Date.now() - at >= channelRetryMs) this.refused.delete(refusedPod);
     if (this.refused.has(`${namespace}/${pod}`)) return;
+    const queued = this.waiting.get(key);
+    if (queued?.pod === pod) return;
+    if (queued) clearTimeout(queued.timer);
+    this.waiting.delete(key);
+    const delay = this.opens.take();
+    if (delay > 0) {
+      // The slot is reserved: when it comes, open (unless the pod changed or a channel opened meanwhile).
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        if (this.channels.get(key)?.pod !== pod) this.open(key, namespace, pod);
+      }, delay);
+      timer.unref();
+      this.waiting.set(key, { pod, timer });
+      return;
+    }
+    this.open(key, namespace, pod);
+  }
+
+  private open(key: string, namespace: string, pod: string): void {
     const channel = new Channel(pod, (c, why) => {
       if (this.channels.get(key) === c) this.channels.delete(key);
       if (why !== 'closed')
@@ -361,10 +391,14 @@ export class Injector {
   /** Closes a CodeMate's channel (its session went away). */
   forget(key: string): void {
     this.channels.get(key)?.close();
+    clearTimeout(this.waiting.get(key)?.timer);
+    this.waiting.delete(key);
   }
 
   closeAll(): void {
     for (const channel of [...this.channels.values()]) channel.close();
+    for (const { timer } of this.waiting.values()) clearTimeout(timer);
+    this.waiting.clear();
     this.refused.clear();
   }
 }

@@ -3,7 +3,7 @@
  * workspace claim. Names are deterministic (src/api/pod.ts), so creating them is idempotent.
  */
 import { createHash } from 'node:crypto';
-import type { CodeMate } from '../api/codemate.js';
+import { githubAppMode, type CodeMate } from '../api/codemate.js';
 import {
   labels,
   ownedLabels,
@@ -11,11 +11,17 @@ import {
   podName,
   pvcName,
   sessionContainer,
+  sessionTokenSecretName,
   shortHash,
 } from '../api/pod.js';
 
 export const specHashAnnotation = 'codemate.io/spec-hash';
 export const workspacePath = '/workspace';
+/**
+ * App mode: where the session's installation token Secret is mounted. The kubelet updates the file when
+ * the operator renews the token, and git's and gh's credential helpers read it on each use.
+ */
+export const githubTokenDir = '/var/run/codemate/github';
 
 /**
  * The container command paths inside the session image (setup/docker/Dockerfile.codemate). Delivery
@@ -38,6 +44,8 @@ export function sessionId(cm: CodeMate): string {
 export interface SessionSettings {
   /** Image when spec.image is unset. */
   defaultImage: string;
+  /** The operator has a GitHub App, for CodeMates without a token or an App of their own. */
+  githubApp?: boolean;
 }
 
 type EnvVar =
@@ -65,7 +73,9 @@ function sessionEnv(cm: CodeMate): EnvVar[] {
       .filter((e): e is [string, string | number] => e[1] !== undefined)
       .map(([name, v]) => ({ name, value: String(v) })),
     { name: 'CODEMATE_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-    { name: 'GITHUB_TOKEN', valueFrom: { secretKeyRef: spec.github.tokenSecretRef } },
+    spec.github.tokenSecretRef
+      ? { name: 'GITHUB_TOKEN', valueFrom: { secretKeyRef: spec.github.tokenSecretRef } }
+      : { name: 'CODEMATE_GITHUB_TOKEN_FILE', value: `${githubTokenDir}/token` },
     { name: 'ANTHROPIC_API_KEY', valueFrom: { secretKeyRef: spec.anthropic.apiKeySecretRef } },
   ];
 }
@@ -85,6 +95,7 @@ export type PodManifest = {
 
 /** The desired session pod. Its spec hash annotation tells a changed spec from an unchanged one. */
 export function desiredPod(cm: CodeMate, settings: SessionSettings): PodManifest {
+  const app = githubAppMode(cm.spec);
   const spec = {
     restartPolicy: 'Never',
     automountServiceAccountToken: false,
@@ -105,7 +116,10 @@ export function desiredPod(cm: CodeMate, settings: SessionSettings): PodManifest
         env: sessionEnv(cm),
         ...(cm.spec.resources ? { resources: cm.spec.resources } : {}),
         workingDir: workspacePath,
-        volumeMounts: [{ name: 'workspace', mountPath: workspacePath }],
+        volumeMounts: [
+          { name: 'workspace', mountPath: workspacePath },
+          ...(app ? [{ name: 'github-token', mountPath: githubTokenDir, readOnly: true }] : []),
+        ],
         readinessProbe: {
           exec: { command: [sessionPaths.ready] },
           initialDelaySeconds: 2,
@@ -125,6 +139,20 @@ export function desiredPod(cm: CodeMate, settings: SessionSettings): PodManifest
       cm.spec.storage
         ? { name: 'workspace', persistentVolumeClaim: { claimName: pvcName(cm) } }
         : { name: 'workspace', emptyDir: {} },
+      ...(app
+        ? [
+            {
+              name: 'github-token',
+              secret: {
+                secretName: sessionTokenSecretName(cm),
+                items: [
+                  { key: 'token', path: 'token' },
+                  { key: 'expires-at', path: 'expires-at' },
+                ],
+              },
+            },
+          ]
+        : []),
     ],
   };
   return {

@@ -15,13 +15,14 @@ import type { GitHubReviewComment } from '../api/github.js';
 import { messageName, type CodeMateMessage } from '../api/message.js';
 import { isUnauthorized, type GitHub } from '../clients/github.js';
 import { isConflict, type Kube, type KubeObject } from '../clients/kube.js';
-import { pollJitter } from '../config/defaults.js';
+import { firstPolls, pollJitter } from '../config/defaults.js';
+import { Spreader } from '../runtime/rate.js';
 import { messageFor, notNewBecause, reviewMessageFor } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
-import type { GitHubClients } from './githubClients.js';
+import { GitHubAppError, type GitHubClients } from './githubClients.js';
 import { pollChecksAndDraft } from './prMonitor.js';
-import { recordGitHubObservation } from './status.js';
+import { recordGitHubAppError, recordGitHubObservation } from './status.js';
 
 export interface PollerOptions {
   kube: Kube;
@@ -50,6 +51,13 @@ interface Target {
 export class Poller {
   private readonly targets = new Map<string, Target>();
   private stopped = false;
+  /**
+   * First polls are spread: a burst of new CodeMates (a thousand applied at once) would otherwise spend
+   * a thousand charged GitHub calls, and as many status writes, within seconds, on the same cores as
+   * their pods. A few start at once; the rest follow at `firstPolls.perSecond`. The webhook delivers
+   * their comments meanwhile, and a poll it requests is not held back.
+   */
+  private readonly firstPolls = new Spreader(firstPolls.burst, firstPolls.perSecond);
 
   constructor(private readonly options: PollerOptions) {}
 
@@ -102,7 +110,7 @@ export class Poller {
       settledReviews: new Set(),
     };
     this.targets.set(key, target);
-    this.schedule(key, target, 0);
+    this.schedule(key, target, this.firstPolls.take());
   }
 
   stop(): void {
@@ -147,14 +155,20 @@ export class Poller {
     try {
       await this.pollWithToken(cm);
     } catch (error) {
-      if (isUnauthorized(error)) {
+      if (error instanceof GitHubAppError) {
+        await recordGitHubAppError(this.options.kube, cm, error);
+      } else if (isUnauthorized(error)) {
         // Forget the login and the client, so that a replaced token is asked again from scratch.
         this.options.github.forget();
         const ref = cm.spec.github.tokenSecretRef;
         await recordGitHubObservation(this.options.kube, cm, {
           github: {
             login: null,
-            error: `GitHub rejected the token in secret ${ref.name} (key ${ref.key ?? 'token'}): 401 Bad credentials`,
+            error: ref
+              ? `GitHub rejected the token in secret ${ref.name} (key ${ref.key ?? 'token'}): 401 Bad credentials`
+              : "GitHub rejected the App's installation token: 401 Bad credentials",
+            errorReason: null,
+            hint: null,
           },
         });
       }
@@ -171,7 +185,7 @@ export class Poller {
     if (!number) {
       await recordGitHubObservation(this.options.kube, cm, {
         lastMonitorCheck: now,
-        github: { login: self, error: null },
+        github: { login: self, error: null, errorReason: null, hint: null },
       });
       return;
     }
@@ -191,7 +205,7 @@ export class Poller {
     );
     await recordGitHubObservation(this.options.kube, cm, {
       lastMonitorCheck: now,
-      github: { login: self, error: null, ...notices },
+      github: { login: self, error: null, errorReason: null, hint: null, ...notices },
       pullRequest: { number: pr.number, url: pr.url, state: pr.state, draft: pr.draft, headSha: pr.headSha },
     });
   }

@@ -3,9 +3,9 @@
  * learns why it ran (level-triggered) and never does I/O; execute.ts applies the plan.
  */
 import type { CodeMate, CodeMateSpec, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
-import { budgetExhausted, budgetWords, parseSpec } from '../api/codemate.js';
+import { budgetExhausted, budgetWords, githubAppMode, parseSpec } from '../api/codemate.js';
 import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
-import { podName, sessionContainer } from '../api/pod.js';
+import { podName, sessionContainer, sessionTokenSecretName } from '../api/pod.js';
 import {
   desiredPod,
   desiredPvc,
@@ -73,6 +73,13 @@ export interface Plan {
   requeueAfterMs?: number;
 }
 
+/** The events that report an action of the plan, not a change of status (execute.ts). */
+export const actionEventReasons: ReadonlySet<string> = new Set([
+  'PodCreated',
+  'PodDeleted',
+  'StorageCreated',
+]);
+
 /** How long to wait before looking again while something outside our control settles. */
 export const requeue = {
   secretsMissing: 10_000,
@@ -115,7 +122,7 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
   }
   const pod = observed.pods.find((p) => p.name === desiredName);
 
-  const secretProblems = missingSecrets(spec, observed.secrets);
+  const secretProblems = missingSecrets({ ...cm, spec }, observed.secrets, settings);
   set(
     secretProblems.length === 0
       ? {
@@ -250,14 +257,23 @@ function closedPullRequest(
 /** Whether GitHub accepts the session's token, as far as the poller has found out. */
 function githubAuthenticated(spec: CodeMateSpec, status: CodeMateStatus): ConditionInput {
   const type = 'GitHubAuthenticated';
-  if (status.github?.error)
-    return { type, status: 'False', reason: 'TokenRejected', message: status.github.error };
+  if (status.github?.error) {
+    const hint = status.github.hint ? ` (${status.github.hint})` : '';
+    return {
+      type,
+      status: 'False',
+      reason: status.github.errorReason ?? 'TokenRejected',
+      message: `${status.github.error}${hint}`,
+    };
+  }
   if (status.github?.login) {
     return {
       type,
       status: 'True',
       reason: 'TokenAccepted',
-      message: `the token in ${spec.github.tokenSecretRef.name} belongs to @${status.github.login}`,
+      message: spec.github.tokenSecretRef
+        ? `the token in ${spec.github.tokenSecretRef.name} belongs to @${status.github.login}`
+        : `the session acts as the GitHub App's @${status.github.login} with an installation token`,
     };
   }
   if (spec.monitoring?.enabled === false) {
@@ -440,12 +456,34 @@ function describeTermination(pod: ObservedPod): string {
   return parts.filter(Boolean).join(', ');
 }
 
-function missingSecrets(spec: CodeMate['spec'], secrets: Record<string, ObservedSecret>): string[] {
+function missingSecrets(
+  cm: CodeMate,
+  secrets: Record<string, ObservedSecret>,
+  settings: SessionSettings,
+): string[] {
+  const { spec } = cm;
   const refs = [
-    { field: 'spec.github.tokenSecretRef', ...spec.github.tokenSecretRef },
+    ...(spec.github.tokenSecretRef
+      ? [{ field: 'spec.github.tokenSecretRef', ...spec.github.tokenSecretRef }]
+      : []),
+    ...(spec.github.app
+      ? [{ field: 'spec.github.app.privateKeySecretRef', ...spec.github.app.privateKeySecretRef }]
+      : []),
     { field: 'spec.anthropic.apiKeySecretRef', ...spec.anthropic.apiKeySecretRef },
   ];
   const problems: string[] = [];
+  if (githubAppMode(spec)) {
+    const tokenSecret = sessionTokenSecretName(cm);
+    if (!spec.github.app && !settings.githubApp) {
+      problems.push(
+        'spec.github.tokenSecretRef is unset and the operator has no GitHub App: set one of them (docs/github-app.md)',
+      );
+    } else if (!secrets[tokenSecret]?.exists) {
+      problems.push(
+        `waiting for the session's installation token in secret "${tokenSecret}" (see the GitHubAuthenticated condition)`,
+      );
+    }
+  }
   for (const ref of refs) {
     const secret = secrets[ref.name];
     if (!secret?.exists) problems.push(`secret "${ref.name}" (${ref.field}) not found`);

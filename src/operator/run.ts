@@ -15,7 +15,9 @@ import { DeliveryWorker } from './delivery.js';
 import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
 import { Reactions } from './reactions.js';
+import { Redelivery } from './redelivery.js';
 import { SessionReports } from './sessionReports.js';
+import { SessionTokens } from './sessionTokens.js';
 import type { GitHubRequestObserver } from '../clients/github.js';
 import { LeaderElector } from './leader.js';
 
@@ -51,7 +53,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       namespace: config.watchNamespace,
       codemates,
       supervision,
-      settings: { defaultImage: config.sessionImage },
+      settings: { defaultImage: config.sessionImage, githubApp: config.githubApp !== undefined },
       workers: config.workers,
       resyncMs: config.resyncSeconds * 1000,
       logger,
@@ -63,7 +65,9 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       githubApiUrl: config.githubApiUrl,
       githubTimeoutMs: config.githubTimeoutSeconds * 1000,
       observer,
+      app: config.githubApp,
     });
+    const sessionTokens = new SessionTokens({ kube, logger, github, codemate });
     const reactions = new Reactions({ github, codemate });
     const reports = new SessionReports({
       kube,
@@ -114,11 +118,24 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       codemate,
       hasMessage: (ns, name) => delivery.has(ns, name),
     });
+    const redelivery = config.githubApp
+      ? new Redelivery({
+          kube,
+          logger,
+          app: () => github.operatorApp(),
+          namespace: config.leaseNamespace,
+          codemates: () => codemates.list().map((cm) => codemate(cm.metadata.namespace, cm.metadata.name)!),
+          hasMessage: (ns, name) => delivery.has(ns, name),
+          limits: { everyMs: config.redeliverySeconds * 1000 },
+          onRedeliver: () => metrics.githubRedeliveries.inc(),
+        })
+      : undefined;
     codemates.subscribe((_event, cm) => {
       poller.sync(cm.metadata.namespace, cm.metadata.name);
+      sessionTokens.sync(cm.metadata.namespace, cm.metadata.name);
       reports.sync(cm.metadata.namespace, cm.metadata.name);
     });
-    return { controller, delivery, poller, reports };
+    return { controller, delivery, poller, sessionTokens, redelivery, reports };
   };
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
@@ -174,11 +191,14 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       term = current;
       await current.controller.start();
       await current.delivery.start();
+      current.redelivery?.start();
       logger.info('reconciling CodeMates');
       if (!leader) return shutdown;
       if ((await leader.holdLeadership()) === 'stopped') return;
       logger.warn('stopped reconciling after losing the Lease; campaigning again');
       current.poller.stop();
+      current.sessionTokens.stop();
+      current.redelivery?.stop();
       current.reports.stop();
       await current.delivery.stop();
       await current.controller.stop();
@@ -194,6 +214,8 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   );
   const stopping = term;
   stopping?.poller.stop();
+  stopping?.sessionTokens.stop();
+  stopping?.redelivery?.stop();
   stopping?.reports.stop();
   await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));

@@ -15,7 +15,9 @@ import { sessionContainer } from '../api/pod.js';
 import { openExec, type ExecStream } from '../clients/exec.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { parseRepository } from '../github/repository.js';
+import { reportOpens } from '../config/defaults.js';
 import { errorFields, type Logger } from '../observability/log.js';
+import { Spreader } from '../runtime/rate.js';
 import { group, plural, version } from '../api/names.js';
 import type { GitHubClients } from './githubClients.js';
 import {
@@ -76,6 +78,7 @@ const retryMaxMs = 60_000;
 
 export class SessionReports {
   private readonly entries = new Map<string, Entry>();
+  private readonly opens = new Spreader(reportOpens.burst, reportOpens.perSecond);
   private stopped = false;
 
   constructor(private readonly options: SessionReportsOptions) {}
@@ -182,24 +185,42 @@ export class SessionReports {
           onStdout: out,
           onStderr: () => undefined,
         }));
-    start(entry.namespace, pod, onStdout).then(
-      (stream) => {
-        opening.stream = stream;
-        if (this.stopped || entry.pod !== pod || this.entries.get(key) !== entry) {
-          stream.stdin.end('\n');
-          stream.close();
-          return;
-        }
-        entry.stream = stream;
-        delete entry.retryAt;
-        void stream.closed.then((code) => ended(`the exec ended (exit code ${code})`));
-      },
-      (error: unknown) => {
-        opening.stream = undefined;
-        entry.stream = undefined;
-        ended((error as Error).message);
-      },
-    );
+    const begin = () => {
+      // Another pod, a forgotten CodeMate or a stopped term has its own state by now.
+      if (this.stopped || entry.pod !== pod || this.entries.get(key) !== entry) return;
+      start(entry.namespace, pod, onStdout).then(
+        (stream) => this.opened(key, entry, pod, stream, opening, ended),
+        (error: unknown) => {
+          opening.stream = undefined;
+          entry.stream = undefined;
+          ended((error as Error).message);
+        },
+      );
+    };
+    // Like the session channels, at a bounded rate: a thousand sessions turning Running at once would
+    // otherwise open a thousand execs at once.
+    const wait = this.opens.take();
+    if (wait === 0) begin();
+    else setTimeout(begin, wait).unref();
+  }
+
+  private opened(
+    key: string,
+    entry: Entry,
+    pod: string,
+    stream: ExecStream,
+    opening: { stream?: ExecStream },
+    ended: (why: string) => void,
+  ): void {
+    opening.stream = stream;
+    if (this.stopped || entry.pod !== pod || this.entries.get(key) !== entry) {
+      stream.stdin.end('\n');
+      stream.close();
+      return;
+    }
+    entry.stream = stream;
+    delete entry.retryAt;
+    void stream.closed.then((code) => ended(`the exec ended (exit code ${code})`));
   }
 
   /** One line of the report; true when it changed what is shown. */

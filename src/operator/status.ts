@@ -15,8 +15,11 @@ export const reconcileOwned = ['phase', 'message', 'podName', 'observedGeneratio
 export interface GitHubObservation {
   lastMonitorCheck?: string;
   github?: {
-    login: string | null;
+    login?: string | null;
     error: string | null;
+    errorReason?: string | null;
+    hint?: string | null;
+    sessionToken?: { secretName: string; expiresAt: string } | null;
     ci?: Omit<
       NonNullable<NonNullable<CodeMateStatus['github']>['ci']>,
       'noneDetectedAt' | 'noneDetectedOn'
@@ -42,4 +45,14 @@ export async function recordGitHubObservation(
   } catch (error) {
     if (!isNotFound(error)) throw error;
   }
+}
+
+/** Asking GitHub as an App failed: GitHubAuthenticated shows the reason, the message and the hint. */
+export async function recordGitHubAppError(
+  kube: Kube,
+  cm: CodeMate,
+  error: { described: { reason: string; message: string; hint: string } },
+): Promise<void> {
+  const { reason, message, hint } = error.described;
+  await recordGitHubObservation(kube, cm, { github: { error: message, errorReason: reason, hint } });
 }

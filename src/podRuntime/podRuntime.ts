@@ -25,7 +25,7 @@
  *   that still run, and reports the ones that ended meanwhile.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { podRuntimeBackoff } from '../config/defaults.js';
@@ -340,6 +340,7 @@ export class LocalPodRuntime {
       await this.mapKubectl(pod, local.session);
       local.mapped = true;
     }
+    await this.refreshSessionSecrets(pod, local);
     return this.reassertStatus(pod, local);
   }
 
@@ -477,7 +478,14 @@ export class LocalPodRuntime {
       ...(this.options.anthropicBaseUrl ? { ANTHROPIC_BASE_URL: this.options.anthropicBaseUrl } : {}),
       ...gitRewriteEnv(this.options.gitRewrite),
     };
-    const env = { ...(await resolveEnv(this.options.kube, pod, container.env ?? [])), ...sessionEnv };
+    // Its Secret volumes (App mode's installation token) as directories, as a server's; the workspace is
+    // the pod directory's own.
+    const mounts = await this.materializeVolumes(pod, sessionVolumes(container), dirs);
+    const resolved = await resolveEnv(this.options.kube, pod, container.env ?? []);
+    const containerEnv = Object.fromEntries(
+      Object.entries(resolved).map(([k, v]) => [k, underMounts(v, mounts)]),
+    );
+    const env = { ...containerEnv, ...sessionEnv };
     return { env, sessionEnv };
   }
 
@@ -504,11 +512,7 @@ export class LocalPodRuntime {
     }
     const translate = (value: string): string => {
       if (/^\d+$/.test(value) && ports[value] !== undefined) return String(ports[value]);
-      for (const [mountPath, dir] of mounts) {
-        if (value === mountPath || value.startsWith(`${mountPath}/`))
-          return dir + value.slice(mountPath.length);
-      }
-      return value;
+      return underMounts(value, mounts);
     };
     const containerEnv = Object.fromEntries(
       Object.entries(await resolveEnv(this.options.kube, pod, container.env ?? [])).map(([k, v]) => [
@@ -564,10 +568,28 @@ export class LocalPodRuntime {
           throw new TemporaryError(`${source.kind.toLowerCase()} ${source.name} has no key ${item.key}`);
         const file = path.join(dir, item.path);
         await mkdir(path.dirname(file), { recursive: true });
-        await writeFile(file, data[item.key]!, { mode: 0o600 });
+        // Replaced whole, as a kubelet swaps a volume's files: a reader never sees half a new value.
+        await writeFile(`${file}.new`, data[item.key]!, { mode: 0o600 });
+        await rename(`${file}.new`, file);
       }
     }
     return mounts;
+  }
+
+  /**
+   * A kubelet updates a running pod's Secret volumes when the Secrets change: so does this, at each sync
+   * of a running session (every resync), which is how a renewed installation token reaches it.
+   */
+  private async refreshSessionSecrets(pod: Pod, local: LocalPod): Promise<void> {
+    const [container] = pod.spec.containers;
+    if (local.exit || !container) return;
+    const run = hostProgram(container, this.options.scriptsDir);
+    if ('unsupported' in run || run.program.kind !== 'session') return;
+    const volumes = sessionVolumes(container);
+    const hasSecret = volumes.volumeMounts?.some(
+      (m) => pod.spec.volumes?.find((v) => v.name === m.name)?.secret,
+    );
+    if (hasSecret) await this.materializeVolumes(pod, volumes, local.session.dirs);
   }
 
   /** Follows a session: probes it while it runs, and records how it ended. */
@@ -718,6 +740,19 @@ export class LocalPodRuntime {
     await local.session.stop();
     this.options.logger.info({ pod: local.key }, 'stopped local session pod');
   }
+}
+
+/** A session container's mounts other than its workspace, which is the pod directory's own. */
+function sessionVolumes(container: Container): Container {
+  return { ...container, volumeMounts: container.volumeMounts?.filter((m) => m.name !== 'workspace') };
+}
+
+/** A value under a mount path points into the directory that stands for the mount on the host. */
+function underMounts(value: string, mounts: Array<[string, string]>): string {
+  for (const [mountPath, dir] of mounts) {
+    if (value === mountPath || value.startsWith(`${mountPath}/`)) return dir + value.slice(mountPath.length);
+  }
+  return value;
 }
 
 /** Why a server's volumes cannot be given to it on the host, if one cannot. */

@@ -8,6 +8,7 @@ import type { WebhookConfig } from '../config/index.js';
 import { createLogger, errorFields, type Logger } from '../observability/log.js';
 import { webhookMetrics } from '../observability/metrics.js';
 import { CodeMateIndex } from './codemates.js';
+import { DeliveryRecord } from './deliveryRecord.js';
 import { ReplayCache } from './replayCache.js';
 import { terminationSignal } from '../runtime/shutdown.js';
 import { answerError, dispatch } from './dispatch.js';
@@ -33,11 +34,15 @@ export async function runWebhook(config: WebhookConfig, deps: WebhookDeps = {}):
     },
   });
   let shuttingDown = false;
+  const record = new DeliveryRecord(kube, config.recordNamespace, logger);
   const app = buildWebhookServer({
     verifier: new SignatureVerifier(config.secrets),
     replayCache: new ReplayCache(config.deliveryCacheSize),
-    handle: (event, payload, delivery) =>
-      dispatch(event, payload, delivery, { codemates, kube, logger, metrics }),
+    handle: async (event, payload, delivery) => {
+      const answer = await dispatch(event, payload, delivery, { codemates, kube, logger, metrics });
+      if (answer.status >= 200 && answer.status < 300) record.stored(delivery, event);
+      return answer;
+    },
     answerError: (error) => answerError(error, logger),
     logger,
     metrics,
@@ -66,7 +71,9 @@ export async function runWebhook(config: WebhookConfig, deps: WebhookDeps = {}):
   );
   deps.onListening?.(`http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`);
   await codemates.start();
+  await record.started();
   await shutdown;
+  record.stop();
   logger.info('shutting down: finishing deliveries in flight');
   await app.close();
   await codemates.stop();

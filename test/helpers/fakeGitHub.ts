@@ -7,8 +7,18 @@
  * OpenAPI description (@octokit/openapi), and every response body is validated against that operation's
  * schema before it is sent, so the fake cannot drift from the real API's shapes.
  */
-import { createHash } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import {
+  createHash,
+  createHmac,
+  generateKeyPairSync,
+  randomBytes,
+  randomUUID,
+  verify as verifySignature,
+  type KeyObject,
+} from 'node:crypto';
 import { createRequire } from 'node:module';
+import type { Readable } from 'node:stream';
 import type { Ajv as AjvInstance, ValidateFunction } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 
@@ -17,14 +27,6 @@ const require = createRequire(import.meta.url);
 const { Ajv } = require('ajv') as { Ajv: new (options: object) => AjvInstance };
 const addFormats = (require('ajv-formats') as { default: (ajv: AjvInstance) => void }).default;
 type Json = Record<string, unknown>;
-type FakeGitHubSend = (
-  req: FastifyRequest,
-  reply: FastifyReply,
-  path: string,
-  method: string,
-  body: unknown,
-  status?: number,
-) => FastifyReply;
 interface OpenApi {
   paths: Record<
     string,
@@ -59,8 +61,12 @@ function openApi(): OpenApi {
 function rewriteRefs(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(rewriteRefs);
   if (node && typeof node === 'object') {
+    // ajv reads OpenAPI's `nullable` only beside a `type`; GET /app's schema has it beside an allOf.
+    const entries = Object.entries(node as Json).filter(
+      ([k]) => k !== 'nullable' || 'type' in (node as Json),
+    );
     return Object.fromEntries(
-      Object.entries(node as Json).map(([k, v]) => [
+      entries.map(([k, v]) => [
         k,
         k === '$ref' && typeof v === 'string' && v.startsWith('#/') ? `${specId}${v}` : rewriteRefs(v),
       ]),
@@ -79,11 +85,20 @@ function validator(path: string, method: string, status: string): ValidateFuncti
       addFormats(ajv);
       ajv.addSchema({ $id: specId, components: rewriteRefs(openApi().components) as Json });
     }
-    const schema = openApi().paths[path]![method]!.responses[status]!.content!['application/json']!.schema;
+    const schema = response(path, method, status).content!['application/json']!.schema;
     const v = ajv.compile(rewriteRefs(schema) as Json);
     validators.set(key, v);
     return v;
   }
+}
+
+/** An operation's response, with a `$ref` to a shared response (e.g. 202 Accepted) followed. */
+function response(path: string, method: string, status: string) {
+  const r = openApi().paths[path]![method]!.responses[status]! as { $ref?: string; content?: unknown };
+  const shared = (openApi().components as { responses?: Record<string, unknown> }).responses;
+  return (r.$ref ? shared![r.$ref.split('/').pop()!] : r) as {
+    content?: Record<string, { schema: Json }>;
+  };
 }
 
 /** A deep copy of the example GitHub publishes for an operation's response. */
@@ -209,6 +224,19 @@ export interface RequestRecord {
   charged: boolean;
 }
 
+/** Validates a response body against GitHub's schema, then sends it with an ETag. */
+type Send = (
+  req: FastifyRequest,
+  reply: FastifyReply,
+  path: string,
+  method: string,
+  body: unknown,
+  status?: number,
+) => FastifyReply;
+
+/** Routes that take the App's JWT instead of a token. */
+const appRoutePattern = /^\/app(\/|$)|^\/repos\/[^/]+\/[^/]+\/installation$/;
+
 function etagOf(body: string): string {
   return `W/"${createHash('sha1').update(body).digest('hex')}"`;
 }
@@ -259,6 +287,167 @@ export class FakeGitHub {
 
   addToken(token: string, user: FakeUser): void {
     this.tokens.set(token, user);
+  }
+
+  // --- GitHub App: JWTs, installations, installation tokens, hook deliveries, git over HTTP ----------
+
+  /** The GitHub App: its id, slug and public key (the test holds the private key), and its webhook. */
+  githubApp:
+    { id: number; slug: string; publicKey: KeyObject; webhook?: { url: string; secret: string } } | undefined;
+  private readonly installations = new Map<
+    number,
+    { id: number; account: string; repositories: string[]; permissions: Record<string, string> }
+  >();
+  private readonly installationTokens = new Map<
+    string,
+    { installationId: number; repositories: string[]; permissions: Record<string, string>; expiresAt: number }
+  >();
+  /** How long the installation tokens it issues last (GitHub: one hour). */
+  installationTokenSeconds = 3600;
+  /** The App's webhook deliveries, oldest first, as GitHub keeps them. */
+  readonly hookDeliveries: Array<{
+    id: number;
+    guid: string;
+    event: string;
+    action: string | null;
+    installationId: number | null;
+    payload: Json;
+    status: string;
+    statusCode: number;
+    deliveredAt: string;
+    redelivery: boolean;
+    durationMs: number;
+  }> = [];
+  /** git pushes it accepted: the repository and the token that pushed. */
+  readonly gitPushes: Array<{ repository: string; token: string }> = [];
+  private gitRoot: string | undefined;
+
+  /**
+   * Registers the GitHub App; answers its private key (PEM), which signs the JWTs it accepts. With
+   * `wrongKey`, the answer is another key, which GitHub refuses as it refuses a deleted one.
+   */
+  createApp(id: number, slug: string): { privateKey: string; otherKey: string } {
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    this.githubApp = { id, slug, publicKey: pair.publicKey };
+    const pem = (k: KeyObject) => k.export({ type: 'pkcs1', format: 'pem' }).toString();
+    return { privateKey: pem(pair.privateKey), otherKey: pem(other.privateKey) };
+  }
+
+  /** Where the App's deliveries go, signed with `secret`. */
+  setAppWebhook(url: string, secret: string): void {
+    this.githubApp!.webhook = { url, secret };
+  }
+
+  /** Installs the App on an account's repositories (owner/repo), granting these permissions. */
+  installApp(account: string, repositories: string[], permissions: Record<string, string>): number {
+    const id = this.nextId++;
+    this.installations.set(id, { id, account, repositories, permissions });
+    return id;
+  }
+
+  /** The App's bot user, which its installation tokens act as. */
+  botUser(): FakeUser {
+    return {
+      login: `${this.githubApp?.slug ?? 'app'}[bot]`,
+      id: 900_000 + (this.githubApp?.id ?? 0),
+      type: 'Bot',
+    };
+  }
+
+  /** The installation tokens issued so far, newest last. */
+  issuedInstallationTokens(): Array<{
+    token: string;
+    repositories: string[];
+    permissions: Record<string, string>;
+    expiresAt: number;
+  }> {
+    return [...this.installationTokens.entries()].map(([token, t]) => ({ token, ...t }));
+  }
+
+  /** Every installation token issued so far expires now: the next use of one gets 401. */
+  expireInstallationTokens(): void {
+    for (const t of this.installationTokens.values()) t.expiresAt = Math.min(t.expiresAt, Date.now() - 1);
+  }
+
+  /**
+   * Serves the bare repositories under `root` (<owner>/<repo>.git) over git's smart HTTP at /git/, as
+   * GitHub serves git: Basic credentials `x-access-token:<token>`, an installation token's repositories,
+   * permissions (contents: read to fetch, write to push) and expiry enforced, 401 when they are missing
+   * or expired, 403 when the permission is.
+   */
+  serveGit(root: string): string {
+    this.gitRoot = root;
+    return `${this.url}/git/`;
+  }
+
+  /**
+   * GitHub sends the App's webhook a delivery of `event`: signed, with a new X-GitHub-Delivery GUID, and
+   * recorded with its outcome (a refused connection or a non-2xx answer is a failed delivery).
+   */
+  async deliver(
+    event: string,
+    payload: Json,
+    installationId?: number,
+  ): Promise<{ guid: string; status: number }> {
+    const guid = randomUUID();
+    const installation = installationId ?? [...this.installations.keys()][0] ?? null;
+    const body =
+      installation === null
+        ? payload
+        : { ...payload, installation: { id: installation, node_id: `I_${installation}` } };
+    return { guid, status: await this.send(guid, event, body, installation, false) };
+  }
+
+  private async send(
+    guid: string,
+    event: string,
+    payload: Json,
+    installationId: number | null,
+    redelivery: boolean,
+  ): Promise<number> {
+    const hook = this.githubApp?.webhook;
+    if (!hook) throw new Error('the App has no webhook URL');
+    const body = JSON.stringify(payload);
+    const started = Date.now();
+    let statusCode = 0;
+    let status = 'failed to connect to host';
+    try {
+      const res = await fetch(hook.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'GitHub-Hookshot/codemate-fake',
+          'x-github-event': event,
+          'x-github-delivery': guid,
+          'x-github-hook-id': '1',
+          'x-github-hook-installation-target-type': 'integration',
+          'x-github-hook-installation-target-id': String(this.githubApp!.id),
+          'x-hub-signature-256': `sha256=${createHmac('sha256', hook.secret).update(body).digest('hex')}`,
+        },
+        body,
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.arrayBuffer();
+      statusCode = res.status;
+      status = res.ok ? 'OK' : `Invalid HTTP Response: ${res.status}`;
+    } catch {
+      // Nothing listens: GitHub records the delivery as failed, with no HTTP status.
+    }
+    this.hookDeliveries.push({
+      id: this.nextId++,
+      guid,
+      event,
+      action: typeof payload.action === 'string' ? payload.action : null,
+      installationId,
+      payload,
+      status,
+      statusCode,
+      deliveredAt: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+      redelivery,
+      durationMs: Date.now() - started,
+    });
+    return statusCode;
   }
 
   addPull(
@@ -582,7 +771,21 @@ export class FakeGitHub {
       const token = /^(?:token|Bearer) (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
       // Job logs are served from a signed URL on another host: the signature is the credential.
       const signed = req.url.startsWith('/_logs/');
-      if (!signed && (!token || !this.tokens.has(token))) {
+      // git checks its own (Basic) credentials; App routes take the App's JWT; installation tokens expire.
+      if (req.url.startsWith('/git/')) return undefined;
+      const refused = this.appAuthFailure(req.url, token);
+      if (refused) {
+        this.record(req, refused.status, true);
+        return reply
+          .code(refused.status)
+          .send({ message: refused.message, documentation_url: 'https://docs.github.com/rest' });
+      }
+      const appRoute = appRoutePattern.test(req.url.split('?')[0]!);
+      if (
+        !signed &&
+        !appRoute &&
+        (!token || !(this.tokens.has(token) || this.installationTokens.has(token)))
+      ) {
         this.record(req, 401, true);
         return reply
           .code(401)
@@ -645,6 +848,10 @@ export class FakeGitHub {
 
     type P = { owner: string; repo: string; n: string; id: string };
     app.get('/user', async (req, reply) => {
+      if (this.installationTokens.has(/ (.+)$/.exec(req.headers.authorization!)![1]!)) {
+        this.record(req, 403, true);
+        return reply.code(403).send({ message: 'Resource not accessible by integration' });
+      }
       const u = this.tokens.get(/ (.+)$/.exec(req.headers.authorization!)![1]!)!;
       const body = { ...example('/user', 'get'), login: u.login, id: u.id, type: u.type ?? 'User' };
       return send(req, reply, '/user', 'get', body);
@@ -716,6 +923,8 @@ export class FakeGitHub {
       return send(req, reply, '/repos/{owner}/{repo}/pulls/{pull_number}/reviews', 'get', items);
     });
     this.actionsRoutes(send);
+    this.appRoutes(send);
+    this.gitRoutes();
     this.statusRoute(send);
     for (const [subject, route, path] of [
       [
@@ -730,7 +939,7 @@ export class FakeGitHub {
       ],
     ] as const) {
       app.post<{ Params: P; Body: { content: string } }>(route, async (req, reply) => {
-        const by = this.tokens.get(/ (.+)$/.exec(req.headers.authorization!)![1]!)!;
+        const by = this.requester(req);
         const id = Number(req.params.id);
         const existing = this.reactions.find(
           (r) => r.subject === subject && r.id === id && r.content === req.body.content && r.by === by.login,
@@ -744,7 +953,7 @@ export class FakeGitHub {
   }
 
   /** The commit status endpoint: GitHub keeps every status; the newest per context is the one shown. */
-  private statusRoute(send: FakeGitHubSend): void {
+  private statusRoute(send: Send): void {
     type Body = { state: string; context?: string; description?: string; target_url?: string };
     type Params = { owner: string; repo: string; sha: string };
     const path = '/repos/{owner}/{repo}/statuses/{sha}';
@@ -790,7 +999,8 @@ export class FakeGitHub {
   }
 
   private requester(req: FastifyRequest): FakeUser {
-    return this.tokens.get(/ (.+)$/.exec(req.headers.authorization!)![1]!)!;
+    const token = / (.+)$/.exec(req.headers.authorization!)![1]!;
+    return this.installationTokens.has(token) ? this.botUser() : this.tokens.get(token)!;
   }
 
   private reviewJson(owner: string, repo: string, n: number, r: Item): Json {
@@ -848,16 +1058,7 @@ export class FakeGitHub {
     };
   }
 
-  private actionsRoutes(
-    send: (
-      req: FastifyRequest,
-      reply: FastifyReply,
-      path: string,
-      method: string,
-      body: unknown,
-      status?: number,
-    ) => FastifyReply,
-  ): void {
+  private actionsRoutes(send: Send): void {
     const app = this.app;
     type P = { owner: string; repo: string; id: string; n: string; ref: string };
     const runsOf = (owner: string, repo: string) => this.runs.filter((r) => r.repo === `${owner}/${repo}`);
@@ -1109,6 +1310,287 @@ export class FakeGitHub {
       merged_at: p.merged ? new Date().toISOString() : null,
       closed_at: p.state === 'closed' ? new Date().toISOString() : null,
     };
+  }
+
+  /** Why an App route refuses the JWT, or an installation token is refused: undefined when neither. */
+  private appAuthFailure(
+    url: string,
+    token: string | undefined,
+  ): { status: number; message: string } | undefined {
+    const path = url.split('?')[0]!;
+    if (appRoutePattern.test(path)) {
+      if (!this.githubApp || !token) return { status: 401, message: 'A JSON web token could not be decoded' };
+      const [header, claims, signature] = token.split('.');
+      if (!header || !claims || !signature)
+        return { status: 401, message: 'A JSON web token could not be decoded' };
+      const ok = verifySignature(
+        'RSA-SHA256',
+        Buffer.from(`${header}.${claims}`),
+        this.githubApp.publicKey,
+        Buffer.from(signature, 'base64url'),
+      );
+      if (!ok) return { status: 401, message: 'A JSON web token could not be decoded' };
+      const payload = JSON.parse(Buffer.from(claims, 'base64url').toString()) as {
+        iss?: unknown;
+        exp?: number;
+        iat?: number;
+      };
+      const now = Math.floor(Date.now() / 1000);
+      if (String(payload.iss) !== String(this.githubApp.id))
+        return { status: 401, message: "'Issuer' claim ('iss') must be an Integer" };
+      if (!payload.exp || payload.exp < now || payload.exp - (payload.iat ?? now) > 600)
+        return { status: 401, message: "'Expiration time' claim ('exp') is too far in the future" };
+      return undefined;
+    }
+    const installation = token ? this.installationTokens.get(token) : undefined;
+    if (!installation) return undefined;
+    if (installation.expiresAt <= Date.now()) return { status: 401, message: 'Bad credentials' };
+    const repo = /^\/repos\/([^/]+\/[^/]+)/.exec(path)?.[1];
+    if (repo && !installation.repositories.includes(repo)) return { status: 404, message: 'Not Found' };
+    return undefined;
+  }
+
+  private appRoutes(send: Send): void {
+    const app = this.app;
+    const installationJson = (i: { id: number; account: string; permissions: Record<string, string> }) => {
+      const base = example('/app/installations', 'get');
+      return {
+        ...base,
+        id: i.id,
+        app_id: this.githubApp!.id,
+        app_slug: this.githubApp!.slug,
+        target_type: 'Organization',
+        // GitHub's description requires the account to be a user and an enterprise at once (allOf).
+        account: {
+          ...this.user({ login: i.account, id: 42 }),
+          type: 'Organization',
+          name: i.account,
+          slug: i.account,
+          created_at: '2020-01-01T00:00:00Z',
+          updated_at: '2020-01-01T00:00:00Z',
+        },
+        repository_selection: 'selected',
+        permissions: i.permissions,
+        events: ['issue_comment', 'pull_request', 'pull_request_review', 'pull_request_review_comment'],
+        access_tokens_url: `${this.url}/app/installations/${i.id}/access_tokens`,
+        repositories_url: `${this.url}/installation/repositories`,
+        html_url: `https://github.com/organizations/${i.account}/settings/installations/${i.id}`,
+      };
+    };
+    app.get('/app', async (req, reply) =>
+      send(req, reply, '/app', 'get', {
+        ...example('/app', 'get'),
+        id: this.githubApp!.id,
+        slug: this.githubApp!.slug,
+        name: this.githubApp!.slug,
+        html_url: `https://github.com/apps/${this.githubApp!.slug}`,
+      }),
+    );
+    app.get('/app/installations', async (req, reply) =>
+      send(req, reply, '/app/installations', 'get', [...this.installations.values()].map(installationJson)),
+    );
+    app.get<{ Params: { owner: string; repo: string } }>(
+      '/repos/:owner/:repo/installation',
+      async (req, reply) => {
+        const full = `${req.params.owner}/${req.params.repo}`;
+        const found = [...this.installations.values()].find((i) => i.repositories.includes(full));
+        if (!found) {
+          this.record(req, 404, true);
+          return reply.code(404).send({
+            message: 'Not Found',
+            documentation_url:
+              'https://docs.github.com/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app',
+          });
+        }
+        return send(req, reply, '/repos/{owner}/{repo}/installation', 'get', installationJson(found));
+      },
+    );
+    app.post<{
+      Params: { id: string };
+      Body: { repositories?: string[]; permissions?: Record<string, string> } | undefined;
+    }>('/app/installations/:id/access_tokens', async (req, reply) => {
+      const installation = this.installations.get(Number(req.params.id));
+      if (!installation) {
+        this.record(req, 404, true);
+        return reply.code(404).send({ message: 'Not Found' });
+      }
+      const requested = req.body?.permissions ?? installation.permissions;
+      const granted = (name: string, level: string) =>
+        installation.permissions[name] === level ||
+        installation.permissions[name] === 'write' ||
+        installation.permissions[name] === 'admin';
+      if (Object.entries(requested).some(([name, level]) => !granted(name, level))) {
+        this.record(req, 422, true);
+        return reply
+          .code(422)
+          .send({ message: 'The permissions requested are not granted to this installation.' });
+      }
+      const repositories = (
+        req.body?.repositories ?? installation.repositories.map((r) => r.split('/')[1]!)
+      ).map((name) => installation.repositories.find((r) => r.split('/')[1] === name));
+      if (repositories.some((r) => r === undefined)) {
+        this.record(req, 422, true);
+        return reply.code(422).send({
+          message:
+            'There is at least one repository that does not exist or is not accessible to the parent installation.',
+        });
+      }
+      const token = `ghs_${randomBytes(18).toString('hex')}`;
+      const expiresAt = Date.now() + this.installationTokenSeconds * 1000;
+      this.installationTokens.set(token, {
+        installationId: installation.id,
+        repositories: repositories as string[],
+        permissions: requested,
+        expiresAt,
+      });
+      const base = example('/app/installations/{installation_id}/access_tokens', 'post', '201');
+      return send(
+        req,
+        reply,
+        '/app/installations/{installation_id}/access_tokens',
+        'post',
+        {
+          token,
+          expires_at: new Date(expiresAt).toISOString().replace(/\.\d+Z$/, 'Z'),
+          permissions: requested,
+          repository_selection: 'selected',
+          repositories: (repositories as string[]).map((full) => ({
+            ...(base.repositories as Json[])[0],
+            name: full.split('/')[1],
+            full_name: full,
+          })),
+        },
+        201,
+      );
+    });
+    const deliveryItem = (d: FakeGitHub['hookDeliveries'][number]) => ({
+      id: d.id,
+      guid: d.guid,
+      delivered_at: d.deliveredAt,
+      redelivery: d.redelivery,
+      duration: d.durationMs / 1000,
+      status: d.status,
+      status_code: d.statusCode,
+      event: d.event,
+      action: d.action,
+      installation_id: d.installationId,
+      repository_id: null,
+    });
+    app.get<{ Querystring: { per_page?: string; status?: string } }>(
+      '/app/hook/deliveries',
+      async (req, reply) => {
+        const items = [...this.hookDeliveries]
+          .reverse()
+          .filter(
+            (d) =>
+              !req.query.status ||
+              (req.query.status === 'success') === (d.statusCode >= 200 && d.statusCode < 300),
+          )
+          .slice(0, Number(req.query.per_page ?? 30))
+          .map(deliveryItem);
+        return send(req, reply, '/app/hook/deliveries', 'get', items);
+      },
+    );
+    app.get<{ Params: { id: string } }>('/app/hook/deliveries/:id', async (req, reply) => {
+      const d = this.hookDeliveries.find((x) => x.id === Number(req.params.id));
+      if (!d) {
+        this.record(req, 404, true);
+        return reply.code(404).send({ message: 'Not Found' });
+      }
+      return send(req, reply, '/app/hook/deliveries/{delivery_id}', 'get', {
+        ...deliveryItem(d),
+        url: this.githubApp?.webhook?.url,
+        request: { headers: { 'X-GitHub-Delivery': d.guid, 'X-GitHub-Event': d.event }, payload: d.payload },
+        response: { headers: {}, payload: null },
+      });
+    });
+    app.post<{ Params: { id: string } }>('/app/hook/deliveries/:id/attempts', async (req, reply) => {
+      const d = this.hookDeliveries.find((x) => x.id === Number(req.params.id));
+      if (!d) {
+        this.record(req, 404, true);
+        return reply.code(404).send({ message: 'Not Found' });
+      }
+      // GitHub accepts at once and sends the same delivery again (same GUID) soon after.
+      setImmediate(() => void this.send(d.guid, d.event, d.payload, d.installationId, true));
+      return send(req, reply, '/app/hook/deliveries/{delivery_id}/attempts', 'post', {}, 202);
+    });
+  }
+
+  private gitRoutes(): void {
+    const app = this.app;
+    app.addContentTypeParser(/^application\/x-git-/, (_req, payload, done) => done(null, payload));
+    app.all<{ Params: { '*': string } }>('/git/*', async (req, reply) => {
+      const m = /^([^/]+)\/([^/]+?)(?:\.git)?(\/.*)$/.exec(req.params['*']);
+      if (!m || !this.gitRoot) return reply.code(404).send('Not Found');
+      const [, owner, repo, rest] = m as unknown as [string, string, string, string];
+      const repository = `${owner}/${repo}`;
+      const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '';
+      const push = /service=git-receive-pack/.test(query) || rest.endsWith('/git-receive-pack');
+      const basic = /^Basic (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+      const token = basic ? Buffer.from(basic, 'base64').toString().split(':').slice(1).join(':') : undefined;
+      const installation = token ? this.installationTokens.get(token) : undefined;
+      const known = token !== undefined && (installation !== undefined || this.tokens.has(token));
+      if (!known || (installation && installation.expiresAt <= Date.now())) {
+        this.record(req, 401, false);
+        return reply
+          .code(401)
+          .header('www-authenticate', 'Basic realm="GitHub"')
+          .send('Invalid username or token.');
+      }
+      if (installation) {
+        const level = installation.permissions.contents;
+        const allowed =
+          installation.repositories.includes(repository) &&
+          (push ? level === 'write' : level === 'read' || level === 'write');
+        if (!allowed) {
+          this.record(req, 403, false);
+          return reply.code(403).send(`Permission to ${repository}.git denied to ${this.botUser().login}.`);
+        }
+      }
+      if (push && rest.endsWith('/git-receive-pack')) this.gitPushes.push({ repository, token: token! });
+      this.record(req, 200, false);
+      reply.hijack();
+      const cgi = spawn('git', ['http-backend'], {
+        env: {
+          PATH: process.env.PATH,
+          GIT_PROJECT_ROOT: this.gitRoot,
+          GIT_HTTP_EXPORT_ALL: '1',
+          PATH_INFO: `/${repository}.git${rest}`,
+          QUERY_STRING: query,
+          REQUEST_METHOD: req.method,
+          CONTENT_TYPE: req.headers['content-type'] ?? '',
+          HTTP_CONTENT_ENCODING: String(req.headers['content-encoding'] ?? ''),
+          GIT_PROTOCOL: String(req.headers['git-protocol'] ?? ''),
+          REMOTE_USER: 'x-access-token',
+          REMOTE_ADDR: '127.0.0.1',
+        },
+      });
+      if (req.body && typeof (req.body as Readable).pipe === 'function')
+        (req.body as Readable).pipe(cgi.stdin);
+      else cgi.stdin.end();
+      let head = Buffer.alloc(0);
+      let headersDone = false;
+      cgi.stdout.on('data', (chunk: Buffer) => {
+        if (headersDone) {
+          reply.raw.write(chunk);
+          return;
+        }
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        headersDone = true;
+        let status = 200;
+        for (const line of head.subarray(0, end).toString().split('\r\n')) {
+          const [name, ...value] = line.split(':');
+          if (!name) continue;
+          if (name.toLowerCase() === 'status') status = Number(value.join(':').trim().split(' ')[0]);
+          else reply.raw.setHeader(name, value.join(':').trim());
+        }
+        reply.raw.writeHead(status);
+        reply.raw.write(head.subarray(end + 4));
+      });
+      cgi.on('close', () => reply.raw.end());
+    });
   }
 
   private rateHeaders(reply: FastifyReply): void {

@@ -91,8 +91,13 @@ export interface GitHubSandbox {
 export async function startGitHubSandbox(
   binDir: string,
   session: { login: string; id: number },
-  /** More environment for `dev up`, e.g. the operator's CODEMATE_MESSAGE_RETENTION. */
-  extraEnv: Record<string, string> = {},
+  /**
+   * More environment for `dev up`, e.g. the operator's CODEMATE_MESSAGE_RETENTION; or a function that
+   * makes it from the started fake GitHub and the directory of the git origins (e.g. to serve them over
+   * the fake's git HTTP).
+   */
+  extraEnv:
+    Record<string, string> | ((gh: FakeGitHub, repos: string) => Promise<Record<string, string>>) = {},
   /** More arguments for `dev up`, e.g. `--no-operator` or `--runtime containerd --images`. */
   upArgs: string[] = [],
 ): Promise<GitHubSandbox> {
@@ -111,7 +116,7 @@ export async function startGitHubSandbox(
       CODEMATE_BIN_DIR: binDir,
       GITHUB_API_URL: gh.url,
       CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${repos}/`,
-      ...extraEnv,
+      ...(typeof extraEnv === 'function' ? await extraEnv(gh, repos) : extraEnv),
     },
     // The real node's first start builds the images: minutes, not seconds.
     timeoutMs: 900_000,

@@ -50,6 +50,8 @@ const everything = [
   'webhook.secret.existingSecret=github-webhook',
   '--set',
   'github.apiUrl=https://github.example.org/api/v3',
+  '--set-json',
+  'github.app={"id":123456,"installationId":7890,"privateKeySecret":{"name":"github-app","key":"private-key"}}',
 ];
 
 describe('charts/codemate', () => {

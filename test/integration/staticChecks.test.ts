@@ -39,11 +39,13 @@ describe('static checks', () => {
       [
         'codemate-claude',
         'codemate-entrypoint',
+        'codemate-git-credential',
         'codemate-hook',
         'codemate-inject',
         'codemate-lib.sh',
         'codemate-ready',
         'codemate-report',
+        'gh',
       ].sort(),
     );
   });

@@ -2,7 +2,7 @@
  * Shell completion. The bash, zsh and fish scripts are thin: on TAB they run `codemate __complete -- WORDS`
  * and offer what it prints. The program itself answers, so completions never drift from the commands
  * and flags, and one implementation serves the three shells. It is a quick path: commander, this file
- * and, for CodeMate names, the light client (clients/kubeRead.ts); bench/README.md has its latency.
+ * and, for CodeMate names, the light client (clients/kubeHttp.ts); bench/README.md has its latency.
  */
 import type { Command, Option } from 'commander';
 import { apiVersion, kind } from '../../api/names.js';

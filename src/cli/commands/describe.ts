@@ -3,7 +3,7 @@ import { defaultDeliveryMode, type CodeMateStatus } from '../../api/codemate.js'
 import type { CodeMateMessage } from '../../api/message.js';
 import { apiVersion, messageKind } from '../../api/names.js';
 import type { KubeObject } from '../../clients/kube.js';
-import type { KubeReader } from '../../clients/kubeRead.js';
+import type { KubeReader } from '../../clients/kube.js';
 import { connectReader, getCodeMate, type Cluster } from '../cluster.js';
 import { age, table, type Output } from '../output.js';
 import { tokensLine } from './list.js';
@@ -15,7 +15,7 @@ export const describe: Verb = async ({ args: [name], globals }, deps) =>
   runDescribe(String(name), await connectReader(globals), deps.out);
 
 export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Output): Promise<void> {
-  // Issued together; the light client sends them in turn over one connection (see clients/kubeRead.ts).
+  // Issued together; the light client sends them in turn over one connection (see cli/cluster.ts).
   const [cm, messages, events] = await Promise.all([
     getCodeMate(c, name),
     c.kube.list<MessageObject>(apiVersion, messageKind, c.namespace).catch(() => []),
@@ -43,7 +43,7 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
     `Pull request:  ${s.pullRequest?.number ?? cm.spec.repository.pullRequest ?? '-'}${s.pullRequest?.state ? ` (${s.pullRequest.state}) ${s.pullRequest.url ?? ''}` : ''}`,
     `Pod:           ${s.podName ?? '-'}`,
     `Suspended:     ${cm.spec.suspend ? 'yes' : 'no'}`,
-    `Secrets:       github ${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
+    `Secrets:       github ${cm.spec.github.tokenSecretRef ? `${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}` : 'GitHub App installation token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
     `Delivery:      ${cm.spec.monitoring?.delivery ?? defaultDeliveryMode}`,
     `Session:       ${sessionLine(s)}`,
     `Usage:         ${usageLine(s)}`,

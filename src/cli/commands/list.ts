@@ -6,7 +6,7 @@ import { tokensCounted } from '../../api/usage.js';
 import type { CodeMateMessage } from '../../api/message.js';
 import { apiVersion, kind, messageKind } from '../../api/names.js';
 import type { KubeObject } from '../../clients/kube.js';
-import type { KubeReader } from '../../clients/kubeRead.js';
+import type { KubeReader } from '../../clients/kube.js';
 import { connectReader, explain, type Cluster, type CodeMateObject } from '../cluster.js';
 import { age, table, type Output } from '../output.js';
 import type { listFormats, Verb } from '../program.js';
@@ -28,7 +28,7 @@ export async function runList(options: ListOptions, c: Cluster<KubeReader>, out:
   let items: CodeMateObject[];
   let messages: MessageObject[];
   try {
-    // Issued together; the light client sends them in turn over one connection (see clients/kubeRead.ts).
+    // Issued together; the light client sends them in turn over one connection (see cli/cluster.ts).
     [items, messages] = await Promise.all([
       c.kube.list<CodeMateObject>(apiVersion, kind, ns),
       c.kube.list<MessageObject>(apiVersion, messageKind, ns).catch(() => []),

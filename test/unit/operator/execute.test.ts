@@ -66,9 +66,9 @@ describe('executePlan: the lifecycle actions', () => {
       mergePatch: record('mergePatch'),
       delete: record('delete'),
       patchStatus: record('patchStatus'),
-      recordEvent: record('recordEvent'),
     } as unknown as Kube;
-    return { kube, calls };
+    const events = { record: (_cm: CodeMate, event: unknown) => void calls.push(['event', event]) };
+    return { kube, calls, events };
   }
   const plan = (actions: Plan['actions']): Plan => ({
     actions,
@@ -77,9 +77,9 @@ describe('executePlan: the lifecycle actions', () => {
   });
 
   it('suspend sets spec.suspend, then writes the status and events as usual', async () => {
-    const { kube, calls } = recordingKube();
-    await executePlan(kube, cm, plan([{ type: 'suspend', reason: 'pull request #1 is merged' }]));
-    expect(calls.map((c) => c[0])).toEqual(['mergePatch', 'patchStatus', 'recordEvent']);
+    const { kube, calls, events } = recordingKube();
+    await executePlan(kube, cm, plan([{ type: 'suspend', reason: 'pull request #1 is merged' }]), events);
+    expect(calls.map((c) => c[0])).toEqual(['mergePatch', 'patchStatus', 'event']);
     expect(calls[0]![1]).toMatchObject({
       metadata: { name: 'pr-1', namespace: 'team' },
       spec: { suspend: true },
@@ -87,8 +87,13 @@ describe('executePlan: the lifecycle actions', () => {
   });
 
   it('deleteCodeMate deletes it and writes nothing after', async () => {
-    const { kube, calls } = recordingKube();
-    await executePlan(kube, cm, plan([{ type: 'deleteCodeMate', reason: 'pull request #1 is closed' }]));
+    const { kube, calls, events } = recordingKube();
+    await executePlan(
+      kube,
+      cm,
+      plan([{ type: 'deleteCodeMate', reason: 'pull request #1 is closed' }]),
+      events,
+    );
     expect(calls).toEqual([['delete', 'codemate.io/v1alpha1', 'CodeMate', 'pr-1', 'team']]);
   });
 });

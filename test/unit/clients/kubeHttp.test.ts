@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { KubeAnswerError, loadReader } from '../../../src/clients/kubeRead.js';
+import { KubeAnswerError, loadConnection } from '../../../src/clients/kubeHttp.js';
 import { isNotFound, statusMessage } from '../../../src/clients/kubeErrors.js';
 
 let dir: string;
@@ -39,14 +39,16 @@ async function kubeconfig(
   return file;
 }
 
-describe('loadReader', () => {
+describe('loadConnection', () => {
   it('reads a token user, a CA file relative to the kubeconfig, and the context namespace', async () => {
     await writeFile(path.join(dir, 'ca.crt'), 'not parsed until a request');
     const file = await kubeconfig({ token: 't' });
-    const reader = await loadReader({ kubeconfig: file });
-    expect(reader?.server).toBe('https://127.0.0.1:6443');
-    expect(reader?.defaultNamespace).toBe('team');
-    expect((await loadReader({ kubeconfig: file, context: 'other' }))?.defaultNamespace).toBe('default');
+    const connection = loadConnection({ kubeconfig: file });
+    expect(connection?.cluster.server).toBe('https://127.0.0.1:6443');
+    expect(connection?.cluster.ca?.toString()).toBe('not parsed until a request');
+    expect(connection?.defaultNamespace).toBe('team');
+    expect((await connection?.authorize())?.headers.authorization).toBe('Bearer t');
+    expect(loadConnection({ kubeconfig: file, context: 'other' })?.defaultNamespace).toBe('default');
   });
 
   it('leaves to the SDK what it does not handle', async () => {
@@ -54,12 +56,12 @@ describe('loadReader', () => {
     const provider = await kubeconfig({ 'auth-provider': { name: 'oidc' } });
     const basic = await kubeconfig({ username: 'a', password: 'b' });
     const token = await kubeconfig({ token: 't' });
-    expect(await loadReader({ kubeconfig: exec })).toBeUndefined();
-    expect(await loadReader({ kubeconfig: provider })).toBeUndefined();
-    expect(await loadReader({ kubeconfig: basic })).toBeUndefined();
-    expect(await loadReader({ kubeconfig: token, context: 'missing' })).toBeUndefined();
-    expect(await loadReader({ kubeconfig: `${token}${path.delimiter}${exec}` })).toBeUndefined();
-    expect(await loadReader({ kubeconfig: path.join(dir, 'absent') })).toBeUndefined();
+    expect(loadConnection({ kubeconfig: exec })).toBeUndefined();
+    expect(loadConnection({ kubeconfig: provider })).toBeUndefined();
+    expect(loadConnection({ kubeconfig: basic })).toBeUndefined();
+    expect(loadConnection({ kubeconfig: token, context: 'missing' })).toBeUndefined();
+    expect(loadConnection({ kubeconfig: `${token}${path.delimiter}${exec}` })).toBeUndefined();
+    expect(loadConnection({ kubeconfig: path.join(dir, 'absent') })).toBeUndefined();
   });
 });
 
@@ -77,5 +79,18 @@ describe('KubeAnswerError', () => {
       'the server could not find the requested resource',
     );
     expect(new KubeAnswerError(502, '<html>').message).toBe('HTTP 502');
+  });
+});
+
+describe('loadConnection in a pod', () => {
+  it('is not taken from the environment when a kubeconfig was named', () => {
+    const before = { ...process.env };
+    process.env.KUBERNETES_SERVICE_HOST = '10.0.0.1';
+    process.env.KUBERNETES_SERVICE_PORT = '443';
+    try {
+      expect(loadConnection({ kubeconfig: path.join(dir, 'absent') })).toBeUndefined();
+    } finally {
+      process.env = before;
+    }
   });
 });
