@@ -8,6 +8,7 @@ import { historyLimit } from './message.js';
 import type { apiVersion, kind } from './names.js';
 
 export { apiVersion, group, kind, plural, version } from './names.js';
+export { budgetExhausted, budgetWords, tokensCounted, utcDate, type SpentBudget } from './usage.js';
 /** Set by the webhook when a pull request opens, reopens or closes: the operator polls that CodeMate now. */
 export const pollRequestedAnnotation = 'codemate.io/poll-requested-at';
 /**
@@ -110,6 +111,14 @@ export const codeMateSpecSchema = z.object({
     .optional(),
   suspend: z.boolean().optional(),
   task: z.string().max(65536).optional(),
+  /** A token budget: at the limit, new messages wait in AwaitingBudget (docs/session-state.md). */
+  budget: z
+    .object({
+      maxTokens: z.number().int().min(1).optional(),
+      /** The same, per UTC day: messages wait until the day is over. */
+      maxTokensPerDay: z.number().int().min(1).optional(),
+    })
+    .optional(),
 });
 export type CodeMateSpec = z.infer<typeof codeMateSpecSchema>;
 
@@ -122,6 +131,15 @@ export const conditionSchema = z.object({
   message: z.string().max(32768),
 });
 export type Condition = z.infer<typeof conditionSchema>;
+
+/** Token counts, as status.usage records them. */
+const usageCounts = z.object({
+  inputTokens: z.number().int().optional(),
+  outputTokens: z.number().int().optional(),
+  cacheReadTokens: z.number().int().optional(),
+  cacheCreationTokens: z.number().int().optional(),
+  turns: z.number().int().optional(),
+});
 
 export const codeMateStatusSchema = z.object({
   phase: z.enum(phases).optional(),
@@ -183,6 +201,35 @@ export const codeMateStatusSchema = z.object({
     })
     .optional(),
   conditions: z.array(conditionSchema).optional(),
+  /** What the session is doing, as its hooks report it (src/operator/sessionReports.ts). */
+  session: z
+    .object({
+      state: z.enum(['working', 'idle', 'blocked']).optional(),
+      since: z.string().optional(),
+      /** The last message delivered into the session. */
+      lastMessage: z.string().optional(),
+    })
+    .optional(),
+  /** Tokens the session's model requests used, read from its transcripts after each turn. */
+  usage: usageCounts
+    .extend({
+      updatedAt: z.string().optional(),
+      /**
+       * The workspace whose transcripts the counts come from, and what earlier workspaces (pods without
+       * storage) had counted: the totals above include it.
+       */
+      workspace: z.string().optional(),
+      carried: usageCounts.optional(),
+      /** The tokens the budget counts of the requests made on `date` (UTC): the daily budget's count. */
+      today: z
+        .object({
+          date: z.string().optional(),
+          tokens: z.number().int().optional(),
+          carried: z.number().int().optional(),
+        })
+        .optional(),
+    })
+    .optional(),
   /** GitHub items already delivered whose messages retention deleted (see api/message.ts History). */
   history: z
     .object({
@@ -236,5 +283,7 @@ export const conditionTypes = [
   'SessionReady',
   'PullRequestLinked',
   'GitHubAuthenticated',
+  'WithinBudget',
 ] as const;
-export type ConditionType = (typeof conditionTypes)[number];
+
+export type Usage = NonNullable<CodeMateStatus['usage']>;

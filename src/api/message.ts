@@ -14,14 +14,17 @@ export const sourceTypes = [
   'cli',
   'ci_failure',
   'ready_for_review',
+  'budget',
 ] as const;
 /**
  * ci_failure and ready_for_review are the pull request monitor's notices: GitHub's own events about the
  * followed pull request (a CI run's result, the pull request leaving draft), not text a person wrote, so
- * they have no author and no trust verdict to make.
+ * they have no author and no trust verdict to make. budget is the operator's notice that the token budget
+ * is used up (src/operator/sessionReports.ts): it alone passes the budget.
  */
 export type SourceType = (typeof sourceTypes)[number];
-export const messagePhases = ['Pending', 'Delivered', 'Rejected', 'Failed'] as const;
+/** AwaitingBudget: the CodeMate's token budget is used up; delivered in order once it is raised. */
+export const messagePhases = ['Pending', 'AwaitingBudget', 'Delivered', 'Rejected', 'Failed'] as const;
 export type MessagePhase = (typeof messagePhases)[number];
 
 /** The most characters a message's body holds (the CRD's maxLength). */
@@ -119,6 +122,7 @@ export const sourceAbbreviation: Record<SourceType, string> = {
   cli: 'cli',
   ci_failure: 'ci',
   ready_for_review: 'rfr',
+  budget: 'budget',
 };
 
 /**
@@ -151,6 +155,7 @@ const describeSource: Record<SourceType, string> = {
   cli: 'message',
   ci_failure: 'CI failure',
   ready_for_review: 'ready-for-review notice',
+  budget: 'budget notice',
 };
 
 /**
@@ -161,6 +166,7 @@ export function frameBody(spec: MessageSpec): string {
   const s = spec.source;
   const who = s.author ? `@${s.author.replace(/^@/, '')}` : 'an unknown author';
   if (s.type === 'ci_failure' || s.type === 'ready_for_review') return frameMonitorBody(spec);
+  if (s.type === 'budget') return `CodeMate operator: ${spec.body}`;
   const header =
     s.type === 'cli'
       ? `Message from ${s.author ?? 'a CodeMate user'} via codemate inject:`

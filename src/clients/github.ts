@@ -353,6 +353,32 @@ export class GitHub {
     return { text: kept.toString('utf8'), truncatedHead };
   }
 
+  /**
+   * Sets one commit status (context `codemate/session`: the session's state on the pull request). GitHub
+   * keeps each write; the newest per context is the one shown.
+   */
+  async setCommitStatus(
+    owner: string,
+    repo: string,
+    sha: string,
+    status: {
+      state: 'error' | 'failure' | 'pending' | 'success';
+      context: string;
+      description: string;
+      targetUrl?: string;
+    },
+  ): Promise<void> {
+    await this.octokit.rest.repos.createCommitStatus({
+      owner,
+      repo,
+      sha,
+      state: status.state,
+      context: status.context,
+      description: status.description,
+      ...(status.targetUrl ? { target_url: status.targetUrl } : {}),
+    });
+  }
+
   /** Adds 👀 to an issue comment or a review comment (reviews have no reactions). */
   async acknowledge(
     kind: 'issue_comment' | 'review_comment',

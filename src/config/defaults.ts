@@ -69,6 +69,9 @@ export const firstPolls = { burst: 10, perSecond: 2 } as const;
 /** Session channels opened (injector.ts): this many at once, then this many a second. */
 export const channelOpens = { burst: 10, perSecond: 5 } as const;
 
+/** Session reports (`codemate-report --watch`, sessionReports.ts) opened: as many at once, then a second. */
+export const reportOpens = { burst: 10, perSecond: 5 } as const;
+
 /** GitHub caps webhook payloads at 25 MB: the webhook's body limit. */
 export const githubBodyLimitBytes = 25 * 1024 * 1024;
 

@@ -47,6 +47,8 @@ export const envSchema = z.object({
   /** Operator: per-request timeout for GitHub, in seconds (default 15). */
   CODEMATE_GITHUB_TIMEOUT_SECONDS: optionalText,
   CODEMATE_SESSION_CHANNELS: optionalText,
+  /** Operator: the least time between two writes of one session's state (default 10). */
+  CODEMATE_SESSION_STATUS_INTERVAL_SECONDS: optionalText,
   /** Sandbox: a real Messages API for sessions; the sandbox's local model server when unset. */
   ANTHROPIC_BASE_URL: optionalText,
   /** Operator: the GitHub App CodeMates without a token authenticate as (docs/github-app.md). */
@@ -213,6 +215,11 @@ export const operatorFlagsSchema = z.object({
   injectAckTimeoutSeconds: z.coerce.number().int().min(1).max(600).default(injectAckTimeoutSeconds),
   /** A standing channel (one long-lived exec) into each running session; off: one exec per message. */
   sessionChannels: booleanText.default(true),
+  /**
+   * The least time between two writes of one session's state and usage (status and commit status): a
+   * change is written at once, a session that flaps at most this often, with its latest state.
+   */
+  sessionStatusIntervalSeconds: z.coerce.number().min(0.1).max(3600).default(10),
   /** Messages wait for their session (starting, suspended, replaced) up to this long, then fail. */
   messageExpirySeconds: z.coerce
     .number()
@@ -247,6 +254,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       githubApp: githubAppInput(env),
       redeliverySeconds: env.CODEMATE_GITHUB_REDELIVERY_SECONDS,
       sessionChannels: env.CODEMATE_SESSION_CHANNELS,
+      sessionStatusIntervalSeconds: env.CODEMATE_SESSION_STATUS_INTERVAL_SECONDS,
       messageExpirySeconds: pick(flags.messageExpirySeconds, env.CODEMATE_MESSAGE_EXPIRY_SECONDS),
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },

@@ -81,6 +81,31 @@ export function operatorMetrics() {
       labelNames: ['limit'] as const,
       registers: [registry],
     }),
+    // Summed over CodeMates: a label per CodeMate would grow without bound. Each CodeMate's own counts are
+    // in its status.usage (kube-state-metrics' custom resource state can export them per object).
+    sessionTokens: new Counter({
+      name: 'codemate_session_tokens_total',
+      help: "Tokens the sessions' model requests used, by type (input, output, cache_read, cache_creation).",
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    sessionTurns: new Counter({
+      name: 'codemate_session_turns_total',
+      help: 'Turns the sessions finished.',
+      registers: [registry],
+    }),
+    sessionStates: new Gauge({
+      name: 'codemate_session_states',
+      help: 'Running sessions by state (working, idle, blocked), as their hooks report it.',
+      labelNames: ['state'] as const,
+      registers: [registry],
+    }),
+    sessionStatusWrites: new Counter({
+      name: 'codemate_session_status_writes_total',
+      help: "Writes of the sessions' state and usage, by target (kubernetes status, github commit status) and result.",
+      labelNames: ['target', 'result'] as const,
+      registers: [registry],
+    }),
     leader: new Gauge({
       name: 'codemate_leader',
       help: '1 while this replica holds the leader Lease.',

@@ -2,7 +2,7 @@
  * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
  * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
-import { apiVersion, githubAppMode, kind, plural, type CodeMate } from '../api/codemate.js';
+import { apiVersion, budgetExhausted, githubAppMode, kind, plural, type CodeMate } from '../api/codemate.js';
 import {
   isConflict,
   isForbidden,
@@ -116,8 +116,9 @@ export class CodeMateController {
 
   /**
    * Our own status writes come back as update events. Only what the reconcile reads needs one: a new
-   * generation (a spec change), a deletion, or what the poller found on GitHub (the pull request and
-   * the token's login). Pod events and the periodic resync cover everything else.
+   * generation (a spec change), a deletion, what the poller found on GitHub (the pull request and
+   * the token's login), or the token budget running out (WithinBudget). Pod events and the periodic
+   * resync cover everything else.
    */
   private readonly seen = new Map<string, string>();
   private codemateKey(event: string, cm: CodeMateObject): string | undefined {
@@ -135,6 +136,7 @@ export class CodeMateController {
       github?.login,
       github?.error,
       github?.sessionToken?.secretName,
+      budgetExhausted(cm)?.period ?? '',
     ].join('|');
     const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
     this.seen.set(key, inputs);

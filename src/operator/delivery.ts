@@ -8,7 +8,17 @@
  * nothing while one does, and delivery asks again shortly (docs/adr/0014-delivery-when-idle.md). Each
  * message keeps its own status and receipt.
  */
-import { apiVersion, defaultDeliveryMode, group, plural, sessionRunning, version } from '../api/codemate.js';
+import {
+  apiVersion,
+  budgetExhausted,
+  budgetWords,
+  defaultDeliveryMode,
+  group,
+  plural,
+  sessionRunning,
+  version,
+  type SpentBudget,
+} from '../api/codemate.js';
 import type { CodeMate } from '../api/codemate.js';
 import {
   deliveryOrder,
@@ -77,6 +87,8 @@ export interface SessionFacts {
   pod: string | undefined;
   /** GitHub items delivered before whose messages retention deleted (status.history). */
   history?: History | undefined;
+  /** Set while the token budget is used up (budgetExhausted): only the budget notice goes in. */
+  budget?: SpentBudget | undefined;
 }
 
 /** The next step for the head message of one CodeMate (pure). */
@@ -159,6 +171,21 @@ export function nextStep(
       },
     };
   }
+  if (session.budget && source.type !== 'budget') {
+    const waiting: MessageStatus = {
+      ...previous,
+      phase: 'AwaitingBudget',
+      reason: 'BudgetExhausted',
+      message:
+        `the ${budgetWords(session.budget).budget} tokens is used up; ${budgetWords(session.budget).release} ` +
+        `of CodeMate ${message.spec.codemate} to deliver it`,
+      nextAttemptAt: null,
+    };
+    if (previous?.phase === waiting.phase && previous?.message === waiting.message) {
+      return { kind: 'wait', requeueAfterMs: expiresInMs };
+    }
+    return { kind: 'record', status: waiting, requeueAfterMs: expiresInMs };
+  }
   if (!sessionRunning(session.phase) || !session.pod) {
     const waiting: MessageStatus = {
       ...previous,
@@ -197,7 +224,9 @@ export function statusWhileQueued(
   const step = nextStep(message, session, now, policy);
   if (step.kind === 'record') return step.status;
   const reason = message.status?.reason;
-  const back = reason === 'WaitingForSession' && sessionRunning(session.phase) && !!session.pod;
+  const back =
+    (reason === 'WaitingForSession' && sessionRunning(session.phase) && !!session.pod) ||
+    message.status?.phase === 'AwaitingBudget';
   if (reason && !back) return undefined;
   return {
     ...message.status,
@@ -230,6 +259,11 @@ export function whenIdleBatchOf<M extends CodeMateMessage>(
     bytes += size;
   }
   return batch;
+}
+
+/** A step that ends the message (rejected, expired, delivered before): not held for the budget. */
+function isFinalStep(step: Step): boolean {
+  return step.kind === 'record' && isFinal(step.status.phase);
 }
 
 /** Exponential backoff with equal jitter: half the delay is fixed, half random; capped. */
@@ -434,7 +468,10 @@ export class DeliveryWorker {
    */
   private sessionKey(event: 'add' | 'update' | 'delete', cm: CodeMateObject): string | undefined {
     const key = `${cm.metadata.namespace}/${cm.metadata.name}`;
-    const facts = event === 'delete' ? 'gone' : `${cm.status?.phase ?? ''}|${cm.status?.podName ?? ''}`;
+    const facts =
+      event === 'delete'
+        ? 'gone'
+        : `${cm.status?.phase ?? ''}|${cm.status?.podName ?? ''}|${budgetExhausted(cm)?.period ?? ''}`;
     if (this.sessions.get(key) === facts) return undefined;
     if (event === 'delete') this.sessions.delete(key);
     else this.sessions.set(key, facts);
@@ -486,18 +523,35 @@ export class DeliveryWorker {
     } else {
       this.injector.forget(key);
     }
-    const pending = this.messages
+    let pending = this.messages
       .list(namespace)
       .filter((m) => m.spec.codemate === name)
       .map((m) => this.current(m))
       .filter((m) => !isFinal(m.status?.phase))
       .sort(deliveryOrder);
-    const message = pending[0];
-    if (!message) return this.applyRetention(namespace, name);
+    if (pending.length === 0) return this.applyRetention(namespace, name);
     const cm = this.codemate(namespace, name);
     if (!cm) return undefined; // the messages go with their CodeMate (ownerReferences)
     const now = new Date();
-    const session = { phase: cm.status?.phase, pod: cm.status?.podName, history: cm.status?.history };
+    const session: SessionFacts = {
+      phase: cm.status?.phase,
+      pod: cm.status?.podName,
+      history: cm.status?.history,
+      budget: budgetExhausted(cm, now),
+    };
+    if (session.budget) {
+      // Past the budget every message waits, in order, except the notice that tells the session so.
+      const waiting: MessageObject[] = [];
+      for (const m of pending) {
+        const step = nextStep(m, session, now, this.options.policy);
+        if (m.spec.source.type === 'budget' || isFinalStep(step)) continue;
+        if (step.kind === 'record') await this.writeStatus(m, step.status);
+        waiting.push(m);
+      }
+      pending = pending.filter((m) => !waiting.includes(m));
+      if (pending.length === 0) return undefined;
+    }
+    const message = pending[0]!;
     // What the others wait for, so that `kubectl get cm8msg` says it for every message, each written once.
     for (const behind of pending.slice(1)) {
       const status = statusWhileQueued(behind, session, now, this.options.policy);

@@ -21,7 +21,8 @@ export class Reactions {
   /** 👀 on the GitHub item a delivered message came from. */
   async acknowledge(message: CodeMateMessage): Promise<void> {
     const { type, id, pullRequest } = message.spec.source;
-    if (type === 'cli' || type === 'ci_failure' || type === 'ready_for_review' || !id) return;
+    if (type === 'cli' || type === 'ci_failure' || type === 'ready_for_review' || type === 'budget' || !id)
+      return;
     const cm = this.options.codemate(message.metadata.namespace, message.spec.codemate);
     const repo = cm && parseRepository(cm.spec.repository.url);
     if (!cm || !repo) return;

@@ -3,7 +3,7 @@
  * learns why it ran (level-triggered) and never does I/O; execute.ts applies the plan.
  */
 import type { CodeMate, CodeMateSpec, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
-import { githubAppMode, parseSpec } from '../api/codemate.js';
+import { budgetExhausted, budgetWords, githubAppMode, parseSpec } from '../api/codemate.js';
 import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
 import { podName, sessionContainer, sessionTokenSecretName } from '../api/pod.js';
 import {
@@ -161,6 +161,9 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
         },
   );
   set(githubAuthenticated(spec, previous));
+  const budget = withinBudget({ spec, status: previous }, now);
+  if (budget) set(budget);
+  else conditions = conditions.filter((c) => c.type !== 'WithinBudget');
 
   const verdict = decide({ ...cm, spec }, pod, observed.pvc, secretProblems, settings, actions);
   const closed = closedPullRequest(spec, pr);
@@ -286,6 +289,33 @@ function githubAuthenticated(spec: CodeMateSpec, status: CodeMateStatus): Condit
     status: 'Unknown',
     reason: 'NotCheckedYet',
     message: 'the poller has not yet asked GitHub whose token this is',
+  };
+}
+
+/**
+ * Whether the session may take more messages under spec.budget (status.usage, written after each turn);
+ * undefined without a budget.
+ */
+function withinBudget(cm: Pick<CodeMate, 'spec' | 'status'>, now: Date): ConditionInput | undefined {
+  const budget = cm.spec.budget;
+  if (budget?.maxTokens === undefined && budget?.maxTokensPerDay === undefined) return undefined;
+  const spent = budgetExhausted(cm, now);
+  if (spent) {
+    const words = budgetWords(spent);
+    const when = spent.period === 'day' ? ` on ${spent.date} (UTC)` : '';
+    return {
+      type: 'WithinBudget',
+      status: 'False',
+      reason: 'BudgetExhausted',
+      message: `the session used ${spent.used} tokens${when} of its ${words.budget}; new messages wait in AwaitingBudget: ${words.release}`,
+    };
+  }
+  // Without the counts: the usage grows with every turn, and the condition would be written each time.
+  return {
+    type: 'WithinBudget',
+    status: 'True',
+    reason: 'UnderBudget',
+    message: 'the session has tokens left of its budget (spec.budget)',
   };
 }
 

@@ -16,6 +16,7 @@ import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
 import { Reactions } from './reactions.js';
 import { Redelivery } from './redelivery.js';
+import { SessionReports } from './sessionReports.js';
 import { SessionTokens } from './sessionTokens.js';
 import type { GitHubRequestObserver } from '../clients/github.js';
 import { LeaderElector } from './leader.js';
@@ -68,6 +69,21 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
     });
     const sessionTokens = new SessionTokens({ kube, logger, github, codemate });
     const reactions = new Reactions({ github, codemate });
+    const reports = new SessionReports({
+      kube,
+      logger,
+      github,
+      codemate,
+      minIntervalMs: config.sessionStatusIntervalSeconds * 1000,
+      onUsage: (growth) => {
+        metrics.sessionTokens.inc({ type: 'input' }, growth.inputTokens);
+        metrics.sessionTokens.inc({ type: 'output' }, growth.outputTokens);
+        metrics.sessionTokens.inc({ type: 'cache_read' }, growth.cacheReadTokens);
+        metrics.sessionTokens.inc({ type: 'cache_creation' }, growth.cacheCreationTokens);
+        metrics.sessionTurns.inc(growth.turns);
+      },
+      onWrite: (target, result) => metrics.sessionStatusWrites.inc({ target, result }),
+    });
     const delivery = new DeliveryWorker({
       kube,
       namespace: config.watchNamespace,
@@ -84,6 +100,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       onDelivered: (message, latencyMs) => {
         metrics.deliveries.inc({ source: message.spec.source.type, result: 'Delivered' });
         metrics.deliveryLatency.observe(latencyMs / 1000);
+        reports.delivered(message.metadata.namespace, message.spec.codemate, message.metadata.name);
         reactions
           .acknowledge(message)
           .catch((error: unknown) =>
@@ -116,8 +133,9 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
     codemates.subscribe((_event, cm) => {
       poller.sync(cm.metadata.namespace, cm.metadata.name);
       sessionTokens.sync(cm.metadata.namespace, cm.metadata.name);
+      reports.sync(cm.metadata.namespace, cm.metadata.name);
     });
-    return { controller, delivery, poller, sessionTokens, redelivery };
+    return { controller, delivery, poller, sessionTokens, redelivery, reports };
   };
   const leader = config.leaderElect
     ? new LeaderElector(kube, {
@@ -148,6 +166,8 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       metrics.sessions.reset();
       for (const [phase, n] of Object.entries(term?.controller.phaseCounts() ?? {}))
         metrics.sessions.set({ phase }, n);
+      for (const [state, n] of Object.entries(term?.reports.stateCounts() ?? {}))
+        metrics.sessionStates.set({ state }, n);
     },
   });
   logger.info(
@@ -179,6 +199,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       current.poller.stop();
       current.sessionTokens.stop();
       current.redelivery?.stop();
+      current.reports.stop();
       await current.delivery.stop();
       await current.controller.stop();
       term = undefined;
@@ -195,6 +216,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
   stopping?.poller.stop();
   stopping?.sessionTokens.stop();
   stopping?.redelivery?.stop();
+  stopping?.reports.stop();
   await leader?.stopCampaigning();
   await lifecycle.catch((error: unknown) => logger.error(errorFields(error), 'operator loop failed'));
   await stopping?.delivery.stop();

@@ -3,7 +3,8 @@
  * working from a cached copy never sends another's fields back over newer values:
  * - the reconcile (applied by execute.ts) owns what it decides: the phase and the conditions;
  * - the poller records what it saw on GitHub, and decides nothing: the reconcile reads it;
- * - delivery records the sources of the messages retention deleted (history, delivery.ts).
+ * - delivery records the sources of the messages retention deleted (history, delivery.ts);
+ * - the session reports record what the session said of itself: session and usage (sessionReports.ts).
  */
 import { group, plural, version, type CodeMate, type CodeMateStatus } from '../api/codemate.js';
 import { isNotFound, type Kube } from '../clients/kube.js';

@@ -8,6 +8,10 @@
  * - Every request is recorded; `GET /_requests` serves the log as JSON, so a test can assert exactly which
  *   text reached the model, how many times, and in which request.
  * - `PUT /_config` sets how slowly it streams ({"chunkDelayMs": 200, "chunks": 10}), to hold a turn open.
+ * - Every answer reports `usage` as the API does (input, output, cache read and cache creation tokens),
+ *   derived from the sizes of the request and the answer, so a session's token count is predictable.
+ * - A prompt holding `askUserToken` is answered with one AskUserQuestion tool call: the TUI then shows a
+ *   dialog that waits for a person, which is how the tests make a session blocked.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +32,8 @@ export interface ModelRequest {
   userTexts: string[];
   /** The raw request body, for anything else a test wants to read. */
   body: unknown;
+  /** The usage the answer reported (usageFor). */
+  usage?: ReturnType<typeof usageFor>;
 }
 
 export interface ModelServerConfig {
@@ -44,6 +50,9 @@ export interface ModelServer {
   configure(config: Partial<ModelServerConfig>): void;
   close(): Promise<void>;
 }
+
+/** A prompt holding this is answered with an AskUserQuestion tool call (a dialog for a person). */
+export const askUserToken = '[[codemate-model:ask-user]]';
 
 /** The most requests kept; older ones are dropped from the log. */
 const maxRecorded = 10_000;
@@ -72,6 +81,49 @@ export function answerFor(request: Pick<ModelRequest, 'seq' | 'userTexts'>): str
 function estimateTokens(body: unknown): number {
   return Math.max(1, Math.ceil(JSON.stringify(body ?? '').length / 4));
 }
+
+/**
+ * The usage an answer reports, as the API does: the request's tokens (about 4 characters each) split into
+ * a cache read (all but the last message, which a real prompt cache would hold) and new input, and the
+ * answer's tokens as output. Deterministic, so a test knows what a turn costs.
+ */
+export function usageFor(
+  messages: unknown[],
+  answer: unknown,
+): {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens: number;
+  cache_creation_input_tokens: number;
+} {
+  const total = estimateTokens(messages);
+  const cached = messages.length > 1 ? Math.min(total - 1, estimateTokens(messages.slice(0, -1))) : 0;
+  return {
+    input_tokens: total - cached,
+    output_tokens: estimateTokens(answer),
+    cache_read_input_tokens: cached,
+    cache_creation_input_tokens: 0,
+  };
+}
+
+/** The tool call that asks the person at the session a question (Claude Code shows it as a dialog). */
+const askUserCall = {
+  type: 'tool_use',
+  name: 'AskUserQuestion',
+  input: {
+    questions: [
+      {
+        question: 'Which way should I go on?',
+        header: 'Direction',
+        multiSelect: false,
+        options: [
+          { label: 'Carry on', description: 'Continue with the current plan.' },
+          { label: 'Stop', description: 'Stop here and wait.' },
+        ],
+      },
+    ],
+  },
+} as const;
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -141,15 +193,21 @@ export async function startModelServer(
     const text = answerFor(record);
     const id = `msg_local_${String(record.seq).padStart(6, '0')}`;
     const model = body.model ?? 'claude-local';
-    const usage = { input_tokens: estimateTokens(body.messages), output_tokens: estimateTokens(text) };
+    const ask =
+      record.tools > 0 && record.userTexts.some((t) => t.includes(askUserToken))
+        ? { ...askUserCall, id: `toolu_local_${String(record.seq).padStart(6, '0')}` }
+        : undefined;
+    const usage = usageFor(body.messages, ask ? [text, ask] : text);
+    record.usage = usage;
+    const stopReason = ask ? 'tool_use' : 'end_turn';
     if (!record.stream) {
       return json(res, 200, {
         id,
         type: 'message',
         role: 'assistant',
         model,
-        content: [{ type: 'text', text }],
-        stop_reason: 'end_turn',
+        content: [{ type: 'text', text }, ...(ask ? [ask] : [])],
+        stop_reason: stopReason,
         stop_sequence: null,
         usage,
       });
@@ -172,7 +230,7 @@ export async function startModelServer(
         content: [],
         stop_reason: null,
         stop_sequence: null,
-        usage: { input_tokens: usage.input_tokens, output_tokens: 1 },
+        usage: { ...usage, output_tokens: 1 },
       },
     });
     send('content_block_start', {
@@ -191,9 +249,22 @@ export async function startModelServer(
       });
     }
     send('content_block_stop', { type: 'content_block_stop', index: 0 });
+    if (ask) {
+      send('content_block_start', {
+        type: 'content_block_start',
+        index: 1,
+        content_block: { type: 'tool_use', id: ask.id, name: ask.name, input: {} },
+      });
+      send('content_block_delta', {
+        type: 'content_block_delta',
+        index: 1,
+        delta: { type: 'input_json_delta', partial_json: JSON.stringify(ask.input) },
+      });
+      send('content_block_stop', { type: 'content_block_stop', index: 1 });
+    }
     send('message_delta', {
       type: 'message_delta',
-      delta: { stop_reason: 'end_turn', stop_sequence: null },
+      delta: { stop_reason: stopReason, stop_sequence: null },
       usage: { output_tokens: usage.output_tokens },
     });
     send('message_stop', { type: 'message_stop' });

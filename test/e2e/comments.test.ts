@@ -11,6 +11,7 @@ import {
   podShell,
   sessionPane,
   sessionPod,
+  sessionSettled,
   startGitHubSandbox,
   type GitHubSandbox,
 } from '../helpers/sandbox.js';
@@ -97,7 +98,9 @@ describe('pull request comments reach the session', () => {
       },
     );
 
-    // Idle: with nothing new, the next polls are 304s, which GitHub does not charge.
+    // Idle: with nothing new, the next polls are 304s, which GitHub does not charge (once the session's
+    // state after its turn is on the pull request).
+    await sessionSettled(kube, gh, namespace, 'pr-7');
     const chargedBefore = gh.charged();
     const requestsBefore = gh.requests.length;
     await eventually(

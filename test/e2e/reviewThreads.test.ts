@@ -13,7 +13,13 @@ import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { expectedAtModel, promptsReaching, promptsWith, receivedPrompts } from '../helpers/modelLog.js';
-import { podShell, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
+import {
+  podShell,
+  sessionPod,
+  sessionSettled,
+  startGitHubSandbox,
+  type GitHubSandbox,
+} from '../helpers/sandbox.js';
 import { replayDelivery, reviewDeliveries } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
@@ -223,7 +229,9 @@ describe('a review reaches the session as one message, by thread', () => {
         .sort((a, b) => a.id - b.id)
         .map((r) => [r.subject, r.id, r.by]),
     ).toEqual(comments.slice(0, 3).map((id) => ['review_comment', id, 'codemate-bot']));
-    // Later polls are 304s: nothing charged, nothing created.
+    // Later polls are 304s: nothing charged, nothing created (once the session's state after its turn is
+    // on the pull request).
+    await sessionSettled(kube, gh, namespace, 'polled');
     const chargedBefore = gh.charged();
     const requestsBefore = gh.requests.length;
     const count = (await messages()).length;

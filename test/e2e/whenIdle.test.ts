@@ -10,7 +10,7 @@ import type { CodeMateMessage } from '../../src/api/message.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
-import { modelRequests, modelServerUrl, promptsReaching } from '../helpers/modelLog.js';
+import { modelRequests, modelSpeed, promptsReaching } from '../helpers/modelLog.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { podShell } from '../helpers/sandbox.js';
 import { FaultSandbox } from '../fault/harness.js';
@@ -31,15 +31,6 @@ const messagesOf = async (codemate: string) =>
   );
 const podExec = (pod: string, script: string) =>
   podShell(binDir, path.join(sandbox.stateDir, 'kubeconfig'), namespace)(pod, script);
-
-/** How slowly the sandbox's model server streams its answers. */
-async function modelSpeed(config: { chunkDelayMs: number; chunks: number }): Promise<void> {
-  const res = await fetch(`${await modelServerUrl(sandbox.stateDir)}/_config`, {
-    method: 'PUT',
-    body: JSON.stringify(config),
-  });
-  expect(res.ok).toBe(true);
-}
 
 /** A CodeMate with delivery WhenIdle whose session has started; its pod and a reader of its state. */
 async function whenIdleCodeMate(name: string, pullRequest: number) {
@@ -102,7 +93,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await modelSpeed({ chunkDelayMs: 0, chunks: 3 }).catch(() => undefined);
+  await modelSpeed(sandbox.stateDir, { chunkDelayMs: 0, chunks: 3 }).catch(() => undefined);
   await sandbox?.stop();
 });
 
@@ -111,7 +102,7 @@ describe('delivery: WhenIdle', () => {
     const { pod, state } = await whenIdleCodeMate('pr-31', 31);
 
     // A first comment into the idle session starts a turn that streams for about 15 s.
-    await modelSpeed({ chunkDelayMs: 500, chunks: 30 });
+    await modelSpeed(sandbox.stateDir, { chunkDelayMs: 500, chunks: 30 });
     const first = gh.comment('o', 'r', 31, alice, 'Start a long piece of work.', 'MEMBER');
     await promptsReaching(sandbox.stateDir, `[codemate message=pr-31-ic-${first}]`);
     expect(await state()).toBe('busy');
@@ -129,7 +120,7 @@ describe('delivery: WhenIdle', () => {
       expect(m.status?.attempts ?? 0).toBe(0);
     }
     const turnRequests = (await modelRequests(sandbox.stateDir)).filter((r) => r.tools > 0).length;
-    await modelSpeed({ chunkDelayMs: 0, chunks: 3 });
+    await modelSpeed(sandbox.stateDir, { chunkDelayMs: 0, chunks: 3 });
 
     const delivered = await allDelivered('pr-31', names);
     // Each message its own receipt: Delivered once, at the first attempt, acknowledged by the hook.
@@ -162,7 +153,7 @@ describe('delivery: WhenIdle', () => {
 
   it('an operator killed while they wait loses none and doubles none', async () => {
     const { state } = await whenIdleCodeMate('pr-32', 32);
-    await modelSpeed({ chunkDelayMs: 500, chunks: 40 });
+    await modelSpeed(sandbox.stateDir, { chunkDelayMs: 500, chunks: 40 });
     const first = gh.comment('o', 'r', 32, alice, 'Start another long piece of work.', 'MEMBER');
     await promptsReaching(sandbox.stateDir, `[codemate message=pr-32-ic-${first}]`);
     const bodies = ['Restart one.', 'Restart two.', 'Restart three.'];
@@ -175,7 +166,7 @@ describe('delivery: WhenIdle', () => {
       `pr-32-ic-${gh.comment('o', 'r', 32, alice, 'Posted while the operator was down.', 'MEMBER')}`,
     );
     await sandbox.devUp();
-    await modelSpeed({ chunkDelayMs: 0, chunks: 3 });
+    await modelSpeed(sandbox.stateDir, { chunkDelayMs: 0, chunks: 3 });
     await allDelivered('pr-32', names);
     for (const name of names) await promptsReaching(sandbox.stateDir, `[codemate message=${name}]`);
     const requests = (await modelRequests(sandbox.stateDir)).filter((r) => r.tools > 0);

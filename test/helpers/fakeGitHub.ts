@@ -251,6 +251,16 @@ export class FakeGitHub {
     content: string;
     by: string;
   }> = [];
+  /** Commit statuses as they were written, in order (POST /repos/{owner}/{repo}/statuses/{sha}). */
+  readonly statuses: Array<{
+    repo: string;
+    sha: string;
+    state: string;
+    context: string;
+    description: string | undefined;
+    targetUrl: string | undefined;
+    by: string;
+  }> = [];
   private readonly tokens = new Map<string, FakeUser>();
   private readonly pulls = new Map<string, Pull>();
   private readonly workflows = new Map<string, Array<{ id: number; name: string }>>();
@@ -915,6 +925,7 @@ export class FakeGitHub {
     this.actionsRoutes(send);
     this.appRoutes(send);
     this.gitRoutes();
+    this.statusRoute(send);
     for (const [subject, route, path] of [
       [
         'issue_comment',
@@ -939,6 +950,52 @@ export class FakeGitHub {
         return send(req, reply, path, 'post', body, existing ? 200 : 201);
       });
     }
+  }
+
+  /** The commit status endpoint: GitHub keeps every status; the newest per context is the one shown. */
+  private statusRoute(send: Send): void {
+    type Body = { state: string; context?: string; description?: string; target_url?: string };
+    type Params = { owner: string; repo: string; sha: string };
+    const path = '/repos/{owner}/{repo}/statuses/{sha}';
+    this.app.post<{ Params: Params; Body: Body }>('/repos/:owner/:repo/statuses/:sha', async (req, reply) => {
+      const { owner, repo, sha } = req.params;
+      const by = this.requester(req);
+      const body = req.body;
+      if (!['error', 'failure', 'pending', 'success'].includes(body.state)) {
+        this.record(req, 422, true);
+        return reply.code(422).send({ message: 'Validation Failed' });
+      }
+      if ((body.description ?? '').length > 140) {
+        this.record(req, 422, true);
+        return reply.code(422).send({ message: 'description is too long (maximum is 140 characters)' });
+      }
+      const context = body.context ?? 'default';
+      this.statuses.push({
+        repo: `${owner}/${repo}`,
+        sha,
+        state: body.state,
+        context,
+        description: body.description,
+        targetUrl: body.target_url,
+        by: by.login,
+      });
+      const id = this.nextId++;
+      const now = new Date().toISOString();
+      const answer = {
+        ...example(path, 'post', '201'),
+        id,
+        node_id: `SC_${id}`,
+        url: `${this.url}/repos/${owner}/${repo}/statuses/${sha}`,
+        state: body.state,
+        context,
+        description: body.description ?? null,
+        target_url: body.target_url ?? null,
+        creator: this.user(by),
+        created_at: now,
+        updated_at: now,
+      };
+      return send(req, reply, path, 'post', answer, 201);
+    });
   }
 
   private requester(req: FastifyRequest): FakeUser {

@@ -91,3 +91,15 @@ export async function expectedAtModel(
 export async function receivedPrompts(stateDir: string): Promise<string[]> {
   return promptsReceived(await modelRequests(stateDir));
 }
+
+/** How slowly the sandbox's model server streams its answers (`PUT /_config`), to hold a turn open. */
+export async function modelSpeed(
+  stateDir: string,
+  config: { chunkDelayMs: number; chunks: number },
+): Promise<void> {
+  const res = await fetch(`${await modelServerUrl(stateDir)}/_config`, {
+    method: 'PUT',
+    body: JSON.stringify(config),
+  });
+  if (!res.ok) throw new Error(`PUT /_config answered ${res.status}`);
+}

@@ -7,7 +7,9 @@ import { promisify } from 'node:util';
 import type { CodeMate } from '../../src/api/codemate.js';
 import { Kube, type KubeObject } from '../../src/clients/kube.js';
 import { runCli } from './cli.js';
+import { eventually } from './cluster.js';
 import { FakeGitHub } from './fakeGitHub.js';
+import { secretObject } from './operator.js';
 import { makeOrigin } from './session.js';
 
 const run = promisify(execFile);
@@ -183,4 +185,33 @@ export async function forwardToLoopback(
         server.close(() => resolve());
       }),
   };
+}
+
+/** A namespace for a test's CodeMates, with the secrets they name (github-token, anthropic-key). */
+export async function sessionNamespace(kube: Kube, namespace: string, githubToken: string): Promise<void> {
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+  await kube.create(secretObject(namespace, 'github-token', { token: githubToken }));
+  await kube.create(secretObject(namespace, 'anthropic-key', { token: 'x' }));
+}
+
+/**
+ * Waits until a CodeMate's session has ended its turns and says so on the pull request: status.session
+ * idle, the turns counted, and its last `codemate/session` commit status idle. From then on, an idle
+ * session writes nothing to GitHub, so a test can count what else is charged.
+ */
+export async function sessionSettled(kube: Kube, gh: FakeGitHub, namespace: string, name: string) {
+  await eventually(
+    () => kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', name, namespace),
+    (cm) => {
+      const last = gh.statuses
+        .filter((st) => st.context === 'codemate/session' && st.sha === cm.status?.pullRequest?.headSha)
+        .at(-1);
+      return (
+        cm.status?.session?.state === 'idle' &&
+        (cm.status.usage?.turns ?? 0) >= 1 &&
+        !!last?.description?.startsWith('idle')
+      );
+    },
+    { what: `the session of ${name} idle on its pull request`, timeoutMs: 60_000 },
+  );
 }

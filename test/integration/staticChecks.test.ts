@@ -44,6 +44,7 @@ describe('static checks', () => {
         'codemate-inject',
         'codemate-lib.sh',
         'codemate-ready',
+        'codemate-report',
         'gh',
       ].sort(),
     );

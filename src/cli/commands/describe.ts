@@ -6,6 +6,7 @@ import type { KubeObject } from '../../clients/kube.js';
 import type { KubeReader } from '../../clients/kube.js';
 import { connectReader, getCodeMate, type Cluster } from '../cluster.js';
 import { age, table, type Output } from '../output.js';
+import { tokensLine } from './list.js';
 import type { Verb } from '../program.js';
 
 type MessageObject = CodeMateMessage & KubeObject;
@@ -44,6 +45,9 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
     `Suspended:     ${cm.spec.suspend ? 'yes' : 'no'}`,
     `Secrets:       github ${cm.spec.github.tokenSecretRef ? `${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}` : 'GitHub App installation token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
     `Delivery:      ${cm.spec.monitoring?.delivery ?? defaultDeliveryMode}`,
+    `Session:       ${sessionLine(s)}`,
+    `Usage:         ${usageLine(s)}`,
+    `Budget:        ${budgetLine(cm)}`,
     `Last check:    ${s.lastMonitorCheck ?? '-'}`,
     `CI failures:   ${ciLine(s)}`,
     `Left draft:    ${readyLine(s)}`,
@@ -112,4 +116,36 @@ function readyLine(s: CodeMateStatus): string {
   const notice = s.github?.readyForReview;
   if (!notice) return s.pullRequest?.draft ? 'no (the pull request is a draft)' : '-';
   return `asked to update the title and description ${notice.notifiedAt ?? '-'}, message ${notice.message ?? '-'}`;
+}
+
+/** What the session is doing, since when, and the last message it got. */
+function sessionLine(s: CodeMateStatus): string {
+  const session = s.session;
+  if (!session?.state && !session?.lastMessage) return '-';
+  const since = session.since ? ` since ${session.since}` : '';
+  const last = session.lastMessage ? `, last message ${session.lastMessage}` : '';
+  return `${session.state ?? 'not running'}${since}${last}`;
+}
+
+/** The token counts of status.usage. */
+function usageLine(s: CodeMateStatus): string {
+  const u = s.usage;
+  if (!u) return '-';
+  return (
+    `${u.inputTokens ?? 0} input, ${u.outputTokens ?? 0} output, ${u.cacheReadTokens ?? 0} cache read, ` +
+    `${u.cacheCreationTokens ?? 0} cache creation tokens; ${u.turns ?? 0} turns` +
+    (u.updatedAt ? ` (${u.updatedAt})` : '')
+  );
+}
+
+/** The budgets and how much of each is used: the whole, and today's (UTC). */
+function budgetLine(cm: Parameters<typeof tokensLine>[0]): string {
+  const budget = cm.spec.budget;
+  const parts: string[] = [];
+  if (budget?.maxTokens !== undefined) parts.push(`${tokensLine(cm)} tokens`);
+  if (budget?.maxTokensPerDay !== undefined) {
+    const today = cm.status?.usage?.today;
+    parts.push(`${today?.tokens ?? 0}/${budget.maxTokensPerDay} tokens on ${today?.date ?? 'today'} (UTC)`);
+  }
+  return parts.length > 0 ? `${parts.join(', ')}; input, cache creation and output` : '-';
 }

@@ -2,6 +2,7 @@
  * `codemate list`. A quick command: it reads through the light client and validates its flags with
  * commander's choices rather than zod, so it starts without loading either (see bench/README.md).
  */
+import { tokensCounted } from '../../api/usage.js';
 import type { CodeMateMessage } from '../../api/message.js';
 import { apiVersion, kind, messageKind } from '../../api/names.js';
 import type { KubeObject } from '../../clients/kube.js';
@@ -63,7 +64,7 @@ export async function runList(options: ListOptions, c: Cluster<KubeReader>, out:
     'POD',
     'AGE',
     'LAST MESSAGE',
-    ...(wide ? ['MESSAGE'] : []),
+    ...(wide ? ['STATE', 'TOKENS', 'TURNS', 'MESSAGE'] : []),
   ];
   const rows = items.map((cm) => [
     ...(ns ? [] : [cm.metadata.namespace!]),
@@ -77,7 +78,22 @@ export async function runList(options: ListOptions, c: Cluster<KubeReader>, out:
     cm.status?.podName ?? '-',
     age(cm.metadata.creationTimestamp),
     last(cm),
-    ...(wide ? [cm.status?.message ?? ''] : []),
+    ...(wide
+      ? [
+          cm.status?.session?.state ?? '-',
+          tokensLine(cm),
+          String(cm.status?.usage?.turns ?? '-'),
+          cm.status?.message ?? '',
+        ]
+      : []),
   ]);
   out.data(table([header, ...rows]));
+}
+
+/** Tokens the budget counts, and of how many when there is a budget: `1200/5000`. */
+export function tokensLine(cm: Pick<CodeMateObject, 'spec' | 'status'>): string {
+  const max = cm.spec.budget?.maxTokens;
+  if (!cm.status?.usage && max === undefined) return '-';
+  const used = String(tokensCounted(cm.status?.usage));
+  return max === undefined ? used : `${used}/${max}`;
 }

@@ -114,6 +114,37 @@ describe('nextStep', () => {
     ...(status ? { status } : {}),
   });
 
+  it('holds every message but the budget notice while the budget is used up', () => {
+    const spent = { ...running, budget: { used: 1200, max: 1000, period: 'total' as const } };
+    const step = nextStep(message(), spent, now, expiry);
+    expect(step).toMatchObject({
+      kind: 'record',
+      status: { phase: 'AwaitingBudget', reason: 'BudgetExhausted', nextAttemptAt: null },
+    });
+    if (step.kind !== 'record') throw new Error('expected a record');
+    expect(step.status.message).toContain('raise spec.budget.maxTokens');
+    // Written once: a second look waits.
+    expect(nextStep(message(step.status), spent, now, expiry).kind).toBe('wait');
+    // The notice goes in; an untrusted comment is still rejected.
+    expect(nextStep(message(undefined, { source: { type: 'budget' } }), spent, now, expiry)).toEqual({
+      kind: 'inject',
+      pod: 'codemate-a-1',
+    });
+    expect(nextStep(message(undefined, { trust: { allowed: false } }), spent, now, expiry)).toMatchObject({
+      kind: 'record',
+      status: { phase: 'Rejected' },
+    });
+    // Raised: it goes, and one queued behind the head is Queued again.
+    expect(nextStep(message(step.status), running, now, expiry)).toEqual({
+      kind: 'inject',
+      pod: 'codemate-a-1',
+    });
+    expect(statusWhileQueued(message(step.status), running, now, expiry)).toMatchObject({
+      phase: 'Pending',
+      reason: 'Queued',
+    });
+  });
+
   it('injects into a running session', () => {
     expect(nextStep(message(), running, now, expiry)).toEqual({ kind: 'inject', pod: 'codemate-a-1' });
     expect(nextStep(message(), { phase: 'Completed', pod: 'p' }, now, expiry)).toEqual({

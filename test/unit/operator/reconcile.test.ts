@@ -647,3 +647,39 @@ describe('observePod', () => {
     });
   });
 });
+
+describe('the token budget', () => {
+  const usage = { inputTokens: 900, outputTokens: 150, cacheReadTokens: 50_000, cacheCreationTokens: 0 };
+  it('says why messages wait once the budget is used up, and nothing without a budget', () => {
+    const spent = reconcile(codemate({ budget: { maxTokens: 1000 } }, { usage }), observed(), settings, now);
+    expect(condition(spent, 'WithinBudget')).toMatchObject({
+      status: 'False',
+      reason: 'BudgetExhausted',
+      message: expect.stringContaining('used 1050 tokens of its token budget of 1000') as string,
+    });
+    const room = reconcile(codemate({ budget: { maxTokens: 2000 } }, { usage }), observed(), settings, now);
+    expect(condition(room, 'WithinBudget')).toMatchObject({ status: 'True', reason: 'UnderBudget' });
+    const today = { ...usage, today: { date: '2026-11-26', tokens: 700 } };
+    const daily = reconcile(
+      codemate({ budget: { maxTokensPerDay: 600 } }, { usage: today }),
+      observed(),
+      settings,
+      now,
+    );
+    expect(condition(daily, 'WithinBudget')).toMatchObject({
+      status: 'False',
+      message: expect.stringContaining(
+        '700 tokens on 2026-11-26 (UTC) of its daily token budget of 600',
+      ) as string,
+    });
+    const nextDay = reconcile(
+      codemate({ budget: { maxTokensPerDay: 600 } }, { usage: today }),
+      observed(),
+      settings,
+      new Date('2026-11-27T00:00:01Z'),
+    );
+    expect(condition(nextDay, 'WithinBudget')).toMatchObject({ status: 'True' });
+    const none = reconcile(codemate({}, spent.status), observed(), settings, now);
+    expect(condition(none, 'WithinBudget')).toBeUndefined();
+  });
+});
