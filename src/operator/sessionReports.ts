@@ -73,8 +73,12 @@ interface Entry {
   writing?: boolean;
 }
 
+/**
+ * A stream that ends or cannot open is opened again after 1 s, doubling up to 10 minutes: a session
+ * image without codemate-report (or a pod that cannot exec) must not cost a thousand execs a minute.
+ */
 const retryBaseMs = 1000;
-const retryMaxMs = 60_000;
+const retryMaxMs = 600_000;
 
 export class SessionReports {
   private readonly entries = new Map<string, Entry>();
