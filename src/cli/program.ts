@@ -321,7 +321,7 @@ Examples:
       'port for /healthz, /readyz and /metrics (env CODEMATE_HEALTH_PORT; default 8081)',
     )
     .option('--session-image <image>', 'image for CodeMates without spec.image (env CODEMATE_SESSION_IMAGE)')
-    .option('--workers <n>', 'concurrent reconciles (default 4)')
+    .option('--workers <n>', 'concurrent reconciles (default 8)')
     .option('--resync-seconds <s>', 'reconcile every CodeMate at least this often (default 300)')
     .option('--message-retention <n>', 'delivered messages kept per CodeMate (default 50)')
     .option(

@@ -189,7 +189,9 @@ export const operatorFlagsSchema = z.object({
   leaseName: z.string().min(1).default('codemate-operator'),
   healthPort: port.default(8081),
   sessionImage: z.string().min(1),
-  workers: z.coerce.number().int().min(1).max(64).default(4),
+  // 8: on 2 cores a burst's p99 CodeMate → pod was 4× longer with 4, and no better with 16 or 32
+  // (bench/README.md, operator-scale): the apiserver, not the operator, is then the limit.
+  workers: z.coerce.number().int().min(1).max(64).default(8),
   resyncSeconds: z.coerce.number().int().min(10).max(86400).default(300),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info'),
   identity: z.string().min(1),
