@@ -24,8 +24,24 @@ export const sourceTypes = [
  */
 export type SourceType = (typeof sourceTypes)[number];
 /** AwaitingBudget: the CodeMate's token budget is used up; delivered in order once it is raised. */
-export const messagePhases = ['Pending', 'AwaitingBudget', 'Delivered', 'Rejected', 'Failed'] as const;
+export const messagePhases = [
+  'Pending',
+  'AwaitingApproval',
+  'AwaitingBudget',
+  'Delivered',
+  'Rejected',
+  'Failed',
+] as const;
 export type MessagePhase = (typeof messagePhases)[number];
+
+/**
+ * An untrusted item waits in AwaitingApproval until a trusted person decides (docs/approvals.md). The
+ * decision is written once into spec.approval (the CRD refuses to change it), by the poller for a 👍
+ * or a `/codemate approve` reply, or by `codemate approve|deny`.
+ */
+export const approvalDecisions = ['Approved', 'Denied'] as const;
+export const approvalVias = ['reaction', 'comment', 'cli'] as const;
+export type Approval = NonNullable<MessageSpec['approval']>;
 
 /** The most characters a message's body holds (the CRD's maxLength). */
 export const messageBodyLimit = 262144;
@@ -43,6 +59,18 @@ export const messageSpecSchema = z.object({
   }),
   body: z.string().max(messageBodyLimit),
   trust: z.object({ allowed: z.boolean(), reason: z.string().max(1024).optional() }).optional(),
+  approval: z
+    .object({
+      decision: z.enum(approvalDecisions),
+      /** The approver: a GitHub login (reaction, comment) or a Kubernetes user (cli). */
+      by: z.string().min(1).max(256),
+      via: z.enum(approvalVias),
+      at: z.string(),
+      /** sha256 of the body the approver was shown: an approval holds for that exact text only. */
+      bodySha256: z.string().regex(/^[0-9a-f]{64}$/),
+      url: z.string().max(2048).optional(),
+    })
+    .optional(),
 });
 export type MessageSpec = z.infer<typeof messageSpecSchema>;
 
@@ -56,6 +84,8 @@ export interface MessageStatus {
   /** Not tried again before this time: the backoff survives restarts and any event that wakes the key. */
   nextAttemptAt?: string | null;
   deliveredAt?: string;
+  /** Who approved an untrusted item (spec.approval.by), once delivery has taken the approval. */
+  approvedBy?: string;
 }
 
 export interface CodeMateMessage {
@@ -139,6 +169,16 @@ export function messageName(codemate: string, type: SourceType, id: string): str
 
 export function isFinal(phase: MessagePhase | undefined): boolean {
   return phase === 'Delivered' || phase === 'Rejected' || phase === 'Failed';
+}
+
+/** The hash an approval binds to: the exact body that is delivered. */
+export function bodySha256(body: string): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
+/** An untrusted item with no decision yet: it waits for one, and holds up no other message. */
+export function awaitsApproval(message: CodeMateMessage): boolean {
+  return message.spec.trust?.allowed === false && !message.spec.approval && !isFinal(message.status?.phase);
 }
 
 /** Delivery order within one CodeMate: by when the source was written, then by name. */

@@ -328,6 +328,10 @@ Examples:
       '--message-expiry-seconds <s>',
       'a message not delivered this long after its creation fails (env CODEMATE_MESSAGE_EXPIRY_SECONDS; default 86400)',
     )
+    .option(
+      '--approval-expiry-seconds <s>',
+      'an untrusted comment not approved this long after it was recorded is rejected (env CODEMATE_APPROVAL_EXPIRY_SECONDS; default 604800)',
+    )
     .option('--log-level <level>', 'trace, debug, info, warn or error (env LOG_LEVEL)')
     .addHelpText(
       'after',

@@ -122,3 +122,12 @@ export const redelivery = {
   maxPerPass: 20,
   maxAttempts: 3,
 } as const;
+
+/**
+ * How long an untrusted comment waits in AwaitingApproval for a trusted approval (operator
+ * --approval-expiry-seconds): a week, so that a comment written before a weekend can still be approved.
+ */
+export const defaultApprovalExpirySeconds = 7 * 86400;
+
+/** While a CodeMate waits for another to give up its branch (the Conflict condition), it looks again this often. */
+export const branchConflictRequeueMs = 10_000;

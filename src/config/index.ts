@@ -8,7 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { UsageError } from '../api/errors.js';
-import { imageRepositories, injectAckTimeoutSeconds, redelivery } from './defaults.js';
+import {
+  defaultApprovalExpirySeconds,
+  imageRepositories,
+  injectAckTimeoutSeconds,
+  redelivery,
+} from './defaults.js';
 
 const optionalText = z
   .string()
@@ -44,6 +49,7 @@ export const envSchema = z.object({
   CODEMATE_MESSAGE_RETENTION: optionalText,
   /** Operator: a message not delivered this many seconds after its creation fails (default 86400). */
   CODEMATE_MESSAGE_EXPIRY_SECONDS: optionalText,
+  CODEMATE_APPROVAL_EXPIRY_SECONDS: optionalText,
   /** Operator: per-request timeout for GitHub, in seconds (default 15). */
   CODEMATE_GITHUB_TIMEOUT_SECONDS: optionalText,
   CODEMATE_SESSION_CHANNELS: optionalText,
@@ -229,6 +235,13 @@ export const operatorFlagsSchema = z.object({
     .min(60)
     .max(30 * 86400)
     .default(86400),
+  /** An untrusted item waits for a trusted approval up to this long, then ends Rejected (docs/approvals.md). */
+  approvalExpirySeconds: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86400)
+    .default(defaultApprovalExpirySeconds),
 });
 export type OperatorConfig = z.infer<typeof operatorFlagsSchema>;
 
@@ -258,6 +271,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       sessionChannels: env.CODEMATE_SESSION_CHANNELS,
       sessionStatusIntervalSeconds: env.CODEMATE_SESSION_STATUS_INTERVAL_SECONDS,
       messageExpirySeconds: pick(flags.messageExpirySeconds, env.CODEMATE_MESSAGE_EXPIRY_SECONDS),
+      approvalExpirySeconds: pick(flags.approvalExpirySeconds, env.CODEMATE_APPROVAL_EXPIRY_SECONDS),
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,
     },
     'operator configuration',
