@@ -15,6 +15,8 @@ export interface GitHubItem {
   authorAssociation: string;
   htmlUrl: string;
   createdAt: string;
+  /** When its text last changed, where GitHub says (comments): an approval must not predate an edit. */
+  updatedAt?: string;
 }
 
 /** A comment or review as GitHub's REST API and webhooks both send it. */
@@ -24,6 +26,7 @@ export interface RawItem {
   user: { login: string; type?: string } | null;
   author_association: string;
   html_url: string;
+  updated_at?: string | null;
 }
 
 export function toItem(raw: RawItem, createdAt: string | null | undefined): GitHubItem {
@@ -34,6 +37,7 @@ export function toItem(raw: RawItem, createdAt: string | null | undefined): GitH
     authorAssociation: raw.author_association,
     htmlUrl: raw.html_url,
     createdAt: createdAt ?? new Date(0).toISOString(),
+    ...(raw.updated_at ? { updatedAt: raw.updated_at } : {}),
   };
 }
 
@@ -131,4 +135,12 @@ export interface WorkflowJob {
 export interface JobLog {
   text: string;
   truncatedHead: boolean;
+}
+
+/** A reaction on a comment, as the approval check reads it. */
+export interface GitHubReaction {
+  id: number;
+  content: string;
+  user: GitHubUser | null;
+  createdAt: string;
 }

@@ -58,7 +58,14 @@ export const messageSpecSchema = z.object({
     createdAt: z.string().optional(),
   }),
   body: z.string().max(messageBodyLimit),
-  trust: z.object({ allowed: z.boolean(), reason: z.string().max(1024).optional() }).optional(),
+  trust: z
+    .object({
+      allowed: z.boolean(),
+      reason: z.string().max(1024).optional(),
+      /** Refused, but a trusted person may let it in (docs/approvals.md); never for bots or the session itself. */
+      approvable: z.boolean().optional(),
+    })
+    .optional(),
   approval: z
     .object({
       decision: z.enum(approvalDecisions),
@@ -178,7 +185,13 @@ export function bodySha256(body: string): string {
 
 /** An untrusted item with no decision yet: it waits for one, and holds up no other message. */
 export function awaitsApproval(message: CodeMateMessage): boolean {
-  return message.spec.trust?.allowed === false && !message.spec.approval && !isFinal(message.status?.phase);
+  const trust = message.spec.trust;
+  return (
+    trust?.allowed === false &&
+    trust.approvable === true &&
+    !message.spec.approval &&
+    !isFinal(message.status?.phase)
+  );
 }
 
 /** Delivery order within one CodeMate: by when the source was written, then by name. */

@@ -12,6 +12,7 @@ import {
   toReview,
   toReviewComment,
   type GitHubItem,
+  type GitHubReaction,
   type GitHubReview,
   type GitHubReviewComment,
   type GitHubUser,
@@ -377,6 +378,37 @@ export class GitHub {
       description: status.description,
       ...(status.targetUrl ? { target_url: status.targetUrl } : {}),
     });
+  }
+
+  /**
+   * The 👍 reactions on an issue comment: one conditional request per page, so a comment that waits for
+   * an approval costs nothing while nobody reacts (docs/approvals.md).
+   */
+  async approvalReactions(owner: string, repo: string, commentId: number): Promise<GitHubReaction[]> {
+    const items = await this.octokit.paginate(this.octokit.rest.reactions.listForIssueComment, {
+      owner,
+      repo,
+      comment_id: commentId,
+      content: '+1',
+      per_page: 100,
+    });
+    return items.map((r) => ({
+      id: r.id,
+      content: r.content,
+      user: r.user ? { login: r.user.login, type: r.user.type } : null,
+      createdAt: r.created_at,
+    }));
+  }
+
+  /** A user's base permission on the repository: admin, write, read or none (maintain is write, triage read). */
+  async permission(owner: string, repo: string, username: string): Promise<string> {
+    try {
+      const { data } = await this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner, repo, username });
+      return data.permission;
+    } catch (error) {
+      if ((error as { status?: number }).status === 404) return 'none';
+      throw error;
+    }
   }
 
   /** Adds 👀 to an issue comment or a review comment (reviews have no reactions). */

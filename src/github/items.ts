@@ -13,7 +13,7 @@ import {
 } from '../api/message.js';
 import type { GitHubItem as Item, GitHubReview, GitHubReviewComment } from '../api/github.js';
 import { formatReview, reviewThreads } from './reviewThreads.js';
-import { judge, trustPolicyOf } from './trust.js';
+import { isApproveCommand, judge, trustPolicyOf } from './trust.js';
 
 export type { Item };
 
@@ -38,7 +38,11 @@ export function messageFor(
       createdAt: item.createdAt,
     },
     body: truncated(body),
-    trust: { allowed: verdict.allowed, reason: verdict.reason },
+    trust: {
+      allowed: verdict.allowed,
+      reason: verdict.reason,
+      ...(verdict.approvable ? { approvable: true } : {}),
+    },
   });
 }
 
@@ -67,7 +71,8 @@ export function reviewMessageFor(
 }
 
 /**
- * Why an item is not a new message for this CodeMate, or undefined when it is one: items written before
+ * Why an item is not a new message for this CodeMate, or undefined when it is one: an approval command
+ * is an instruction to CodeMate, not text for the session (trust.ts); items written before
  * the CodeMate existed are history, and so are items whose messages were delivered and then deleted by
  * retention (status.history), so that a listing or a redelivery never brings them back.
  */
@@ -76,6 +81,7 @@ export function notNewBecause(
   type: Exclude<SourceType, 'cli'>,
   item: Item,
 ): string | undefined {
+  if (type === 'issue_comment' && isApproveCommand(item.body)) return 'a /codemate approve command, not a message';
   const created = cm.metadata.creationTimestamp ? new Date(cm.metadata.creationTimestamp).getTime() : 0;
   if (new Date(item.createdAt).getTime() < created - 1000) return 'written before the CodeMate was created';
   if (inHistory(cm.status?.history, type, String(item.id), item.createdAt)) {

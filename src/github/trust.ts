@@ -1,6 +1,8 @@
 /**
- * The trust policy: whose GitHub text may reach a session that holds write credentials. Applied before a
- * message is created; a refused item is still recorded (as a Rejected message) for the audit trail. Pure.
+ * The trust policy: whose GitHub text may reach a session that holds write credentials, and who may let
+ * in a refused item (docs/approvals.md). Applied before a message is created: a refused item from a person
+ * waits for a trusted approval (AwaitingApproval); one from a bot or the session itself is Rejected and
+ * kept for the audit trail. Pure.
  */
 import type { CodeMateSpec } from '../api/codemate.js';
 
@@ -20,6 +22,8 @@ export interface Author {
 export interface Verdict {
   allowed: boolean;
   reason: string;
+  /** Refused, but a trusted person may approve it: a person's text, never a bot's or the session's own. */
+  approvable?: boolean;
 }
 
 export function trustPolicyOf(spec: CodeMateSpec): TrustPolicy {
@@ -57,6 +61,37 @@ export function judge(
   }
   return {
     allowed: false,
+    approvable: true,
     reason: `author association ${assoc} is not trusted (trusted: ${policy.associations.join(', ') || 'none'}; add the login to spec.monitoring.trust.allowedUsers to allow it)`,
   };
+}
+
+/**
+ * Whether a 👍 reaction counts as an approval. A reaction carries no author association, so the reactor's
+ * permission on the repository stands in for it: write or above (write, maintain, admin) is at least a
+ * COLLABORATOR, and admin also an OWNER. Someone with write access can push code the session runs
+ * anyway, so approving a comment gives them nothing new. Listed users, bots and the session: as judge.
+ */
+export function judgeReactor(
+  reactor: Author,
+  permission: string | undefined,
+  policy: TrustPolicy,
+  selfLogin?: string,
+): Verdict {
+  const associations: Record<string, string[]> = {
+    admin: ['OWNER', 'COLLABORATOR'],
+    maintain: ['COLLABORATOR'],
+    write: ['COLLABORATOR'],
+  };
+  const trusted = (associations[permission ?? ''] ?? []).find((a) => policy.associations.includes(a));
+  const verdict = judge(reactor, trusted ?? 'NONE', policy, selfLogin);
+  return { ...verdict, reason: `${verdict.reason}; repository permission: ${permission ?? 'none'}` };
+}
+
+/**
+ * A comment that is `/codemate approve` and nothing else: a command, never a message. From a trusted
+ * author it approves the comments written before it that wait on the pull request.
+ */
+export function isApproveCommand(body: string): boolean {
+  return /^\s*\/codemate\s+approve\s*$/i.test(body);
 }

@@ -21,6 +21,8 @@ import {
 } from '../api/codemate.js';
 import type { CodeMate } from '../api/codemate.js';
 import {
+  awaitsApproval,
+  bodySha256,
   deliveryOrder,
   frameBody,
   inHistory,
@@ -35,6 +37,7 @@ import {
 } from '../api/message.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import {
+  defaultApprovalExpirySeconds,
   deliveryBackoff,
   deliveryWorkers,
   injectAckTimeoutSeconds,
@@ -70,8 +73,10 @@ export const injectExit = {
 
 /** How long messages may wait and how retries back off (config: --message-expiry-seconds). */
 export interface DeliveryPolicy {
-  /** A message not delivered this long after it was created ends Failed (Expired). */
+  /** A message not delivered this long after it was created (or approved) ends Failed (Expired). */
   expiryMs: number;
+  /** An untrusted message not approved this long after it was created ends Rejected (ApprovalExpired). */
+  approvalExpiryMs?: number;
   /** The first retry waits about this long; each further one doubles it, up to maxDelayMs. */
   baseDelayMs: number;
   maxDelayMs: number;
@@ -111,6 +116,67 @@ function createdAt(message: CodeMateMessage, now: Date): number {
     : now.getTime();
 }
 
+type Policy = Pick<DeliveryPolicy, 'expiryMs' | 'approvalExpiryMs'>;
+
+/**
+ * The step of an untrusted message (docs/approvals.md), or undefined once it is approved and goes the
+ * way of any other. Without a decision it waits in AwaitingApproval, holding up no other message, until
+ * the approval expires; a denial, an expired wait or an approval of other text than the body end it.
+ */
+function approvalStep(message: CodeMateMessage, now: Date, policy: Policy): Step | undefined {
+  const { trust, approval } = message.spec;
+  if (!trust || trust.allowed) return undefined;
+  const previous = message.status;
+  const rejected = (reason: string, text: string): Step => ({
+    kind: 'record',
+    status: { ...previous, phase: 'Rejected', reason, message: text.slice(0, 4096), nextAttemptAt: null },
+  });
+  // Bots and the session's own identity are never injected, approved or not.
+  if (!trust.approvable) {
+    return rejected('Untrusted', trust.reason ?? 'rejected by the trust policy');
+  }
+  const how = approval && `@${approval.by.replace(/^@/, '')} (${approval.via}) at ${approval.at}`;
+  if (approval?.decision === 'Denied') return rejected('Denied', `denied by ${how}`);
+  if (approval && approval.bodySha256 !== bodySha256(message.spec.body)) {
+    return rejected('ApprovalMismatch', `approved by ${how}, but for other text than this message holds`);
+  }
+  if (approval) {
+    if (previous?.approvedBy === approval.by) return undefined;
+    // Recorded once, before the delivery, so that every later status keeps who let it in.
+    return {
+      kind: 'record',
+      status: {
+        ...previous,
+        phase: 'Pending',
+        reason: 'Approved',
+        message: `approved by ${how}`,
+        approvedBy: approval.by,
+      },
+      requeueAfterMs: 0,
+    };
+  }
+  const expiryMs = policy.approvalExpiryMs ?? defaultApprovalExpirySeconds * 1000;
+  const expiresInMs = createdAt(message, now) + expiryMs - now.getTime();
+  if (expiresInMs <= 0) {
+    return rejected(
+      'ApprovalExpired',
+      `no trusted person approved it within ${formatDuration(expiryMs)} (${trust.reason ?? 'untrusted'})`,
+    );
+  }
+  const waiting: MessageStatus = {
+    ...previous,
+    phase: 'AwaitingApproval',
+    reason: 'Untrusted',
+    message:
+      `${trust.reason ?? 'rejected by the trust policy'}; it waits for a trusted approval: a 👍 on the ` +
+      `comment, a reply "/codemate approve", or \`codemate approve ${message.metadata.name}\``,
+  };
+  if (previous !== undefined && previous.phase === waiting.phase && previous.message === waiting.message) {
+    return { kind: 'wait', requeueAfterMs: expiresInMs };
+  }
+  return { kind: 'record', status: waiting, requeueAfterMs: expiresInMs };
+}
+
 /**
  * Decides what to do with a message before any exec. A session that is away (starting, suspended, its
  * pod being replaced) is not a failure: the message waits in Pending, with the reason, and is woken by
@@ -121,20 +187,11 @@ export function nextStep(
   message: CodeMateMessage,
   session: SessionFacts,
   now: Date,
-  policy: Pick<DeliveryPolicy, 'expiryMs'>,
+  policy: Policy,
 ): Step {
   const previous = message.status;
-  if (message.spec.trust && !message.spec.trust.allowed) {
-    return {
-      kind: 'record',
-      status: {
-        ...previous,
-        phase: 'Rejected',
-        reason: 'Untrusted',
-        message: message.spec.trust.reason ?? 'rejected by the trust policy',
-      },
-    };
-  }
+  const approval = approvalStep(message, now, policy);
+  if (approval) return approval;
   const source = message.spec.source;
   if (
     source.type !== 'cli' &&
@@ -152,7 +209,9 @@ export function nextStep(
       },
     };
   }
-  const expiresInMs = createdAt(message, now) + policy.expiryMs - now.getTime();
+  // An approved message's wait for its session counts from the approval.
+  const approvedAt = message.spec.approval ? new Date(message.spec.approval.at).getTime() : 0;
+  const expiresInMs = Math.max(createdAt(message, now), approvedAt) + policy.expiryMs - now.getTime();
   if (expiresInMs <= 0) {
     const why = previous?.reason
       ? ` (last: ${previous.reason}${previous.message ? `, ${previous.message}` : ''})`
@@ -219,7 +278,7 @@ export function statusWhileQueued(
   message: CodeMateMessage,
   session: SessionFacts,
   now: Date,
-  policy: Pick<DeliveryPolicy, 'expiryMs'>,
+  policy: Policy,
 ): MessageStatus | undefined {
   const step = nextStep(message, session, now, policy);
   if (step.kind === 'record') return step.status;
@@ -245,7 +304,7 @@ export function whenIdleBatchOf<M extends CodeMateMessage>(
   pending: M[],
   session: SessionFacts,
   now: Date,
-  policy: Pick<DeliveryPolicy, 'expiryMs'>,
+  policy: Policy,
   limits: { messages: number; bytes: number } = whenIdleBatch,
 ): M[] {
   const batch: M[] = [];
@@ -513,8 +572,42 @@ export class DeliveryWorker {
     return { ...m, status: written.status };
   }
 
-  /** Handles the oldest undelivered message of one CodeMate; returns when to look again. */
+  /** The undelivered messages of one CodeMate, in delivery order. */
+  private open(namespace: string, codemate: string): MessageObject[] {
+    return this.messages
+      .list(namespace)
+      .filter((m) => m.spec.codemate === codemate)
+      .map((m) => this.current(m))
+      .filter((m) => !isFinal(m.status?.phase))
+      .sort(deliveryOrder);
+  }
+
+  /** Records the wait of the messages that await an approval, and ends expired ones; returns their soonest expiry. */
+  private async recordAwaiting(key: string): Promise<number | undefined> {
+    const [namespace = '', name = ''] = key.split('/');
+    let requeueAfterMs: number | undefined;
+    for (const message of this.open(namespace, name).filter((m) => awaitsApproval(m))) {
+      const step = nextStep(message, { phase: undefined, pod: undefined }, new Date(), this.options.policy);
+      if (step.kind === 'record') {
+        await this.writeStatus(message, step.status);
+        if (isFinal(step.status.phase)) this.final(key, message, step.status);
+      }
+      if (step.kind !== 'inject' && step.requeueAfterMs !== undefined) {
+        requeueAfterMs = Math.min(step.requeueAfterMs, requeueAfterMs ?? step.requeueAfterMs);
+      }
+    }
+    return requeueAfterMs;
+  }
+
+  /** Handles one CodeMate's messages; returns when to look again. */
   private async deliverNext(key: string): Promise<number | undefined> {
+    const awaiting = await this.recordAwaiting(key);
+    const head = await this.deliverHead(key);
+    return awaiting === undefined ? head : Math.min(awaiting, head ?? awaiting);
+  }
+
+  /** Handles the oldest undelivered message of one CodeMate; returns when to look again. */
+  private async deliverHead(key: string): Promise<number | undefined> {
     const [namespace = '', name = ''] = key.split('/');
     // The session's channel opens as soon as it runs, so that its first message does not wait for it.
     const running = this.codemate(namespace, name);
@@ -523,12 +616,8 @@ export class DeliveryWorker {
     } else {
       this.injector.forget(key);
     }
-    let pending = this.messages
-      .list(namespace)
-      .filter((m) => m.spec.codemate === name)
-      .map((m) => this.current(m))
-      .filter((m) => !isFinal(m.status?.phase))
-      .sort(deliveryOrder);
+    // Messages that wait for an approval are out of the queue until one is decided.
+    let pending = this.open(namespace, name).filter((m) => !awaitsApproval(m));
     if (pending.length === 0) return this.applyRetention(namespace, name);
     const cm = this.codemate(namespace, name);
     if (!cm) return undefined; // the messages go with their CodeMate (ownerReferences)

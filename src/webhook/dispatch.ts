@@ -41,7 +41,7 @@ export async function dispatch(
   const now = deps.now ?? (() => new Date());
   const answer =
     routed.kind === 'item'
-      ? await handleItem(routed, deps)
+      ? await handleItem(routed, { ...deps, now })
       : routed.kind === 'review'
         ? await handleReview(routed, { ...deps, now })
         : routed.kind === 'checks'

@@ -1,14 +1,18 @@
 /**
  * issue_comment.created (on a pull request): one CodeMateMessage per CodeMate that follows the pull
  * request, with the trust policy's verdict. The names are the poller's, so whichever of the webhook replicas and
- * the poller creates a message first wins and the others get a harmless 409.
+ * the poller creates a message first wins and the others get a harmless 409. An untrusted author's message
+ * waits for an approval (docs/approvals.md); a trusted `/codemate approve` is no message but asks the
+ * followers to poll, and the poller, which can read what the approver saw, records the approval.
  */
 import type { CodeMate } from '../../api/codemate.js';
 import { isConflict, isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
 import { messageFor, notNewBecause } from '../../github/items.js';
+import { isApproveCommand, judge, trustPolicyOf } from '../../github/trust.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
 import { nobodyFollows, type Answer } from '../answer.js';
+import { requestPolls, type AnnotationWriter } from './pullRequest.js';
 
 export interface MessageWriter {
   create<T extends KubeObject>(object: T): Promise<unknown>;
@@ -20,10 +24,11 @@ export type Outcome =
 
 export async function handleItem(
   event: Extract<RoutedEvent, { kind: 'item' }>,
-  deps: { codemates: CodeMateLookup; kube: MessageWriter },
+  deps: { codemates: CodeMateLookup; kube: MessageWriter & AnnotationWriter; now: () => Date },
 ): Promise<Answer> {
   const followers = followersOf(deps.codemates, event);
   if (followers.length === 0) return nobodyFollows(event);
+  if (isApproveCommand(event.item.body)) return approve(event, followers, deps);
   const outcomes = await Promise.all(followers.map((cm) => store(cm, event, deps.kube)));
   const created = outcomes.some((o) => o.result === 'created');
   const stored = outcomes.some((o) => o.result === 'created' || o.result === 'exists');
@@ -62,4 +67,25 @@ async function store(
     if (isNotFound(error)) return { codemate, result: 'history', reason: 'the CodeMate is gone' };
     throw error;
   }
+}
+
+/** `/codemate approve`: the followers whose trust policy trusts its author poll now. */
+async function approve(
+  event: Extract<RoutedEvent, { kind: 'item' }>,
+  followers: CodeMate[],
+  deps: { kube: AnnotationWriter; now: () => Date },
+): Promise<Answer> {
+  const author = event.item.user ?? { login: 'ghost' };
+  const trusting = followers.filter(
+    (cm) =>
+      judge(author, event.item.authorAssociation, trustPolicyOf(cm.spec), cm.status?.github?.login).allowed,
+  );
+  if (trusting.length === 0) {
+    return {
+      status: 202,
+      body: { status: 'ignored', reason: `@${author.login} may not approve for any CodeMate that follows it` },
+    };
+  }
+  const polled = await requestPolls(trusting, deps);
+  return { status: 200, body: { status: 'poll-requested', approval: event.item.id, codemates: polled } };
 }
