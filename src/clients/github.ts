@@ -403,7 +403,11 @@ export class GitHub {
   /** A user's base permission on the repository: admin, write, read or none (maintain is write, triage read). */
   async permission(owner: string, repo: string, username: string): Promise<string> {
     try {
-      const { data } = await this.octokit.rest.repos.getCollaboratorPermissionLevel({ owner, repo, username });
+      const { data } = await this.octokit.rest.repos.getCollaboratorPermissionLevel({
+        owner,
+        repo,
+        username,
+      });
       return data.permission;
     } catch (error) {
       if ((error as { status?: number }).status === 404) return 'none';

@@ -23,6 +23,7 @@ import {
 export {
   isConflict,
   isForbidden,
+  isInvalid,
   isNotFound,
   isUnreachable,
   statusCode,

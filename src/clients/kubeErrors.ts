@@ -63,3 +63,5 @@ export function isUnreachable(error: unknown): boolean {
 export const isNotFound = (error: unknown) => statusCode(error) === 404;
 export const isConflict = (error: unknown) => statusCode(error) === 409;
 export const isForbidden = (error: unknown) => statusCode(error) === 403;
+/** 422: the apiserver's validation (a CEL rule, a schema) refused the write. */
+export const isInvalid = (error: unknown) => statusCode(error) === 422;

@@ -37,7 +37,7 @@ export function messageFor(
       pullRequest,
       createdAt: item.createdAt,
     },
-    body: truncated(body),
+    body: messageBody(body),
     trust: {
       allowed: verdict.allowed,
       reason: verdict.reason,
@@ -48,7 +48,8 @@ export function messageFor(
 
 const truncation = '\n\n[… cut here: the message reached its size limit; read the rest on GitHub]';
 
-function truncated(body: string): string {
+/** The body a message holds for an item's text: cut at the size limit. */
+export function messageBody(body: string): string {
   return body.length <= messageBodyLimit
     ? body
     : body.slice(0, messageBodyLimit - truncation.length) + truncation;
@@ -81,7 +82,8 @@ export function notNewBecause(
   type: Exclude<SourceType, 'cli'>,
   item: Item,
 ): string | undefined {
-  if (type === 'issue_comment' && isApproveCommand(item.body)) return 'a /codemate approve command, not a message';
+  if (type === 'issue_comment' && isApproveCommand(item.body))
+    return 'a /codemate approve command, not a message';
   const created = cm.metadata.creationTimestamp ? new Date(cm.metadata.creationTimestamp).getTime() : 0;
   if (new Date(item.createdAt).getTime() < created - 1000) return 'written before the CodeMate was created';
   if (inHistory(cm.status?.history, type, String(item.id), item.createdAt)) {

@@ -183,12 +183,7 @@ function approvalStep(message: CodeMateMessage, now: Date, policy: Policy): Step
  * the CodeMate's next change. Only a permanent cause ends it: untrusted, or not delivered before it
  * expired. A retry never runs before status.nextAttemptAt, whatever woke the key.
  */
-export function nextStep(
-  message: CodeMateMessage,
-  session: SessionFacts,
-  now: Date,
-  policy: Policy,
-): Step {
+export function nextStep(message: CodeMateMessage, session: SessionFacts, now: Date, policy: Policy): Step {
   const previous = message.status;
   const approval = approvalStep(message, now, policy);
   if (approval) return approval;
@@ -570,6 +565,11 @@ export class DeliveryWorker {
       return m;
     }
     return { ...m, status: written.status };
+  }
+
+  /** The messages of one CodeMate that wait for an approval: the poller looks for one on GitHub. */
+  awaitingApproval(namespace: string, codemate: string): CodeMateMessage[] {
+    return this.open(namespace, codemate).filter((m) => awaitsApproval(m));
   }
 
   /** The undelivered messages of one CodeMate, in delivery order. */

@@ -20,6 +20,7 @@ import { Spreader } from '../runtime/rate.js';
 import { messageFor, notNewBecause, reviewMessageFor } from '../github/items.js';
 import { parseRepository, type RepositoryRef } from '../github/repository.js';
 import { errorFields, type Logger } from '../observability/log.js';
+import type { Approvals } from './approvals.js';
 import { GitHubAppError, type GitHubClients } from './githubClients.js';
 import { pollChecksAndDraft } from './prMonitor.js';
 import { recordGitHubAppError, recordGitHubObservation } from './status.js';
@@ -31,6 +32,8 @@ export interface PollerOptions {
   codemate: (namespace: string, name: string) => CodeMate | undefined;
   /** True when the message already exists (in the delivery worker's cache). */
   hasMessage: (namespace: string, name: string) => boolean;
+  /** Looks for approvals of the comments that wait for one (approvals.ts). */
+  approvals?: Approvals;
 }
 
 interface Target {
@@ -190,10 +193,12 @@ export class Poller {
       return;
     }
     const pr = await gh.pullRequest(repo.owner, repo.repo, number);
-    for (const item of await gh.issueComments(repo.owner, repo.repo, number)) {
+    const comments = await gh.issueComments(repo.owner, repo.repo, number);
+    for (const item of comments) {
       if (notNewBecause(cm, 'issue_comment', item)) continue;
       await this.createNew(cm, messageFor(cm, 'issue_comment', item, number, self));
     }
+    await this.options.approvals?.check(cm, gh, repo, comments, self);
     await this.pollReviews(cm, gh, repo, number, self);
     const notices = await pollChecksAndDraft(
       { logger: this.options.logger, hasMessage: this.options.hasMessage, create: (m) => this.create(m) },

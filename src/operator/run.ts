@@ -11,6 +11,7 @@ import { operatorMetrics } from '../observability/metrics.js';
 import { informerSupervision } from '../runtime/informers.js';
 import { terminationSignal } from '../runtime/shutdown.js';
 import { CodeMateController, codemateLookup, watchCodeMates } from './controller.js';
+import { Approvals } from './approvals.js';
 import { DeliveryWorker } from './delivery.js';
 import { GitHubClients } from './githubClients.js';
 import { Poller } from './poller.js';
@@ -93,7 +94,12 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       retention: config.messageRetention,
       ackTimeoutSeconds: config.injectAckTimeoutSeconds,
       channels: config.sessionChannels,
-      policy: { expiryMs: config.messageExpirySeconds * 1000, ...deliveryBackoff, random: Math.random },
+      policy: {
+        expiryMs: config.messageExpirySeconds * 1000,
+        approvalExpiryMs: config.approvalExpirySeconds * 1000,
+        ...deliveryBackoff,
+        random: Math.random,
+      },
       onAttempt: (result, path) => metrics.deliveryAttempts.inc({ result, path }),
       onFinal: (message, phase) =>
         metrics.deliveries.inc({ source: message.spec.source.type, result: phase }),
@@ -117,6 +123,11 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       github,
       codemate,
       hasMessage: (ns, name) => delivery.has(ns, name),
+      approvals: new Approvals({
+        kube,
+        logger,
+        awaiting: (ns, cm) => delivery.awaitingApproval(ns, cm),
+      }),
     });
     const redelivery = config.githubApp
       ? new Redelivery({

@@ -83,7 +83,10 @@ async function approve(
   if (trusting.length === 0) {
     return {
       status: 202,
-      body: { status: 'ignored', reason: `@${author.login} may not approve for any CodeMate that follows it` },
+      body: {
+        status: 'ignored',
+        reason: `@${author.login} may not approve for any CodeMate that follows it`,
+      },
     };
   }
   const polled = await requestPolls(trusting, deps);

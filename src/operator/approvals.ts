@@ -1,0 +1,105 @@
+/**
+ * The poller's approval check (docs/approvals.md). GitHub sends no webhook for reactions, so at each poll
+ * the comments that wait for approval, and only those, have their 👍 reactions listed with conditional
+ * requests (a 304 while nobody reacts costs nothing); a reactor's permission on the repository decides
+ * whether the 👍 counts. A trusted `/codemate approve` on the pull request counts for every comment
+ * written before it. The decision is written once into the message's spec.approval (the CRD refuses a
+ * second), and delivery takes it from there, so an item approved in several ways is delivered once.
+ */
+import { apiVersion, type CodeMate } from '../api/codemate.js';
+import type { GitHubItem } from '../api/github.js';
+import { messageKind, type Approval, type CodeMateMessage } from '../api/message.js';
+import type { GitHub } from '../clients/github.js';
+import { isInvalid, isNotFound, type Kube } from '../clients/kube.js';
+import { checkApproval, type ApprovalCandidate } from '../github/approvals.js';
+import type { RepositoryRef } from '../github/repository.js';
+import { isApproveCommand, judge, judgeReactor, trustPolicyOf } from '../github/trust.js';
+import type { Logger } from '../observability/log.js';
+
+export interface ApprovalsOptions {
+  kube: Kube;
+  logger: Logger;
+  /** The CodeMate's messages that wait for an approval (from delivery's cache). */
+  awaiting: (namespace: string, codemate: string) => CodeMateMessage[];
+}
+
+export class Approvals {
+  /** What was last said about each message, so a refusal is logged once, not at every poll. */
+  private readonly told = new Map<string, string>();
+
+  constructor(private readonly options: ApprovalsOptions) {}
+
+  /** Looks for approvals of the CodeMate's waiting comments; `comments` is the poll's fresh listing. */
+  async check(
+    cm: CodeMate,
+    gh: GitHub,
+    repo: RepositoryRef,
+    comments: readonly GitHubItem[],
+    self: string,
+  ): Promise<void> {
+    const waiting = this.options
+      .awaiting(cm.metadata.namespace, cm.metadata.name)
+      .filter((m) => m.spec.source.type === 'issue_comment' && m.spec.source.id);
+    if (waiting.length === 0) return;
+    const policy = trustPolicyOf(cm.spec);
+    const commands: ApprovalCandidate[] = comments
+      .filter(
+        (c) => isApproveCommand(c.body) && c.user && judge(c.user, c.authorAssociation, policy, self).allowed,
+      )
+      .map((c) => ({ by: c.user!.login, via: 'comment', at: c.createdAt, url: c.htmlUrl }));
+    const permissions = new Map<string, Promise<string>>();
+    for (const message of waiting) {
+      const id = Number(message.spec.source.id);
+      const candidates = [...commands];
+      for (const reaction of await gh.approvalReactions(repo.owner, repo.repo, id)) {
+        if (!reaction.user) continue;
+        const login = reaction.user.login;
+        if (!permissions.has(login)) permissions.set(login, gh.permission(repo.owner, repo.repo, login));
+        const verdict = judgeReactor(reaction.user, await permissions.get(login)!, policy, self);
+        if (verdict.allowed) candidates.push({ by: login, via: 'reaction', at: reaction.createdAt });
+        else this.tell(message, 'debug', `a 👍 that does not approve: ${verdict.reason}`);
+      }
+      const result = checkApproval(
+        message,
+        comments.find((c) => c.id === id),
+        candidates,
+      );
+      if ('approval' in result) await this.record(message, result.approval);
+      else if ('refused' in result) this.tell(message, 'warn', `approval not taken: ${result.refused}`);
+    }
+  }
+
+  private tell(message: CodeMateMessage, level: 'debug' | 'warn', text: string): void {
+    const key = `${message.metadata.namespace}/${message.metadata.name}`;
+    if (this.told.get(key) === text) return;
+    this.told.set(key, text);
+    this.options.logger[level](
+      { codemate: `${message.metadata.namespace}/${message.spec.codemate}`, message: message.metadata.name },
+      text,
+    );
+  }
+
+  /** Writes the decision; a decision already there (the CRD refuses a change: 422) stands. */
+  private async record(message: CodeMateMessage, approval: Approval): Promise<void> {
+    try {
+      await this.options.kube.mergePatch({
+        apiVersion,
+        kind: messageKind,
+        metadata: { name: message.metadata.name, namespace: message.metadata.namespace },
+        spec: { approval },
+      });
+      this.told.delete(`${message.metadata.namespace}/${message.metadata.name}`);
+      this.options.logger.info(
+        {
+          codemate: `${message.metadata.namespace}/${message.spec.codemate}`,
+          message: message.metadata.name,
+          approvedBy: approval.by,
+          via: approval.via,
+        },
+        'untrusted comment approved',
+      );
+    } catch (error) {
+      if (!isInvalid(error) && !isNotFound(error)) throw error;
+    }
+  }
+}
