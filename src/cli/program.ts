@@ -145,6 +145,30 @@ Examples:
     .action(verb(() => import('./commands/inject.js'), 'inject'));
 
   program
+    .command('approve')
+    .argument('<message>', 'CodeMateMessage name (kubectl get codematemessages)')
+    .description('let in an untrusted comment that waits for approval; it is delivered once')
+    .addHelpText(
+      'after',
+      `
+A comment from an author the trust policy does not trust waits in phase AwaitingApproval. This prints
+the text that was recorded and approves exactly that text. A 👍 or a "/codemate approve" reply on the
+pull request from a trusted person does the same (docs/approvals.md).
+
+Example:
+  $ kubectl get codematemessages
+  $ codemate approve pr-123-ic-2001`,
+    )
+    .action(verb(() => import('./commands/approve.js'), 'approve'));
+
+  program
+    .command('deny')
+    .argument('<message>', 'CodeMateMessage name')
+    .description('refuse an untrusted comment that waits for approval; it is never delivered')
+    .addHelpText('after', '\nExample:\n  $ codemate deny pr-123-ic-2001')
+    .action(verb(() => import('./commands/deny.js'), 'deny'));
+
+  program
     .command('describe')
     .argument('<name>', 'CodeMate name')
     .description('show a CodeMate: spec, status, conditions, recent messages and events')

@@ -127,6 +127,8 @@ interface Item {
   body: string;
   association: string;
   createdAt: string;
+  /** Set when the text was edited (`editComment`). */
+  updatedAt?: string;
   state?: string;
 }
 
@@ -250,6 +252,10 @@ export class FakeGitHub {
     id: number;
     content: string;
     by: string;
+    /** Who reacted, in full, and when, for the listing: set by `react`. */
+    user?: FakeUser;
+    createdAt?: string;
+    reactionId?: number;
   }> = [];
   /** Commit statuses as they were written, in order (POST /repos/{owner}/{repo}/statuses/{sha}). */
   readonly statuses: Array<{
@@ -261,6 +267,8 @@ export class FakeGitHub {
     targetUrl: string | undefined;
     by: string;
   }> = [];
+  /** Repository permission per login (`setPermission`); everyone else has read, as on a public repository. */
+  private readonly permissions = new Map<string, string>();
   private readonly tokens = new Map<string, FakeUser>();
   private readonly pulls = new Map<string, Pull>();
   private readonly workflows = new Map<string, Array<{ id: number; name: string }>>();
@@ -894,7 +902,7 @@ export class FakeGitHub {
         user: this.user(c.user),
         author_association: c.association,
         created_at: c.createdAt,
-        updated_at: c.createdAt,
+        updated_at: c.updatedAt ?? c.createdAt,
         html_url: `https://github.com/${owner}/${repo}/pull/${n}#issuecomment-${c.id}`,
         issue_url: `${this.url}/repos/${owner}/${repo}/issues/${n}`,
         url: `${this.url}/repos/${owner}/${repo}/issues/comments/${c.id}`,
@@ -926,6 +934,7 @@ export class FakeGitHub {
     this.appRoutes(send);
     this.gitRoutes();
     this.statusRoute(send);
+    this.approvalRoutes(send);
     for (const [subject, route, path] of [
       [
         'issue_comment',
@@ -996,6 +1005,93 @@ export class FakeGitHub {
       };
       return send(req, reply, path, 'post', answer, 201);
     });
+  }
+
+  /** A reaction on an issue comment by `user` (GitHub sends no webhook for it; the poller lists them). */
+  react(commentId: number, user: FakeUser, content = '+1'): void {
+    this.reactions.push({
+      subject: 'issue_comment',
+      id: commentId,
+      content,
+      by: user.login,
+      user,
+      createdAt: new Date().toISOString(),
+      reactionId: this.nextId++,
+    });
+  }
+
+  /** The author edits an issue comment's text. */
+  editComment(owner: string, repo: string, number: number, commentId: number, body: string): void {
+    const comment = this.pull(owner, repo, number).issueComments.find((c) => c.id === commentId);
+    if (!comment) throw new Error(`no comment ${commentId} on ${owner}/${repo}#${number}`);
+    comment.body = body;
+    comment.updatedAt = new Date().toISOString();
+  }
+
+  /** A login's permission on every repository: admin, write, read or none. */
+  setPermission(login: string, permission: 'admin' | 'write' | 'read' | 'none'): void {
+    this.permissions.set(login, permission);
+  }
+
+  /** GET reactions of an issue comment (optionally of one content), and a collaborator's permission. */
+  private approvalRoutes(
+    send: (
+      req: FastifyRequest,
+      reply: FastifyReply,
+      path: string,
+      method: string,
+      body: unknown,
+      status?: number,
+    ) => FastifyReply,
+  ): void {
+    type P = { owner: string; repo: string; id: string; username: string };
+    const reactionsPath = '/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions';
+    this.app.get<{ Params: P; Querystring: { content?: string } }>(
+      '/repos/:owner/:repo/issues/comments/:id/reactions',
+      async (req, reply) => {
+        const id = Number(req.params.id);
+        const items = this.reactions
+          .filter(
+            (r) =>
+              r.subject === 'issue_comment' &&
+              r.id === id &&
+              (!req.query.content || r.content === req.query.content),
+          )
+          .map((r) => ({
+            ...example(reactionsPath, 'get'),
+            id: r.reactionId ?? 1,
+            node_id: `REA_${r.reactionId ?? 1}`,
+            content: r.content,
+            user: this.user(r.user ?? { login: r.by, id: 1 }),
+            created_at: r.createdAt ?? new Date(0).toISOString(),
+          }));
+        return send(req, reply, reactionsPath, 'get', items);
+      },
+    );
+    const permissionPath = '/repos/{owner}/{repo}/collaborators/{username}/permission';
+    this.app.get<{ Params: P }>(
+      '/repos/:owner/:repo/collaborators/:username/permission',
+      async (req, reply) => {
+        const permission = this.permissions.get(req.params.username) ?? 'read';
+        const base = example(permissionPath, 'get');
+        return send(req, reply, permissionPath, 'get', {
+          ...base,
+          permission,
+          role_name: permission,
+          user: {
+            ...this.user({ login: req.params.username, id: 1 }),
+            permissions: {
+              admin: permission === 'admin',
+              maintain: permission === 'admin',
+              push: permission === 'admin' || permission === 'write',
+              triage: permission !== 'none',
+              pull: permission !== 'none',
+            },
+            role_name: permission,
+          },
+        });
+      },
+    );
   }
 
   private requester(req: FastifyRequest): FakeUser {

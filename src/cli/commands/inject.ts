@@ -73,7 +73,8 @@ export function checkMessageSize(body: string): void {
   );
 }
 
-async function whoami(c: Cluster): Promise<string> {
+/** Who the cluster says the CLI user is, for the records a command writes. */
+export async function whoami(c: Cluster): Promise<string> {
   try {
     const review: KubeObject = await c.kube.create({
       apiVersion: 'authentication.k8s.io/v1',
