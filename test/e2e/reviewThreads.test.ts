@@ -51,7 +51,7 @@ const errorHunk =
  * one more thread, which the session answers right away, before anything sees the review.
  */
 function reviewOn(n: number) {
-  // bob is not trusted: his review is Rejected, and his words reach the session only as alice's thread.
+  // bob is not trusted: his review awaits an approval, and his words reach the session only as alice's thread.
   const earlier = gh.submitReview('o', 'r', n, bob, {
     association: 'NONE',
     comments: [{ body: `Why redirect here? (pr ${n})`, path: 'src/login.ts', line: 12, diffHunk: loginHunk }],
@@ -168,9 +168,9 @@ describe('a review reaches the session as one message, by thread', () => {
       messages,
       (ms) =>
         ms.find((m) => m.metadata.name === name)?.status?.phase === 'Delivered' &&
-        ms.find((m) => m.metadata.name === `hooked-rv-${earlier}`)?.status?.phase === 'Rejected',
+        ms.find((m) => m.metadata.name === `hooked-rv-${earlier}`)?.status?.phase === 'AwaitingApproval',
       {
-        what: "the review delivered, and bob's rejected",
+        what: "the review delivered, and bob's awaiting approval",
         timeoutMs: 30_000,
         describe: (ms: Message[]) => ms.map((m) => `${m.metadata.name}:${m.status?.phase}`).join(' '),
       },
@@ -180,7 +180,7 @@ describe('a review reaches the session as one message, by thread', () => {
     // One message for the review (bob's earlier review is its own), none per comment.
     const mine = stored.filter((m) => m.spec.codemate === 'hooked');
     expect(mine.map((m) => `${m.metadata.name}:${m.status?.phase}`).sort()).toEqual(
-      [`hooked-rv-${earlier}:Rejected`, `${name}:Delivered`].sort(),
+      [`hooked-rv-${earlier}:AwaitingApproval`, `${name}:Delivered`].sort(),
     );
     await expectOnePrompt(
       'hooked',
