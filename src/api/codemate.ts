@@ -198,6 +198,8 @@ export const codeMateStatusSchema = z.object({
       /** Whether the pull request was a draft at the last poll: leaving draft is seen against it. */
       draft: z.boolean().optional(),
       headSha: z.string().optional(),
+      /** The head branch, when it is in the same repository (not a fork's): one writer per branch. */
+      headRef: z.string().optional(),
     })
     .optional(),
   conditions: z.array(conditionSchema).optional(),

@@ -66,6 +66,8 @@ export interface PullRequestState {
   headRef: string;
   headSha: string;
   draft: boolean;
+  /** owner/repo of the head branch: another one for a fork's pull request; absent when it was deleted. */
+  headRepository?: string;
 }
 
 /**
@@ -211,6 +213,7 @@ export class GitHub {
       headRef: data.head.ref,
       headSha: data.head.sha,
       draft: data.draft ?? false,
+      ...(data.head.repo ? { headRepository: data.head.repo.full_name } : {}),
     };
   }
 

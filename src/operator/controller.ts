@@ -224,6 +224,7 @@ export class CodeMateController {
         pods,
         ...(pvc ? { pvc: observeClaim(pvc as Parameters<typeof observeClaim>[0]) } : {}),
         secrets,
+        codemates: this.codemates.list(),
       },
       this.options.settings,
       new Date(),

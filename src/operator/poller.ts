@@ -211,7 +211,17 @@ export class Poller {
     await recordGitHubObservation(this.options.kube, cm, {
       lastMonitorCheck: now,
       github: { login: self, error: null, errorReason: null, hint: null, ...notices },
-      pullRequest: { number: pr.number, url: pr.url, state: pr.state, draft: pr.draft, headSha: pr.headSha },
+      pullRequest: {
+        number: pr.number,
+        url: pr.url,
+        state: pr.state,
+        draft: pr.draft,
+        headSha: pr.headSha,
+        // The branch this session writes to, for one writer per branch; a fork's head is not ours.
+        ...(pr.headRepository?.toLowerCase() === `${repo.owner}/${repo.repo}`.toLowerCase()
+          ? { headRef: pr.headRef }
+          : {}),
+      },
     });
   }
 

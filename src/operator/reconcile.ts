@@ -6,6 +6,8 @@ import type { CodeMate, CodeMateSpec, CodeMateStatus, Condition, Phase } from '.
 import { budgetExhausted, budgetWords, githubAppMode, parseSpec } from '../api/codemate.js';
 import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
 import { podName, sessionContainer, sessionTokenSecretName } from '../api/pod.js';
+import { branchConflictRequeueMs } from '../config/defaults.js';
+import { branchWriter, conflictCondition } from './oneWriter.js';
 import {
   desiredPod,
   desiredPvc,
@@ -48,6 +50,8 @@ export interface Observed {
   pvc?: ObservedClaim;
   /** Secrets referenced by the spec, by name; absent entries were not looked up. */
   secrets: Record<string, ObservedSecret>;
+  /** The other CodeMates the operator knows, for one writer per branch (oneWriter.ts). */
+  codemates?: readonly CodeMate[];
 }
 
 export type Action =
@@ -164,6 +168,19 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
   const budget = withinBudget({ spec, status: previous }, now);
   if (budget) set(budget);
   else conditions = conditions.filter((c) => c.type !== 'WithinBudget');
+
+  const writer = branchWriter({ ...cm, spec }, observed.codemates ?? []);
+  const conflict = conflictCondition(cm, writer, !!findCondition(previous.conditions, 'Conflict'));
+  if (conflict) set(conflict);
+  if (writer) {
+    if (pod && !pod.deleting) actions.push({ type: 'deletePod', name: pod.name, reason: conflict!.message });
+    return finish(cm, {
+      phase: 'Pending',
+      message: conflict!.message,
+      podReady: podReadyFalse('Conflict', conflict!.message),
+      requeueAfterMs: branchConflictRequeueMs,
+    });
+  }
 
   const verdict = decide({ ...cm, spec }, pod, observed.pvc, secretProblems, settings, actions);
   const closed = closedPullRequest(spec, pr);

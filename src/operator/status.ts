@@ -29,7 +29,14 @@ export interface GitHubObservation {
     };
     readyForReview?: NonNullable<CodeMateStatus['github']>['readyForReview'];
   };
-  pullRequest?: { number: number; url: string; state: string; draft?: boolean; headSha?: string };
+  pullRequest?: {
+    number: number;
+    url: string;
+    state: string;
+    draft?: boolean;
+    headSha?: string;
+    headRef?: string;
+  };
 }
 
 export async function recordGitHubObservation(
