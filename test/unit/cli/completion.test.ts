@@ -12,7 +12,7 @@ const program = buildProgram({
 
 describe('complete', () => {
   it('offers the visible commands, and the subcommands of a group', async () => {
-    expect(await complete(program, ['d'])).toEqual(['describe', 'delete', 'dev']);
+    expect(await complete(program, ['d'])).toEqual(['deny', 'describe', 'delete', 'dev']);
     expect(await complete(program, ['dev', ''])).toEqual(['up', 'down', 'status', 'build']);
     expect(await complete(program, ['__'])).toEqual([]);
   });
