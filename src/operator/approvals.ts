@@ -13,8 +13,8 @@ import type { GitHub } from '../clients/github.js';
 import { isInvalid, isNotFound, type Kube } from '../clients/kube.js';
 import { checkApproval, type ApprovalCandidate } from '../github/approvals.js';
 import type { RepositoryRef } from '../github/repository.js';
-import { isApproveCommand, judge, judgeReactor, trustPolicyOf } from '../github/trust.js';
-import type { Logger } from '../observability/log.js';
+import { isApproveCommand, judge, judgeReactor, trustPolicyOf, type TrustPolicy } from '../github/trust.js';
+import { errorFields, type Logger } from '../observability/log.js';
 
 export interface ApprovalsOptions {
   kube: Kube;
@@ -23,9 +23,23 @@ export interface ApprovalsOptions {
   awaiting: (namespace: string, codemate: string) => CodeMateMessage[];
 }
 
+/** What one poll knows while it checks the waiting comments of one CodeMate. */
+interface PollContext {
+  gh: GitHub;
+  repo: RepositoryRef;
+  /** The pull request's comments as GitHub shows them now. */
+  comments: readonly GitHubItem[];
+  /** The trusted `/codemate approve` comments among them. */
+  commands: readonly ApprovalCandidate[];
+  policy: TrustPolicy;
+  self: string;
+  /** A reactor's permission on the repository, asked once per poll. */
+  permission: (login: string) => Promise<string>;
+}
+
 export class Approvals {
-  /** What was last said about each message, so a refusal is logged once, not at every poll. */
-  private readonly told = new Map<string, string>();
+  /** What was said about each message, so that a poll repeats no log line (bounded). */
+  private readonly told = new Set<string>();
 
   constructor(private readonly options: ApprovalsOptions) {}
 
@@ -42,37 +56,66 @@ export class Approvals {
       .filter((m) => m.spec.source.type === 'issue_comment' && m.spec.source.id);
     if (waiting.length === 0) return;
     const policy = trustPolicyOf(cm.spec);
-    const commands: ApprovalCandidate[] = comments
-      .filter(
-        (c) => isApproveCommand(c.body) && c.user && judge(c.user, c.authorAssociation, policy, self).allowed,
-      )
-      .map((c) => ({ by: c.user!.login, via: 'comment', at: c.createdAt, url: c.htmlUrl }));
     const permissions = new Map<string, Promise<string>>();
-    for (const message of waiting) {
-      const id = Number(message.spec.source.id);
-      const candidates = [...commands];
-      for (const reaction of await gh.approvalReactions(repo.owner, repo.repo, id)) {
-        if (!reaction.user) continue;
-        const login = reaction.user.login;
+    const context: PollContext = {
+      gh,
+      repo,
+      comments,
+      commands: comments
+        .filter(
+          (c) =>
+            isApproveCommand(c.body) && c.user && judge(c.user, c.authorAssociation, policy, self).allowed,
+        )
+        .map((c) => ({ by: c.user!.login, via: 'comment', at: c.createdAt, url: c.htmlUrl })),
+      policy,
+      self,
+      permission: (login) => {
         if (!permissions.has(login)) permissions.set(login, gh.permission(repo.owner, repo.repo, login));
-        const verdict = judgeReactor(reaction.user, await permissions.get(login)!, policy, self);
-        if (verdict.allowed) candidates.push({ by: login, via: 'reaction', at: reaction.createdAt });
-        else this.tell(message, 'debug', `a 👍 that does not approve: ${verdict.reason}`);
+        return permissions.get(login)!;
+      },
+    };
+    for (const message of waiting) {
+      try {
+        await this.checkOne(message, context);
+      } catch (error) {
+        // What cannot be read now is read at the next poll; the rest of the poll goes on.
+        this.tell(message, 'warn', `could not check its approvals: ${String(errorFields(error).err)}`);
       }
-      const result = checkApproval(
-        message,
-        comments.find((c) => c.id === id),
-        candidates,
-      );
-      if ('approval' in result) await this.record(message, result.approval);
-      else if ('refused' in result) this.tell(message, 'warn', `approval not taken: ${result.refused}`);
     }
   }
 
+  private async checkOne(message: CodeMateMessage, context: PollContext): Promise<void> {
+    const { gh, repo, policy, self } = context;
+    const id = Number(message.spec.source.id);
+    const candidates = [...context.commands];
+    for (const reaction of await gh.approvalReactions(repo.owner, repo.repo, id)) {
+      if (!reaction.user) continue;
+      const verdict = judgeReactor(
+        reaction.user,
+        await context.permission(reaction.user.login),
+        policy,
+        self,
+      );
+      if (verdict.allowed) {
+        candidates.push({ by: reaction.user.login, via: 'reaction', at: reaction.createdAt });
+      } else {
+        this.tell(message, 'debug', `a 👍 that does not approve: ${verdict.reason}`);
+      }
+    }
+    const result = checkApproval(
+      message,
+      context.comments.find((c) => c.id === id),
+      candidates,
+    );
+    if ('approval' in result) await this.record(message, result.approval);
+    else if ('refused' in result) this.tell(message, 'warn', `approval not taken: ${result.refused}`);
+  }
+
   private tell(message: CodeMateMessage, level: 'debug' | 'warn', text: string): void {
-    const key = `${message.metadata.namespace}/${message.metadata.name}`;
-    if (this.told.get(key) === text) return;
-    this.told.set(key, text);
+    const key = `${message.metadata.namespace}/${message.metadata.name} ${text}`;
+    if (this.told.has(key)) return;
+    if (this.told.size >= 1000) this.told.clear();
+    this.told.add(key);
     this.options.logger[level](
       { codemate: `${message.metadata.namespace}/${message.spec.codemate}`, message: message.metadata.name },
       text,
@@ -88,7 +131,6 @@ export class Approvals {
         metadata: { name: message.metadata.name, namespace: message.metadata.namespace },
         spec: { approval },
       });
-      this.told.delete(`${message.metadata.namespace}/${message.metadata.name}`);
       this.options.logger.info(
         {
           codemate: `${message.metadata.namespace}/${message.spec.codemate}`,

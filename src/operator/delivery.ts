@@ -568,7 +568,7 @@ export class DeliveryWorker {
   }
 
   /** The messages of one CodeMate that wait for an approval: the poller looks for one on GitHub. */
-  awaitingApproval(namespace: string, codemate: string): CodeMateMessage[] {
+  awaitingApproval(namespace: string, codemate: string): MessageObject[] {
     return this.open(namespace, codemate).filter((m) => awaitsApproval(m));
   }
 
@@ -586,8 +586,8 @@ export class DeliveryWorker {
   private async recordAwaiting(key: string): Promise<number | undefined> {
     const [namespace = '', name = ''] = key.split('/');
     let requeueAfterMs: number | undefined;
-    for (const message of this.open(namespace, name).filter((m) => awaitsApproval(m))) {
-      const step = nextStep(message, { phase: undefined, pod: undefined }, new Date(), this.options.policy);
+    for (const message of this.awaitingApproval(namespace, name)) {
+      const step = approvalStep(message, new Date(), this.options.policy)!;
       if (step.kind === 'record') {
         await this.writeStatus(message, step.status);
         if (isFinal(step.status.phase)) this.final(key, message, step.status);
