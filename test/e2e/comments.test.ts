@@ -179,9 +179,11 @@ describe('pull request comments reach the session', () => {
   });
 
   it('links a branch to its pull request, and applies the lifecycle policy when it is merged', async () => {
+    // Its own branch: pr-7 already writes to `feature` (one writer per branch, docs/approvals.md).
+    await sandbox.addPull(9, 'linked');
     await kube.create(
       codemateObject(namespace, 'by-branch', {
-        repository: { url: 'https://github.com/o/r.git', branch: 'feature' },
+        repository: { url: 'https://github.com/o/r.git', branch: 'linked' },
         monitoring: { intervalSeconds: 2 },
         lifecycle: { onPullRequestClosed: 'Suspend' },
       }),
@@ -190,22 +192,23 @@ describe('pull request comments reach the session', () => {
       kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'by-branch', namespace);
     const linked = await eventually(
       get,
-      (cm) => cm.status?.pullRequest?.number === 7 && cm.status.phase === 'Running',
+      (cm) => cm.status?.pullRequest?.number === 9 && cm.status.phase === 'Running',
       {
-        what: 'branch linked to PR #7',
+        what: 'branch linked to PR #9',
         timeoutMs: 30_000,
       },
     );
     expect(linked.status?.pullRequest).toEqual({
-      number: 7,
-      url: 'https://github.com/o/r/pull/7',
+      number: 9,
+      url: 'https://github.com/o/r/pull/9',
       state: 'open',
       draft: false,
-      headSha: gh.headSha('o', 'r', 7),
+      headSha: gh.headSha('o', 'r', 9),
+      headRef: 'linked',
     });
     expect(linked.status?.lastMonitorCheck).toBeTruthy();
 
-    gh.close('o', 'r', 7, true);
+    gh.close('o', 'r', 9, true);
     const suspended = await eventually(get, (cm) => cm.status?.phase === 'Suspended', {
       what: 'suspended after merge',
       timeoutMs: 30_000,

@@ -133,14 +133,16 @@ describe('GitHub webhooks reach the session at once', () => {
   });
 
   it('a closed pull request applies the lifecycle policy at once: Suspend suspends, Keep completes', async () => {
+    // Another pull request: pr-7 writes to #7's branch, and one CodeMate writes to a branch.
+    await sandbox.addPull(9, 'keep');
     await kube.create(
-      codemateObject(namespace, 'keep-7', {
-        repository: { url: 'https://github.com/o/r.git', pullRequest: 7 },
+      codemateObject(namespace, 'keep-9', {
+        repository: { url: 'https://github.com/o/r.git', pullRequest: 9 },
         monitoring: { intervalSeconds: 600 },
       }),
     );
     const keep = () =>
-      kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'keep-7', namespace);
+      kube.get<CodeMate & KubeObject>('codemate.io/v1alpha1', 'CodeMate', 'keep-9', namespace);
     // The poller records what it saw (status.github); the reconcile that follows turns it into
     // conditions. Wait for both, not the first alone.
     const conditionsOf = (cm: CodeMate) =>
@@ -152,18 +154,20 @@ describe('GitHub webhooks reach the session at once', () => {
         cm.status.github?.login === 'codemate-bot' &&
         conditionsOf(cm).GitHubAuthenticated === 'True' &&
         conditionsOf(cm).PullRequestLinked === 'True',
-      { what: 'keep-7 Running, with its first poll done and reconciled', timeoutMs: 60_000 },
+      { what: 'keep-9 Running, with its first poll done and reconciled', timeoutMs: 60_000 },
     );
     expect(conditionsOf(linked)).toMatchObject({
       PullRequestLinked: 'True',
       GitHubAuthenticated: 'True',
       Ready: 'True',
     });
-    gh.close('o', 'r', 7, true);
-    const closed = example('pull_request', 'closed') as Record<string, Record<string, unknown>>;
-    closed.repository!.full_name = 'o/r';
-    closed.pull_request!.number = 7;
-    await replay('pull_request', closed);
+    for (const number of [7, 9]) {
+      gh.close('o', 'r', number, true);
+      const closed = example('pull_request', 'closed') as Record<string, Record<string, unknown>>;
+      closed.repository!.full_name = 'o/r';
+      closed.pull_request!.number = number;
+      await replay('pull_request', closed);
+    }
     const suspended = await eventually(
       codemate,
       (cm) => cm.spec.suspend === true && cm.status?.pullRequest?.state === 'merged',
@@ -171,17 +175,17 @@ describe('GitHub webhooks reach the session at once', () => {
     );
     expect(suspended.status?.pullRequest?.number).toBe(7);
     const completed = await eventually(keep, (cm) => cm.status?.phase === 'Completed', {
-      what: 'keep-7 Completed',
+      what: 'keep-9 Completed',
       timeoutMs: 20_000,
     });
     expect(completed.spec.suspend).toBeUndefined();
-    expect(completed.status?.message).toContain('pull request #7 is merged; the session is kept');
+    expect(completed.status?.message).toContain('pull request #9 is merged; the session is kept');
     // A kept session still takes comments.
-    const after = gh.comment('o', 'r', 7, alice, 'After the merge: please write the release note.', 'MEMBER');
-    await replay('issue_comment', await commentPayload(after));
+    const after = gh.comment('o', 'r', 9, alice, 'After the merge: please write the release note.', 'MEMBER');
+    await replay('issue_comment', await commentOnPullRequestPayload(gh.url, after, undefined, 9));
     await eventually(
       messages,
-      (ms) => ms.find((m) => m.metadata.name === `keep-7-ic-${after}`)?.status?.phase === 'Delivered',
+      (ms) => ms.find((m) => m.metadata.name === `keep-9-ic-${after}`)?.status?.phase === 'Delivered',
       { what: 'comment delivered to the Completed session', timeoutMs: 20_000 },
     );
     expect(await readFile(sandboxEnv.GITHUB_WEBHOOK_SECRET_FILE!, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);

@@ -124,7 +124,8 @@ export function codemateObject(
     spec: {
       repository: {
         url: 'https://github.com/example/project.git',
-        branch: 'feature/login',
+        // A branch of its own: one CodeMate writes to a branch (the others report Conflict).
+        branch: `feature/${name}`,
         pullRequest: 123,
       },
       github: {

@@ -192,13 +192,14 @@ export async function commentOnPullRequestPayload(
   githubUrl: string,
   id: number,
   token = 'ghp-session-token',
+  pullRequest = 7,
 ): Promise<Record<string, unknown>> {
-  const response = await fetch(`${githubUrl}/repos/o/r/issues/7/comments`, {
+  const response = await fetch(`${githubUrl}/repos/o/r/issues/${pullRequest}/comments`, {
     headers: { authorization: `token ${token}` },
   });
   const comment = ((await response.json()) as Array<{ id: number }>).find((c) => c.id === id);
-  if (!comment) throw new Error(`the fake GitHub holds no comment ${id} on o/r#7`);
-  const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest: 7 }) as Record<string, unknown>;
+  if (!comment) throw new Error(`the fake GitHub holds no comment ${id} on o/r#${pullRequest}`);
+  const payload = issueCommentOnPullRequest({ repository: 'o/r', pullRequest }) as Record<string, unknown>;
   payload.comment = comment;
   return payload;
 }
