@@ -1401,7 +1401,19 @@ export class FakeGitHub {
       number: p.number,
       state: p.state,
       html_url: `https://github.com/${owner}/${repo}/pull/${p.number}`,
-      head: { ...(base.head as Json), ref: p.head, sha: p.headSha, label: `${owner}:${p.head}` },
+      // The head is a branch of the same repository (not a fork's).
+      head: {
+        ...(base.head as Json),
+        ref: p.head,
+        sha: p.headSha,
+        label: `${owner}:${p.head}`,
+        repo: {
+          ...((base.head as Json).repo as Json),
+          name: repo,
+          full_name: `${owner}/${repo}`,
+          owner: { ...(((base.head as Json).repo as Json).owner as Json), login: owner },
+        },
+      },
       draft: p.draft,
       merged_at: p.merged ? new Date().toISOString() : null,
       closed_at: p.state === 'closed' ? new Date().toISOString() : null,
