@@ -66,7 +66,8 @@ const getLease = () =>
 async function startSession(name: string): Promise<string> {
   await kube.create(
     codemateObject(namespace, name, {
-      repository: { url: `file://${origin}`, branch: 'feature' },
+      // A branch of its own: one CodeMate writes to a branch, and these sessions run side by side.
+      repository: { url: `file://${origin}`, branch: `feature-${name}` },
       task: `session ${name}`,
     }),
   );
@@ -370,7 +371,7 @@ describe('sandbox restarts', () => {
     const created = Date.now();
     await kube.create(
       codemateObject(namespace, 'fresh', {
-        repository: { url: `file://${origin}`, branch: 'feature' },
+        repository: { url: `file://${origin}`, branch: 'feature-fresh' },
         task: 'session fresh',
       }),
     );
