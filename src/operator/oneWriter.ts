@@ -10,8 +10,21 @@ import type { CodeMate } from '../api/codemate.js';
 import type { ConditionInput } from '../api/conditions.js';
 import { parseRepository } from '../github/repository.js';
 
+/**
+ * Each reconcile compares its CodeMate with every cached one: the cached objects' targets are worked
+ * out once per object version (the informer replaces an object on each change).
+ */
+const targets = new WeakMap<CodeMate, string | undefined>();
+
 /** `host/owner/repo#branch`, lower-cased but the branch; undefined while the branch is not known. */
 export function writeTarget(cm: CodeMate): string | undefined {
+  if (targets.has(cm)) return targets.get(cm);
+  const target = targetOf(cm);
+  targets.set(cm, target);
+  return target;
+}
+
+function targetOf(cm: CodeMate): string | undefined {
   const branch = cm.spec.repository.branch ?? cm.status?.pullRequest?.headRef;
   if (!branch) return undefined;
   const url = cm.spec.repository.url;
