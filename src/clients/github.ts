@@ -403,6 +403,12 @@ export class GitHub {
     }));
   }
 
+  /** One issue comment as GitHub shows it now (conditional: a 304 while it is unchanged). */
+  async issueComment(owner: string, repo: string, commentId: number): Promise<GitHubItem> {
+    const { data } = await this.octokit.rest.issues.getComment({ owner, repo, comment_id: commentId });
+    return toItem(data, data.created_at);
+  }
+
   /** A user's base permission on the repository: admin, write, read or none (maintain is write, triage read). */
   async permission(owner: string, repo: string, username: string): Promise<string> {
     try {

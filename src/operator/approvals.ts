@@ -87,26 +87,21 @@ export class Approvals {
   private async checkOne(message: CodeMateMessage, context: PollContext): Promise<void> {
     const { gh, repo, policy, self } = context;
     const id = Number(message.spec.source.id);
-    const candidates = [...context.commands];
+    const reactions: ApprovalCandidate[] = [];
     for (const reaction of await gh.approvalReactions(repo.owner, repo.repo, id)) {
       if (!reaction.user) continue;
-      const verdict = judgeReactor(
-        reaction.user,
-        await context.permission(reaction.user.login),
-        policy,
-        self,
-      );
-      if (verdict.allowed) {
-        candidates.push({ by: reaction.user.login, via: 'reaction', at: reaction.createdAt });
-      } else {
-        this.tell(message, 'debug', `a 👍 that does not approve: ${verdict.reason}`);
-      }
+      const login = reaction.user.login;
+      const verdict = judgeReactor(reaction.user, await context.permission(login), policy, self);
+      if (verdict.allowed) reactions.push({ by: login, via: 'reaction', at: reaction.createdAt });
+      else this.tell(message, 'debug', `a 👍 that does not approve: ${verdict.reason}`);
     }
-    const result = checkApproval(
-      message,
-      context.comments.find((c) => c.id === id),
-      candidates,
-    );
+    // The comment's text is read after its reactions, never before: an edit made before a 👍 that is
+    // counted shows in it. (The poll's listing may predate both the edit and the 👍.)
+    const comment =
+      reactions.length > 0
+        ? await gh.issueComment(repo.owner, repo.repo, id)
+        : context.comments.find((c) => c.id === id);
+    const result = checkApproval(message, comment, [...context.commands, ...reactions]);
     if ('approval' in result) await this.record(message, result.approval);
     else if ('refused' in result) this.tell(message, 'warn', `approval not taken: ${result.refused}`);
   }

@@ -1068,6 +1068,29 @@ export class FakeGitHub {
         return send(req, reply, reactionsPath, 'get', items);
       },
     );
+    const commentPath = '/repos/{owner}/{repo}/issues/comments/{comment_id}';
+    this.app.get<{ Params: P }>('/repos/:owner/:repo/issues/comments/:id', async (req, reply) => {
+      const { owner, repo } = req.params;
+      for (const [key, p] of this.pulls) {
+        if (!key.startsWith(`${owner}/${repo}#`)) continue;
+        const c = p.issueComments.find((x) => x.id === Number(req.params.id));
+        if (!c) continue;
+        return send(req, reply, commentPath, 'get', {
+          ...example(commentPath, 'get'),
+          id: c.id,
+          node_id: `IC_${c.id}`,
+          body: c.body,
+          user: this.user(c.user),
+          author_association: c.association,
+          created_at: c.createdAt,
+          updated_at: c.updatedAt ?? c.createdAt,
+          html_url: `https://github.com/${owner}/${repo}/pull/${p.number}#issuecomment-${c.id}`,
+          issue_url: `${this.url}/repos/${owner}/${repo}/issues/${p.number}`,
+          url: `${this.url}/repos/${owner}/${repo}/issues/comments/${c.id}`,
+        });
+      }
+      return reply.code(404).send({ message: 'Not Found' });
+    });
     const permissionPath = '/repos/{owner}/{repo}/collaborators/{username}/permission';
     this.app.get<{ Params: P }>(
       '/repos/:owner/:repo/collaborators/:username/permission',
