@@ -1034,16 +1034,7 @@ export class FakeGitHub {
   }
 
   /** GET reactions of an issue comment (optionally of one content), and a collaborator's permission. */
-  private approvalRoutes(
-    send: (
-      req: FastifyRequest,
-      reply: FastifyReply,
-      path: string,
-      method: string,
-      body: unknown,
-      status?: number,
-    ) => FastifyReply,
-  ): void {
+  private approvalRoutes(send: Send): void {
     type P = { owner: string; repo: string; id: string; username: string };
     const reactionsPath = '/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions';
     this.app.get<{ Params: P; Querystring: { content?: string } }>(
