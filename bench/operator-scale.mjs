@@ -135,7 +135,7 @@ async function codemates(n, operatorPid) {
       kind: 'CodeMate',
       metadata: { name: `s-${i}`, namespace },
       spec: {
-        repository: { url: 'https://github.com/example/project.git', branch: `b-${i}` },
+        repository: { url: 'https://github.com/example/project.git', branch: `n${n}-b${i}` },
         github: { tokenSecretRef: { name: 'github-token' } },
         anthropic: { apiKeySecretRef: { name: 'anthropic-key' } },
       },
@@ -155,9 +155,13 @@ async function codemates(n, operatorPid) {
  */
 async function githubStandIn() {
   const counts = { requests: 0, charged: 0 };
+  /** The branches whose pull request was looked up: each CodeMate's first poll asks for its own. */
+  const branches = new Set();
   const server = http.createServer((req, res) => {
     req.resume();
     counts.requests += 1;
+    const head = new URL(req.url, 'http://x').searchParams.get('head');
+    if (head) branches.add(head);
     const body = req.url.startsWith('/user') ? { login: 'codemate-bot', id: 1, type: 'User' } : [];
     const etag = `"${req.url.startsWith('/user') ? 'u' : 'e'}"`;
     if (req.headers['if-none-match'] === etag) {
@@ -176,7 +180,12 @@ async function githubStandIn() {
     res.end(JSON.stringify(body));
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${server.address().port}`, counts, close: () => server.close() };
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    counts,
+    polled: () => branches.size,
+    close: () => server.close(),
+  };
 }
 
 /** The process's CPU time (user + system) in seconds, from /proc/<pid>/stat. */
@@ -320,13 +329,13 @@ try {
   }
   if (idleSeconds > 0) {
     // Idle: every CodeMate has its pod. Wait out the rest of the burst's work: the first polls, which
-    // the operator spreads (the last charged GitHub call 20 s ago), then sample.
+    // the operator spreads (every CodeMate's branch looked up once, and then 20 s more), then sample.
     const settleStarted = performance.now();
-    for (let last = github.counts.charged, quietSince = performance.now(); ;) {
+    const total = sizes.reduce((a, b) => a + b, 0);
+    while (github.polled() < total && performance.now() - settleStarted < 900_000) {
       await new Promise((r) => setTimeout(r, 1000));
-      if (github.counts.charged !== last) [last, quietSince] = [github.counts.charged, performance.now()];
-      if (performance.now() - quietSince > 20_000 || performance.now() - settleStarted > 900_000) break;
     }
+    await new Promise((r) => setTimeout(r, 20_000));
     const settledAfterSeconds = Math.round((performance.now() - settleStarted) / 1000);
     const before = { cpu: await cpuSeconds(operator.pid), at: performance.now(), ...github.counts };
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
