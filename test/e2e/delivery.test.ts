@@ -317,7 +317,7 @@ describe('the standing channel into each session', () => {
   }
 
   it('carries messages without an exec each; when it breaks, the next goes by exec at once, each exactly once', async () => {
-    await createCodeMate('chan', 24);
+    await createCodeMate('chan', 25);
     const cm = await running('chan');
     const pod = cm.status!.podName!;
     const send = async (name: string, body: string) => {
