@@ -337,7 +337,12 @@ try {
     }
     await new Promise((r) => setTimeout(r, 20_000));
     const settledAfterSeconds = Math.round((performance.now() - settleStarted) / 1000);
-    const before = { cpu: await cpuSeconds(operator.pid), at: performance.now(), ...github.counts };
+    const before = {
+      cpu: await cpuSeconds(operator.pid),
+      at: performance.now(),
+      apiRequests: await apiserverRequests(),
+      ...github.counts,
+    };
     await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const cpu = (await cpuSeconds(operator.pid)) - before.cpu;
     const seconds = (performance.now() - before.at) / 1000;
@@ -346,6 +351,7 @@ try {
       settledAfterSeconds,
       seconds: +seconds.toFixed(1),
       cpuPercentOfOneCore: +((100 * cpu) / seconds).toFixed(2),
+      apiserverRequests: countsSince(before.apiRequests, await apiserverRequests()),
       githubRequests: github.counts.requests - before.requests,
       githubCharged: github.counts.charged - before.charged,
       operatorRssMiB: (await rssMiB(operator.pid)).rss,
