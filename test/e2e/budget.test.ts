@@ -65,7 +65,10 @@ describe('token budget', () => {
     // The turn's usage is recorded, and the condition says the budget is used up.
     const spent = await eventually(
       getCm,
-      (c) => c.status?.conditions?.some((x) => x.type === 'WithinBudget' && x.status === 'False') ?? false,
+      // The usage may be written in two steps (tokens, then the turn's end): wait for both.
+      (c) =>
+        (c.status?.conditions?.some((x) => x.type === 'WithinBudget' && x.status === 'False') ?? false) &&
+        (c.status?.usage?.turns ?? 0) >= 1,
       { what: 'WithinBudget False', timeoutMs: 60_000, describe: (c) => JSON.stringify(c.status) },
     );
     const condition = spent.status!.conditions!.find((x) => x.type === 'WithinBudget')!;

@@ -82,9 +82,13 @@ describe('codemate-report', () => {
       expect((await s.inject(id, body)).code).toBe(0);
       await turnEnded(s);
     }
-    const { state, usage } = await eventually(report, (r) => r.usage.turns === 2, {
-      what: 'two turns counted',
-    });
+    // The transcript may get a turn's last answer after the Stop hook counted the turn: wait until the
+    // report has caught up with what the model server answered.
+    const { state, usage } = await eventually(
+      report,
+      (r) => r.usage.turns === 2 && r.usage.inputTokens === served().inputTokens,
+      { what: 'two turns counted, with the usage served' },
+    );
     expect(state).toBe('idle');
     const agent = served();
     expect(agent.inputTokens).toBeGreaterThan(0);
