@@ -16,6 +16,7 @@ import type { Logger } from '../observability/log.js';
 import type { OperatorMetrics } from '../observability/metrics.js';
 import { on, runController, type Failure, type RunningController } from '../runtime/controller.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
+import { KeptReads } from '../runtime/keptReads.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { EventRecorder } from './events.js';
 import { executePlan, statusPatch } from './execute.js';
@@ -231,7 +232,7 @@ export class CodeMateController {
     );
     // A Secret that lacks what the CodeMate needs is read again next time, so that fixing it is seen.
     if (findCondition(plan.status.conditions, 'SecretsResolved')?.status !== 'True') {
-      for (const name of Object.keys(secrets)) this.secretReads.delete(`${namespace}/${name}`);
+      for (const name of Object.keys(secrets)) this.secretReads.forget(`${namespace}/${name}`);
     }
     const deferMs = this.statusWriteDelay(key, cm, plan);
     await executePlan(this.options.kube, cm, plan, this.events, { deferStatus: deferMs > 0 });
@@ -295,24 +296,9 @@ export class CodeMateController {
    * (created, its pod created, its pod ready, its first poll), and many CodeMates often name the same
    * Secrets. A missing Secret is not kept, so that creating it is seen at the next reconcile.
    */
-  private readonly secretReads = new Map<string, { at: number; read: Promise<ObservedSecret> }>();
+  private readonly secretReads = new KeptReads<ObservedSecret>(secretReadTtlMs, (seen) => seen.exists);
   private observeSecret(namespace: string, name: string): Promise<ObservedSecret> {
-    const key = `${namespace}/${name}`;
-    const now = performance.now();
-    const cached = this.secretReads.get(key);
-    if (cached && now - cached.at < secretReadTtlMs) return cached.read;
-    if (this.secretReads.size > 10_000) this.secretReads.clear();
-    const read = this.readSecret(namespace, name);
-    this.secretReads.set(key, { at: now, read });
-    read.then(
-      (seen) => {
-        if (!seen.exists && this.secretReads.get(key)?.read === read) this.secretReads.delete(key);
-      },
-      () => {
-        if (this.secretReads.get(key)?.read === read) this.secretReads.delete(key);
-      },
-    );
-    return read;
+    return this.secretReads.get(`${namespace}/${name}`, () => this.readSecret(namespace, name));
   }
 
   private async readSecret(namespace: string, name: string): Promise<ObservedSecret> {

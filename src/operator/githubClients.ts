@@ -18,6 +18,7 @@ import {
 import type { Kube, KubeObject } from '../clients/kube.js';
 import { githubHosts } from '../config/github.js';
 import { parseRepository } from '../github/repository.js';
+import { KeptReads } from '../runtime/keptReads.js';
 import type { Logger } from '../observability/log.js';
 
 /** The operator's own GitHub App (CODEMATE_GITHUB_APP_*), for CodeMates without a token or App. */
@@ -239,18 +240,11 @@ export class GitHubClients {
    * read its Secret every time (a thousand idle CodeMates, 17 reads a second). A token GitHub rejects
    * (401) clears them at once (forget), and a replaced one is used within the minute anyway.
    */
-  private readonly secrets = new Map<string, { at: number; read: Promise<SecretObject> }>();
+  private readonly secrets = new KeptReads<SecretObject>(secretKeepMs);
   private readSecret(namespace: string, name: string): Promise<SecretObject> {
-    const id = `${namespace}/${name}`;
-    const kept = this.secrets.get(id);
-    if (kept && performance.now() - kept.at < secretKeepMs) return kept.read;
-    if (this.secrets.size > 10_000) this.secrets.clear();
-    const read = this.options.kube.get<SecretObject>('v1', 'Secret', name, namespace);
-    this.secrets.set(id, { at: performance.now(), read });
-    read.catch(() => {
-      if (this.secrets.get(id)?.read === read) this.secrets.delete(id);
-    });
-    return read;
+    return this.secrets.get(`${namespace}/${name}`, () =>
+      this.options.kube.get<SecretObject>('v1', 'Secret', name, namespace),
+    );
   }
 
   private async secretValue(namespace: string, name: string, key: string): Promise<string> {
