@@ -82,6 +82,30 @@ export async function nodeCgroupsPresent(): Promise<string[]> {
   return found;
 }
 
+async function processNamed(name: string): Promise<boolean> {
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === name) return true;
+  }
+  return false;
+}
+
+/**
+ * Removes the node cgroups when no kubelet runs and nothing runs in them runs in them: what a sandbox killed before `dev down` (its state
+ * directory gone with it) leaves behind. Returns those that stay because a process still uses them.
+ */
+export async function removeEmptyNodeCgroups(): Promise<string[]> {
+  const present = await nodeCgroupsPresent();
+  const inUse: string[] = [];
+  for (const cgroup of present) {
+    if ((await cgroupProcesses(cgroup)).length > 0) inUse.push(cgroup);
+  }
+  if (inUse.length > 0 || (await processNamed('kubelet'))) return present;
+  for (const cgroup of present) await removeCgroup(cgroup);
+  return nodeCgroupsPresent();
+}
+
 async function loHasAddress(address: string): Promise<boolean> {
   const { stdout } = await runProgram('ip', ['-o', 'addr', 'show', 'dev', 'lo']);
   return stdout.split(/\s+/).includes(address);

@@ -19,7 +19,7 @@ import {
 import {
   addLoAddress,
   exists,
-  nodeCgroupsPresent,
+  removeEmptyNodeCgroups,
   restoreHost,
   snapshotHost,
   type HostChanges,
@@ -283,8 +283,9 @@ export const containerdComponent: Component = {
   prepare: async (ctx) => {
     const node = nodePaths(ctx.paths);
     await mkdir(node.dir, { recursive: true, mode: 0o700 });
-    // Another kubelet on this host (another sandbox's) owns /kubepods; two would fight over it.
-    const foreign = (await exists(node.hostSnapshot)) ? [] : await nodeCgroupsPresent();
+    // Another kubelet on this host (another sandbox's) owns /kubepods; two would fight over it. Empty
+    // ones are what a sandbox killed before `dev down` left, and go.
+    const foreign = (await exists(node.hostSnapshot)) ? [] : await removeEmptyNodeCgroups();
     if (foreign.length > 0) {
       throw new CodemateError(
         `another kubelet or container runtime uses this host's cgroups (${foreign.join(', ')})`,

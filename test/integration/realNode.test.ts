@@ -8,8 +8,8 @@
  * It needs root, Debian's busybox-static, and the node's packages (dev up installs those); it is
  * skipped otherwise. One containerd sandbox runs per host, so nothing else may run one meanwhile.
  */
-import { constants as fsConstants } from 'node:fs';
-import { access, mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { constants as fsConstants, existsSync } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -225,6 +225,13 @@ describe.skipIf(!isRoot || !hasBusybox)(
     beforeAll(async () => {
       stateDir = await mkdtemp(path.join(os.tmpdir(), 'codemate-rn-'));
       before = await hostState();
+      // What a sandbox killed before `dev down` leaves: empty node cgroups, which must not block this one.
+      if (!before.cgroups.some((c) => c.endsWith('/kubepods'))) {
+        for (const hierarchy of ['pids', 'memory']) {
+          const dir = path.join('/sys/fs/cgroup', hierarchy);
+          if (existsSync(dir)) await mkdir(path.join(dir, 'kubepods', 'besteffort'), { recursive: true });
+        }
+      }
       const up = await dev(['up', '--runtime', 'containerd']);
       expect(up.code, up.stderr).toBe(0);
       kube = Kube.load({ kubeconfig: path.join(stateDir, 'kubeconfig') });
