@@ -60,6 +60,12 @@ export function injectExecTimeoutMs(ackTimeoutSeconds: number): number {
 export const pollJitter = 0.1;
 
 /**
+ * A poll that saw nothing new writes status.lastMonitorCheck only when it is this old (poller.ts): five
+ * minutes, kubelet's node status report frequency.
+ */
+export const monitorReportSeconds = 300;
+
+/**
  * New CodeMates' first polls: this many at once, then this many a second (poller.ts). At 2 a second a
  * thousand new CodeMates have all been polled within about eight minutes: their first-poll GitHub calls
  * (a few each) are spread over those minutes instead of landing within seconds.

@@ -12,6 +12,7 @@ import {
   defaultApprovalExpirySeconds,
   imageRepositories,
   injectAckTimeoutSeconds,
+  monitorReportSeconds,
   redelivery,
 } from './defaults.js';
 
@@ -55,6 +56,8 @@ export const envSchema = z.object({
   CODEMATE_SESSION_CHANNELS: optionalText,
   /** Operator: the least time between two writes of one session's state (default 10). */
   CODEMATE_SESSION_STATUS_INTERVAL_SECONDS: optionalText,
+  /** How old status.lastMonitorCheck gets before a poll that found nothing new writes it (0: always). */
+  CODEMATE_MONITOR_REPORT_SECONDS: optionalText,
   /** Sandbox: a real Messages API for sessions; the sandbox's local model server when unset. */
   ANTHROPIC_BASE_URL: optionalText,
   /** Operator: the GitHub App CodeMates without a token authenticate as (docs/github-app.md). */
@@ -228,6 +231,12 @@ export const operatorFlagsSchema = z.object({
    * change is written at once, a session that flaps at most this often, with its latest state.
    */
   sessionStatusIntervalSeconds: z.coerce.number().min(0.1).max(3600).default(10),
+  /**
+   * A poll that saw nothing new writes status.lastMonitorCheck only when it is this old, as kubelet
+   * reports an unchanged node status every 5 minutes: at a thousand idle sessions, a write per poll is
+   * most of the operator's and the apiserver's idle work. 0 writes every poll.
+   */
+  monitorReportSeconds: z.coerce.number().int().min(0).max(86400).default(monitorReportSeconds),
   /** Messages wait for their session (starting, suspended, replaced) up to this long, then fail. */
   messageExpirySeconds: z.coerce
     .number()
@@ -270,6 +279,7 @@ export function operatorConfig(env: Env, flags: Record<string, unknown>, version
       redeliverySeconds: env.CODEMATE_GITHUB_REDELIVERY_SECONDS,
       sessionChannels: env.CODEMATE_SESSION_CHANNELS,
       sessionStatusIntervalSeconds: env.CODEMATE_SESSION_STATUS_INTERVAL_SECONDS,
+      monitorReportSeconds: env.CODEMATE_MONITOR_REPORT_SECONDS,
       messageExpirySeconds: pick(flags.messageExpirySeconds, env.CODEMATE_MESSAGE_EXPIRY_SECONDS),
       approvalExpirySeconds: pick(flags.approvalExpirySeconds, env.CODEMATE_APPROVAL_EXPIRY_SECONDS),
       identity: env.POD_NAME ?? `${os.hostname()}-${process.pid}`,

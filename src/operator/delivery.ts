@@ -51,6 +51,7 @@ import { on, runController, type RunningController } from '../runtime/controller
 import { TemporaryError } from '../runtime/errors.js';
 import { watch, type Supervision, type Watched } from '../runtime/informers.js';
 import { WorkQueue } from '../runtime/queue.js';
+import { backoffDelay, equalJitter } from '../runtime/rate.js';
 import { codemateLookup, type CodeMateObject } from './controller.js';
 import { Injector, type InjectResult } from './injector.js';
 
@@ -322,8 +323,7 @@ function isFinalStep(step: Step): boolean {
 
 /** Exponential backoff with equal jitter: half the delay is fixed, half random; capped. */
 export function backoffMs(attempts: number, policy: Omit<DeliveryPolicy, 'expiryMs'>): number {
-  const full = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.min(30, Math.max(0, attempts - 1)));
-  return Math.round(full / 2 + (policy.random() * full) / 2);
+  return equalJitter(backoffDelay(attempts, policy.baseDelayMs, policy.maxDelayMs), policy.random);
 }
 
 function formatDuration(ms: number): string {

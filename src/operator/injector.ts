@@ -14,7 +14,7 @@ import { execInPod, openExec, type ExecStream } from '../clients/exec.js';
 import type { Kube } from '../clients/kube.js';
 import { channelOpens, injectExecTimeoutMs } from '../config/defaults.js';
 import type { Logger } from '../observability/log.js';
-import { Spreader } from '../runtime/rate.js';
+import { backoffDelay, Spreader } from '../runtime/rate.js';
 
 /** What one injection returned: codemate-inject's exit code and the stderr line that says why. */
 export interface InjectResult {
@@ -87,8 +87,13 @@ export function batchResults(
 
 /** How long a channel may take to say it is ready before the pod is taken to have none. */
 const channelOpenTimeoutMs = 10_000;
-/** A pod whose channel would not open is not tried again for this long (messages go by exec). */
+/**
+ * A pod whose channel would not open is not tried again for this long, doubled after each refusal up
+ * to channelRetryMaxMs (messages go by exec meanwhile): a session image without the serve loop would
+ * otherwise cost an exec a minute for as long as it runs.
+ */
 const channelRetryMs = 60_000;
+const channelRetryMaxMs = 15 * 60_000;
 
 /** The standing channel into one pod. */
 class Channel {
@@ -225,8 +230,8 @@ export interface InjectorOptions {
 export class Injector {
   /** By CodeMate key (namespace/name): the channel into its current pod. */
   private readonly channels = new Map<string, Channel>();
-  /** Pods (namespace/pod) whose channel would not open, with when: not tried again for a while. */
-  private readonly refused = new Map<string, number>();
+  /** By CodeMate key: the pod whose channel would not open, how often, and when to try it again. */
+  private readonly refused = new Map<string, { pod: string; failures: number; retryAt: number }>();
 
   constructor(private readonly options: InjectorOptions) {}
 
@@ -249,9 +254,8 @@ export class Injector {
     const current = this.channels.get(key);
     if (current?.pod === pod) return;
     current?.close();
-    for (const [refusedPod, at] of this.refused)
-      if (Date.now() - at >= channelRetryMs) this.refused.delete(refusedPod);
-    if (this.refused.has(`${namespace}/${pod}`)) return;
+    const refused = this.refused.get(key);
+    if (refused?.pod === pod && Date.now() < refused.retryAt) return;
     const queued = this.waiting.get(key);
     if (queued?.pod === pod) return;
     if (queued) clearTimeout(queued.timer);
@@ -278,9 +282,15 @@ export class Injector {
     });
     this.channels.set(key, channel);
     channel.start(this.options.kube, namespace).then(
-      () => this.options.logger.debug({ codemate: key, pod }, 'session channel open'),
+      () => {
+        this.refused.delete(key);
+        this.options.logger.debug({ codemate: key, pod }, 'session channel open');
+      },
       (error: unknown) => {
-        this.refused.set(`${namespace}/${pod}`, Date.now());
+        const before = this.refused.get(key);
+        const failures = before?.pod === pod ? before.failures + 1 : 1;
+        const wait = backoffDelay(failures, channelRetryMs, channelRetryMaxMs);
+        this.refused.set(key, { pod, failures, retryAt: Date.now() + wait });
         this.options.logger.info(
           { codemate: key, pod, err: (error as Error).message },
           'no session channel; messages go by one exec each',
@@ -390,6 +400,7 @@ export class Injector {
 
   /** Closes a CodeMate's channel (its session went away). */
   forget(key: string): void {
+    this.refused.delete(key);
     this.channels.get(key)?.close();
     clearTimeout(this.waiting.get(key)?.timer);
     this.waiting.delete(key);

@@ -23,7 +23,12 @@ import { errorFields, type Logger } from '../observability/log.js';
 import type { Approvals } from './approvals.js';
 import { GitHubAppError, type GitHubClients } from './githubClients.js';
 import { pollChecksAndDraft } from './prMonitor.js';
-import { recordGitHubAppError, recordGitHubObservation } from './status.js';
+import {
+  recordGitHubAppError,
+  recordGitHubObservation,
+  shouldRecordObservation,
+  type GitHubObservation,
+} from './status.js';
 
 export interface PollerOptions {
   kube: Kube;
@@ -34,6 +39,8 @@ export interface PollerOptions {
   hasMessage: (namespace: string, name: string) => boolean;
   /** Looks for approvals of the comments that wait for one (approvals.ts). */
   approvals?: Approvals;
+  /** An unchanged poll is written only when status.lastMonitorCheck is this old (0: every poll). */
+  monitorReportSeconds: number;
 }
 
 interface Target {
@@ -186,7 +193,7 @@ export class Poller {
       cm.spec.repository.pullRequest ?? cm.status?.pullRequest?.number ?? (await this.discover(cm, gh, repo));
     const now = new Date().toISOString();
     if (!number) {
-      await recordGitHubObservation(this.options.kube, cm, {
+      await this.record(cm, now, {
         lastMonitorCheck: now,
         github: { login: self, error: null, errorReason: null, hint: null },
       });
@@ -208,7 +215,7 @@ export class Poller {
       pr,
       now,
     );
-    await recordGitHubObservation(this.options.kube, cm, {
+    await this.record(cm, now, {
       lastMonitorCheck: now,
       github: { login: self, error: null, errorReason: null, hint: null, ...notices },
       pullRequest: {
@@ -223,6 +230,12 @@ export class Poller {
           : {}),
       },
     });
+  }
+
+  private async record(cm: CodeMate, now: string, observation: GitHubObservation): Promise<void> {
+    const reportMs = this.options.monitorReportSeconds * 1000;
+    if (!shouldRecordObservation(cm.status, observation, new Date(now), reportMs)) return;
+    await recordGitHubObservation(this.options.kube, cm, observation);
   }
 
   /**

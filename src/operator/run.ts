@@ -123,6 +123,7 @@ export async function runOperator(config: OperatorConfig, deps: OperatorDeps = {
       github,
       codemate,
       hasMessage: (ns, name) => delivery.has(ns, name),
+      monitorReportSeconds: config.monitorReportSeconds,
       approvals: new Approvals({
         kube,
         logger,

@@ -17,7 +17,7 @@ import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/k
 import { parseRepository } from '../github/repository.js';
 import { reportOpens } from '../config/defaults.js';
 import { errorFields, type Logger } from '../observability/log.js';
-import { Spreader } from '../runtime/rate.js';
+import { backoffDelay, Spreader } from '../runtime/rate.js';
 import { group, plural, version } from '../api/names.js';
 import type { GitHubClients } from './githubClients.js';
 import {
@@ -164,7 +164,7 @@ export class SessionReports {
       if (entry.stream !== opening.stream || entry.pod !== pod) return;
       entry.stream = undefined;
       entry.failures++;
-      const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(10, entry.failures - 1));
+      const delay = backoffDelay(entry.failures, retryBaseMs, retryMaxMs);
       entry.retryAt = Date.now() + delay;
       this.options.logger.debug({ codemate: key, pod, retryInMs: delay }, `session report ended: ${why}`);
       setTimeout(() => this.sync(entry.namespace, entry.name), delay).unref();

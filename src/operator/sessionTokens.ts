@@ -12,6 +12,7 @@ import { ownedLabels, ownerReference, sessionTokenSecretName } from '../api/pod.
 import { sessionPermissions, type InstallationToken } from '../clients/githubApp.js';
 import { isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { errorFields, type Logger } from '../observability/log.js';
+import { backoffDelay } from '../runtime/rate.js';
 import { GitHubAppError, type GitHubClients } from './githubClients.js';
 import { recordGitHubAppError, recordGitHubObservation } from './status.js';
 
@@ -105,7 +106,7 @@ export class SessionTokens {
       target.failures = 0;
     } catch (error) {
       target.failures += 1;
-      next = Math.min(retryBackoff.maxMs, retryBackoff.baseMs * 2 ** (target.failures - 1));
+      next = backoffDelay(target.failures, retryBackoff.baseMs, retryBackoff.maxMs);
       this.options.logger.warn(
         { codemate: key, retryInMs: next, ...errorFields(error) },
         "could not renew the session's installation token",

@@ -39,6 +39,38 @@ export interface GitHubObservation {
   };
 }
 
+/**
+ * Whether a JSON merge patch would change `current`: a null in the patch clears a field, an object
+ * merges into the one there, anything else replaces it.
+ */
+export function wouldChange(current: unknown, patch: unknown): boolean {
+  if (patch === null) return current !== undefined && current !== null;
+  if (typeof patch !== 'object' || Array.isArray(patch)) {
+    return JSON.stringify(current) !== JSON.stringify(patch);
+  }
+  const here = typeof current === 'object' && current !== null && !Array.isArray(current) ? current : {};
+  return Object.entries(patch).some(([key, value]) =>
+    value === undefined ? false : wouldChange((here as Record<string, unknown>)[key], value),
+  );
+}
+
+/**
+ * Whether the poller writes what a poll saw: when it changes the status, or when status.lastMonitorCheck
+ * is `reportMs` old (kubelet's node status report frequency, applied to polls). An unchanged poll of an
+ * idle pull request then costs the apiserver nothing, and every watcher of the CodeMate nothing.
+ */
+export function shouldRecordObservation(
+  status: CodeMateStatus | undefined,
+  observation: GitHubObservation,
+  now: Date,
+  reportMs: number,
+): boolean {
+  const { lastMonitorCheck: _, ...seen } = observation;
+  if (wouldChange(status, seen)) return true;
+  const last = Date.parse(status?.lastMonitorCheck ?? '');
+  return !Number.isFinite(last) || now.getTime() - last >= reportMs;
+}
+
 export async function recordGitHubObservation(
   kube: Kube,
   cm: CodeMate,

@@ -6,6 +6,7 @@
  * until the backoff has run out instead of retrying at once, so nothing can spin.
  */
 import { queueBackoff } from '../config/defaults.js';
+import { backoffDelay, equalJitter } from './rate.js';
 
 export interface QueueOptions {
   baseDelayMs?: number;
@@ -85,8 +86,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
-    const full = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** Math.min(n, 30));
-    const delay = Math.round(full / 2 + (this.random() * full) / 2);
+    const delay = equalJitter(backoffDelay(n + 1, this.baseDelayMs, this.maxDelayMs), this.random);
     this.backoffUntil.set(key, Date.now() + delay);
     this.addAfter(key, delay);
     return delay;

@@ -252,6 +252,7 @@ describe('ready for review', () => {
         CODEMATE_BIN_DIR: binDir,
         GITHUB_API_URL: gh.url,
         CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${sandbox.repos}/`,
+        CODEMATE_MONITOR_REPORT_SECONDS: '0',
       },
       timeoutMs: 120_000,
     });

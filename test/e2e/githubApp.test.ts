@@ -70,6 +70,7 @@ beforeAll(async () => {
       CODEMATE_GITHUB_APP_ID: String(appId),
       CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
       CODEMATE_GITHUB_REDELIVERY_SECONDS: '5',
+      CODEMATE_MONITOR_REPORT_SECONDS: '0',
     };
     return upEnv;
   });

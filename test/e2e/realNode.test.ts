@@ -231,6 +231,9 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
       'userRoles.create=false',
       '--set',
       `github.apiUrl=http://${realNodeIp}:${githubForward!.port}`,
+      // Every poll writes status.lastMonitorCheck: the tests tell a poll by it.
+      '--set',
+      'operator.monitorReportSeconds=0',
       '--wait',
       '--timeout=300s',
     );
@@ -465,6 +468,7 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
           container.env = [
             ...(container.env ?? []).filter((e) => e.name !== 'GITHUB_API_URL'),
             { name: 'GITHUB_API_URL', value: `http://${realNodeIp}:${githubForward!.port}` },
+            { name: 'CODEMATE_MONITOR_REPORT_SECONDS', value: '0' },
           ];
         }
         await kube.apply(object, 'realnode-e2e');

@@ -116,6 +116,8 @@ export async function startGitHubSandbox(
       CODEMATE_BIN_DIR: binDir,
       GITHUB_API_URL: gh.url,
       CODEMATE_SANDBOX_GIT_REWRITE: `https://github.com/=file://${repos}/`,
+      // Every poll writes status.lastMonitorCheck: the tests tell a poll by it.
+      CODEMATE_MONITOR_REPORT_SECONDS: '0',
       ...(typeof extraEnv === 'function' ? await extraEnv(gh, repos) : extraEnv),
     },
     // The real node's first start builds the images: minutes, not seconds.
