@@ -460,18 +460,25 @@ async function bootstrapKwok(paths: SandboxPaths, bins: BinarySet, runtime: Sand
     },
     'codemate-sandbox',
   );
-  // kwok only serves Exec/Logs/Attach once the apiserver has established their CRDs.
+  // kwok only serves Exec/Logs/Attach once the apiserver has established their CRDs: about a second,
+  // and much longer on a machine busy with other work.
+  let lastError = '';
   await waitFor(
     async () => {
       try {
         await kube.list('kwok.x-k8s.io/v1alpha1', 'Exec', 'default');
         return true;
-      } catch {
+      } catch (error) {
+        lastError = (error as Error).message;
         return false;
       }
     },
-    { timeoutMs: 30_000, describe: () => 'kwok CRDs were not served within 30 s' },
-  );
+    { timeoutMs: 120_000, describe: () => '' },
+  ).catch(() => {
+    throw new CodemateError(`the apiserver did not serve kwok's CRDs within 120 s: ${lastError}`, {
+      hint: `see ${paths.logFile('kube-apiserver')}; \`codemate dev down\` and \`dev up\` again`,
+    });
+  });
 }
 
 async function waitForWorkloads(paths: SandboxPaths): Promise<void> {
