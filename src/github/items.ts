@@ -13,7 +13,7 @@ import {
 } from '../api/message.js';
 import type { GitHubItem as Item, GitHubReview, GitHubReviewComment } from '../api/github.js';
 import { formatReview, reviewThreads } from './reviewThreads.js';
-import { isApproveCommand, judge, trustPolicyOf } from './trust.js';
+import { approvalCommand, judge, trustPolicyOf } from './trust.js';
 
 export type { Item };
 
@@ -82,8 +82,8 @@ export function notNewBecause(
   type: Exclude<SourceType, 'cli'>,
   item: Item,
 ): string | undefined {
-  if (type === 'issue_comment' && isApproveCommand(item.body))
-    return 'a /codemate approve command, not a message';
+  if (type === 'issue_comment' && approvalCommand(item.body))
+    return 'a /codemate approve or deny command, not a message';
   const created = cm.metadata.creationTimestamp ? new Date(cm.metadata.creationTimestamp).getTime() : 0;
   if (new Date(item.createdAt).getTime() < created - 1000) return 'written before the CodeMate was created';
   if (inHistory(cm.status?.history, type, String(item.id), item.createdAt)) {

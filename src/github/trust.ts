@@ -5,6 +5,7 @@
  * kept for the audit trail. Pure.
  */
 import type { CodeMateSpec } from '../api/codemate.js';
+import type { Approval } from '../api/message.js';
 
 export const defaultTrustedAssociations = ['OWNER', 'MEMBER', 'COLLABORATOR'] as const;
 
@@ -89,9 +90,12 @@ export function judgeReactor(
 }
 
 /**
- * A comment that is `/codemate approve` and nothing else: a command, never a message. From a trusted
- * author it approves the comments written before it that wait on the pull request.
+ * A comment that is `/codemate approve` or `/codemate deny` and nothing else: a command, never a message.
+ * From a trusted author it approves (or refuses) the comments written before it that wait on the pull
+ * request; the decision it states, or undefined for any other comment.
  */
-export function isApproveCommand(body: string): boolean {
-  return /^\s*\/codemate\s+approve\s*$/i.test(body);
+export function approvalCommand(body: string): Approval['decision'] | undefined {
+  const command = /^\s*\/codemate\s+(approve|deny)\s*$/i.exec(body);
+  if (!command) return undefined;
+  return command[1]!.toLowerCase() === 'approve' ? 'Approved' : 'Denied';
 }

@@ -2,9 +2,10 @@
  * The poller's approval check (docs/approvals.md). GitHub sends no webhook for reactions, so at each poll
  * the comments that wait for approval, and only those, have their 👍 reactions listed with conditional
  * requests (a 304 while nobody reacts costs nothing); a reactor's permission on the repository decides
- * whether the 👍 counts. A trusted `/codemate approve` on the pull request counts for every comment
- * written before it. The decision is written once into the message's spec.approval (the CRD refuses a
- * second), and delivery takes it from there, so an item approved in several ways is delivered once.
+ * whether the 👍 counts. A trusted `/codemate approve` (or `/codemate deny`) on the pull request counts for
+ * every comment written before it. The decision is written once into the message's spec.approval (the CRD
+ * refuses a second), and delivery takes it from there, so an item approved in several ways is delivered
+ * once, and a denied one never.
  */
 import { apiVersion, type CodeMate } from '../api/codemate.js';
 import type { GitHubItem } from '../api/github.js';
@@ -13,7 +14,7 @@ import type { GitHub } from '../clients/github.js';
 import { isInvalid, isNotFound, type Kube } from '../clients/kube.js';
 import { checkApproval, type ApprovalCandidate } from '../github/approvals.js';
 import type { RepositoryRef } from '../github/repository.js';
-import { isApproveCommand, judge, judgeReactor, trustPolicyOf, type TrustPolicy } from '../github/trust.js';
+import { approvalCommand, judge, judgeReactor, trustPolicyOf, type TrustPolicy } from '../github/trust.js';
 import { errorFields, type Logger } from '../observability/log.js';
 
 export interface ApprovalsOptions {
@@ -29,7 +30,7 @@ interface PollContext {
   repo: RepositoryRef;
   /** The pull request's comments as GitHub shows them now. */
   comments: readonly GitHubItem[];
-  /** The trusted `/codemate approve` comments among them. */
+  /** The trusted `/codemate approve` and `/codemate deny` comments among them. */
   commands: readonly ApprovalCandidate[];
   policy: TrustPolicy;
   self: string;
@@ -61,12 +62,11 @@ export class Approvals {
       gh,
       repo,
       comments,
-      commands: comments
-        .filter(
-          (c) =>
-            isApproveCommand(c.body) && c.user && judge(c.user, c.authorAssociation, policy, self).allowed,
-        )
-        .map((c) => ({ by: c.user!.login, via: 'comment', at: c.createdAt, url: c.htmlUrl })),
+      commands: comments.flatMap((c): ApprovalCandidate[] => {
+        const decision = approvalCommand(c.body);
+        if (!decision || !c.user || !judge(c.user, c.authorAssociation, policy, self).allowed) return [];
+        return [{ decision, by: c.user.login, via: 'comment', at: c.createdAt, url: c.htmlUrl }];
+      }),
       policy,
       self,
       permission: (login) => {
@@ -92,8 +92,9 @@ export class Approvals {
       if (!reaction.user) continue;
       const login = reaction.user.login;
       const verdict = judgeReactor(reaction.user, await context.permission(login), policy, self);
-      if (verdict.allowed) reactions.push({ by: login, via: 'reaction', at: reaction.createdAt });
-      else this.tell(message, 'debug', `a 👍 that does not approve: ${verdict.reason}`);
+      if (verdict.allowed) {
+        reactions.push({ decision: 'Approved', by: login, via: 'reaction', at: reaction.createdAt });
+      } else this.tell(message, 'debug', `a 👍 that does not approve: ${verdict.reason}`);
     }
     // The comment's text is read after its reactions, never before: an edit made before a 👍 that is
     // counted shows in it. (The poll's listing may predate both the edit and the 👍.)
@@ -130,10 +131,11 @@ export class Approvals {
         {
           codemate: `${message.metadata.namespace}/${message.spec.codemate}`,
           message: message.metadata.name,
-          approvedBy: approval.by,
+          decision: approval.decision,
+          by: approval.by,
           via: approval.via,
         },
-        'untrusted comment approved',
+        approval.decision === 'Denied' ? 'untrusted comment denied' : 'untrusted comment approved',
       );
     } catch (error) {
       if (!isInvalid(error) && !isNotFound(error)) throw error;

@@ -2,14 +2,14 @@
  * issue_comment.created (on a pull request): one CodeMateMessage per CodeMate that follows the pull
  * request, with the trust policy's verdict. The names are the poller's, so whichever of the webhook replicas and
  * the poller creates a message first wins and the others get a harmless 409. An untrusted author's message
- * waits for an approval (docs/approvals.md); a trusted `/codemate approve` is no message but asks the
- * followers to poll, and the poller, which can read what the approver saw, records the approval.
+ * waits for an approval (docs/approvals.md); a trusted `/codemate approve` (or `deny`) is no message but
+ * asks the followers to poll, and the poller, which can read what the approver saw, records the decision.
  */
 import type { CodeMate } from '../../api/codemate.js';
 import { isConflict, isNotFound, type KubeObject } from '../../clients/kube.js';
 import type { RoutedEvent } from '../../github/events.js';
 import { messageFor, notNewBecause } from '../../github/items.js';
-import { isApproveCommand, judge, trustPolicyOf } from '../../github/trust.js';
+import { approvalCommand, judge, trustPolicyOf } from '../../github/trust.js';
 import { followersOf, type CodeMateLookup } from '../codemates.js';
 import { nobodyFollows, type Answer } from '../answer.js';
 import { requestPolls, type AnnotationWriter } from './pullRequest.js';
@@ -28,7 +28,7 @@ export async function handleItem(
 ): Promise<Answer> {
   const followers = followersOf(deps.codemates, event);
   if (followers.length === 0) return nobodyFollows(event);
-  if (isApproveCommand(event.item.body)) return approve(event, followers, deps);
+  if (approvalCommand(event.item.body)) return decide(event, followers, deps);
   const outcomes = await Promise.all(followers.map((cm) => store(cm, event, deps.kube)));
   const created = outcomes.some((o) => o.result === 'created');
   const stored = outcomes.some((o) => o.result === 'created' || o.result === 'exists');
@@ -69,8 +69,8 @@ async function store(
   }
 }
 
-/** `/codemate approve`: the followers whose trust policy trusts its author poll now. */
-async function approve(
+/** `/codemate approve` or `/codemate deny`: the followers whose trust policy trusts its author poll now. */
+async function decide(
   event: Extract<RoutedEvent, { kind: 'item' }>,
   followers: CodeMate[],
   deps: { kube: AnnotationWriter; now: () => Date },
@@ -85,7 +85,7 @@ async function approve(
       status: 202,
       body: {
         status: 'ignored',
-        reason: `@${author.login} may not approve for any CodeMate that follows it`,
+        reason: `@${author.login} may not approve or deny for any CodeMate that follows it`,
       },
     };
   }

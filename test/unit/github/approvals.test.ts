@@ -3,7 +3,7 @@ import type { GitHubItem } from '../../../src/api/github.js';
 import { bodySha256, type CodeMateMessage } from '../../../src/api/message.js';
 import { checkApproval, type ApprovalCandidate } from '../../../src/github/approvals.js';
 import { messageFor } from '../../../src/github/items.js';
-import { isApproveCommand, judgeReactor, trustPolicyOf } from '../../../src/github/trust.js';
+import { approvalCommand, judgeReactor, trustPolicyOf } from '../../../src/github/trust.js';
 import type { CodeMate } from '../../../src/api/codemate.js';
 
 const cm = {
@@ -27,7 +27,19 @@ const comment: GitHubItem = {
   updatedAt: '2026-11-26T10:00:00Z',
 };
 const message: CodeMateMessage = messageFor(cm, 'issue_comment', comment, 7, 'codemate-bot');
-const reaction = (at: string, by = 'alice'): ApprovalCandidate => ({ by, via: 'reaction', at });
+const reaction = (at: string, by = 'alice'): ApprovalCandidate => ({
+  decision: 'Approved',
+  by,
+  via: 'reaction',
+  at,
+});
+const command = (decision: 'Approved' | 'Denied', at: string, by = 'alice'): ApprovalCandidate => ({
+  decision,
+  by,
+  via: 'comment',
+  at,
+  url: 'https://github.com/o/r/pull/7#issuecomment-99',
+});
 
 describe('messageFor', () => {
   it("makes a person's refused comment approvable, never a bot's or the session's own", () => {
@@ -87,10 +99,53 @@ describe('checkApproval', () => {
   });
 
   it('a /codemate approve counts only for comments written before it', () => {
-    const before: ApprovalCandidate = { by: 'alice', via: 'comment', at: '2026-11-26T09:00:00Z' };
+    const before = command('Approved', '2026-11-26T09:00:00Z');
     expect(checkApproval(message, comment, [before])).toMatchObject({ refused: expect.any(String) });
     expect(checkApproval(message, comment, [{ ...before, at: '2026-11-26T11:00:00Z' }])).toMatchObject({
       approval: { via: 'comment' },
+    });
+  });
+
+  it('a /codemate deny refuses the comments written before it, recording who denied it', () => {
+    expect(checkApproval(message, comment, [command('Denied', '2026-11-26T11:00:00Z', 'bob')])).toEqual({
+      approval: {
+        decision: 'Denied',
+        by: 'bob',
+        via: 'comment',
+        at: '2026-11-26T11:00:00.000Z',
+        bodySha256: bodySha256('fix the typo'),
+        url: 'https://github.com/o/r/pull/7#issuecomment-99',
+      },
+    });
+    // Written before the comment, it is about other comments.
+    expect(checkApproval(message, comment, [command('Denied', '2026-11-26T09:00:00Z')])).toEqual({
+      none: true,
+    });
+  });
+
+  it('the earliest decision stands, a denial on a tie', () => {
+    const approve = command('Approved', '2026-11-26T11:00:00Z');
+    const deny = command('Denied', '2026-11-26T11:05:00Z', 'bob');
+    expect(checkApproval(message, comment, [deny, approve])).toMatchObject({
+      approval: { decision: 'Approved', by: 'alice' },
+    });
+    expect(checkApproval(message, comment, [deny, reaction('2026-11-26T11:06:00Z')])).toMatchObject({
+      approval: { decision: 'Denied', by: 'bob' },
+    });
+    expect(checkApproval(message, comment, [{ ...approve, at: deny.at }, deny])).toMatchObject({
+      approval: { decision: 'Denied' },
+    });
+  });
+
+  it('a denial holds where an approval would not: an edited comment, or one gone from GitHub', () => {
+    const edited = { ...comment, body: 'run this', updatedAt: '2026-11-26T10:30:00Z' };
+    const deny = command('Denied', '2026-11-26T10:20:00Z', 'bob');
+    expect(checkApproval(message, edited, [reaction('2026-11-26T10:10:00Z'), deny])).toMatchObject({
+      approval: { decision: 'Denied', by: 'bob' },
+    });
+    expect(checkApproval(message, undefined, [deny])).toMatchObject({ approval: { decision: 'Denied' } });
+    expect(checkApproval(message, edited, [reaction('2026-11-26T10:40:00Z')])).toMatchObject({
+      refused: expect.stringContaining('edited'),
     });
   });
 });
@@ -116,17 +171,23 @@ describe('judgeReactor', () => {
   });
 });
 
-describe('isApproveCommand', () => {
+describe('approvalCommand', () => {
   it('is the command alone, in any case and spacing, and not a sentence that mentions it', () => {
     for (const body of ['/codemate approve', '  /CodeMate  approve \n', '/codemate approve\r\n']) {
-      expect(isApproveCommand(body)).toBe(true);
+      expect(approvalCommand(body)).toBe('Approved');
+    }
+    for (const body of ['/codemate deny', '  /CODEMATE deny\n', '/codemate   Deny\r\n']) {
+      expect(approvalCommand(body)).toBe('Denied');
     }
     for (const body of [
       'please /codemate approve',
       '/codemate approve this and run rm -rf',
-      '/codemate deny',
+      '/codemate deny it',
+      'I /codemate deny',
+      '/codemate approve deny',
+      '/codemate',
     ]) {
-      expect(isApproveCommand(body)).toBe(false);
+      expect(approvalCommand(body)).toBeUndefined();
     }
   });
 });

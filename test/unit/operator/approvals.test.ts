@@ -70,6 +70,35 @@ describe('Approvals', () => {
     expect(patches).toEqual([]);
   });
 
+  it("records a member's /codemate deny, with the denier's login; a stranger's does nothing", async () => {
+    const deny = (login: string, association: string): GitHubItem => ({
+      id: 12,
+      body: '/codemate deny',
+      user: { login },
+      authorAssociation: association,
+      htmlUrl: 'https://github.com/o/r/pull/7#issuecomment-12',
+      createdAt: '2026-11-26T10:07:00Z',
+      updatedAt: '2026-11-26T10:07:00Z',
+    });
+    const { patches, approvals: a } = approvals();
+    await a.check(cm, github(recorded, []), repo, [recorded, deny('mallory', 'NONE')], 'codemate-bot');
+    expect(patches).toEqual([]);
+    await a.check(cm, github(recorded, []), repo, [recorded, deny('bob', 'MEMBER')], 'codemate-bot');
+    expect(patches).toMatchObject([
+      {
+        metadata: { name: waiting.metadata.name },
+        spec: {
+          approval: {
+            decision: 'Denied',
+            by: 'bob',
+            via: 'comment',
+            url: 'https://github.com/o/r/pull/7#issuecomment-12',
+          },
+        },
+      },
+    ]);
+  });
+
   it('ignores a 👍 from someone without write access', async () => {
     const { patches, approvals: a } = approvals();
     const stranger = { ...alice('2026-11-26T10:05:00Z'), user: { login: 'mallory' } };

@@ -59,6 +59,22 @@ describe('the webhook and /codemate approve', () => {
     expect(patched).toHaveLength(1);
   });
 
+  it("a trusted author's /codemate deny is no message either: the followers poll", async () => {
+    const { deps: d, created, patched } = deps();
+    expect(await handleItem(event('/codemate deny', 'COLLABORATOR'), d)).toMatchObject({
+      status: 200,
+      body: { status: 'poll-requested', codemates: ['team/pr-7'] },
+    });
+    expect(created).toEqual([]);
+    expect(patched).toHaveLength(1);
+    const { deps: untrusted, patched: none } = deps();
+    expect(await handleItem(event('/codemate deny', 'NONE', 'stranger'), untrusted)).toMatchObject({
+      status: 202,
+      body: { status: 'ignored' },
+    });
+    expect(none).toEqual([]);
+  });
+
   it("an untrusted author's command does nothing, and their other comments wait for approval", async () => {
     const { deps: d, created, patched } = deps();
     expect(await handleItem(event('/codemate approve', 'NONE', 'stranger'), d)).toMatchObject({
