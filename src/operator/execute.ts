@@ -3,7 +3,16 @@
  * treats 404 as done, and status is written through the status subresource only when it changed.
  * Events go to the recorder (events.ts), which writes them off the reconcile's path.
  */
-import { apiVersion, group, kind, plural, version, type CodeMate } from '../api/codemate.js';
+import {
+  apiVersion,
+  group,
+  kind,
+  plural,
+  suspendedByAnnotation,
+  version,
+  wakeRequestedAnnotation,
+  type CodeMate,
+} from '../api/codemate.js';
 import { isConflict, type Kube } from '../clients/kube.js';
 import type { EventSink } from './events.js';
 import { actionEventReasons, type Plan } from './reconcile.js';
@@ -34,11 +43,31 @@ export async function executePlan(
         await kube.delete('v1', 'Pod', action.name, ns);
         break;
       case 'suspend':
+        // Only the operator's own idle suspend is marked: a message may resume it (docs/lifecycle.md).
         await kube.mergePatch({
           apiVersion,
           kind,
-          metadata: { name: cm.metadata.name, namespace: ns },
+          metadata: {
+            name: cm.metadata.name,
+            namespace: ns,
+            ...(action.by === 'idle' ? { annotations: { [suspendedByAnnotation]: action.by } } : {}),
+          },
           spec: { suspend: true },
+        });
+        break;
+      case 'resume':
+        // On the version the reconcile saw: a person's `codemate suspend` since then (which removes the
+        // mark) is a conflict, not undone.
+        await kube.mergePatch({
+          apiVersion,
+          kind,
+          metadata: {
+            name: cm.metadata.name,
+            namespace: ns,
+            ...(cm.metadata.resourceVersion ? { resourceVersion: cm.metadata.resourceVersion } : {}),
+            annotations: removing(suspendedByAnnotation, wakeRequestedAnnotation),
+          },
+          ...(cm.spec.suspend ? { spec: { suspend: false } } : {}),
         });
         break;
       case 'deleteCodeMate':
@@ -54,6 +83,11 @@ export async function executePlan(
   const patch = statusPatch(cm.status, plan.status);
   if (patch) await kube.patchStatus({ group, version, plural, namespace: ns, name: cm.metadata.name }, patch);
   for (const event of plan.events) events.record(cm, event);
+}
+
+/** Annotations to remove in a JSON merge patch: null deletes a key, which ObjectMeta's type cannot say. */
+function removing(...names: string[]): Record<string, string> {
+  return Object.fromEntries(names.map((name) => [name, null])) as unknown as Record<string, string>;
 }
 
 async function createIfAbsent(kube: Kube, object: Parameters<Kube['create']>[0]): Promise<void> {
