@@ -14,6 +14,7 @@ import {
   type CodeMate,
 } from '../api/codemate.js';
 import { isConflict, type Kube } from '../clients/kube.js';
+import { TemporaryError } from '../runtime/errors.js';
 import type { EventSink } from './events.js';
 import { actionEventReasons, type Plan } from './reconcile.js';
 import { reconcileOwned } from './status.js';
@@ -57,18 +58,26 @@ export async function executePlan(
         break;
       case 'resume':
         // On the version the reconcile saw: a person's `codemate suspend` since then (which removes the
-        // mark) is a conflict, not undone.
-        await kube.mergePatch({
-          apiVersion,
-          kind,
-          metadata: {
-            name: cm.metadata.name,
-            namespace: ns,
-            ...(cm.metadata.resourceVersion ? { resourceVersion: cm.metadata.resourceVersion } : {}),
-            annotations: removing(suspendedByAnnotation, wakeRequestedAnnotation),
-          },
-          ...(cm.spec.suspend ? { spec: { suspend: false } } : {}),
-        });
+        // mark) is a conflict, not undone; the next reconcile reads the CodeMate again.
+        await kube
+          .mergePatch({
+            apiVersion,
+            kind,
+            metadata: {
+              name: cm.metadata.name,
+              namespace: ns,
+              ...(cm.metadata.resourceVersion ? { resourceVersion: cm.metadata.resourceVersion } : {}),
+              annotations: removing(suspendedByAnnotation, wakeRequestedAnnotation),
+            },
+            ...(cm.spec.suspend ? { spec: { suspend: false } } : {}),
+          })
+          .catch((error: unknown) => {
+            if (!isConflict(error)) throw error;
+            throw new TemporaryError(`CodeMate ${cm.metadata.name} changed since it was read`, {
+              retryAfterMs: 500,
+              cause: error,
+            });
+          });
         break;
       case 'deleteCodeMate':
         // Its status and events would go with it.
