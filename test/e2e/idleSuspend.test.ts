@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import type { CodeMateMessage } from '../../src/api/message.js';
 import type { Kube, KubeObject } from '../../src/clients/kube.js';
+import { runCli } from '../helpers/cli.js';
 import { eventually } from '../helpers/cluster.js';
 import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { modelRequests, promptsReaching, promptsWith } from '../helpers/modelLog.js';
@@ -45,6 +46,8 @@ async function podTask(name: string): Promise<string | undefined> {
   >('v1', 'Pod', namespace, { labelSelector: `codemate.io/name=${name}` });
   return pod!.spec.containers[0]!.env?.find((e) => e.name === 'CODEMATE_TASK')?.value;
 }
+const cli = (args: string[]) =>
+  runCli([...args, '-n', namespace], { env: { KUBECONFIG: path.join(sandbox.stateDir, 'kubeconfig') } });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function running(name: string): Promise<CM> {
@@ -157,7 +160,7 @@ describe('idle suspend', () => {
     expect(await podTask('keeps')).toBeUndefined();
   });
 
-  it('without storage, says the workspace is lost, and the next pod is not given the task', async () => {
+  it('without storage, says the workspace is lost, and the next pod is not given the task; a person’s suspend is not undone by a comment', async () => {
     const task = 'First task idle-task-loses: look around the repository.';
     await create('loses', 52, task, {});
     await running('loses');
@@ -187,5 +190,30 @@ describe('idle suspend', () => {
     expect(withComment).toHaveLength(1);
     expect(await promptsWith(sandbox.stateDir, 'idle-comment-loses')).toHaveLength(1);
     expect(await promptsWith(sandbox.stateDir, 'idle-task-loses')).toHaveLength(1);
+
+    // Idle again, suspended again; then a person suspends it: a comment no longer resumes it.
+    await suspendedForIdleness('loses');
+    const own = await cli(['suspend', 'loses']);
+    expect(own.code, own.stderr).toBe(0);
+    expect(own.stderr).toContain('no longer resume it');
+    expect(own.stderr).toContain('work that was not committed and pushed is lost');
+    const later = gh.comment('o', 'r', 52, alice, 'Still there? comment idle-later-loses.', 'MEMBER');
+    const waiting = await eventually(
+      () => kube.get<Message>('codemate.io/v1alpha1', 'CodeMateMessage', `loses-ic-${later}`, namespace),
+      (m) => m.status?.reason === 'WaitingForSession',
+      { what: 'the comment waiting for the suspended session', timeoutMs: 30_000 },
+    );
+    expect(waiting.status?.phase).toBe('Pending');
+    await sleep(5000); // an observation window: the CodeMate must stay suspended
+    const kept = await getCm('loses');
+    expect(kept.spec.suspend).toBe(true);
+    expect(kept.status?.phase).toBe('Suspended');
+    expect(kept.metadata.annotations?.['codemate.io/suspended-by']).toBeUndefined();
+    expect(await podsOf('loses')).toHaveLength(0);
+    // `codemate resume` does; the comment is delivered then, once.
+    expect((await cli(['resume', 'loses'])).code).toBe(0);
+    await delivered(`loses-ic-${later}`);
+    await promptsReaching(sandbox.stateDir, 'idle-later-loses');
+    expect(await promptsWith(sandbox.stateDir, 'idle-later-loses')).toHaveLength(1);
   });
 });
