@@ -24,6 +24,14 @@ export const defaultPollIntervalSeconds = 60;
  */
 export const suspendedByAnnotation = 'codemate.io/suspended-by';
 export const wakeRequestedAnnotation = 'codemate.io/wake-requested-by';
+/**
+ * The annotations of a JSON merge patch that removes both marks: null deletes a key, which the type of
+ * an object's annotations cannot say.
+ */
+export function idleMarksRemoved(): Record<string, string> {
+  const removed = { [suspendedByAnnotation]: null, [wakeRequestedAnnotation]: null };
+  return removed as unknown as Record<string, string>;
+}
 
 /** A Go-style duration of hours, minutes and seconds, in that order: `90s`, `30m`, `2h`, `1h30m`. */
 export const durationPattern = '^([0-9]+h([0-9]+m)?([0-9]+s)?|[0-9]+m([0-9]+s)?|[0-9]+s)$';

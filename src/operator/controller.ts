@@ -29,7 +29,14 @@ import { KeptReads } from '../runtime/keptReads.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { EventRecorder } from './events.js';
 import { executePlan, statusPatch } from './execute.js';
-import { observeClaim, observePod, reconcile, type ObservedSecret, type Plan } from './reconcile.js';
+import {
+  observeClaim,
+  observePod,
+  reconcile,
+  type ObservedSecret,
+  type Plan,
+  type PodCondition,
+} from './reconcile.js';
 import { labels, sessionTokenSecretName } from '../api/pod.js';
 import { findCondition } from '../api/conditions.js';
 import type { SessionSettings } from './podTemplate.js';
@@ -352,13 +359,7 @@ function slimPod(object: KubeObject): KubeObject {
   const pod = object as KubeObject & {
     status?: {
       phase?: string;
-      conditions?: Array<{
-        type: string;
-        status: string;
-        reason?: string;
-        message?: string;
-        lastTransitionTime?: string;
-      }>;
+      conditions?: PodCondition[];
       containerStatuses?: Array<{ name: string; state?: unknown }>;
     };
   };

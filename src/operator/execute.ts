@@ -6,11 +6,11 @@
 import {
   apiVersion,
   group,
+  idleMarksRemoved,
   kind,
   plural,
   suspendedByAnnotation,
   version,
-  wakeRequestedAnnotation,
   type CodeMate,
 } from '../api/codemate.js';
 import { isConflict, type Kube } from '../clients/kube.js';
@@ -67,7 +67,7 @@ export async function executePlan(
               name: cm.metadata.name,
               namespace: ns,
               ...(cm.metadata.resourceVersion ? { resourceVersion: cm.metadata.resourceVersion } : {}),
-              annotations: removing(suspendedByAnnotation, wakeRequestedAnnotation),
+              annotations: idleMarksRemoved(),
             },
             ...(cm.spec.suspend ? { spec: { suspend: false } } : {}),
           })
@@ -92,11 +92,6 @@ export async function executePlan(
   const patch = statusPatch(cm.status, plan.status);
   if (patch) await kube.patchStatus({ group, version, plural, namespace: ns, name: cm.metadata.name }, patch);
   for (const event of plan.events) events.record(cm, event);
-}
-
-/** Annotations to remove in a JSON merge patch: null deletes a key, which ObjectMeta's type cannot say. */
-function removing(...names: string[]): Record<string, string> {
-  return Object.fromEntries(names.map((name) => [name, null])) as unknown as Record<string, string>;
 }
 
 async function createIfAbsent(kube: Kube, object: Parameters<Kube['create']>[0]): Promise<void> {

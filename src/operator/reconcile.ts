@@ -612,18 +612,21 @@ export function observeClaim(pvc: {
   };
 }
 
+/** A pod condition as far as observePod reads it. */
+export interface PodCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
 /** The facts reconcile needs from a pod object as the apiserver returns it. */
 export function observePod(pod: {
   metadata: { name?: string; deletionTimestamp?: unknown; annotations?: Record<string, string> };
   status?: {
     phase?: string;
-    conditions?: Array<{
-      type: string;
-      status: string;
-      reason?: string;
-      message?: string;
-      lastTransitionTime?: string;
-    }>;
+    conditions?: PodCondition[];
     containerStatuses?: Array<{
       name: string;
       state?: {

@@ -133,6 +133,8 @@ describe('idle suspend', () => {
       labelSelector: 'codemate.io/name=keeps',
     });
     expect(claims).toHaveLength(1);
+    const described = await cli(['describe', 'keeps']);
+    expect(described.stdout).toContain('Suspended:     yes, after 12s idle: a new message resumes it');
 
     const comment = gh.comment('o', 'r', 51, alice, 'Wake up: comment idle-comment-keeps.', 'MEMBER');
     const message = await delivered(`keeps-ic-${comment}`);
@@ -210,6 +212,7 @@ describe('idle suspend', () => {
     expect(kept.status?.phase).toBe('Suspended');
     expect(kept.metadata.annotations?.['codemate.io/suspended-by']).toBeUndefined();
     expect(await podsOf('loses')).toHaveLength(0);
+    expect((await cli(['describe', 'loses'])).stdout).toContain('`codemate resume` resumes it');
     // `codemate resume` does; the comment is delivered then, once.
     expect((await cli(['resume', 'loses'])).code).toBe(0);
     await delivered(`loses-ic-${later}`);

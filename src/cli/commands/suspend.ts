@@ -3,7 +3,12 @@
  * Either one makes the suspension the person's own: the marks of an idle suspend are removed, so a new
  * message no longer resumes a CodeMate someone suspended (docs/lifecycle.md).
  */
-import { apiVersion, suspendedByAnnotation, wakeRequestedAnnotation } from '../../api/codemate.js';
+import {
+  apiVersion,
+  idleMarksRemoved,
+  suspendedByAnnotation,
+  wakeRequestedAnnotation,
+} from '../../api/codemate.js';
 import { connect, explain, getCodeMate, type Cluster } from '../cluster.js';
 import type { Output } from '../output.js';
 import type { Verb } from '../program.js';
@@ -27,15 +32,7 @@ export async function runSuspend(name: string, suspend: boolean, c: Cluster, out
       metadata: {
         name,
         namespace: c.namespace,
-        ...(byIdle
-          ? {
-              // A JSON merge patch: null removes the annotation.
-              annotations: {
-                [suspendedByAnnotation]: null,
-                [wakeRequestedAnnotation]: null,
-              } as unknown as Record<string, string>,
-            }
-          : {}),
+        ...(byIdle ? { annotations: idleMarksRemoved() } : {}),
       },
       spec: { suspend },
     });
