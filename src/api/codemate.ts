@@ -18,6 +18,33 @@ export const pollRequestedAnnotation = 'codemate.io/poll-requested-at';
 export const defaultPollIntervalSeconds = 60;
 
 /**
+ * Idle suspend (spec.lifecycle.idleSuspendAfter, docs/lifecycle.md): the operator's own suspension is
+ * marked on the CodeMate, so that a new message may undo it and a person's `codemate suspend` is never
+ * undone by a comment. Delivery asks for a wake with the second annotation; the reconcile decides.
+ */
+export const suspendedByAnnotation = 'codemate.io/suspended-by';
+export const wakeRequestedAnnotation = 'codemate.io/wake-requested-by';
+/**
+ * The annotations of a JSON merge patch that removes both marks: null deletes a key, which the type of
+ * an object's annotations cannot say.
+ */
+export function idleMarksRemoved(): Record<string, string> {
+  const removed = { [suspendedByAnnotation]: null, [wakeRequestedAnnotation]: null };
+  return removed as unknown as Record<string, string>;
+}
+
+/** A Go-style duration of hours, minutes and seconds, in that order: `90s`, `30m`, `2h`, `1h30m`. */
+export const durationPattern = '^([0-9]+h([0-9]+m)?([0-9]+s)?|[0-9]+m([0-9]+s)?|[0-9]+s)$';
+
+/** Milliseconds of a duration that matches durationPattern. */
+export function durationMs(text: string): number {
+  const unit = { h: 3_600_000, m: 60_000, s: 1_000 } as const;
+  let ms = 0;
+  for (const [, n, u] of text.matchAll(/([0-9]+)([hms])/g)) ms += Number(n) * unit[u as keyof typeof unit];
+  return ms;
+}
+
+/**
  * spec.monitoring.delivery: Immediate pastes each message as it comes (the TUI queues it while a turn
  * runs); WhenIdle holds messages while a turn runs and delivers them together, as one prompt, once the
  * session is idle. Immediate is the default (docs/adr/0014-delivery-when-idle.md).
@@ -107,7 +134,15 @@ export const codeMateSpecSchema = z.object({
     })
     .optional(),
   lifecycle: z
-    .object({ onPullRequestClosed: z.enum(['Keep', 'Suspend', 'Delete']).default('Keep') })
+    .object({
+      onPullRequestClosed: z.enum(['Keep', 'Suspend', 'Delete']).default('Keep'),
+      /** Suspend a session idle this long; a new message resumes it (docs/lifecycle.md). */
+      idleSuspendAfter: z
+        .string()
+        .regex(new RegExp(durationPattern))
+        .refine((d) => durationMs(d) > 0, 'must be longer than 0s')
+        .optional(),
+    })
     .optional(),
   suspend: z.boolean().optional(),
   task: z.string().max(65536).optional(),
@@ -232,6 +267,11 @@ export const codeMateStatusSchema = z.object({
         .optional(),
     })
     .optional(),
+  /**
+   * spec.task, once a session pod that was given it started: a later pod (after a suspend, without the
+   * transcript of storage) is not given the same task again. `sha` is of the task's text.
+   */
+  task: z.object({ sha: z.string().optional(), startedAt: z.string().optional() }).optional(),
   /** GitHub items already delivered whose messages retention deleted (see api/message.ts History). */
   history: z
     .object({

@@ -2,7 +2,16 @@
  * The CodeMate reconciler: events of CodeMates and of the pods and claims they own wake a CodeMate's key;
  * the runtime (src/runtime/) runs reconcile + execute for it, reading the current state from the caches.
  */
-import { apiVersion, budgetExhausted, githubAppMode, kind, plural, type CodeMate } from '../api/codemate.js';
+import {
+  apiVersion,
+  budgetExhausted,
+  githubAppMode,
+  kind,
+  plural,
+  suspendedByAnnotation,
+  wakeRequestedAnnotation,
+  type CodeMate,
+} from '../api/codemate.js';
 import {
   isConflict,
   isForbidden,
@@ -20,7 +29,14 @@ import { KeptReads } from '../runtime/keptReads.js';
 import { WorkQueue } from '../runtime/queue.js';
 import { EventRecorder } from './events.js';
 import { executePlan, statusPatch } from './execute.js';
-import { observeClaim, observePod, reconcile, type ObservedSecret, type Plan } from './reconcile.js';
+import {
+  observeClaim,
+  observePod,
+  reconcile,
+  type ObservedSecret,
+  type Plan,
+  type PodCondition,
+} from './reconcile.js';
 import { labels, sessionTokenSecretName } from '../api/pod.js';
 import { findCondition } from '../api/conditions.js';
 import type { SessionSettings } from './podTemplate.js';
@@ -118,8 +134,9 @@ export class CodeMateController {
   /**
    * Our own status writes come back as update events. Only what the reconcile reads needs one: a new
    * generation (a spec change), a deletion, what the poller found on GitHub (the pull request and
-   * the token's login), or the token budget running out (WithinBudget). Pod events and the periodic
-   * resync cover everything else.
+   * the token's login), the token budget running out (WithinBudget), the marks of an idle suspend and
+   * its wake, and, with spec.lifecycle.idleSuspendAfter, the session's state (when it went idle). Pod
+   * events and the periodic resync cover everything else.
    */
   private readonly seen = new Map<string, string>();
   private codemateKey(event: string, cm: CodeMateObject): string | undefined {
@@ -138,6 +155,9 @@ export class CodeMateController {
       github?.error,
       github?.sessionToken?.secretName,
       budgetExhausted(cm)?.period ?? '',
+      cm.metadata.annotations?.[suspendedByAnnotation],
+      cm.metadata.annotations?.[wakeRequestedAnnotation],
+      cm.spec.lifecycle?.idleSuspendAfter ? `${cm.status?.session?.state}@${cm.status?.session?.since}` : '',
     ].join('|');
     const unchanged = event === 'update' && this.seen.get(key) === inputs && !cm.metadata.deletionTimestamp;
     this.seen.set(key, inputs);
@@ -237,7 +257,7 @@ export class CodeMateController {
     const deferMs = this.statusWriteDelay(key, cm, plan);
     await executePlan(this.options.kube, cm, plan, this.events, { deferStatus: deferMs > 0 });
     for (const action of plan.actions) {
-      if (action.type === 'suspend' || action.type === 'deleteCodeMate') {
+      if (action.type === 'suspend' || action.type === 'deleteCodeMate' || action.type === 'resume') {
         this.options.logger.info({ codemate: key, reason: action.reason }, lifecycleLog[action.type]);
       }
     }
@@ -339,7 +359,7 @@ function slimPod(object: KubeObject): KubeObject {
   const pod = object as KubeObject & {
     status?: {
       phase?: string;
-      conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+      conditions?: PodCondition[];
       containerStatuses?: Array<{ name: string; state?: unknown }>;
     };
   };
@@ -360,11 +380,12 @@ function slimPod(object: KubeObject): KubeObject {
     },
     status: {
       phase: pod.status?.phase,
-      conditions: pod.status?.conditions?.map(({ type, status, reason, message }) => ({
+      conditions: pod.status?.conditions?.map(({ type, status, reason, message, lastTransitionTime }) => ({
         type,
         status,
         reason,
         message,
+        lastTransitionTime,
       })),
       containerStatuses: pod.status?.containerStatuses?.map(({ name: container, state }) => ({
         name: container,
@@ -375,7 +396,8 @@ function slimPod(object: KubeObject): KubeObject {
 }
 
 const lifecycleLog = {
-  suspend: 'pull request closed; suspending the session',
+  suspend: 'suspending the session',
+  resume: 'resuming the session',
   deleteCodeMate: 'pull request closed; deleting the CodeMate',
 } as const;
 

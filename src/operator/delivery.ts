@@ -14,9 +14,12 @@ import {
   budgetWords,
   defaultDeliveryMode,
   group,
+  kind,
   plural,
   sessionRunning,
+  suspendedByAnnotation,
   version,
+  wakeRequestedAnnotation,
   type SpentBudget,
 } from '../api/codemate.js';
 import type { CodeMate } from '../api/codemate.js';
@@ -649,6 +652,7 @@ export class DeliveryWorker {
       if (isFinal(status.phase)) this.final(key, behind, status);
     }
     const step = nextStep(message, session, now, this.options.policy);
+    if (step.kind !== 'inject' && !isFinalStep(step)) await this.requestWake(cm, message);
     if (step.kind === 'wait') return step.requeueAfterMs;
     if (step.kind === 'record') {
       await this.writeStatus(message, step.status);
@@ -702,6 +706,32 @@ export class DeliveryWorker {
       if (after !== undefined) requeueAfterMs = Math.min(after, requeueAfterMs ?? after);
     }
     return requeueAfterMs;
+  }
+
+  /**
+   * A message waits for a session the operator suspended for idleness: asks the reconcile to resume it
+   * (docs/lifecycle.md). A session a person suspended carries no mark, and stays suspended.
+   */
+  private async requestWake(cm: CodeMate, message: MessageObject): Promise<void> {
+    const marks = cm.metadata.annotations ?? {};
+    if (!cm.spec.suspend || marks[suspendedByAnnotation] !== 'idle' || marks[wakeRequestedAnnotation]) return;
+    try {
+      await this.options.kube.mergePatch({
+        apiVersion,
+        kind,
+        metadata: {
+          name: cm.metadata.name,
+          namespace: cm.metadata.namespace,
+          annotations: { [wakeRequestedAnnotation]: message.metadata.name },
+        },
+      });
+      this.options.logger.info(
+        { codemate: `${cm.metadata.namespace}/${cm.metadata.name}`, message: message.metadata.name },
+        'a message waits for the session suspended for idleness; asking to resume it',
+      );
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
   }
 
   /** Writes one message's outcome after an injection; returns when to look at its CodeMate again. */

@@ -3,8 +3,18 @@
  * treats 404 as done, and status is written through the status subresource only when it changed.
  * Events go to the recorder (events.ts), which writes them off the reconcile's path.
  */
-import { apiVersion, group, kind, plural, version, type CodeMate } from '../api/codemate.js';
+import {
+  apiVersion,
+  group,
+  idleMarksRemoved,
+  kind,
+  plural,
+  suspendedByAnnotation,
+  version,
+  type CodeMate,
+} from '../api/codemate.js';
 import { isConflict, type Kube } from '../clients/kube.js';
+import { TemporaryError } from '../runtime/errors.js';
 import type { EventSink } from './events.js';
 import { actionEventReasons, type Plan } from './reconcile.js';
 import { reconcileOwned } from './status.js';
@@ -34,12 +44,40 @@ export async function executePlan(
         await kube.delete('v1', 'Pod', action.name, ns);
         break;
       case 'suspend':
+        // Only the operator's own idle suspend is marked: a message may resume it (docs/lifecycle.md).
         await kube.mergePatch({
           apiVersion,
           kind,
-          metadata: { name: cm.metadata.name, namespace: ns },
+          metadata: {
+            name: cm.metadata.name,
+            namespace: ns,
+            ...(action.by === 'idle' ? { annotations: { [suspendedByAnnotation]: action.by } } : {}),
+          },
           spec: { suspend: true },
         });
+        break;
+      case 'resume':
+        // On the version the reconcile saw: a person's `codemate suspend` since then (which removes the
+        // mark) is a conflict, not undone; the next reconcile reads the CodeMate again.
+        await kube
+          .mergePatch({
+            apiVersion,
+            kind,
+            metadata: {
+              name: cm.metadata.name,
+              namespace: ns,
+              ...(cm.metadata.resourceVersion ? { resourceVersion: cm.metadata.resourceVersion } : {}),
+              annotations: idleMarksRemoved(),
+            },
+            ...(cm.spec.suspend ? { spec: { suspend: false } } : {}),
+          })
+          .catch((error: unknown) => {
+            if (!isConflict(error)) throw error;
+            throw new TemporaryError(`CodeMate ${cm.metadata.name} changed since it was read`, {
+              retryAfterMs: 500,
+              cause: error,
+            });
+          });
         break;
       case 'deleteCodeMate':
         // Its status and events would go with it.

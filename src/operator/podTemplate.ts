@@ -53,7 +53,17 @@ type EnvVar =
   | { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }
   | { name: string; valueFrom: { fieldRef: { fieldPath: string } } };
 
-function sessionEnv(cm: CodeMate): EnvVar[] {
+/** status.task.sha of a task text: which task a session was given. */
+export function taskSha(task: string): string {
+  return shortHash(task, 16);
+}
+
+/** Whether a session pod of this CodeMate already started with spec.task (status.task). */
+export function taskStarted(cm: Pick<CodeMate, 'spec' | 'status'>): boolean {
+  return cm.spec.task !== undefined && cm.status?.task?.sha === taskSha(cm.spec.task);
+}
+
+function sessionEnv(cm: CodeMate, withTask: boolean): EnvVar[] {
   const { spec } = cm;
   const plain: Array<[string, string | number | undefined]> = [
     ['CODEMATE_NAME', cm.metadata.name],
@@ -63,7 +73,7 @@ function sessionEnv(cm: CodeMate): EnvVar[] {
     ['CODEMATE_PR', spec.repository.pullRequest],
     ['CODEMATE_GIT_USER_NAME', spec.github.user?.name],
     ['CODEMATE_GIT_USER_EMAIL', spec.github.user?.email],
-    ['CODEMATE_TASK', spec.task],
+    ['CODEMATE_TASK', withTask ? spec.task : undefined],
     ['CODEMATE_SESSION_ID', sessionId(cm)],
     ['CODEMATE_WORKSPACE', workspacePath],
     ['CLAUDE_CONFIG_DIR', `${workspacePath}/.claude`],
@@ -93,10 +103,31 @@ export type PodManifest = {
   spec: Record<string, unknown>;
 };
 
-/** The desired session pod. Its spec hash annotation tells a changed spec from an unchanged one. */
+/**
+ * The desired session pod. Its spec hash annotation tells a changed spec from an unchanged one. A task
+ * that a pod already started (taskStarted) is left out of the next pod, but counted in the hash: the
+ * running pod that started it is not rolled for that, and a changed task still rolls the pod.
+ */
 export function desiredPod(cm: CodeMate, settings: SessionSettings): PodManifest {
+  const spec = podSpec(cm, settings, !taskStarted(cm));
+  const hashed = taskStarted(cm) ? podSpec(cm, settings, true) : spec;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: podName(cm),
+      namespace: cm.metadata.namespace,
+      labels: { ...ownedLabels(cm), [labels.component]: 'session' },
+      annotations: { [specHashAnnotation]: shortHash(JSON.stringify(hashed), 16) },
+      ownerReferences: [ownerReference(cm)],
+    },
+    spec,
+  };
+}
+
+function podSpec(cm: CodeMate, settings: SessionSettings, withTask: boolean) {
   const app = githubAppMode(cm.spec);
-  const spec = {
+  return {
     restartPolicy: 'Never',
     automountServiceAccountToken: false,
     enableServiceLinks: false,
@@ -113,7 +144,7 @@ export function desiredPod(cm: CodeMate, settings: SessionSettings): PodManifest
         name: sessionContainer,
         image: cm.spec.image ?? settings.defaultImage,
         command: [sessionPaths.entrypoint],
-        env: sessionEnv(cm),
+        env: sessionEnv(cm, withTask),
         ...(cm.spec.resources ? { resources: cm.spec.resources } : {}),
         workingDir: workspacePath,
         volumeMounts: [
@@ -154,18 +185,6 @@ export function desiredPod(cm: CodeMate, settings: SessionSettings): PodManifest
           ]
         : []),
     ],
-  };
-  return {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: {
-      name: podName(cm),
-      namespace: cm.metadata.namespace,
-      labels: { ...ownedLabels(cm), [labels.component]: 'session' },
-      annotations: { [specHashAnnotation]: shortHash(JSON.stringify(spec), 16) },
-      ownerReferences: [ownerReference(cm)],
-    },
-    spec,
   };
 }
 

@@ -3,7 +3,15 @@
  * learns why it ran (level-triggered) and never does I/O; execute.ts applies the plan.
  */
 import type { CodeMate, CodeMateSpec, CodeMateStatus, Condition, Phase } from '../api/codemate.js';
-import { budgetExhausted, budgetWords, githubAppMode, parseSpec } from '../api/codemate.js';
+import {
+  budgetExhausted,
+  budgetWords,
+  durationMs,
+  githubAppMode,
+  parseSpec,
+  suspendedByAnnotation,
+  wakeRequestedAnnotation,
+} from '../api/codemate.js';
 import { findCondition, setCondition, type ConditionInput } from '../api/conditions.js';
 import { podName, sessionContainer, sessionTokenSecretName } from '../api/pod.js';
 import { branchConflictRequeueMs } from '../config/defaults.js';
@@ -12,6 +20,8 @@ import {
   desiredPod,
   desiredPvc,
   specHashAnnotation,
+  taskSha,
+  taskStarted,
   type PodManifest,
   type SessionSettings,
 } from './podTemplate.js';
@@ -22,6 +32,8 @@ export interface ObservedPod {
   deleting: boolean;
   specHash?: string;
   ready: boolean;
+  /** Since when the pod has been ready (its Ready condition's lastTransitionTime). */
+  readySince?: string;
   /** Why the session container stopped, when it did. */
   terminated?: { reason?: string; exitCode?: number; message?: string };
   /** Why it has not started (e.g. CreateContainerConfigError, ImagePullBackOff). */
@@ -58,8 +70,14 @@ export type Action =
   | { type: 'createPod'; pod: PodManifest }
   | { type: 'deletePod'; name: string; reason: string }
   | { type: 'createPvc'; pvc: ReturnType<typeof desiredPvc> }
-  /** The lifecycle after the pull request closed: set spec.suspend, as `codemate suspend` does. */
-  | { type: 'suspend'; reason: string }
+  /**
+   * The lifecycle after the pull request closed, or after the session was idle for
+   * spec.lifecycle.idleSuspendAfter (`by: 'idle'`, which a new message may undo): set spec.suspend, as
+   * `codemate suspend` does.
+   */
+  | { type: 'suspend'; reason: string; by?: 'idle' }
+  /** A message waits for a session suspended for idleness: spec.suspend back to false, marks cleared. */
+  | { type: 'resume'; reason: string }
   /** The lifecycle after the pull request closed: delete the CodeMate (its pod and claim go with it). */
   | { type: 'deleteCodeMate'; reason: string };
 
@@ -183,6 +201,14 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
   }
 
   const verdict = decide({ ...cm, spec }, pod, observed.pvc, secretProblems, settings, actions);
+  const idle = idleLifecycle({ ...cm, spec }, verdict, pod, now);
+  if (idle?.action) actions.push(idle.action);
+  if (idle?.action?.type === 'resume' && spec.suspend) {
+    events.push({ type: 'Normal', reason: 'Resuming', message: idle.action.reason });
+  }
+  if (idle?.requeueAfterMs !== undefined) {
+    verdict.requeueAfterMs = Math.min(verdict.requeueAfterMs ?? idle.requeueAfterMs, idle.requeueAfterMs);
+  }
   const closed = closedPullRequest(spec, pr);
   if (closed) {
     const policy = spec.lifecycle?.onPullRequestClosed ?? 'Keep';
@@ -219,8 +245,12 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
     };
     delete status.podName;
     if (pod && !pod.deleting && v.phase !== 'Suspended') status.podName = pod.name;
+    // The pod runs, ready, with the current spec: its session was given the task (claude's first prompt).
+    if ((v.phase === 'Running' || v.phase === 'Completed') && target.spec.task && !taskStarted(target)) {
+      status.task = { sha: taskSha(target.spec.task), startedAt: now.toISOString() };
+    }
     for (const a of actions) {
-      if (a.type === 'suspend' || a.type === 'deleteCodeMate') continue;
+      if (a.type === 'suspend' || a.type === 'deleteCodeMate' || a.type === 'resume') continue;
       if (a.type === 'createPod') {
         status.podName = a.pod.metadata.name;
         events.push({
@@ -250,7 +280,11 @@ export function reconcile(cm: CodeMate, observed: Observed, settings: SessionSet
       if (v.phase === 'Failed') events.push({ type: 'Warning', reason: 'SessionFailed', message: v.message });
       if (v.phase === 'Running')
         events.push({ type: 'Normal', reason: 'SessionRunning', message: v.message });
-      if (v.phase === 'Suspended') events.push({ type: 'Normal', reason: 'Suspended', message: v.message });
+      if (v.phase === 'Suspended') {
+        // Without storage the workspace went with the pod: a Warning, so that it is seen.
+        const type = target.spec.storage ? 'Normal' : 'Warning';
+        events.push({ type, reason: 'Suspended', message: v.message });
+      }
       if (v.phase === 'Completed') events.push({ type: 'Normal', reason: 'Completed', message: v.message });
     }
     return { actions, events, status, ...(v.requeueAfterMs ? { requeueAfterMs: v.requeueAfterMs } : {}) };
@@ -349,7 +383,7 @@ function decide(
       actions.push({ type: 'deletePod', name: pod.name, reason: 'spec.suspend is true' });
     return {
       phase: 'Suspended',
-      message: cm.spec.storage ? 'suspended; the workspace claim is kept' : 'suspended',
+      message: suspendedMessage(cm),
       podReady: podReadyFalse('Suspended', 'spec.suspend is true'),
       ...(pod ? { requeueAfterMs: requeue.podTerminating } : {}),
     };
@@ -440,6 +474,57 @@ function decide(
   };
 }
 
+/** What a suspended CodeMate's status says: why, what wakes it, and what became of its workspace. */
+export function suspendedMessage(cm: Pick<CodeMate, 'spec' | 'metadata'>): string {
+  const after = cm.spec.lifecycle?.idleSuspendAfter;
+  const why =
+    cm.metadata.annotations?.[suspendedByAnnotation] === 'idle' && after
+      ? `suspended after ${after} idle (spec.lifecycle.idleSuspendAfter); a new message resumes it`
+      : 'suspended';
+  return cm.spec.storage
+    ? `${why}; the workspace claim is kept`
+    : `${why}; the workspace is lost: spec.storage is unset, so work that was not committed and pushed is gone, and the next pod clones the repository again`;
+}
+
+/**
+ * Idle suspend and its wake (docs/lifecycle.md). A running session whose hooks have said idle for
+ * spec.lifecycle.idleSuspendAfter is suspended; idle counts from the later of the report and the pod's
+ * readiness, so that a report of the pod before a suspend does not count for the next one. A CodeMate
+ * suspended for idleness resumes when delivery asks for it (a message waits for the session); one that
+ * a person suspended keeps no mark, so nothing but a person resumes it. Marks left on a CodeMate that is
+ * not suspended (a `kubectl patch` resumed it) are cleared by the same action.
+ */
+function idleLifecycle(
+  cm: CodeMate,
+  verdict: Verdict,
+  pod: ObservedPod | undefined,
+  now: Date,
+): { action?: Action; requeueAfterMs?: number } | undefined {
+  const marks = cm.metadata.annotations ?? {};
+  const byIdle = marks[suspendedByAnnotation] === 'idle';
+  const wake = marks[wakeRequestedAnnotation];
+  if (cm.spec.suspend) {
+    if (byIdle && wake) {
+      return { action: { type: 'resume', reason: `message ${wake} waits for the session; resuming it` } };
+    }
+    return undefined;
+  }
+  if (byIdle || wake) return { action: { type: 'resume', reason: 'clearing the marks of an idle suspend' } };
+  const after = cm.spec.lifecycle?.idleSuspendAfter;
+  const session = cm.status?.session;
+  if (!after || verdict.phase !== 'Running' || session?.state !== 'idle' || !session.since) return undefined;
+  const from = Math.max(Date.parse(session.since), pod?.readySince ? Date.parse(pod.readySince) : 0);
+  const left = from + durationMs(after) - now.getTime();
+  if (left > 0) return { requeueAfterMs: left };
+  return {
+    action: {
+      type: 'suspend',
+      by: 'idle',
+      reason: `the session was idle for ${after} (spec.lifecycle.idleSuspendAfter)`,
+    },
+  };
+}
+
 /** Why a claim has no volume yet, and what to do about it. */
 function claimWaiting(claim: ObservedClaim): string {
   const describe = `kubectl describe pvc ${claim.name}`;
@@ -527,12 +612,21 @@ export function observeClaim(pvc: {
   };
 }
 
+/** A pod condition as far as observePod reads it. */
+export interface PodCondition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+}
+
 /** The facts reconcile needs from a pod object as the apiserver returns it. */
 export function observePod(pod: {
   metadata: { name?: string; deletionTimestamp?: unknown; annotations?: Record<string, string> };
   status?: {
     phase?: string;
-    conditions?: Array<{ type: string; status: string; reason?: string; message?: string }>;
+    conditions?: PodCondition[];
     containerStatuses?: Array<{
       name: string;
       state?: {
@@ -544,12 +638,14 @@ export function observePod(pod: {
 }): ObservedPod {
   const container = pod.status?.containerStatuses?.find((c) => c.name === sessionContainer);
   const scheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled');
+  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready' && c.status === 'True');
   return {
     name: pod.metadata.name ?? '',
     phase: pod.status?.phase,
     deleting: Boolean(pod.metadata.deletionTimestamp),
     specHash: pod.metadata.annotations?.[specHashAnnotation],
-    ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    ready: ready !== undefined,
+    ...(ready?.lastTransitionTime ? { readySince: ready.lastTransitionTime } : {}),
     ...(container?.state?.terminated ? { terminated: container.state.terminated } : {}),
     ...(container?.state?.waiting ? { waiting: container.state.waiting } : {}),
     ...(scheduled?.status === 'False' && scheduled.reason === 'Unschedulable'

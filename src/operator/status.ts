@@ -1,7 +1,8 @@
 /**
  * Who writes which fields of a CodeMate's status. Each writer patches only its own fields, so that one
  * working from a cached copy never sends another's fields back over newer values:
- * - the reconcile (applied by execute.ts) owns what it decides: the phase and the conditions;
+ * - the reconcile (applied by execute.ts) owns what it decides: the phase, the conditions, and that the
+ *   session was given spec.task (task);
  * - the poller records what it saw on GitHub, and decides nothing: the reconcile reads it;
  * - delivery records the sources of the messages retention deleted (history, delivery.ts);
  * - the session reports record what the session said of itself: session and usage (sessionReports.ts).
@@ -9,7 +10,14 @@
 import { group, plural, version, type CodeMate, type CodeMateStatus } from '../api/codemate.js';
 import { isNotFound, type Kube } from '../clients/kube.js';
 
-export const reconcileOwned = ['phase', 'message', 'podName', 'observedGeneration', 'conditions'] as const;
+export const reconcileOwned = [
+  'phase',
+  'message',
+  'podName',
+  'observedGeneration',
+  'conditions',
+  'task',
+] as const;
 
 /** What the poller saw on GitHub; null clears a field (a JSON merge patch). */
 export interface GitHubObservation {

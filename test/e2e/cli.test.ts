@@ -285,9 +285,10 @@ describe('codemate create, list, inject, suspend, resume and delete', () => {
   });
 
   it('suspends and resumes, and is friendly when there is nothing to do', async () => {
-    expect((await cli(['suspend', '-n', ns, 'feature-login'])).stderr).toContain(
-      'suspended; its storage is kept',
-    );
+    // It has no spec.storage: the command says so rather than that storage is kept.
+    const suspended = await cli(['suspend', '-n', ns, 'feature-login']);
+    expect(suspended.stderr).toContain('codemate "feature-login" suspended');
+    expect(suspended.stderr).toContain('work that was not committed and pushed is lost');
     const again = await cli(['suspend', '-n', ns, 'feature-login']);
     expect(again.code).toBe(0);
     expect(again.stderr).toContain('already suspended');

@@ -1,5 +1,10 @@
 /** `codemate describe`: spec, status, conditions, recent messages and events. A quick command, as list. */
-import { defaultDeliveryMode, type CodeMateStatus } from '../../api/codemate.js';
+import {
+  defaultDeliveryMode,
+  suspendedByAnnotation,
+  type CodeMateSpec,
+  type CodeMateStatus,
+} from '../../api/codemate.js';
 import type { CodeMateMessage } from '../../api/message.js';
 import { apiVersion, messageKind } from '../../api/names.js';
 import type { KubeObject } from '../../clients/kube.js';
@@ -42,7 +47,8 @@ export async function runDescribe(name: string, c: Cluster<KubeReader>, out: Out
     `Branch:        ${cm.spec.repository.branch ?? '-'}${cm.spec.repository.baseBranch ? ` (base ${cm.spec.repository.baseBranch})` : ''}`,
     `Pull request:  ${s.pullRequest?.number ?? cm.spec.repository.pullRequest ?? '-'}${s.pullRequest?.state ? ` (${s.pullRequest.state}) ${s.pullRequest.url ?? ''}` : ''}`,
     `Pod:           ${s.podName ?? '-'}`,
-    `Suspended:     ${cm.spec.suspend ? 'yes' : 'no'}`,
+    `Suspended:     ${suspendedLine(cm)}`,
+    `Task:          ${cm.spec.task === undefined ? '-' : s.task?.startedAt ? `given to the session ${s.task.startedAt}` : 'not given yet'}`,
     `Secrets:       github ${cm.spec.github.tokenSecretRef ? `${cm.spec.github.tokenSecretRef.name}/${cm.spec.github.tokenSecretRef.key ?? 'token'}` : 'GitHub App installation token'}, anthropic ${cm.spec.anthropic.apiKeySecretRef.name}/${cm.spec.anthropic.apiKeySecretRef.key ?? 'token'}`,
     `Delivery:      ${cm.spec.monitoring?.delivery ?? defaultDeliveryMode}`,
     `Session:       ${sessionLine(s)}`,
@@ -116,6 +122,19 @@ function readyLine(s: CodeMateStatus): string {
   const notice = s.github?.readyForReview;
   if (!notice) return s.pullRequest?.draft ? 'no (the pull request is a draft)' : '-';
   return `asked to update the title and description ${notice.notifiedAt ?? '-'}, message ${notice.message ?? '-'}`;
+}
+
+/** Whether it is suspended, by whom, and what idle suspend would do (docs/lifecycle.md). */
+function suspendedLine(cm: {
+  spec: CodeMateSpec;
+  metadata: { annotations?: Record<string, string> };
+}): string {
+  const after = cm.spec.lifecycle?.idleSuspendAfter;
+  const workspace = cm.spec.storage ? '' : '; without storage the workspace is lost';
+  if (!cm.spec.suspend) return after ? `no (suspends after ${after} idle${workspace})` : 'no';
+  if (cm.metadata.annotations?.[suspendedByAnnotation] === 'idle')
+    return `yes, after ${after ?? 'a time'} idle: a new message resumes it`;
+  return 'yes: `codemate resume` resumes it; messages wait';
 }
 
 /** What the session is doing, since when, and the last message it got. */

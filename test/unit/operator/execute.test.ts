@@ -86,6 +86,47 @@ describe('executePlan: the lifecycle actions', () => {
     });
   });
 
+  it('an idle suspend marks the CodeMate as suspended by the operator', async () => {
+    const { kube, calls, events } = recordingKube();
+    await executePlan(kube, cm, plan([{ type: 'suspend', by: 'idle', reason: 'idle for 2h' }]), events);
+    expect(calls[0]![1]).toEqual({
+      apiVersion: 'codemate.io/v1alpha1',
+      kind: 'CodeMate',
+      metadata: { name: 'pr-1', namespace: 'team', annotations: { 'codemate.io/suspended-by': 'idle' } },
+      spec: { suspend: true },
+    });
+  });
+
+  it('resume clears the marks and spec.suspend, on the version the reconcile read', async () => {
+    const { kube, calls, events } = recordingKube();
+    const suspended = {
+      ...cm,
+      metadata: { ...cm.metadata, resourceVersion: '41' },
+      spec: { ...cm.spec, suspend: true },
+    };
+    await executePlan(kube, suspended, plan([{ type: 'resume', reason: 'a message waits' }]), events);
+    expect(calls[0]![1]).toEqual({
+      apiVersion: 'codemate.io/v1alpha1',
+      kind: 'CodeMate',
+      metadata: {
+        name: 'pr-1',
+        namespace: 'team',
+        resourceVersion: '41',
+        annotations: { 'codemate.io/suspended-by': null, 'codemate.io/wake-requested-by': null },
+      },
+      spec: { suspend: false },
+    });
+  });
+
+  it('a resume that conflicts (a person suspended it since) is retried on a fresh read, not forced', async () => {
+    const { kube, events } = recordingKube();
+    (kube as unknown as { mergePatch: () => Promise<never> }).mergePatch = () =>
+      Promise.reject(Object.assign(new Error('conflict'), { code: 409 }));
+    await expect(
+      executePlan(kube, cm, plan([{ type: 'resume', reason: 'a message waits' }]), events),
+    ).rejects.toMatchObject({ name: 'TemporaryError', retryAfterMs: 500 });
+  });
+
   it('deleteCodeMate deletes it and writes nothing after', async () => {
     const { kube, calls, events } = recordingKube();
     await executePlan(
