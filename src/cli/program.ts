@@ -88,13 +88,18 @@ Docs: docs/README.md`,
     .option('--branch <branch>', 'branch to work on (created from --base when missing)')
     .option('--pr <number>', 'pull request to check out and follow')
     .option('--base <branch>', 'base branch for a new branch (default: the repository default)')
-    .option('--github-secret <name>', 'secret with key "token": the GitHub token', 'github-token')
+    .option('--github-secret <name>', 'secret with key "token": the GitHub token (default: github-token)')
+    .option('--github-app', "no token: the session authenticates as the operator's GitHub App")
     .option('--anthropic-secret <name>', 'secret with key "token": the Anthropic API key', 'anthropic-key')
     .option('--git-user-name <name>', 'git author name for the session')
     .option('--git-user-email <email>', 'git author email for the session')
     .option('--task <text>', "the session's first instruction")
     .option('--image <image>', "session image (default: the operator's)")
     .option('--storage <size>', 'keep the workspace on a PersistentVolumeClaim of this size, e.g. 10Gi')
+    .option(
+      '--idle-suspend-after <duration>',
+      'suspend the session after it has been idle this long (e.g. 2h); a new comment resumes it',
+    )
     .option(
       '--delivery <mode>',
       'immediate (default): paste each message at once; when-idle: hold messages while a turn runs, then send them as one prompt',
@@ -109,7 +114,8 @@ Docs: docs/README.md`,
 Examples:
   $ codemate create --repo https://github.com/acme/api.git --pr 123 --wait
   $ codemate create fix-login --repo git@github.com:acme/api.git --branch fix/login --task "Fix the login redirect"
-  $ codemate create --repo https://github.com/acme/api.git --branch feature/x --dry-run -o yaml`,
+  $ codemate create --repo https://github.com/acme/api.git --branch feature/x --dry-run -o yaml
+  $ codemate create --repo https://github.com/acme/api.git --pr 7 --github-app --storage 10Gi --idle-suspend-after 2h`,
     )
     .action(verb(() => import('./commands/create.js'), 'create'));
 

@@ -1,7 +1,7 @@
 /** `codemate create`: a CodeMate from flags, after checking that its secrets exist. */
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { apiVersion, deliveryModes, sessionRunning } from '../../api/codemate.js';
+import { apiVersion, deliveryModes, durationMs, durationPattern, sessionRunning } from '../../api/codemate.js';
 import { isConflict, isForbidden, isNotFound } from '../../clients/kubeErrors.js';
 import { parseOrUsage } from '../../config/index.js';
 import { connect, explain, type Cluster, type CodeMateObject } from '../cluster.js';
@@ -20,7 +20,8 @@ export const createSchema = z
     branch: z.string().min(1).optional(),
     pr: z.coerce.number().int().min(1, 'must be a pull request number').optional(),
     base: z.string().min(1).optional(),
-    githubSecret: z.string().min(1).default('github-token'),
+    githubSecret: z.string().min(1).optional(),
+    githubApp: z.boolean().default(false),
     anthropicSecret: z.string().min(1).default('anthropic-key'),
     gitUserName: z.string().min(1).optional(),
     gitUserEmail: z.string().min(3).optional(),
@@ -43,9 +44,21 @@ export const createSchema = z
     wait: z.boolean().default(false),
     timeout: z.coerce.number().int().min(1).default(300),
     dryRun: z.boolean().default(false),
+    idleSuspendAfter: z
+      .string()
+      .regex(new RegExp(durationPattern), 'must be a duration such as 90s, 30m, 2h or 1h30m')
+      .refine((d) => durationMs(d) > 0, 'must be longer than 0s')
+      .optional(),
     output: z.enum(['yaml', 'json']).optional(),
   })
-  .refine((f) => f.branch || f.pr, { message: 'give --branch or --pr (or both)', path: ['branch'] });
+  .refine((f) => f.branch || f.pr, { message: 'give --branch or --pr (or both)', path: ['branch'] })
+  .refine((f) => !(f.githubApp && f.githubSecret), {
+    message: 'give --github-secret (a token) or --github-app (the operator’s GitHub App), not both',
+    path: ['githubApp'],
+  });
+
+/** The GitHub token Secret when neither --github-secret nor --github-app is given. */
+const defaultGitHubSecret = 'github-token';
 export type CreateOptions = z.infer<typeof createSchema>;
 
 export const create: Verb = async ({ args: [name], flags, globals }, deps) => {
@@ -83,7 +96,10 @@ export function codemateFor(options: CreateOptions, namespace: string): CodeMate
         ...(options.pr ? { pullRequest: options.pr } : {}),
       },
       github: {
-        tokenSecretRef: { name: options.githubSecret, key: 'token' },
+        // Without a token the session authenticates as the operator's GitHub App (docs/github-app.md).
+        ...(options.githubApp
+          ? {}
+          : { tokenSecretRef: { name: options.githubSecret ?? defaultGitHubSecret, key: 'token' } }),
         ...(Object.keys(user).length ? { user } : {}),
       },
       anthropic: { apiKeySecretRef: { name: options.anthropicSecret, key: 'token' } },
@@ -91,6 +107,7 @@ export function codemateFor(options: CreateOptions, namespace: string): CodeMate
       ...(options.storage ? { storage: { size: options.storage } } : {}),
       ...(options.task ? { task: options.task } : {}),
       ...(options.delivery ? { monitoring: { delivery: options.delivery } } : {}),
+      ...(options.idleSuspendAfter ? { lifecycle: { idleSuspendAfter: options.idleSuspendAfter } } : {}),
     },
   } as CodeMateObject;
 }
@@ -102,10 +119,11 @@ export async function runCreate(options: CreateOptions, c: Cluster, out: Output)
     return;
   }
   const what = { verb: 'create', resource: 'codemates', name: cm.metadata.name! };
-  for (const [flag, secret] of [
-    ['--github-secret', options.githubSecret],
+  const secrets: Array<['--github-secret' | '--anthropic-secret', string]> = [
     ['--anthropic-secret', options.anthropicSecret],
-  ] as const) {
+  ];
+  if (!options.githubApp) secrets.unshift(['--github-secret', options.githubSecret ?? defaultGitHubSecret]);
+  for (const [flag, secret] of secrets) {
     try {
       await c.kube.get('v1', 'Secret', secret, c.namespace);
     } catch (error) {

@@ -19,6 +19,7 @@ describe('create helpers', () => {
         anthropicSecret: 'an',
         gitUserName: 'Bot',
         storage: '5Gi',
+        githubApp: false,
         wait: false,
         timeout: 300,
         dryRun: true,
@@ -44,5 +45,25 @@ describe('create helpers', () => {
     const cm = codemateFor(createSchema.parse({ ...flags, delivery: 'when-idle' }), 'team');
     expect(cm.spec.monitoring).toEqual({ delivery: 'WhenIdle' });
     expect(codemateFor(createSchema.parse(flags), 'team').spec.monitoring).toBeUndefined();
+  });
+
+  it('--github-app leaves the token out (App mode), and refuses --github-secret beside it', () => {
+    const flags = { repo: 'https://github.com/acme/api.git', pr: 7 };
+    const app = codemateFor(createSchema.parse({ ...flags, githubApp: true }), 'team');
+    expect(app.spec.github).toEqual({});
+    const token = codemateFor(createSchema.parse(flags), 'team');
+    expect(token.spec.github).toEqual({ tokenSecretRef: { name: 'github-token', key: 'token' } });
+    const both = createSchema.safeParse({ ...flags, githubApp: true, githubSecret: 'gh' });
+    expect(both.success).toBe(false);
+    expect(both.error?.issues[0]?.message).toMatch(/not both/);
+  });
+
+  it('--idle-suspend-after takes a Go-style duration and sets spec.lifecycle', () => {
+    const flags = { repo: 'https://github.com/acme/api.git', branch: 'fix' };
+    const cm = codemateFor(createSchema.parse({ ...flags, idleSuspendAfter: '1h30m' }), 'team');
+    expect(cm.spec.lifecycle).toEqual({ idleSuspendAfter: '1h30m' });
+    for (const bad of ['2 hours', '0s', '90', '1d']) {
+      expect(createSchema.safeParse({ ...flags, idleSuspendAfter: bad }).success, bad).toBe(false);
+    }
   });
 });
