@@ -1,7 +1,13 @@
 /** `codemate create`: a CodeMate from flags, after checking that its secrets exist. */
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import { apiVersion, deliveryModes, durationMs, durationPattern, sessionRunning } from '../../api/codemate.js';
+import {
+  apiVersion,
+  deliveryModes,
+  durationMs,
+  durationPattern,
+  sessionRunning,
+} from '../../api/codemate.js';
 import { isConflict, isForbidden, isNotFound } from '../../clients/kubeErrors.js';
 import { parseOrUsage } from '../../config/index.js';
 import { connect, explain, type Cluster, type CodeMateObject } from '../cluster.js';
