@@ -432,7 +432,10 @@ export class SessionReports {
         await this.writeCheckRun(gh, repo, sha, run, entry, appId);
       } else {
         const status = commitStatusFor(entry.state, codemate, lastMessage);
-        await gh.setCommitStatus(repo.owner, repo.repo, sha, { ...status, ...(url ? { targetUrl: url } : {}) });
+        await gh.setCommitStatus(repo.owner, repo.repo, sha, {
+          ...status,
+          ...(url ? { targetUrl: url } : {}),
+        });
       }
       this.options.onWrite?.('github', 'success');
       entry.written.commit = key;
