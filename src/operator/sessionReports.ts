@@ -82,8 +82,6 @@ interface Entry {
    * completed: a completed one is updated to another conclusion, but a new one is made for working.
    */
   checkRun?: { sha: string; id: number; completed: boolean } | undefined;
-  /** App mode: the head whose check runs were looked up, once, for one this operator did not make. */
-  checkRunsLookedUp?: string;
   /** What was last written, so that nothing is written twice. */
   written: { state?: string | null; usage?: Usage; commit?: string };
   lastWriteAt?: number;
@@ -453,9 +451,10 @@ export class SessionReports {
 
   /**
    * One write of the check run on `sha`: an update of the head's check run, or a new one for a new head,
-   * or for working after a completed state (GitHub does not reopen a completed check run). After a
-   * restart the head's newest check run of this name (and App) is looked up once, so that a run left in
-   * progress is completed, not left beside a new one.
+   * or for working after a completed state (GitHub does not reopen a completed check run). The first
+   * write after the operator started (or took the lead) looks up the head's newest check run of this name
+   * and App, so that a run left in progress is completed, not left beside a new one; a new head's run is
+   * known to be new.
    */
   private async writeCheckRun(
     gh: GitHub,
@@ -466,9 +465,8 @@ export class SessionReports {
     appId: number | undefined,
   ): Promise<void> {
     let known = entry.checkRun?.sha === sha ? entry.checkRun : undefined;
-    if (!known && entry.checkRunsLookedUp !== sha) {
+    if (!entry.checkRun) {
       const found = await gh.latestCheckRun(repo.owner, repo.repo, sha, checkRunName, appId);
-      entry.checkRunsLookedUp = sha;
       if (found) known = { sha, id: found.id, completed: found.status === 'completed' };
     }
     const completed = run.status === 'completed';
