@@ -65,10 +65,17 @@ function rewriteRefs(node: unknown): unknown {
     const entries = Object.entries(node as Json).filter(
       ([k]) => k !== 'nullable' || 'type' in (node as Json),
     );
+    // A nullable enum allows null, as GitHub sends it (an in-progress check run's `conclusion: null`);
+    // ajv checks the enum's values alone.
+    const nullableEnum = (node as Json).nullable === true && Array.isArray((node as Json).enum);
     return Object.fromEntries(
       entries.map(([k, v]) => [
         k,
-        k === '$ref' && typeof v === 'string' && v.startsWith('#/') ? `${specId}${v}` : rewriteRefs(v),
+        k === '$ref' && typeof v === 'string' && v.startsWith('#/')
+          ? `${specId}${v}`
+          : k === 'enum' && nullableEnum && !(v as unknown[]).includes(null)
+            ? [...(v as unknown[]), null]
+            : rewriteRefs(v),
       ]),
     );
   }
