@@ -1088,6 +1088,12 @@ export class FakeGitHub {
         return { status: 422, message: 'Invalid request.\n\noutput needs a title and a summary' };
       return undefined;
     };
+    const answer = (req: FastifyRequest, reply: FastifyReply, no: { status: number; message: string }) => {
+      this.record(req, no.status, true);
+      return reply
+        .code(no.status)
+        .send({ message: no.message, documentation_url: 'https://docs.github.com/rest' });
+    };
     const write = (method: 'POST' | 'PATCH', run: FakeCheckRun, body: Body) => {
       const now = new Date().toISOString();
       if (body.name !== undefined) run.name = body.name;
@@ -1114,12 +1120,7 @@ export class FakeGitHub {
         (!body.name || !body.head_sha
           ? { status: 422, message: 'Invalid request.\n\nname and head_sha are required' }
           : undefined);
-      if (no) {
-        this.record(req, no.status, true);
-        return reply
-          .code(no.status)
-          .send({ message: no.message, documentation_url: 'https://docs.github.com/rest' });
-      }
+      if (no) return answer(req, reply, no);
       const run: FakeCheckRun = {
         id: this.nextId++,
         repo: `${owner}/${repo}`,
@@ -1161,12 +1162,7 @@ export class FakeGitHub {
               : run.status === 'completed' && body.status !== undefined && body.status !== 'completed'
                 ? { status: 422, message: 'Invalid request.\n\na completed check run cannot be reopened' }
                 : undefined);
-        if (no) {
-          this.record(req, no.status, true);
-          return reply
-            .code(no.status)
-            .send({ message: no.message, documentation_url: 'https://docs.github.com/rest' });
-        }
+        if (no) return answer(req, reply, no);
         write('PATCH', run!, body);
         const path = '/repos/{owner}/{repo}/check-runs/{check_run_id}';
         return send(req, reply, path, 'patch', this.checkRunJson(owner, repo, run!));

@@ -8,11 +8,9 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConditionalCache, GitHub } from '../../src/clients/github.js';
 import { sessionPermissions } from '../../src/clients/githubApp.js';
-import type { ExecStream } from '../../src/clients/exec.js';
 import { createLogger } from '../../src/observability/log.js';
 import { codemateLookup, watchCodeMates, type CodeMateObject } from '../../src/operator/controller.js';
 import { GitHubClients } from '../../src/operator/githubClients.js';
@@ -21,6 +19,7 @@ import { checkRunFor } from '../../src/operator/sessionReport.js';
 import { informerSupervision, type Watched } from '../../src/runtime/informers.js';
 import { eventually, useCluster } from '../helpers/cluster.js';
 import { FakeGitHub } from '../helpers/fakeGitHub.js';
+import { fakeReports } from '../helpers/reportStreams.js';
 import { codemateObject } from '../helpers/operator.js';
 
 const cluster = useCluster('sschk');
@@ -44,6 +43,19 @@ const writesOn = (sha: string) =>
     .filter((w) => w.sha === sha)
     .map((w) => ({ method: w.method, shown: w.conclusion ?? w.status, id: w.id }));
 
+/** Patches the status of the CodeMate `app`, as the reconcile and the poller do. */
+const setStatus = (status: object) =>
+  cluster.kube.patchStatus(
+    {
+      group: 'codemate.io',
+      version: 'v1alpha1',
+      plural: 'codemates',
+      namespace: cluster.namespace,
+      name: 'app',
+    },
+    status,
+  );
+
 /** An operator's session reports, as `codemate operator` makes them, with the operator's App. */
 function startReports(): SessionReports {
   const made = new SessionReports({
@@ -57,14 +69,7 @@ function startReports(): SessionReports {
     }),
     codemate: codemateLookup(codemates),
     minIntervalMs: intervalMs,
-    openReport: async (_namespace, pod, onStdout) => {
-      const stdin = new PassThrough();
-      let end!: (code: number) => void;
-      const closed = new Promise<number>((resolve) => (end = resolve));
-      streams.set(pod, (text) => onStdout(Buffer.from(text)));
-      onStdout(Buffer.from('codemate-report ready 1\n'));
-      return { stdin, closed, close: () => end(0) } satisfies ExecStream;
-    },
+    openReport: fakeReports(streams),
   });
   codemates.subscribe((_event, cm) => made.sync(cm.metadata.namespace, cm.metadata.name));
   return made;
@@ -104,61 +109,34 @@ describe('the session state as a check run (App mode)', () => {
         github: { user: { name: 'CodeMate', email: 'codemate@example.com' } },
       }),
     );
-    await cluster.kube.patchStatus(
-      {
-        group: 'codemate.io',
-        version: 'v1alpha1',
-        plural: 'codemates',
-        namespace: cluster.namespace,
-        name: 'app',
-      },
-      {
-        phase: 'Running',
-        podName: pod,
-        pullRequest: { number: 71, url: 'https://github.com/o/r/pull/71', state: 'open', headSha: sha },
-      },
-    );
+    await setStatus({
+      phase: 'Running',
+      podName: pod,
+      pullRequest: { number: 71, url: 'https://github.com/o/r/pull/71', state: 'open', headSha: sha },
+    });
     await eventually(
       async () => streams.has(pod),
       (open) => open,
       { what: `the report stream into ${pod}` },
     );
 
-    say(pod, 'state ready');
-    await eventually(
-      async () => writesOn(sha),
-      (w) => w.length === 1,
-      { what: 'the idle check run', describe: (w) => JSON.stringify(w) },
-    );
+    // Each state a change, an interval apart: each is written.
+    const change = async (state: string, writes: number) => {
+      await sleep(1.2 * intervalMs);
+      say(pod, `state ${state}`);
+      await eventually(
+        async () => writesOn(sha),
+        (w) => w.length === writes,
+        { what: `write ${writes}: ${state}`, describe: (w) => JSON.stringify(w) },
+      );
+    };
+    await change('ready', 1);
     // A turn: working is a new run (a completed one is not reopened), its end completes that one.
-    say(pod, 'state busy');
-    await eventually(
-      async () => writesOn(sha),
-      (w) => w.length === 2,
-      { what: 'working', describe: (w) => JSON.stringify(w) },
-    );
-    await sleep(1.2 * intervalMs);
-    say(pod, 'state idle');
-    await eventually(
-      async () => writesOn(sha),
-      (w) => w.length === 3,
-      { what: 'idle again', describe: (w) => JSON.stringify(w) },
-    );
+    await change('busy', 2);
+    await change('idle', 3);
     // A dialog, then its turn's end: each a change of the completed run's conclusion.
-    await sleep(1.2 * intervalMs);
-    say(pod, 'state blocked');
-    await eventually(
-      async () => writesOn(sha),
-      (w) => w.length === 4,
-      { what: 'blocked', describe: (w) => JSON.stringify(w) },
-    );
-    await sleep(1.2 * intervalMs);
-    say(pod, 'state idle');
-    await eventually(
-      async () => writesOn(sha),
-      (w) => w.length === 5,
-      { what: 'idle after the dialog', describe: (w) => JSON.stringify(w) },
-    );
+    await change('blocked', 4);
+    await change('idle', 5);
     const writes = writesOn(sha);
     const [first, second] = [writes[0]!.id, writes[1]!.id];
     expect(writes).toEqual([
@@ -187,16 +165,7 @@ describe('the session state as a check run (App mode)', () => {
     // A push moves the head: a new run there, once.
     gh.push('o', 'r', 71);
     const newSha = gh.headSha('o', 'r', 71);
-    await cluster.kube.patchStatus(
-      {
-        group: 'codemate.io',
-        version: 'v1alpha1',
-        plural: 'codemates',
-        namespace: cluster.namespace,
-        name: 'app',
-      },
-      { pullRequest: { headSha: newSha } },
-    );
+    await setStatus({ pullRequest: { headSha: newSha } });
     await eventually(
       async () => writesOn(newSha),
       (w) => w.length === 1,
