@@ -384,6 +384,62 @@ export class GitHub {
   }
 
   /**
+   * Creates a check run on `sha` (GitHub Apps only: a personal access token gets 403). A conclusion
+   * makes it completed.
+   */
+  async createCheckRun(owner: string, repo: string, sha: string, run: CheckRunWrite): Promise<CheckRun> {
+    const now = new Date().toISOString();
+    const { data } = await this.octokit.rest.checks.create({
+      owner,
+      repo,
+      head_sha: sha,
+      ...checkRunFields(run, now),
+      started_at: now,
+    });
+    return { id: data.id, status: data.status, conclusion: data.conclusion };
+  }
+
+  /**
+   * Updates a check run. GitHub does not move a completed check run back to in progress: for that, create
+   * a new one (the newest of a name is the one the pull request shows).
+   */
+  async updateCheckRun(owner: string, repo: string, id: number, run: CheckRunWrite): Promise<CheckRun> {
+    const { data } = await this.octokit.rest.checks.update({
+      owner,
+      repo,
+      check_run_id: id,
+      ...checkRunFields(run, new Date().toISOString()),
+    });
+    return { id: data.id, status: data.status, conclusion: data.conclusion };
+  }
+
+  /**
+   * The newest check run named `name` on `ref`, of the App `appId` when given (another App may use the
+   * same name); undefined when there is none.
+   */
+  async latestCheckRun(
+    owner: string,
+    repo: string,
+    ref: string,
+    name: string,
+    appId?: number,
+  ): Promise<CheckRun | undefined> {
+    const { data } = await this.octokit.rest.checks.listForRef({
+      owner,
+      repo,
+      ref,
+      check_name: name,
+      filter: 'latest',
+      per_page: 100,
+      ...(appId !== undefined ? { app_id: appId } : {}),
+    });
+    const run = data.check_runs
+      .filter((r) => r.name === name && (appId === undefined || r.app?.id === appId))
+      .sort((a, b) => b.id - a.id)[0];
+    return run ? { id: run.id, status: run.status, conclusion: run.conclusion } : undefined;
+  }
+
+  /**
    * The 👍 reactions on an issue comment: one conditional request per page, so a comment that waits for
    * an approval costs nothing while nobody reacts (docs/approvals.md).
    */
@@ -447,6 +503,33 @@ export class GitHub {
       });
     }
   }
+}
+
+/** What CodeMate writes into a check run. */
+export interface CheckRunWrite {
+  name: string;
+  status: 'in_progress' | 'completed';
+  conclusion?: 'success' | 'failure' | 'neutral' | 'action_required';
+  title: string;
+  summary: string;
+  detailsUrl?: string;
+}
+
+/** A check run as GitHub holds it. */
+export interface CheckRun {
+  id: number;
+  status: string;
+  conclusion: string | null;
+}
+
+function checkRunFields(run: CheckRunWrite, now: string) {
+  return {
+    name: run.name,
+    status: run.status,
+    ...(run.conclusion ? { conclusion: run.conclusion, completed_at: now } : {}),
+    ...(run.detailsUrl ? { details_url: run.detailsUrl } : {}),
+    output: { title: run.title, summary: run.summary },
+  };
 }
 
 /** GitHub refused the credentials: a revoked, expired or mistyped token. */

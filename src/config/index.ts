@@ -227,7 +227,7 @@ export const operatorFlagsSchema = z.object({
   /** A standing channel (one long-lived exec) into each running session; off: one exec per message. */
   sessionChannels: booleanText.default(true),
   /**
-   * The least time between two writes of one session's state and usage (status and commit status): a
+   * The least time between two writes of one session's state and usage (status, and commit status or check run): a
    * change is written at once, a session that flaps at most this often, with its latest state.
    */
   sessionStatusIntervalSeconds: z.coerce.number().min(0.1).max(3600).default(10),

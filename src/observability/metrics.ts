@@ -102,7 +102,7 @@ export function operatorMetrics() {
     }),
     sessionStatusWrites: new Counter({
       name: 'codemate_session_status_writes_total',
-      help: "Writes of the sessions' state and usage, by target (kubernetes status, github commit status) and result.",
+      help: "Writes of the sessions' state and usage, by target (kubernetes status, github commit status or check run) and result.",
       labelNames: ['target', 'result'] as const,
       registers: [registry],
     }),

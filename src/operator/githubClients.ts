@@ -73,8 +73,8 @@ export class GitHubClients {
     return this.options.app !== undefined;
   }
 
-  /** The GitHub client for the CodeMate, and the login it acts as. */
-  async forCodeMate(cm: CodeMate): Promise<{ gh: GitHub; self: string }> {
+  /** The GitHub client for the CodeMate, the login it acts as, and in App mode the App's id. */
+  async forCodeMate(cm: CodeMate): Promise<{ gh: GitHub; self: string; appId?: number }> {
     if (githubAppMode(cm.spec)) return this.forApp(cm);
     const ref = cm.spec.github.tokenSecretRef!;
     const token = await this.secretValue(cm.metadata.namespace, ref.name, ref.key ?? 'token');
@@ -162,7 +162,7 @@ export class GitHubClients {
     );
   }
 
-  private async forApp(cm: CodeMate): Promise<{ gh: GitHub; self: string }> {
+  private async forApp(cm: CodeMate): Promise<{ gh: GitHub; self: string; appId: number }> {
     const { app, installationId, owner, repo } = await this.appFor(cm);
     const key = `app ${app.credentials.appId} installation ${installationId}`;
     let client = this.clients.get(key);
@@ -179,7 +179,7 @@ export class GitHubClients {
       }
       this.selves.set(key, self);
     }
-    return { gh: client, self };
+    return { gh: client, self, appId: app.credentials.appId };
   }
 
   /** The operator's installation tokens for one installation: one at a time, renewed before it expires. */

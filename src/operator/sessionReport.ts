@@ -179,3 +179,53 @@ export function writeDelayMs(lastWriteAt: number | undefined, now: number, minIn
   if (lastWriteAt === undefined) return 0;
   return Math.max(0, lastWriteAt + minIntervalMs - now);
 }
+
+/** The name of the one check run CodeMate keeps on the pull request's head in App mode. */
+export const checkRunName = commitStatusContext;
+
+export type CheckRunConclusion = 'success' | 'failure' | 'neutral' | 'action_required';
+
+/**
+ * The check run for a state, in App mode (docs/session-state.md). It mirrors the commit status so that a
+ * required `codemate/session` check holds a merge back exactly when the commit status would: a running
+ * turn is `in_progress` (pending); idle is `success`; a dialog waiting for a person is `action_required`
+ * (failure), whose link is the pull request; a failed session is `failure` (error); suspended is
+ * `neutral` (success: passing, and grey, since no session runs). Every state but working is completed,
+ * so a check run never stays in progress while nothing runs.
+ */
+export function checkRunFor(
+  state: ShownState,
+  codemate: { name: string; namespace: string },
+  lastMessage: string | undefined,
+  detailsUrl: string | undefined,
+): {
+  name: string;
+  status: 'in_progress' | 'completed';
+  conclusion?: CheckRunConclusion;
+  title: string;
+  summary: string;
+  detailsUrl?: string;
+} {
+  const conclusions: Record<ShownState, CheckRunConclusion | undefined> = {
+    working: undefined,
+    idle: 'success',
+    // GitHub asks for a details_url with action_required: without one, failure holds a merge the same way.
+    blocked: detailsUrl ? 'action_required' : 'failure',
+    failed: 'failure',
+    suspended: 'neutral',
+  };
+  const conclusion = conclusions[state];
+  const attach = `codemate attach ${codemate.name} -n ${codemate.namespace}`;
+  const summary = [
+    ...(lastMessage ? [`Last message handled: \`${lastMessage}\``] : []),
+    `Attach to the session: \`${attach}\``,
+  ].join('\n\n');
+  return {
+    name: checkRunName,
+    status: conclusion ? 'completed' : 'in_progress',
+    ...(conclusion ? { conclusion } : {}),
+    title: shown[state].words,
+    summary,
+    ...(detailsUrl ? { detailsUrl } : {}),
+  };
+}

@@ -3,16 +3,25 @@
  * `codemate-report --watch` per running session tells the operator each change of the hooks' state and,
  * after each turn, the tokens the transcripts hold. This module writes them, coalesced:
  * - status.session (state, since, last message) and status.usage on the CodeMate;
- * - one commit status, `codemate/session`, on the pull request's head;
+ * - one commit status, `codemate/session`, on the pull request's head; in App mode a check run of that
+ *   name instead (GitHub lets only Apps write check runs);
  * - the budget notice, once, when status.usage reaches spec.budget.maxTokens.
  *
  * A write goes at once when something changed and the last write is at least the minimum interval old;
  * otherwise one goes when the interval is over, with the latest state (docs/adr/0017-session-state.md).
  */
-import { budgetExhausted, budgetWords, sessionRunning, type CodeMate, type Usage } from '../api/codemate.js';
+import {
+  budgetExhausted,
+  budgetWords,
+  githubAppMode,
+  sessionRunning,
+  type CodeMate,
+  type Usage,
+} from '../api/codemate.js';
 import { buildMessage, messageName } from '../api/message.js';
 import { sessionContainer } from '../api/pod.js';
 import { openExec, type ExecStream } from '../clients/exec.js';
+import type { GitHub } from '../clients/github.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { parseRepository } from '../github/repository.js';
 import { reportOpens } from '../config/defaults.js';
@@ -21,6 +30,8 @@ import { backoffDelay, Spreader } from '../runtime/rate.js';
 import { group, plural, version } from '../api/names.js';
 import type { GitHubClients } from './githubClients.js';
 import {
+  checkRunFor,
+  checkRunName,
   commitStatusFor,
   parseReportLine,
   sameUsage,
@@ -64,8 +75,13 @@ interface Entry {
   /** Today's count (UTC), for the daily budget. */
   day?: ReportedDay;
   lastMessage?: string;
-  /** A commit status GitHub refused: not tried again until the state or the head changes. */
+  /** A commit status (or check run) GitHub refused: not tried again until the state or the head changes. */
   refusedCommit?: string;
+  /**
+   * App mode: the check run of the head last written (or found there after a restart), and whether it is
+   * completed: a completed one is updated to another conclusion, but a new one is made for working.
+   */
+  checkRun?: { sha: string; id: number; completed: boolean } | undefined;
   /** What was last written, so that nothing is written twice. */
   written: { state?: string | null; usage?: Usage; commit?: string };
   lastWriteAt?: number;
@@ -275,7 +291,7 @@ export class SessionReports {
     let wrote = false;
     try {
       wrote = (await this.writeStatus(cm, entry)) || wrote;
-      wrote = (await this.writeCommitStatus(cm, entry)) || wrote;
+      wrote = (await this.writeGitHubState(cm, entry)) || wrote;
     } finally {
       entry.writing = false;
       if (wrote) entry.lastWriteAt = Date.now();
@@ -393,24 +409,32 @@ export class SessionReports {
     return `${sha}|${entry.state}`;
   }
 
-  /** The commit status on the pull request's head, when the state or the head changed. */
-  private async writeCommitStatus(cm: CodeMate, entry: Entry): Promise<boolean> {
+  /**
+   * The state on the pull request's head, when the state or the head changed: the commit status, or in
+   * App mode the check run.
+   */
+  private async writeGitHubState(cm: CodeMate, entry: Entry): Promise<boolean> {
     const key = this.commitKey(cm, entry);
     const sha = cm.status?.pullRequest?.headSha;
     const repo = parseRepository(cm.spec.repository.url);
     if (!key || !sha || !repo || !entry.state) return false;
     if (entry.written.commit === key || entry.refusedCommit === key) return false;
-    const status = commitStatusFor(
-      entry.state,
-      { name: cm.metadata.name, namespace: cm.metadata.namespace },
-      entry.lastMessage ?? cm.status?.session?.lastMessage,
-    );
+    const codemate = { name: cm.metadata.name, namespace: cm.metadata.namespace };
+    const lastMessage = entry.lastMessage ?? cm.status?.session?.lastMessage;
+    const url = cm.status?.pullRequest?.url;
+    const app = githubAppMode(cm.spec);
     try {
-      const { gh } = await this.options.github.forCodeMate(cm);
-      await gh.setCommitStatus(repo.owner, repo.repo, sha, {
-        ...status,
-        ...(cm.status?.pullRequest?.url ? { targetUrl: cm.status.pullRequest.url } : {}),
-      });
+      const { gh, appId } = await this.options.github.forCodeMate(cm);
+      if (app) {
+        const run = checkRunFor(entry.state, codemate, lastMessage, url);
+        await this.writeCheckRun(gh, repo, sha, run, entry, appId);
+      } else {
+        const status = commitStatusFor(entry.state, codemate, lastMessage);
+        await gh.setCommitStatus(repo.owner, repo.repo, sha, {
+          ...status,
+          ...(url ? { targetUrl: url } : {}),
+        });
+      }
       this.options.onWrite?.('github', 'success');
       entry.written.commit = key;
       delete entry.refusedCommit;
@@ -419,9 +443,37 @@ export class SessionReports {
       entry.refusedCommit = key;
       this.options.logger.warn(
         { codemate: `${cm.metadata.namespace}/${cm.metadata.name}`, ...errorFields(error) },
-        'could not set the codemate/session commit status',
+        `could not set the codemate/session ${app ? 'check run' : 'commit status'}`,
       );
     }
     return true;
+  }
+
+  /**
+   * One write of the check run on `sha`: an update of the head's check run, or a new one for a new head,
+   * or for working after a completed state (GitHub does not reopen a completed check run). The first
+   * write after the operator started (or took the lead) looks up the head's newest check run of this name
+   * and App, so that a run left in progress is completed, not left beside a new one; a new head's run is
+   * known to be new.
+   */
+  private async writeCheckRun(
+    gh: GitHub,
+    repo: { owner: string; repo: string },
+    sha: string,
+    run: ReturnType<typeof checkRunFor>,
+    entry: Entry,
+    appId: number | undefined,
+  ): Promise<void> {
+    let known = entry.checkRun?.sha === sha ? entry.checkRun : undefined;
+    if (!entry.checkRun) {
+      const found = await gh.latestCheckRun(repo.owner, repo.repo, sha, checkRunName, appId);
+      if (found) known = { sha, id: found.id, completed: found.status === 'completed' };
+    }
+    const completed = run.status === 'completed';
+    const written =
+      known && (completed || !known.completed)
+        ? await gh.updateCheckRun(repo.owner, repo.repo, known.id, run)
+        : await gh.createCheckRun(repo.owner, repo.repo, sha, run);
+    entry.checkRun = { sha, id: written.id, completed };
   }
 }

@@ -2,7 +2,8 @@
  * GitHub App mode in the sandbox: a CodeMate with no token Secret runs as the fake GitHub's App. Its
  * session clones and pushes over git HTTP with an installation token of its own (the fake enforces the
  * token's repository, permissions and expiry); comments arrive by the App's webhook and by the poll; a
- * token renewed during the session is what the next push uses, without a restart; and a comment whose
+ * token renewed during the session is what the next push uses, without a restart; the session's state
+ * is a check run `codemate/session` on the pull request's head, not a commit status; and a comment whose
  * delivery failed while the webhook was down is redelivered once it is back, before any poll, once.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -17,7 +18,8 @@ import type { FakeGitHub } from '../helpers/fakeGitHub.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 import { podShell, sessionPod, startGitHubSandbox, type GitHubSandbox } from '../helpers/sandbox.js';
 import { runCli } from '../helpers/cli.js';
-import { promptsReaching } from '../helpers/modelLog.js';
+import { askUserToken } from '../../src/sandbox/modelServer.js';
+import { modelSpeed, promptsReaching } from '../helpers/modelLog.js';
 import { commentOnPullRequestPayload } from '../helpers/webhook.js';
 
 const binDir = inject('binDir');
@@ -71,6 +73,8 @@ beforeAll(async () => {
       CODEMATE_GITHUB_APP_PRIVATE_KEY_FILE: keyFile,
       CODEMATE_GITHUB_REDELIVERY_SECONDS: '5',
       CODEMATE_MONITOR_REPORT_SECONDS: '0',
+      // One second between the session state's writes, so the test's changes, seconds apart, are each written.
+      CODEMATE_SESSION_STATUS_INTERVAL_SECONDS: '1',
     };
     return upEnv;
   });
@@ -99,6 +103,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await modelSpeed(stateDir, { chunkDelayMs: 0, chunks: 3 }).catch(() => undefined);
   await sandbox?.stop();
 });
 
@@ -148,6 +153,82 @@ describe('a CodeMate authenticated as a GitHub App', () => {
       (r) => r.some((x) => x.id === byPoll && x.by === 'codemate-e2e[bot]'),
       { what: '👀 by the App’s bot' },
     );
+  });
+
+  it('shows the session state as a check run on the head, one write per change, and no commit status', async () => {
+    const head = (await codemate()).status!.pullRequest!.headSha!;
+    const writes = () => gh.checkRunWrites.filter((w) => w.name === 'codemate/session' && w.sha === head);
+    const shown = async () => writes().map((w) => w.conclusion ?? w.status);
+    const comment = async (text: string) => {
+      const id = gh.comment('o', 'r', 7, alice, text, 'MEMBER');
+      const sent = await gh.deliver('issue_comment', await commentOnPullRequestPayload(gh.url, id));
+      expect(sent.status).toBe(201);
+      return id;
+    };
+    await eventually(shown, (s) => s.at(-1) === 'success', { what: 'the idle check run', timeoutMs: 30_000 });
+
+    // A slow turn: a new check run in progress (a completed one is not reopened), completed when it ends.
+    const before = writes().length;
+    await modelSpeed(stateDir, { chunkDelayMs: 300, chunks: 15 });
+    await comment('Work on the check run part.');
+    await eventually(shown, (s) => s.at(-1) === 'in_progress', {
+      what: 'working while the turn runs',
+      timeoutMs: 30_000,
+      describe: (s) => s.join(),
+    });
+    await modelSpeed(stateDir, { chunkDelayMs: 0, chunks: 3 });
+    await eventually(shown, (s) => s.at(-1) === 'success' && s.length > before + 1, {
+      what: 'idle once the turn ended',
+      timeoutMs: 30_000,
+      describe: (s) => s.join(),
+    });
+    const turn = writes().slice(before);
+    expect(turn.map((w) => [w.method, w.conclusion ?? w.status])).toEqual([
+      ['POST', 'in_progress'],
+      ['PATCH', 'success'],
+    ]);
+    expect(turn[1]!.id).toBe(turn[0]!.id);
+
+    // A question for a person: the same run's conclusion, action_required, linked to the pull request.
+    const asked = await comment(`Ask me which way to go. ${askUserToken}`);
+    await eventually(shown, (s) => s.at(-1) === 'action_required', {
+      what: 'blocked on the dialog',
+      timeoutMs: 30_000,
+      describe: (s) => s.join(),
+    });
+    const blocked = writes().at(-1)!;
+    expect(blocked.detailsUrl).toBe('https://github.com/o/r/pull/7');
+    expect(blocked.summary).toContain(`app-7-ic-${asked}`);
+    const pod = await sessionPod(kube, namespace, 'app-7');
+    const pane = () => shell()(pod, 'tmux capture-pane -p -t claude-code');
+    await eventually(pane, (p) => p.includes('Enter to select'), { what: 'the question on the screen' });
+    await eventually(
+      async () => {
+        const p = await pane();
+        if (p.includes('Enter to select')) await shell()(pod, 'tmux send-keys -t claude-code Enter');
+        return p;
+      },
+      (p) => !p.includes('Enter to select'),
+      { what: 'the question answered', intervalMs: 1000 },
+    );
+    await eventually(shown, (s) => s.at(-1) === 'success', {
+      what: 'idle after the dialog was answered',
+      timeoutMs: 30_000,
+      describe: (s) => s.join(),
+    });
+
+    // One write per change; every write by the App's bot, on the head; none while nothing changes.
+    const all = await shown();
+    for (let i = 1; i < all.length; i++) expect(all[i], all.join()).not.toBe(all[i - 1]);
+    for (const w of writes()) {
+      expect(w).toMatchObject({ repo: 'o/r', by: 'codemate-e2e[bot]', appId });
+      expect(w.summary).toContain(`codemate attach app-7 -n ${namespace}`);
+    }
+    const settled = writes().length;
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    expect(writes()).toHaveLength(settled);
+    // In App mode the state is not a commit status.
+    expect(gh.statuses.filter((st) => st.context === 'codemate/session')).toEqual([]);
   });
 
   it('uses a token renewed during the session at the next push, without a restart', async () => {

@@ -158,6 +158,8 @@ describe('session state on the pull request', () => {
       expect(w.description!.length).toBeLessThanOrEqual(140);
     }
     expect(writes.at(-1)!.description).toContain(`last: pr-41-ic-${second}`);
+    // With a token (not an App) the state is the commit status only: no check run.
+    expect(gh.checkRunWrites).toEqual([]);
 
     // And none while nothing changes.
     await sleep(4000);

@@ -65,10 +65,17 @@ function rewriteRefs(node: unknown): unknown {
     const entries = Object.entries(node as Json).filter(
       ([k]) => k !== 'nullable' || 'type' in (node as Json),
     );
+    // A nullable enum allows null, as GitHub sends it (an in-progress check run's `conclusion: null`);
+    // ajv checks the enum's values alone.
+    const nullableEnum = (node as Json).nullable === true && Array.isArray((node as Json).enum);
     return Object.fromEntries(
       entries.map(([k, v]) => [
         k,
-        k === '$ref' && typeof v === 'string' && v.startsWith('#/') ? `${specId}${v}` : rewriteRefs(v),
+        k === '$ref' && typeof v === 'string' && v.startsWith('#/')
+          ? `${specId}${v}`
+          : k === 'enum' && nullableEnum && !(v as unknown[]).includes(null)
+            ? [...(v as unknown[]), null]
+            : rewriteRefs(v),
       ]),
     );
   }
@@ -113,6 +120,23 @@ function example(path: string, method: string, status = '200'): Json {
 /** A deep copy of the first item of a listing that GitHub wraps as `{ total_count, <key>: [...] }`. */
 function listExample(path: string, key: string): Json {
   return structuredClone((example(path, 'get')[key] as Json[])[0]!);
+}
+
+/** A check run an App wrote. */
+export interface FakeCheckRun {
+  id: number;
+  repo: string;
+  sha: string;
+  name: string;
+  status: string;
+  conclusion: string | null;
+  title: string | undefined;
+  summary: string | undefined;
+  detailsUrl: string | undefined;
+  appId: number;
+  by: string;
+  startedAt: string;
+  completedAt: string | null;
 }
 
 export interface FakeUser {
@@ -267,6 +291,13 @@ export class FakeGitHub {
     targetUrl: string | undefined;
     by: string;
   }> = [];
+  /**
+   * Check runs written through the API (POST /repos/{owner}/{repo}/check-runs), as they are now; the
+   * GitHub Actions jobs' check runs are not here (they come from `addRun`).
+   */
+  readonly checkRuns: FakeCheckRun[] = [];
+  /** Each check run write, in order: a snapshot of the run after it (POST creates, PATCH updates). */
+  readonly checkRunWrites: Array<{ method: 'POST' | 'PATCH' } & FakeCheckRun> = [];
   /** Repository permission per login (`setPermission`); everyone else has read, as on a public repository. */
   private readonly permissions = new Map<string, string>();
   private readonly tokens = new Map<string, FakeUser>();
@@ -934,6 +965,7 @@ export class FakeGitHub {
     this.appRoutes(send);
     this.gitRoutes();
     this.statusRoute(send);
+    this.checkRunRoutes(send);
     this.approvalRoutes(send);
     for (const [subject, route, path] of [
       [
@@ -1005,6 +1037,166 @@ export class FakeGitHub {
       };
       return send(req, reply, path, 'post', answer, 201);
     });
+  }
+
+  /**
+   * Check runs: only an App's installation token, with the Checks write permission, may write them; a
+   * personal access token gets 403, as from GitHub. GitHub does not move a completed check run back to
+   * in progress; the fake refuses that (422), so that a client which relies on it fails here.
+   */
+  private checkRunRoutes(send: Send): void {
+    type Body = {
+      name?: string;
+      head_sha?: string;
+      status?: string;
+      conclusion?: string;
+      details_url?: string;
+      started_at?: string;
+      completed_at?: string;
+      output?: { title?: string; summary?: string };
+    };
+    type Params = { owner: string; repo: string; id: string };
+    const statuses = ['queued', 'in_progress', 'completed'];
+    const conclusions = [
+      'action_required',
+      'cancelled',
+      'failure',
+      'neutral',
+      'success',
+      'skipped',
+      'timed_out',
+    ];
+    /** Why the request may not write check runs (or its body is invalid); undefined when it may. */
+    const refused = (req: FastifyRequest, body: Body): { status: number; message: string } | undefined => {
+      const token = / (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      const installation = this.installationTokens.get(token);
+      if (!installation) return { status: 403, message: 'Resource not accessible by personal access token' };
+      if (installation.permissions.checks !== 'write')
+        return { status: 403, message: 'Resource not accessible by integration' };
+      if (body.status !== undefined && !statuses.includes(body.status))
+        return { status: 422, message: 'Invalid request.\n\nstatus is not included in the list' };
+      if (body.conclusion !== undefined && !conclusions.includes(body.conclusion))
+        return { status: 422, message: 'Invalid request.\n\nconclusion is not included in the list' };
+      if (body.status === 'completed' && !body.conclusion)
+        return {
+          status: 422,
+          message: 'Invalid request.\n\nconclusion is required when status is completed',
+        };
+      if (body.conclusion === 'action_required' && !body.details_url)
+        return { status: 422, message: 'Invalid request.\n\ndetails_url is required for action_required' };
+      if (body.output && (!body.output.title || !body.output.summary))
+        return { status: 422, message: 'Invalid request.\n\noutput needs a title and a summary' };
+      return undefined;
+    };
+    const answer = (req: FastifyRequest, reply: FastifyReply, no: { status: number; message: string }) => {
+      this.record(req, no.status, true);
+      return reply
+        .code(no.status)
+        .send({ message: no.message, documentation_url: 'https://docs.github.com/rest' });
+    };
+    const write = (method: 'POST' | 'PATCH', run: FakeCheckRun, body: Body) => {
+      const now = new Date().toISOString();
+      if (body.name !== undefined) run.name = body.name;
+      if (body.details_url !== undefined) run.detailsUrl = body.details_url;
+      if (body.output) {
+        run.title = body.output.title;
+        run.summary = body.output.summary;
+      }
+      // A conclusion completes the run.
+      if (body.conclusion) {
+        run.status = 'completed';
+        run.conclusion = body.conclusion;
+        run.completedAt = body.completed_at ?? now;
+      } else if (body.status) {
+        run.status = body.status;
+      }
+      this.checkRunWrites.push({ method, ...run });
+    };
+    this.app.post<{ Params: Params; Body: Body }>('/repos/:owner/:repo/check-runs', async (req, reply) => {
+      const { owner, repo } = req.params;
+      const body = req.body ?? {};
+      const no =
+        refused(req, body) ??
+        (!body.name || !body.head_sha
+          ? { status: 422, message: 'Invalid request.\n\nname and head_sha are required' }
+          : undefined);
+      if (no) return answer(req, reply, no);
+      const run: FakeCheckRun = {
+        id: this.nextId++,
+        repo: `${owner}/${repo}`,
+        sha: body.head_sha!,
+        name: body.name!,
+        status: 'queued',
+        conclusion: null,
+        title: undefined,
+        summary: undefined,
+        detailsUrl: undefined,
+        appId: this.githubApp!.id,
+        by: this.requester(req).login,
+        startedAt: body.started_at ?? new Date().toISOString(),
+        completedAt: null,
+      };
+      this.checkRuns.push(run);
+      write('POST', run, body);
+      const path = '/repos/{owner}/{repo}/check-runs';
+      return send(req, reply, path, 'post', this.checkRunJson(owner, repo, run), 201);
+    });
+    this.app.patch<{ Params: Params; Body: Body }>(
+      '/repos/:owner/:repo/check-runs/:id',
+      async (req, reply) => {
+        const { owner, repo, id } = req.params;
+        const body = req.body ?? {};
+        const run = this.checkRuns.find((c) => c.id === Number(id) && c.repo === `${owner}/${repo}`);
+        const no =
+          refused(req, body) ??
+          (!run
+            ? { status: 404, message: 'Not Found' }
+            : run.appId !== this.githubApp?.id
+              ? {
+                  status: 403,
+                  message:
+                    'Invalid app_id `' +
+                    this.githubApp?.id +
+                    '` - check run can only be modified by its creator',
+                }
+              : run.status === 'completed' && body.status !== undefined && body.status !== 'completed'
+                ? { status: 422, message: 'Invalid request.\n\na completed check run cannot be reopened' }
+                : undefined);
+        if (no) return answer(req, reply, no);
+        write('PATCH', run!, body);
+        const path = '/repos/{owner}/{repo}/check-runs/{check_run_id}';
+        return send(req, reply, path, 'patch', this.checkRunJson(owner, repo, run!));
+      },
+    );
+  }
+
+  private checkRunJson(owner: string, repo: string, c: FakeCheckRun): Json {
+    const base = example('/repos/{owner}/{repo}/check-runs', 'post', '201');
+    return {
+      ...base,
+      id: c.id,
+      node_id: `CR_${c.id}`,
+      head_sha: c.sha,
+      external_id: null,
+      name: c.name,
+      status: c.status,
+      conclusion: c.conclusion,
+      started_at: c.startedAt,
+      completed_at: c.completedAt,
+      details_url: c.detailsUrl ?? null,
+      url: `${this.url}/repos/${owner}/${repo}/check-runs/${c.id}`,
+      html_url: `https://github.com/${owner}/${repo}/runs/${c.id}`,
+      output: {
+        title: c.title ?? null,
+        summary: c.summary ?? null,
+        text: null,
+        annotations_count: 0,
+        annotations_url: `${this.url}/repos/${owner}/${repo}/check-runs/${c.id}/annotations`,
+      },
+      check_suite: { id: c.id + 1_000_000 },
+      app: { ...(base.app as Json), id: c.appId, slug: this.githubApp?.slug ?? 'app' },
+      pull_requests: [],
+    };
   }
 
   /** A reaction on an issue comment by `user` (GitHub sends no webhook for it; the poller lists them). */
@@ -1272,35 +1464,54 @@ export class FakeGitHub {
         check_suites: suites,
       });
     });
-    app.get<{ Params: P }>('/repos/:owner/:repo/commits/:ref/check-runs', async (req, reply) => {
-      const { owner, repo, ref } = req.params;
-      // filter=latest, GitHub's default: the check runs of each run's latest attempt.
-      const checkRuns = runsOf(owner, repo)
-        .filter((r) => r.headSha === ref)
-        .flatMap((r) =>
-          r.attempts[r.attempt - 1]!.map((j) => ({
-            ...listExample('/repos/{owner}/{repo}/commits/{ref}/check-runs', 'check_runs'),
-            // A GitHub Actions job and its check run share one id.
-            id: j.id,
-            node_id: `CR_${j.id}`,
-            head_sha: r.headSha,
-            name: j.name,
-            status: 'completed',
-            conclusion: j.conclusion,
-            html_url: `https://github.com/${owner}/${repo}/actions/runs/${r.id}/job/${j.id}`,
-            details_url: `https://github.com/${owner}/${repo}/actions/runs/${r.id}/job/${j.id}`,
-            url: `${this.url}/repos/${owner}/${repo}/check-runs/${j.id}`,
-            check_suite: { id: r.checkSuiteIds[r.attempt - 1]! },
-            pull_requests: [],
-            started_at: r.createdAt,
-            completed_at: r.updatedAt,
-          })),
-        );
-      return send(req, reply, '/repos/{owner}/{repo}/commits/{ref}/check-runs', 'get', {
-        total_count: checkRuns.length,
-        check_runs: checkRuns,
-      });
-    });
+    app.get<{ Params: P; Querystring: { check_name?: string; app_id?: string } }>(
+      '/repos/:owner/:repo/commits/:ref/check-runs',
+      async (req, reply) => {
+        const { owner, repo, ref } = req.params;
+        // filter=latest, GitHub's default: the check runs of each run's latest attempt.
+        const checkRuns = (
+          runsOf(owner, repo)
+            .filter((r) => r.headSha === ref)
+            .flatMap((r) =>
+              r.attempts[r.attempt - 1]!.map((j) => ({
+                ...listExample('/repos/{owner}/{repo}/commits/{ref}/check-runs', 'check_runs'),
+                // A GitHub Actions job and its check run share one id.
+                id: j.id,
+                node_id: `CR_${j.id}`,
+                head_sha: r.headSha,
+                name: j.name,
+                status: 'completed',
+                conclusion: j.conclusion,
+                html_url: `https://github.com/${owner}/${repo}/actions/runs/${r.id}/job/${j.id}`,
+                details_url: `https://github.com/${owner}/${repo}/actions/runs/${r.id}/job/${j.id}`,
+                url: `${this.url}/repos/${owner}/${repo}/check-runs/${j.id}`,
+                check_suite: { id: r.checkSuiteIds[r.attempt - 1]! },
+                pull_requests: [],
+                started_at: r.createdAt,
+                completed_at: r.updatedAt,
+              })),
+            ) as Json[]
+        )
+          // And those Apps wrote: the newest of each name and App (filter=latest).
+          .concat(
+            this.checkRuns
+              .filter((c) => c.repo === `${owner}/${repo}` && c.sha === ref)
+              .filter(
+                (c, _, all) => !all.some((o) => o.name === c.name && o.appId === c.appId && o.id > c.id),
+              )
+              .map((c) => this.checkRunJson(owner, repo, c)),
+          )
+          .filter(
+            (c) =>
+              (req.query.check_name === undefined || c.name === req.query.check_name) &&
+              (req.query.app_id === undefined || (c.app as Json | null)?.id === Number(req.query.app_id)),
+          );
+        return send(req, reply, '/repos/{owner}/{repo}/commits/{ref}/check-runs', 'get', {
+          total_count: checkRuns.length,
+          check_runs: checkRuns,
+        });
+      },
+    );
   }
 
   private conclusionOf(jobs: Job[]): string {

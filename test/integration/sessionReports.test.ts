@@ -4,11 +4,9 @@
  * per interval under flapping with the latest state, the usage carried over a new workspace, and the
  * budget notice made once.
  */
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CodeMate } from '../../src/api/codemate.js';
 import type { CodeMateMessage } from '../../src/api/message.js';
-import type { ExecStream } from '../../src/clients/exec.js';
 import type { KubeObject } from '../../src/clients/kube.js';
 import { createLogger } from '../../src/observability/log.js';
 import { codemateLookup, watchCodeMates, type CodeMateObject } from '../../src/operator/controller.js';
@@ -17,6 +15,7 @@ import { SessionReports } from '../../src/operator/sessionReports.js';
 import { informerSupervision, type Watched } from '../../src/runtime/informers.js';
 import { eventually, useCluster } from '../helpers/cluster.js';
 import { FakeGitHub } from '../helpers/fakeGitHub.js';
+import { fakeReports } from '../helpers/reportStreams.js';
 import { codemateObject, secretObject } from '../helpers/operator.js';
 
 const cluster = useCluster('ssrep');
@@ -76,14 +75,7 @@ beforeAll(async () => {
     github: new GitHubClients({ kube: cluster.kube, logger, githubApiUrl: gh.url }),
     codemate: codemateLookup(codemates),
     minIntervalMs: intervalMs,
-    openReport: async (_namespace, pod, onStdout) => {
-      const stdin = new PassThrough();
-      let end!: (code: number) => void;
-      const closed = new Promise<number>((resolve) => (end = resolve));
-      streams.set(pod, (text) => onStdout(Buffer.from(text)));
-      onStdout(Buffer.from('codemate-report ready 1\n'));
-      return { stdin, closed, close: () => end(0) } satisfies ExecStream;
-    },
+    openReport: fakeReports(streams),
   });
   codemates.subscribe((_event, cm) => reports.sync(cm.metadata.namespace, cm.metadata.name));
   await codemates.start();

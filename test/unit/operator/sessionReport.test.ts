@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { budgetExhausted, tokensCounted } from '../../../src/api/codemate.js';
 import {
+  checkRunFor,
   commitStatusFor,
   parseReportLine,
   sameUsage,
@@ -183,6 +184,48 @@ describe('commitStatusFor', () => {
       expect(d.length).toBeLessThanOrEqual(140);
       expect(d.startsWith(state)).toBe(true);
     }
+  });
+});
+
+describe('checkRunFor', () => {
+  const cm = { name: 'pr-7', namespace: 'team' };
+  const pr = 'https://github.com/o/r/pull/7';
+  it('is in progress only while a turn runs, completed in every other state', () => {
+    expect(checkRunFor('working', cm, 'pr-7-ic-12', pr)).toEqual({
+      name: 'codemate/session',
+      status: 'in_progress',
+      title: 'working: a turn is running',
+      summary: 'Last message handled: `pr-7-ic-12`\n\nAttach to the session: `codemate attach pr-7 -n team`',
+      detailsUrl: pr,
+    });
+    const conclusion = (state: Parameters<typeof checkRunFor>[0]) => {
+      const run = checkRunFor(state, cm, undefined, pr);
+      expect(run.status).toBe('completed');
+      return run.conclusion;
+    };
+    expect(conclusion('idle')).toBe('success');
+    expect(conclusion('blocked')).toBe('action_required');
+    expect(conclusion('failed')).toBe('failure');
+    expect(conclusion('suspended')).toBe('neutral');
+    expect(checkRunFor('suspended', cm, undefined, pr).summary).toBe(
+      'Attach to the session: `codemate attach pr-7 -n team`',
+    );
+  });
+
+  it('holds a merge back exactly when the commit status would', () => {
+    // GitHub's required checks pass with a success, neutral or skipped check run, and a success status.
+    const passes = (state: Parameters<typeof checkRunFor>[0]) => {
+      const run = checkRunFor(state, cm, undefined, pr);
+      return run.status === 'completed' && ['success', 'neutral', 'skipped'].includes(run.conclusion!);
+    };
+    for (const state of ['working', 'idle', 'blocked', 'failed', 'suspended'] as const)
+      expect(passes(state), state).toBe(commitStatusFor(state, cm, undefined).state === 'success');
+  });
+
+  it('is a failure, not action_required, for a dialog when there is no link to give', () => {
+    const run = checkRunFor('blocked', cm, undefined, undefined);
+    expect(run).toMatchObject({ status: 'completed', conclusion: 'failure' });
+    expect(run.detailsUrl).toBeUndefined();
   });
 });
 
