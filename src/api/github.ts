@@ -19,6 +19,12 @@ export interface GitHubItem {
   updatedAt?: string;
 }
 
+/**
+ * The name CodeMate shows a session's state under on the pull request's head: the context of its commit
+ * status, or the name of its check run in App mode.
+ */
+export const sessionStateName = 'codemate/session';
+
 /** A comment or review as GitHub's REST API and webhooks both send it. */
 export interface RawItem {
   id: number;

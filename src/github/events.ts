@@ -6,7 +6,7 @@
  * suite, check run or workflow run that failed make its followers poll (src/github/checks.ts); everything
  * else is acknowledged and ignored, with the reason.
  */
-import { toItem as item, type GitHubItem, type RawItem } from '../api/github.js';
+import { sessionStateName, toItem as item, type GitHubItem, type RawItem } from '../api/github.js';
 import { isFailing } from './checks.js';
 
 export type ItemType = 'issue_comment';
@@ -61,6 +61,8 @@ export type CheckEventName = 'check_suite' | 'check_run' | 'workflow_run';
 
 /** What check_suite, check_run and workflow_run payloads say about the commit they ran on. */
 interface CheckPayload {
+  /** A check run's name. */
+  name?: string;
   head_sha?: string;
   head_branch?: string | null;
   conclusion?: string | null;
@@ -155,6 +157,10 @@ export function routeEvent(name: string, payload: Payload): RoutedEvent {
  */
 function routeChecks(name: CheckEventName, repository: string, check: CheckPayload | undefined): RoutedEvent {
   if (!check?.head_sha) return { kind: 'ignored', reason: `${name}.completed has no ${name}` };
+  // CodeMate's own check run (App mode) says what a session does, not what CI found.
+  if (name === 'check_run' && check.name === sessionStateName) {
+    return { kind: 'ignored', reason: `check_run ${sessionStateName} is the session's own state` };
+  }
   const conclusion = check.conclusion ?? '';
   if (!isFailing(conclusion)) {
     return {

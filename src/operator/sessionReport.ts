@@ -4,6 +4,7 @@
  * usage recorded in status.usage, and when the next write may go (docs/session-state.md).
  */
 import type { Usage } from '../api/codemate.js';
+import { sessionStateName } from '../api/github.js';
 
 /** The session's state as status.session.state and the commit status say it. */
 export type SessionState = 'working' | 'idle' | 'blocked';
@@ -141,7 +142,7 @@ export function usageGrowth(
 }
 
 /** The context of the one commit status CodeMate writes on the pull request's head. */
-export const commitStatusContext = 'codemate/session';
+export const commitStatusContext = sessionStateName;
 
 const shown: Record<ShownState, { state: 'error' | 'failure' | 'pending' | 'success'; words: string }> = {
   working: { state: 'pending', words: 'working: a turn is running' },

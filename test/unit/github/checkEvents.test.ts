@@ -52,6 +52,16 @@ describe('check_suite, check_run and workflow_run with real payloads from @octok
       pullRequests: [2],
     });
   });
+
+  it("ignores CodeMate's own check run (App mode): a failed session is not a CI failure", () => {
+    const payload = of('check_run').find((p) => p.action === 'completed')!;
+    const run = payload.check_run as Check & { name: string };
+    run.conclusion = 'failure';
+    run.name = 'codemate/session';
+    expect(routeEvent('check_run', payload as never)).toMatchObject({ kind: 'ignored' });
+    run.name = 'tests';
+    expect(routeEvent('check_run', payload as never)).toMatchObject({ kind: 'checks' });
+  });
 });
 
 describe('handleChecks', () => {
