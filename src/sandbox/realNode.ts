@@ -296,6 +296,8 @@ export const containerdComponent: Component = {
         },
       );
     }
+    // Left by a sandbox killed before `dev down`: not part of the host to restore.
+    if (!(await exists(node.hostSnapshot))) await removeServiceRules();
     await snapshotHost(node.hostSnapshot, hostChanges);
     await addLoAddress(hostChanges.loAddress);
     await mkdir(node.cniConfDir, { recursive: true });
@@ -329,7 +331,18 @@ const kubernetesServiceIp = '10.0.0.1';
  */
 async function routeKubernetesService(apiserverPort: number): Promise<void> {
   await writeFile('/proc/sys/net/ipv4/conf/all/route_localnet', '1\n');
-  const rule = [
+  await removeServiceRules(apiserverPort);
+  const rule = serviceRule(`127.0.0.1:${apiserverPort}`);
+  const exists = await runProgram('iptables', ['-w', '-t', 'nat', '-C', ...rule]).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) await runProgram('iptables', ['-w', '-t', 'nat', '-A', ...rule]);
+}
+
+/** The DNAT rule that takes the `kubernetes` Service's address to `destination`. */
+function serviceRule(destination: string): string[] {
+  return [
     'PREROUTING',
     '-d',
     `${kubernetesServiceIp}/32`,
@@ -340,13 +353,24 @@ async function routeKubernetesService(apiserverPort: number): Promise<void> {
     '-j',
     'DNAT',
     '--to-destination',
-    `127.0.0.1:${apiserverPort}`,
+    destination,
   ];
-  const exists = await runProgram('iptables', ['-w', '-t', 'nat', '-C', ...rule]).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) await runProgram('iptables', ['-w', '-t', 'nat', '-A', ...rule]);
+}
+
+/**
+ * Deletes the Service rules to any other apiserver port: a sandbox killed before `dev down` leaves its
+ * rule behind, and, first in the chain, it would send every pod's apiserver traffic to a closed port.
+ * One containerd sandbox runs per host, so any such rule is a leftover.
+ */
+async function removeServiceRules(keepPort?: number): Promise<void> {
+  const { stdout } = await runProgram('iptables', ['-w', '-t', 'nat', '-S', 'PREROUTING']);
+  for (const line of stdout.split('\n')) {
+    const to = new RegExp(
+      `^-A PREROUTING -d ${kubernetesServiceIp.replace(/\./g, '\\.')}/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination (\\S+)$`,
+    ).exec(line.trim());
+    if (!to || to[1] === `127.0.0.1:${keepPort}`) continue;
+    await runProgram('iptables', ['-w', '-t', 'nat', '-D', ...serviceRule(to[1]!)]);
+  }
 }
 
 type NodeObject = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } };

@@ -232,8 +232,14 @@ describe.skipIf(!isRoot || !hasBusybox)(
           if (existsSync(dir)) await mkdir(path.join(dir, 'kubepods', 'besteffort'), { recursive: true });
         }
       }
+      // And its Service rule, which, first in the chain, would send the pods' apiserver traffic nowhere.
+      const stale = ['PREROUTING', '-d', '10.0.0.1/32', '-p', 'tcp', '--dport', '443', '-j', 'DNAT'];
+      await run('iptables', ['-w', '-t', 'nat', '-A', ...stale, '--to-destination', '127.0.0.1:1']);
       const up = await dev(['up', '--runtime', 'containerd']);
       expect(up.code, up.stderr).toBe(0);
+      expect((await run('iptables', ['-w', '-t', 'nat', '-S', 'PREROUTING'])).stdout).not.toContain(
+        '127.0.0.1:1\n',
+      );
       kube = Kube.load({ kubeconfig: path.join(stateDir, 'kubeconfig') });
     }, 900_000);
 
