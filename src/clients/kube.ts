@@ -285,7 +285,11 @@ export class Kube {
       resources.catch(() => this.discovered.delete(apiVersion));
     }
     const info = (await resources).get(kind);
-    if (!info) throw new Error(`the server does not serve kind ${kind} in ${apiVersion}`);
+    if (!info) {
+      // A custom resource whose definition is not established yet: ask again next time, not the cache.
+      if (this.discovered.get(apiVersion) === resources) this.discovered.delete(apiVersion);
+      throw new Error(`the server does not serve kind ${kind} in ${apiVersion}`);
+    }
     return info;
   }
 
