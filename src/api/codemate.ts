@@ -36,6 +36,12 @@ export function idleMarksRemoved(): Record<string, string> {
 /** A Go-style duration of hours, minutes and seconds, in that order: `90s`, `30m`, `2h`, `1h30m`. */
 export const durationPattern = '^([0-9]+h([0-9]+m)?([0-9]+s)?|[0-9]+m([0-9]+s)?|[0-9]+s)$';
 
+/** A duration of durationPattern, longer than zero (spec.lifecycle.idleSuspendAfter). */
+export const durationSchema = z
+  .string()
+  .regex(new RegExp(durationPattern), 'must be a duration such as 90s, 30m, 2h or 1h30m')
+  .refine((d) => durationMs(d) > 0, 'must be longer than 0s');
+
 /** Milliseconds of a duration that matches durationPattern. */
 export function durationMs(text: string): number {
   const unit = { h: 3_600_000, m: 60_000, s: 1_000 } as const;
@@ -137,11 +143,7 @@ export const codeMateSpecSchema = z.object({
     .object({
       onPullRequestClosed: z.enum(['Keep', 'Suspend', 'Delete']).default('Keep'),
       /** Suspend a session idle this long; a new message resumes it (docs/lifecycle.md). */
-      idleSuspendAfter: z
-        .string()
-        .regex(new RegExp(durationPattern))
-        .refine((d) => durationMs(d) > 0, 'must be longer than 0s')
-        .optional(),
+      idleSuspendAfter: durationSchema.optional(),
     })
     .optional(),
   suspend: z.boolean().optional(),

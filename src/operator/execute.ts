@@ -17,7 +17,7 @@ import { isConflict, type Kube } from '../clients/kube.js';
 import { TemporaryError } from '../runtime/errors.js';
 import type { EventSink } from './events.js';
 import { actionEventReasons, type Plan } from './reconcile.js';
-import { reconcileOwned } from './status.js';
+import { canonical, reconcileOwned } from './status.js';
 
 /**
  * Applies the plan. With `deferStatus` the status is not written now (the controller coalesces status
@@ -103,16 +103,6 @@ async function createIfAbsent(kube: Kube, object: Parameters<Kube['create']>[0])
 }
 
 /** JSON with object keys sorted, so that the same value compares equal whatever its key order. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
-        )
-      : v,
-  );
-}
-
 /**
  * A JSON merge patch of the reconcile's own fields, from one status to the next (a dropped field is
  * set to null), or undefined when none of them changed.

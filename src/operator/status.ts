@@ -47,6 +47,17 @@ export interface GitHubObservation {
   };
 }
 
+/** JSON with object keys sorted: equal for equal values, whatever the order of their keys. */
+export function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
+        )
+      : v,
+  );
+}
+
 /**
  * Whether a JSON merge patch would change `current`: a null in the patch clears a field, an object
  * merges into the one there, anything else replaces it.
@@ -54,7 +65,7 @@ export interface GitHubObservation {
 export function wouldChange(current: unknown, patch: unknown): boolean {
   if (patch === null) return current !== undefined && current !== null;
   if (typeof patch !== 'object' || Array.isArray(patch)) {
-    return JSON.stringify(current) !== JSON.stringify(patch);
+    return canonical(current) !== canonical(patch);
   }
   const here = typeof current === 'object' && current !== null && !Array.isArray(current) ? current : {};
   return Object.entries(patch).some(([key, value]) =>

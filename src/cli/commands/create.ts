@@ -1,13 +1,7 @@
 /** `codemate create`: a CodeMate from flags, after checking that its secrets exist. */
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import {
-  apiVersion,
-  deliveryModes,
-  durationMs,
-  durationPattern,
-  sessionRunning,
-} from '../../api/codemate.js';
+import { apiVersion, deliveryModes, durationSchema, sessionRunning } from '../../api/codemate.js';
 import { isConflict, isForbidden, isNotFound } from '../../clients/kubeErrors.js';
 import { parseOrUsage } from '../../config/index.js';
 import { connect, explain, type Cluster, type CodeMateObject } from '../cluster.js';
@@ -50,11 +44,7 @@ export const createSchema = z
     wait: z.boolean().default(false),
     timeout: z.coerce.number().int().min(1).default(300),
     dryRun: z.boolean().default(false),
-    idleSuspendAfter: z
-      .string()
-      .regex(new RegExp(durationPattern), 'must be a duration such as 90s, 30m, 2h or 1h30m')
-      .refine((d) => durationMs(d) > 0, 'must be longer than 0s')
-      .optional(),
+    idleSuspendAfter: durationSchema.optional(),
     output: z.enum(['yaml', 'json']).optional(),
   })
   .refine((f) => f.branch || f.pr, { message: 'give --branch or --pr (or both)', path: ['branch'] })
