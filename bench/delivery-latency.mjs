@@ -15,7 +15,16 @@ import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/sandbox/binaries.js';
 import { resolveClaudeCode } from '../dist/sandbox/claudeCode.js';
 import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
-import { quantile, summary, until, writeResults, namespaceWithSecrets } from './stats.mjs';
+import {
+  quantile,
+  summary,
+  until,
+  writeResults,
+  namespaceWithSecrets,
+  requireProjectNode,
+} from './stats.mjs';
+
+requireProjectNode();
 
 const run = promisify(execFile);
 const i = process.argv.indexOf('--messages');

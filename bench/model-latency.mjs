@@ -51,7 +51,16 @@ import {
   sessionReady,
   startGitHubStub,
 } from './github-fixture.mjs';
-import { quantile, sleep, summary, writeResults, namespaceWithSecrets } from './stats.mjs';
+import {
+  quantile,
+  sleep,
+  summary,
+  writeResults,
+  namespaceWithSecrets,
+  requireProjectNode,
+} from './stats.mjs';
+
+requireProjectNode();
 
 const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);

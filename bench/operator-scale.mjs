@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Benchmark: time from CodeMate create to session-pod create, for 1, 100 and 1,000 CodeMates, next to a
-// bare pod create on the same apiserver in the same run; the operator's RSS at start and with 1,000
+// bare pod create and to the floor (the CodeMate, its pod and its status written directly, no operator)
+// on the same apiserver in the same run; the operator's RSS at start and with 1,000
 // CodeMates; its CPU once they are idle; and what it asked of GitHub (a stand-in with ETags).
 // Usage: npm run build && node bench/operator-scale.mjs [--sizes 1,100,1000] [--idle-seconds 60]
-//   [--workers 4] [--cpu-prof DIR] [--heap-snapshot DIR] [--out bench/results/operator-scale.json]
+//   [--workers 4] [--cpu-prof DIR] [--heap-snapshot DIR] [--node-options "..."] [--malloc-arena-max N]
+//   [--out bench/results/operator-scale.json]
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +18,11 @@ import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/sandbox/binaries.js';
 import { freePort } from '../dist/clients/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
-import { summary, namespaceWithSecrets } from './stats.mjs';
+import { reconcile } from '../dist/operator/reconcile.js';
+import { statusPatch } from '../dist/operator/execute.js';
+import { summary, namespaceWithSecrets, requireProjectNode } from './stats.mjs';
+
+requireProjectNode();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, fallback) => {
@@ -122,6 +128,64 @@ async function barePods(n) {
   return { ...summary(latencies), wallMs: Math.round(wall) };
 }
 
+const codemateSpec = (branch) => ({
+  repository: { url: 'https://github.com/example/project.git', branch },
+  github: { tokenSecretRef: { name: 'github-token' } },
+  anthropic: { apiKeySecretRef: { name: 'anthropic-key' } },
+});
+
+/**
+ * The floor for any operator: the writes a CodeMate cannot do without, made by the benchmark itself
+ * with no operator running. The CodeMate create, then the session pod and the first status exactly as
+ * the operator's pure reconcile plans them (the same pod template, the same status patch), with no watch,
+ * cache, queue or Event in between. Measured like the others: create call → pod seen in a watch.
+ * Afterwards the CodeMates and pods are deleted, so that the operator, started later, never sees them.
+ */
+async function floorWrites(n) {
+  const namespace = `floor-${n}`;
+  await namespaceWithSecrets(kube, namespace);
+  const watch = await podSightings(namespace, (p) => p.metadata.labels?.['codemate.io/name']);
+  const secret = { exists: true, keys: ['token'] };
+  const observed = { pods: [], secrets: { 'github-token': secret, 'anthropic-key': secret } };
+  const cpu = await cpuOfAll(undefined);
+  const requests = await apiserverRequests();
+  const latencies = [];
+  const started = performance.now();
+  await inBatches([...Array(n).keys()], async (i) => {
+    const t0 = performance.now();
+    const cm = await kube.create({
+      apiVersion: 'codemate.io/v1alpha1',
+      kind: 'CodeMate',
+      metadata: { name: `s-${i}`, namespace },
+      spec: codemateSpec(`f${n}-b${i}`),
+    });
+    const plan = reconcile(cm, observed, { defaultImage: 'codemate-session:bench' }, new Date());
+    const create = plan.actions.find((a) => a.type === 'createPod');
+    if (!create) throw new Error(`reconcile planned no pod: ${JSON.stringify(plan.actions)}`);
+    await kube.create(create.pod);
+    latencies.push((await watch.when(`s-${i}`)) - t0);
+    const patch = statusPatch(cm.status, plan.status);
+    const ref = { group: 'codemate.io', version: 'v1alpha1', plural: 'codemates', namespace, name: `s-${i}` };
+    if (patch) await kube.patchStatus(ref, patch);
+  });
+  const wall = performance.now() - started;
+  watch.stop();
+  const result = {
+    ...summary(latencies),
+    wallMs: Math.round(wall),
+    cpuSeconds: cpuSince(cpu, await cpuOfAll(undefined)),
+    apiserverRequests: countsSince(requests, await apiserverRequests()),
+  };
+  await kube.http.request('DELETE', `/apis/codemate.io/v1alpha1/namespaces/${namespace}/codemates`, {});
+  await kube.http.request('DELETE', `/api/v1/namespaces/${namespace}/pods?gracePeriodSeconds=0`, {});
+  for (let i = 0; i < 600; i++) {
+    const { items } = await kube.http.request('GET', `/api/v1/namespaces/${namespace}/pods?limit=1`, {});
+    if (items.length === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return result;
+}
+
 async function codemates(n, operatorPid) {
   const namespace = `cm-${n}`;
   await namespaceWithSecrets(kube, namespace);
@@ -134,11 +198,7 @@ async function codemates(n, operatorPid) {
       apiVersion: 'codemate.io/v1alpha1',
       kind: 'CodeMate',
       metadata: { name: `s-${i}`, namespace },
-      spec: {
-        repository: { url: 'https://github.com/example/project.git', branch: `n${n}-b${i}` },
-        github: { tokenSecretRef: { name: 'github-token' } },
-        anthropic: { apiKeySecretRef: { name: 'anthropic-key' } },
-      },
+      spec: codemateSpec(`n${n}-b${i}`),
     });
     latencies.push((await watch.when(`s-${i}`)) - t0);
   });
@@ -196,7 +256,7 @@ async function cpuSeconds(pid) {
 
 /** CPU seconds of the operator and of each control-plane process: where a phase's time went. */
 async function cpuOfAll(operatorPid) {
-  const out = { operator: await cpuSeconds(operatorPid) };
+  const out = operatorPid ? { operator: await cpuSeconds(operatorPid) } : {};
   for (const c of ['kube-apiserver', 'etcd', 'kwok', 'kube-scheduler', 'kube-controller-manager']) {
     const pid = Number(await readFile(path.join(stateDir, 'run', `${c}.pid`), 'utf8').catch(() => '0'));
     out[c] = pid ? await cpuSeconds(pid).catch(() => 0) : 0;
@@ -247,18 +307,31 @@ async function rssMiB(pid) {
   return { rss: +(kb('VmRSS') / 1024).toFixed(1), peak: +(kb('VmHWM') / 1024).toFixed(1) };
 }
 
-/** The operator container's NODE_OPTIONS in manifests/operator.yaml: run it as it is deployed. */
-async function deployedNodeOptions() {
+/**
+ * What the operator container of manifests/operator.yaml sets for Node and for the C library
+ * (NODE_OPTIONS, MALLOC_ARENA_MAX): run it as it is deployed.
+ */
+async function deployedRuntimeEnv() {
   const { parseAllDocuments } = await import('yaml');
   const docs = parseAllDocuments(await readFile(path.join(root, 'manifests', 'operator.yaml'), 'utf8'));
   for (const doc of docs.map((d) => d.toJSON())) {
     const container = doc?.kind === 'Deployment' ? doc.spec.template.spec.containers[0] : undefined;
-    const value = container?.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
-    if (value) return value;
+    if (!container) continue;
+    const pick = (name) => container.env?.find((e) => e.name === name)?.value;
+    return { NODE_OPTIONS: pick('NODE_OPTIONS') ?? '', MALLOC_ARENA_MAX: pick('MALLOC_ARENA_MAX') };
   }
-  return '';
+  return { NODE_OPTIONS: '' };
 }
-const nodeOptions = arg('node-options', await deployedNodeOptions());
+const runtimeEnv = await deployedRuntimeEnv();
+const nodeOptions = arg('node-options', runtimeEnv.NODE_OPTIONS);
+const mallocArenaMax = arg('malloc-arena-max', runtimeEnv.MALLOC_ARENA_MAX);
+
+// The floor of each size first, before the operator starts: it must never see these CodeMates.
+const floors = {};
+for (const n of sizes) {
+  floors[n] = await floorWrites(n);
+  console.log(JSON.stringify({ n, floor: floors[n] }));
+}
 
 const github = await githubStandIn();
 const healthPort = await freePort();
@@ -278,7 +351,15 @@ const operator = spawn(
     '--log-level=warn',
     ...(workers ? [`--workers=${workers}`] : []),
   ],
-  { stdio: 'ignore', env: { ...process.env, GITHUB_API_URL: github.url, NODE_OPTIONS: nodeOptions } },
+  {
+    stdio: 'ignore',
+    env: {
+      ...process.env,
+      GITHUB_API_URL: github.url,
+      NODE_OPTIONS: nodeOptions,
+      ...(mallocArenaMax ? { MALLOC_ARENA_MAX: mallocArenaMax } : {}),
+    },
+  },
 );
 for (let i = 0; ; i++) {
   const ready = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
@@ -298,6 +379,7 @@ const results = {
   concurrency,
   workers: workers ? Number(workers) : 'default',
   nodeOptions,
+  mallocArenaMax: mallocArenaMax ?? 'default',
   operatorStartRssMiB: (await rssMiB(operator.pid)).rss,
   operatorStartMemory: await operatorMemory(),
   sizes: {},
@@ -321,9 +403,13 @@ try {
     cm.operatorMemory = await operatorMemory();
     results.sizes[n] = {
       barePodCreate: bare,
+      floorWrites: floors[n],
       codemateToPod: cm,
       ratioP50: +(cm.p50 / bare.p50).toFixed(2),
       ratioWall: +(cm.wallMs / bare.wallMs).toFixed(2),
+      floorRatioWall: +(floors[n].wallMs / bare.wallMs).toFixed(2),
+      ratioWallToFloor: +(cm.wallMs / floors[n].wallMs).toFixed(2),
+      ratioP50ToFloor: +(cm.p50 / floors[n].p50).toFixed(2),
     };
     console.log(JSON.stringify({ n, bare, codemate: cm }));
   }

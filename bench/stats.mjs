@@ -6,6 +6,21 @@ import { fileURLToPath } from 'node:url';
 
 const resultsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
+/**
+ * Refuses to measure on a Node older than the project's (package.json engines; 24 is what the image
+ * runs). The benchmarks that start the operator or the webhook run them with this same Node, and a shell
+ * whose PATH does not start with node_modules/.bin has the machine's own, older Node.
+ */
+export function requireProjectNode() {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < 22) {
+    throw new Error(
+      `this benchmark runs CodeMate on the Node that runs it, and that is ${process.version}; the project ` +
+        'runs on Node 24 (22 at least). Run it with `npm run bench:<name>`, or with node_modules/.bin first on PATH.',
+    );
+  }
+}
+
 export const quantile = (xs, q) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];

@@ -40,7 +40,17 @@ import {
   sessionReady,
   startGitHubStub,
 } from './github-fixture.mjs';
-import { quantile, summary, until, sleep, writeResults, namespaceWithSecrets } from './stats.mjs';
+import {
+  quantile,
+  summary,
+  until,
+  sleep,
+  writeResults,
+  namespaceWithSecrets,
+  requireProjectNode,
+} from './stats.mjs';
+
+requireProjectNode();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const arg = (name, fallback) => {
