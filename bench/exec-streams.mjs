@@ -5,7 +5,7 @@
 // operator's own exec client (src/clients/exec.ts), from this process, into kwok pods whose exec runs a
 // host command that prints a line and then waits, and reports this process's RSS and V8 heap before and
 // with them open: the memory of one open stream, client side.
-// Usage: npm run build && node bench/exec-streams.mjs [--streams 1000] [--pods 100]
+// Usage: npm run bench:exec-streams [-- --streams 1000 --pods 100]
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -28,9 +28,9 @@ const pods = arg('pods', 100);
 const namespace = 'streams';
 
 async function memory() {
-  global.gc?.();
+  globalThis.gc?.();
   await sleep(500);
-  global.gc?.();
+  globalThis.gc?.();
   const status = await readFile('/proc/self/status', 'utf8');
   const rss = Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
   const { heapUsed, heapTotal, external } = process.memoryUsage();

@@ -16,7 +16,7 @@
 //    difference is the webhook hop: HTTP, signature, routing and the create call.
 //
 // Usage: npm run build && node bench/webhook.mjs [--seconds 15] [--connections 10] [--rate 1000]
-//        [--deliveries 200]
+//        [--deliveries 200] [--cpu-prof DIR]
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
@@ -63,6 +63,10 @@ const options = {
   rate: arg('rate', 1000),
   deliveries: arg('deliveries', 200),
 };
+// --cpu-prof DIR: the ack part's `codemate webhook` writes a V8 CPU profile there when it stops.
+const cpuProfDir = process.argv.includes('--cpu-prof')
+  ? process.argv[process.argv.indexOf('--cpu-prof') + 1]
+  : undefined;
 
 // ---------------------------------------------------------------------------------------------- stats
 const ratio = (a, b) => +(a / b).toFixed(2);
@@ -92,12 +96,13 @@ async function startBareReceiver(secret) {
 }
 
 /** `codemate webhook` with its default log level; its JSON logs go to a file, as a container's would. */
-async function startCodemateWebhook(secret, kubeconfig, logFile) {
+async function startCodemateWebhook(secret, kubeconfig, logFile, profileDir) {
   const port = await freePort();
   const log = openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
     [
+      ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
       path.join(root, 'bin', 'codemate.js'),
       'webhook',
       `--kubeconfig=${kubeconfig}`,
@@ -245,7 +250,12 @@ async function ackPart(kube, paths, secret) {
   const next = deliveries(secret);
 
   const bare = await startBareReceiver(secret);
-  const codemate = await startCodemateWebhook(secret, paths.kubeconfig, paths.logFile('bench-webhook'));
+  const codemate = await startCodemateWebhook(
+    secret,
+    paths.kubeconfig,
+    paths.logFile('bench-webhook'),
+    cpuProfDir,
+  );
   try {
     await firstStored(codemate.url, next);
     const bareResult = await measureTarget('bare', bare.url, next);
