@@ -4,7 +4,8 @@
 // operator-scale benchmark's pods refuse exec, so its figures hold none. This opens N execs with the
 // operator's own exec client (src/clients/exec.ts), from this process, into kwok pods whose exec runs a
 // host command that prints a line and then waits, and reports this process's RSS and V8 heap before and
-// with them open: the memory of one open stream, client side.
+// with them open: the memory of one open stream, client side. Then the CPU time one exec costs it when the
+// node refuses it, as every exec into operator-scale's pods is refused.
 // Usage: npm run bench:exec-streams [-- --streams 1000 --pods 100]
 import os from 'node:os';
 import path from 'node:path';
@@ -101,6 +102,41 @@ try {
   }
   const openSeconds = (performance.now() - started) / 1000;
   const withStreams = await memory();
+
+  // What an exec the node refuses costs this process: the operator-scale pods refuse every exec, and the
+  // operator retries their channels and reports with backoff. CPU time (user + system) per attempt.
+  const refusedNamespace = 'refused';
+  await kube.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: refusedNamespace } });
+  await kube.create({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace: refusedNamespace },
+    spec: { containers: [{ name: 'session', image: 'codemate-session:bench' }] },
+  });
+  await until(async () => {
+    const pod = await kube.http.request('GET', `/api/v1/namespaces/${refusedNamespace}/pods/p`, {});
+    return pod.status?.phase === 'Running';
+  }, 'refused pod running');
+  const attempt = () =>
+    openExec(kube, refusedNamespace, 'p', ['true'], {
+      container: 'session',
+      onStdout: () => undefined,
+      onStderr: () => undefined,
+    }).then(
+      (s) => s.closed,
+      () => undefined,
+    );
+  for (let i = 0; i < 20; i++) await attempt();
+  const refusedAttempts = 500;
+  const cpuBefore = process.cpuUsage();
+  const refusedStarted = performance.now();
+  for (let i = 0; i < refusedAttempts; i++) await attempt();
+  const cpu = process.cpuUsage(cpuBefore);
+  const refused = {
+    attempts: refusedAttempts,
+    cpuMsPerAttempt: +((cpu.user + cpu.system) / 1000 / refusedAttempts).toFixed(2),
+    wallMsPerAttempt: +((performance.now() - refusedStarted) / refusedAttempts).toFixed(2),
+  };
   const n = opened.length - 1;
   const perStreamKiB = (field) => +(((withStreams[field] - before[field]) * 1024) / n).toFixed(1);
   await writeResults('exec-streams', {
@@ -113,6 +149,7 @@ try {
     before,
     withStreams,
     perStream: { rssKiB: perStreamKiB('rssMiB'), heapUsedKiB: perStreamKiB('heapUsedMiB') },
+    refused,
   });
 } finally {
   for (const s of opened) s.close();

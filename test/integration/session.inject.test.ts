@@ -75,7 +75,7 @@ async function acks(): Promise<string[]> {
  * (its parent) at one tmux call, once, the way a lost exec ends it; or loses Enter keys. Nothing in the
  * script knows.
  */
-type Fault = 'before-paste' | 'after-paste' | 'after-enter' | 'lose-enter' | 'lose-enters';
+type Fault = 'before-paste' | 'after-paste' | 'after-enter' | 'lose-enter' | 'lose-enters' | 'no-receipt';
 async function makeFaultyTmux(root: string): Promise<string> {
   const dir = path.join(root, 'faulty-tmux');
   await mkdir(dir);
@@ -100,6 +100,12 @@ async function makeFaultyTmux(root: string): Promise<string> {
       '  after-enter:*:yes) ' + real + ' "$@"; die_here ;;',
       '  lose-enter:*:yes) rm -f "$CODEMATE_TEST_TMUX_FAULT"; paste_only; exit 0 ;;',
       '  lose-enters:*:yes) paste_only; exit 0 ;;',
+      // The paste and its Enter go through, then pasted/<id> changes under the hook, which therefore
+      // acknowledges nothing: as when Claude Code hands a prompt to a running turn and fires no hook.
+      '  no-receipt:yes:yes) ' +
+        real +
+        ' "$@"; for a in "$@"; do case "$a" in codemate-*) id=${a#codemate-} ;; esac; done;',
+      '    sed -i "1s/\\$/ (changed)/" "$CODEMATE_STATE_DIR/pasted/$id"; rm -f "$CODEMATE_TEST_TMUX_FAULT"; exit 0 ;;',
       'esac',
       `exec ${real} "$@"`,
       '',
@@ -399,6 +405,21 @@ describe('a message sent but never acknowledged is not stuck', () => {
     expect(retry.code, retry.stderr).toBe(0);
     expect(retry.stderr).toContain("Claude's transcript holds it");
     expect(await acks()).toContain('missed-1');
+  });
+
+  it('is acknowledged from the transcript within seconds when the hook fires for none, not at the timeout', async () => {
+    const before = (await s.prompts()).length;
+    const started = Date.now();
+    const result = await injectWithFault('unhooked-1', 'no hook for this one', 'no-receipt', [
+      '--timeout',
+      '20',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain("Claude's transcript holds it");
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(await receivedSince(before, 1)).toEqual([expected('unhooked-1', 'no hook for this one')]);
+    expect(await acks()).toContain('unhooked-1');
+    sent.push(expected('unhooked-1', 'no hook for this one'));
   });
 
   it('is given up on (exit 9) at the receipt deadline when neither the box nor the transcript has it', async () => {
