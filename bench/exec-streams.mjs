@@ -10,13 +10,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { readFile } from 'node:fs/promises';
 import { Kube } from '../dist/clients/kube.js';
 import { openExec } from '../dist/clients/exec.js';
 import { cacheDir, readEnv } from '../dist/config/index.js';
 import { resolveBinaries } from '../dist/sandbox/binaries.js';
 import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
-import { requireProjectNode, sleep, until, writeResults } from './stats.mjs';
+import { requireProjectNode, rssMiB, sleep, until, writeResults } from './stats.mjs';
 
 requireProjectNode();
 
@@ -32,12 +31,11 @@ async function memory() {
   globalThis.gc?.();
   await sleep(500);
   globalThis.gc?.();
-  const status = await readFile('/proc/self/status', 'utf8');
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)[1]) / 1024;
+  const { rss } = await rssMiB();
   const { heapUsed, heapTotal, external } = process.memoryUsage();
   const mib = (b) => +(b / 1048576).toFixed(1);
   return {
-    rssMiB: +rss.toFixed(1),
+    rssMiB: rss,
     heapUsedMiB: mib(heapUsed),
     heapTotalMiB: mib(heapTotal),
     externalMiB: mib(external),

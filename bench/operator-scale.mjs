@@ -20,7 +20,7 @@ import { freePort } from '../dist/clients/ports.js';
 import { sandboxDown, sandboxUp } from '../dist/sandbox/sandbox.js';
 import { reconcile } from '../dist/operator/reconcile.js';
 import { statusPatch } from '../dist/operator/execute.js';
-import { summary, namespaceWithSecrets, requireProjectNode } from './stats.mjs';
+import { summary, namespaceWithSecrets, requireProjectNode, rssMiB, until } from './stats.mjs';
 
 requireProjectNode();
 
@@ -178,11 +178,10 @@ async function floorWrites(n) {
   };
   await kube.http.request('DELETE', `/apis/codemate.io/v1alpha1/namespaces/${namespace}/codemates`, {});
   await kube.http.request('DELETE', `/api/v1/namespaces/${namespace}/pods?gracePeriodSeconds=0`, {});
-  for (let i = 0; i < 600; i++) {
+  await until(async () => {
     const { items } = await kube.http.request('GET', `/api/v1/namespaces/${namespace}/pods?limit=1`, {});
-    if (items.length === 0) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return items.length === 0;
+  }, `the floor's pods in ${namespace} deleted`);
   return result;
 }
 
@@ -299,12 +298,6 @@ async function operatorMemory() {
     heapUsedMiB: mib('nodejs_heap_size_used_bytes'),
     externalMiB: mib('nodejs_external_memory_bytes'),
   };
-}
-
-async function rssMiB(pid) {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { rss: +(kb('VmRSS') / 1024).toFixed(1), peak: +(kb('VmHWM') / 1024).toFixed(1) };
 }
 
 /**

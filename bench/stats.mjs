@@ -1,6 +1,6 @@
 // What every benchmark here shares: quantiles, a p50/p99/max summary, waiting for a condition, a
 // namespace with the two secrets a CodeMate names, and writing results/<name>.json.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,6 +33,13 @@ export const summary = (xs) => ({
   // A loop, not Math.max(...xs): a throughput run has more samples than the call stack takes arguments.
   max: +xs.reduce((a, b) => (b > a ? b : a), -Infinity).toFixed(1),
 });
+
+/** A process's resident memory and its peak, in MiB, from /proc/<pid>/status (`self` for this one). */
+export async function rssMiB(pid = 'self') {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: +(kb('VmRSS') / 1024).toFixed(1), peak: +(kb('VmHWM') / 1024).toFixed(1) };
+}
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -102,7 +102,6 @@ async function createIfAbsent(kube: Kube, object: Parameters<Kube['create']>[0])
   }
 }
 
-/** JSON with object keys sorted, so that the same value compares equal whatever its key order. */
 /**
  * A JSON merge patch of the reconcile's own fields, from one status to the next (a dropped field is
  * set to null), or undefined when none of them changed.

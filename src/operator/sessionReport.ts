@@ -5,6 +5,7 @@
  */
 import type { Usage } from '../api/codemate.js';
 import { sessionStateName } from '../api/github.js';
+import type { CheckRunWrite } from '../clients/github.js';
 
 /** The session's state as status.session.state and the commit status say it. */
 export type SessionState = 'working' | 'idle' | 'blocked';
@@ -184,8 +185,6 @@ export function writeDelayMs(lastWriteAt: number | undefined, now: number, minIn
 /** The name of the one check run CodeMate keeps on the pull request's head in App mode. */
 export const checkRunName = commitStatusContext;
 
-export type CheckRunConclusion = 'success' | 'failure' | 'neutral' | 'action_required';
-
 /**
  * The check run for a state, in App mode (docs/session-state.md). It mirrors the commit status so that a
  * required `codemate/session` check holds a merge back exactly when the commit status would: a running
@@ -199,15 +198,8 @@ export function checkRunFor(
   codemate: { name: string; namespace: string },
   lastMessage: string | undefined,
   detailsUrl: string | undefined,
-): {
-  name: string;
-  status: 'in_progress' | 'completed';
-  conclusion?: CheckRunConclusion;
-  title: string;
-  summary: string;
-  detailsUrl?: string;
-} {
-  const conclusions: Record<ShownState, CheckRunConclusion | undefined> = {
+): CheckRunWrite {
+  const conclusions: Record<ShownState, CheckRunWrite['conclusion']> = {
     working: undefined,
     idle: 'success',
     // GitHub asks for a details_url with action_required: without one, failure holds a merge the same way.

@@ -21,7 +21,7 @@ import {
 import { buildMessage, messageName } from '../api/message.js';
 import { sessionContainer } from '../api/pod.js';
 import { openExec, type ExecStream } from '../clients/exec.js';
-import type { GitHub } from '../clients/github.js';
+import type { CheckRunWrite, GitHub } from '../clients/github.js';
 import { isConflict, isNotFound, type Kube, type KubeObject } from '../clients/kube.js';
 import { parseRepository } from '../github/repository.js';
 import { reportOpens } from '../config/defaults.js';
@@ -460,7 +460,7 @@ export class SessionReports {
     gh: GitHub,
     repo: { owner: string; repo: string },
     sha: string,
-    run: ReturnType<typeof checkRunFor>,
+    run: CheckRunWrite,
     entry: Entry,
     appId: number | undefined,
   ): Promise<void> {

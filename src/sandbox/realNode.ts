@@ -364,10 +364,11 @@ function serviceRule(destination: string): string[] {
  */
 async function removeServiceRules(keepPort?: number): Promise<void> {
   const { stdout } = await runProgram('iptables', ['-w', '-t', 'nat', '-S', 'PREROUTING']);
+  const pattern = new RegExp(
+    `^-A PREROUTING -d ${kubernetesServiceIp.replace(/\./g, '\\.')}/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination (\\S+)$`,
+  );
   for (const line of stdout.split('\n')) {
-    const to = new RegExp(
-      `^-A PREROUTING -d ${kubernetesServiceIp.replace(/\./g, '\\.')}/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination (\\S+)$`,
-    ).exec(line.trim());
+    const to = pattern.exec(line.trim());
     if (!to || to[1] === `127.0.0.1:${keepPort}`) continue;
     await runProgram('iptables', ['-w', '-t', 'nat', '-D', ...serviceRule(to[1]!)]);
   }

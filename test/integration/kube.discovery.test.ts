@@ -44,27 +44,27 @@ describe('discovery', () => {
   it('finds a kind whose CRD was established after the client first looked at its group', async () => {
     const kube = Kube.load({ kubeconfig: cluster.kubeconfig });
     const list = (kind: string) => kube.list(`${group}/v1`, kind, cluster.namespace);
+    const served = (kind: string) =>
+      list(kind).then(
+        () => true,
+        () => false,
+      );
     await cluster.kube.create(crd('Gadget'));
     // The group is served with Gadget only: the client has discovered it without Widget.
     await eventually(
-      () =>
-        list('Gadget').then(
-          () => true,
-          () => false,
-        ),
+      () => served('Gadget'),
       (ok) => ok,
       { what: 'Gadget served' },
     );
     await expect(list('Widget')).rejects.toThrow(/does not serve kind Widget/);
     await cluster.kube.create(crd('Widget'));
     await eventually(
-      () =>
-        list('Widget').then(
-          () => true,
-          () => false,
-        ),
+      () => served('Widget'),
       (ok) => ok,
-      { what: 'Widget served to the same client', timeoutMs: 20_000 },
+      {
+        what: 'Widget served to the same client',
+        timeoutMs: 20_000,
+      },
     );
   });
 });
