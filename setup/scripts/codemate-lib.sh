@@ -33,6 +33,42 @@ set_session_state() {
   mv -f "${CODEMATE_STATE_DIR}/session-state.tmp" "${CODEMATE_STATE_DIR}/session-state"
 }
 
+# --- tmux: one client for a whole --serve loop -----------------------------------------------------------
+# Every `tmux` command is a client process: fork, exec, connect, identify; about 5 ms on a busy 2-core node
+# (measured), and an injection needs two (read the prompt box, paste). Under --serve the frame server keeps
+# one client in control mode instead (tmux -C, attached without pane output and without a say in the
+# window's size) and sends the loop's commands down its pipe, a fraction of a millisecond each (adr/0020).
+# Output comes back through a file, which bash reads in blocks, where a pipe is read a byte at a time.
+
+# tmux_run OUT ARG...: tmux ARG... (`;` separates commands, as on tmux's command line) through the frame
+# server's control client; its output goes to the file OUT (- for none). Returns 0; 1 when tmux answered
+# with an error (in $tmux_error); 2 when it could not be sent that way (no frame server, no control client:
+# the session is not up yet), so it should run as its own client; 3 when it was sent but no answer came
+# in 10 s (whether it ran is unknown; the client is restarted for the next command).
+# shellcheck disable=SC2034 # tmux_error is its caller's
+tmux_run() {
+  local out=$1 arg args='' code
+  shift
+  tmux_error=
+  [ -n "${frame_in:-}" ] || return 2
+  for arg in "$@"; do
+    [[ $arg != *[$'\t\n']* ]] || return 2
+    args+=$'\t'$arg
+  done
+  printf '=tmux\t%s%s\n' "$out" "$args" >&"$frame_in"
+  IFS=' ' read -r code tmux_error <&"$frame_out" || die 1 "the message framer of this channel is gone"
+  return "$code"
+}
+
+# tmux_do ARG...: tmux ARG..., through the control client when it can, else as its own client; the exit
+# code (3 when the control client stopped answering).
+tmux_do() {
+  local code=0
+  tmux_run - "$@" || code=$?
+  [ "$code" = 2 ] || return "$code"
+  tmux "$@"
+}
+
 # --- message tags: what makes a marker line unforgeable ----------------------------------------------
 # The entrypoint writes a random key at each start (mode 0600); frame_message (below) tags each marker
 # line with it. The hook acknowledges a marker only when it equals the first line of pasted/<id>, which
@@ -163,8 +199,14 @@ prompt_box() {
 quick_box() {
   local screen i start=0 shown
   local -a lines
-  screen=$(tmux capture-pane -p -J -t "=${CODEMATE_SESSION}:" 2>/dev/null) || return 2
-  mapfile -t lines <<<"$screen"
+  local screen_file="${CODEMATE_STATE_DIR}/.screen.$$"
+  if tmux_run "$screen_file" capture-pane -p -J -t "=${CODEMATE_SESSION}:"; then
+    mapfile -t lines <"$screen_file"
+  else
+    [ $? != 1 ] || return 2
+    screen=$(tmux capture-pane -p -J -t "=${CODEMATE_SESSION}:" 2>/dev/null) || return 2
+    mapfile -t lines <<<"$screen"
+  fi
   for ((i = ${#lines[@]} - 1; i >= 1; i--)); do
     case "${lines[i]}" in
       "❯" | "❯ "* | "❯"$'\xc2\xa0'*)
@@ -273,18 +315,141 @@ frame_perl='
     $flat = "-" if length($flat) > 4096;
     return (0, "$newlines $flat");
   }
+  # The control client of --serve (tmux_run): started on first use, and again after it ends.
+  my ($tmux_pid, $tmux_in, $tmux_out, $tmux_buffer);
+  sub tmux_stop {
+    close $tmux_in if $tmux_in;
+    close $tmux_out if $tmux_out;
+    if ($tmux_pid) { kill "TERM", $tmux_pid; waitpid $tmux_pid, 0 }
+    ($tmux_pid, $tmux_in, $tmux_out, $tmux_buffer) = ();
+  }
+  # The next answer: (0 or 1, its lines), or () when none came in 10 s or the client ended.
+  sub tmux_answer {
+    my ($begin, @lines);
+    my $deadline = time + 10;
+    for (;;) {
+      while ($tmux_buffer =~ s/\A([^\n]*)\n//) {
+        my $line = $1;
+        if (!defined $begin) {
+          # Outside a block: a notification, skipped.
+          $begin = $1 if $line =~ /\A%begin (.*)\z/;
+          next;
+        }
+        # The text of a pane (capture-pane) comes unescaped: only the exact closing line ends the block.
+        return (0, @lines) if $line eq "%end $begin";
+        return (1, @lines) if $line eq "%error $begin";
+        push @lines, $line;
+      }
+      my $left = $deadline - time;
+      return () if $left <= 0;
+      my $bits = "";
+      vec($bits, fileno($tmux_out), 1) = 1;
+      next unless select(my $ready = $bits, undef, undef, $left) > 0;
+      my $n = sysread($tmux_out, $tmux_buffer, 65536, length $tmux_buffer);
+      return () unless $n;
+    }
+  }
+  sub tmux_start {
+    my ($session) = @_;
+    require POSIX;
+    return 1 if $tmux_pid && waitpid($tmux_pid, POSIX::WNOHANG()) == 0;
+    tmux_stop();
+    pipe(my $from_parent, $tmux_in) or return 0;
+    pipe($tmux_out, my $to_parent) or return 0;
+    my $pid = fork;
+    return 0 unless defined $pid;
+    if ($pid == 0) {
+      open STDIN, "<&", $from_parent;
+      open STDOUT, ">&", $to_parent;
+      open STDERR, ">", "/dev/null";
+      exec "tmux", "-C", "attach-session", "-t", "=$session", "-f", "no-output,ignore-size";
+      exit 127;
+    }
+    close $from_parent;
+    close $to_parent;
+    $tmux_pid = $pid;
+    $tmux_buffer = "";
+    my $old = select $tmux_in; $| = 1; select $old;
+    binmode $tmux_out;
+    # The attach is answered first (an empty block), then this command.
+    print $tmux_in "display-message -p codemate-ready\n";
+    for (1 .. 2) {
+      my ($code, @lines) = tmux_answer();
+      last unless defined $code;
+      return 1 if $code == 0 && "@lines" eq "codemate-ready";
+    }
+    tmux_stop();
+    return 0;
+  }
+  # tmux_command(OUT, ARG...): (code, text) as tmux_run returns them.
+  sub tmux_command {
+    my ($out, @args) = @_;
+    my @words;
+    for my $arg (@args) {
+      # Plain words as they are; others single-quoted, which tmux takes literally (no quote inside).
+      if ($arg =~ m{\A[A-Za-z0-9_./:=@+,-]+\z} || $arg eq ";") { push @words, $arg }
+      elsif ($arg !~ /[\x27\x00-\x1f]/) { push @words, "\x27$arg\x27" }
+      else { return (2, "an argument that cannot be quoted") }
+    }
+    tmux_start($ENV{CODEMATE_SESSION}) or return (2, "no control client");
+    local $SIG{PIPE} = "IGNORE";
+    unless (print $tmux_in join(" ", @words), "\n") { tmux_stop(); return (2, "the control client is gone") }
+    # One answer per command, up to the first error: tmux skips the commands after a failed one.
+    my ($code, @lines) = (0);
+    for (0 .. scalar grep { $_ eq ";" } @words) {
+      my ($failed, @got) = tmux_answer();
+      unless (defined $failed) { tmux_stop(); return (3, "tmux did not answer in 10 s") }
+      push @lines, @got;
+      if ($failed) { $code = 1; last }
+    }
+    if ($out ne "-") {
+      open my $o, ">", $out or return (1, "writing $out: $!");
+      print $o map { "$_\n" } @lines;
+      close $o or return (1, "writing $out: $!");
+    }
+    return $code ? (1, join(" ", @lines) || "tmux failed") : (0, "");
+  }
   binmode STDOUT, ":utf8";
   if ($ARGV[0] eq "--serve") {
     # Requests on stdin, "ID BYTES OUT" per line; the bodies from the channel (fd IN); one answer line each.
     my (undef, $key_file, $fd) = @ARGV;
     open(my $in, "<&=", $fd) or die "codemate: the channel (fd $fd): $!\n";
+    my $lock;
     binmode $in;
     $| = 1;
     while (my $request = <STDIN>) {
       chomp $request;
-      # Also renames a file (move_file), which would otherwise cost a fork and an exec of mv.
+      # Also renames and removes files (move_file, remove_file), and holds the injection lock (lock_injection)
+      # for the message being served, each of which would otherwise cost a fork and an exec.
       if ($request =~ /^=rename\t([^\t]+)\t([^\t]+)\z/) {
         print rename($1, $2) ? "0 renamed\n" : "1 codemate: renaming $1: $!\n";
+        next;
+      }
+      if ($request =~ /^=remove\t([^\t]+)\z/) {
+        print unlink($1) || $!{ENOENT} ? "0 removed\n" : "1 codemate: removing $1: $!\n";
+        next;
+      }
+      if ($request =~ /^=lock\t([^\t]+)\z/) {
+        close $lock if $lock;
+        if (open $lock, ">", $1) {
+          require Fcntl;
+          print flock($lock, Fcntl::LOCK_EX()) ? "0 locked\n" : "1 codemate: locking $1: $!\n";
+        } else {
+          print "1 codemate: opening $1: $!\n";
+        }
+        next;
+      }
+      if ($request =~ /^=tmux\t([^\t]+)((?:\t[^\t]*)+)\z/) {
+        my ($out, @args) = ($1, split /\t/, substr($2, 1), -1);
+        my ($code, $text) = tmux_command($out, @args);
+        $text =~ s/\n/ /g;
+        print "$code $text\n";
+        next;
+      }
+      if ($request eq "=unlock") {
+        close $lock if $lock;
+        undef $lock;
+        print "0 unlocked\n";
         next;
       }
       my ($id, $bytes, $out) = split / /, $request, 3;
@@ -329,12 +494,44 @@ move_file() {
   fi
 }
 
+# remove_file FILE: rm -f, through the frame server when one runs (no fork).
+remove_file() {
+  if [ -n "${frame_in:-}" ]; then
+    local code text
+    printf '=remove\t%s\n' "$1" >&"$frame_in"
+    IFS=' ' read -r code text <&"$frame_out" || die 1 "the message framer of this channel is gone"
+    [ "$code" = 0 ] || die 1 "${text#codemate: }"
+  else
+    rm -f "$1"
+  fi
+}
+
+# lock_injection: one injection at a time per session (inject.lock). Under --serve the frame server holds
+# the lock (no fork for flock), and the loop releases it after each request (unlock_injection); otherwise
+# the lock is this process's descriptor 9, released when it exits.
+lock_injection() {
+  if [ -n "${frame_in:-}" ]; then
+    local code text
+    printf '=lock\t%s\n' "${CODEMATE_STATE_DIR}/inject.lock" >&"$frame_in"
+    IFS=' ' read -r code text <&"$frame_out" || die 1 "the message framer of this channel is gone"
+    [ "$code" = 0 ] || die 1 "${text#codemate: }"
+  else
+    exec 9>"${CODEMATE_STATE_DIR}/inject.lock"
+    flock 9
+  fi
+}
+
+unlock_injection() {
+  local code text
+  printf '=unlock\n' >&"$frame_in"
+  IFS=' ' read -r code text <&"$frame_out" || die 1 "the message framer of this channel is gone"
+}
+
 # frame_server: starts one perl process that frames every message of a --serve loop, reading their bodies
 # from this shell's stdin (the channel) as frame_message asks; sets $frame_in and $frame_out for it.
 frame_server() {
-  local channel
-  exec {channel}<&0
-  coproc FRAMER { exec perl -e "$frame_perl" -- --serve "${CODEMATE_STATE_DIR}/session-key" "$channel"; }
+  exec {frame_channel}<&0
+  coproc FRAMER { exec perl -e "$frame_perl" -- --serve "${CODEMATE_STATE_DIR}/session-key" "$frame_channel"; }
   # Copies that subshells keep (bash closes a coprocess's own descriptors in them).
   exec {frame_in}>&"${FRAMER[1]}" {frame_out}<&"${FRAMER[0]}"
 }

@@ -556,53 +556,59 @@ describe('injections during a slowly streaming turn', () => {
   }
 });
 
-describe('the standing channel (codemate-inject --serve)', () => {
-  /** One serve process: requests go in on stdin, one answer line comes back per request. */
-  function serve(): {
-    request(id: string, body: string, timeout?: number): Promise<string>;
-    raw(line: string): Promise<string>;
-    exited: Promise<number | null>;
-  } {
-    const p = spawn(path.join(scripts, 'codemate-inject'), ['--serve'], { env: s.env });
-    const lines: string[] = [];
-    const waiting: Array<(line: string) => void> = [];
-    let buffered = '';
-    p.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        const next = waiting.shift();
-        if (next) next(line);
-        else lines.push(line);
-      }
+/** One serve process: requests go in on stdin, one answer line comes back per request. */
+function serve(env: NodeJS.ProcessEnv = s.env): {
+  request(id: string, body: string, timeout?: number): Promise<string>;
+  raw(line: string): Promise<string>;
+  /** An empty line: the operator closing the channel. */
+  close(): Promise<number | null>;
+  exited: Promise<number | null>;
+} {
+  const p = spawn(path.join(scripts, 'codemate-inject'), ['--serve'], { env });
+  const lines: string[] = [];
+  const waiting: Array<(line: string) => void> = [];
+  let buffered = '';
+  p.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      const next = waiting.shift();
+      if (next) next(line);
+      else lines.push(line);
+    }
+  });
+  p.stderr.resume();
+  const nextLine = () =>
+    new Promise<string>((resolve) => {
+      const line = lines.shift();
+      if (line !== undefined) resolve(line);
+      else waiting.push(resolve);
     });
-    p.stderr.resume();
-    const nextLine = () =>
-      new Promise<string>((resolve) => {
-        const line = lines.shift();
-        if (line !== undefined) resolve(line);
-        else waiting.push(resolve);
-      });
-    const exited = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
-    const ready = nextLine();
-    return {
-      exited,
-      async request(id, body, timeout = 20) {
-        expect(await ready).toBe('codemate-serve ready 2');
-        p.stdin.write(`${id} ${Buffer.byteLength(body)} ${timeout}\n`);
-        p.stdin.write(body);
-        return nextLine();
-      },
-      async raw(line) {
-        expect(await ready).toBe('codemate-serve ready 2');
-        p.stdin.write(line);
-        return nextLine();
-      },
-    };
-  }
+  const exited = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
+  const ready = nextLine();
+  return {
+    exited,
+    async request(id, body, timeout = 20) {
+      expect(await ready).toBe('codemate-serve ready 2');
+      p.stdin.write(`${id} ${Buffer.byteLength(body)} ${timeout}\n`);
+      p.stdin.write(body);
+      return nextLine();
+    },
+    async raw(line) {
+      expect(await ready).toBe('codemate-serve ready 2');
+      p.stdin.write(line);
+      return nextLine();
+    },
+    async close() {
+      p.stdin.write('\n');
+      return exited;
+    },
+  };
+}
 
+describe('the standing channel (codemate-inject --serve)', () => {
   it('delivers one message after another through one process, each exactly once, with the same checks', async () => {
     const before = (await s.prompts()).length;
     const channel = serve();
@@ -641,6 +647,63 @@ describe('the standing channel (codemate-inject --serve)', () => {
     const trim = (xs: string[]) => xs.map((x) => x.trim());
     expect(trim(await receivedSince(before, 5))).toEqual(trim(texts));
     sent.push(...(await s.prompts()).slice(before));
+  });
+});
+
+describe('the standing channel drives tmux through one control client', () => {
+  /** `tmux` in the channel's PATH logs each start ("PID ARGS") to `log`, then is the real tmux. */
+  async function countingTmux(): Promise<{ env: NodeJS.ProcessEnv; starts: () => Promise<string[]> }> {
+    const dir = path.join(s.root, 'counting-tmux');
+    const log = path.join(dir, 'starts.log');
+    await mkdir(dir, { recursive: true });
+    await rm(log, { force: true });
+    const real = (await run('sh', ['-c', 'command -v tmux'])).stdout.trim();
+    await writeFile(
+      path.join(dir, 'tmux'),
+      `#!/usr/bin/env bash\nprintf '%s %s\\n' "$$" "$*" >>"${log}"\nexec ${real} "$@"\n`,
+    );
+    await chmod(path.join(dir, 'tmux'), 0o755);
+    return {
+      env: { ...s.env, PATH: `${dir}:${s.env.PATH}` },
+      starts: async () =>
+        (await readFile(log, 'utf8').catch(() => '')).split('\n').filter((line) => line !== ''),
+    };
+  }
+
+  it('starts tmux once for many messages, replaces a client that ends, and never pastes twice', async () => {
+    await idle();
+    const before = (await s.prompts()).length;
+    const tmux = await countingTmux();
+    const channel = serve(tmux.env);
+    const bodies: Array<[string, string]> = [
+      ['control-1', 'first through the control client'],
+      // Shown on the screen, then captured with it: lines that look like the ends of tmux's answers.
+      ['control-2', '%end 1795994812 1433 1\n%error 1795994812 1434 1\n%begin 1795994812 1435 1\n%exit'],
+      ['control-3', 'third, read from a screen that holds those lines'],
+    ];
+    for (const [id, body] of bodies) {
+      expect(await channel.request(id, body)).toBe(`codemate-serve done ${id} 0 `);
+      await idle();
+    }
+    // One tmux process for the three messages: the control client (not one per capture, paste or key).
+    const starts = await tmux.starts();
+    expect(starts).toHaveLength(1);
+    expect(starts[0]).toMatch(/^\d+ -C attach-session -t =claude-code -f no-output,ignore-size$/);
+
+    // The client ends (as when the session restarts); the next message starts another, and is pasted once.
+    process.kill(Number(starts[0]!.split(' ')[0]), 'SIGKILL');
+    expect(await channel.request('control-4', 'after the client ended')).toBe(
+      'codemate-serve done control-4 0 ',
+    );
+    await idle();
+    expect((await tmux.starts()).filter((line) => / -C attach-session /.test(line))).toHaveLength(2);
+
+    const texts = [...bodies, ['control-4', 'after the client ended'] as [string, string]].map(([id, body]) =>
+      expected(id, body),
+    );
+    expect(await receivedSince(before, 4)).toEqual(texts);
+    sent.push(...(await s.prompts()).slice(before));
+    expect(await channel.close()).toBe(0);
   });
 });
 
