@@ -7,7 +7,9 @@
 // Floor, in the same run and into the same session, interleaved (A, B, A, B, ...): the same kind of text
 // pasted and submitted by hand, as fast as tmux allows: one tmux command (load-buffer, paste-buffer -p,
 // send-keys Enter) through the session's own tmux socket on the host. No webhook, no apiserver, no
-// operator, no exec, no codemate-inject.
+// operator, no exec, no codemate-inject. A second floor, interleaved the same way (A, B, C, ...), sends that
+// same tmux command through one tmux client in control mode (tmux -C) that stays attached, as the session
+// channel sends its own since adr/0020: no tmux process per paste.
 //
 // Clock: the model server stamps each request's arrival (`at`, Date, 1 ms) after reading its body; the
 // benchmark stamps the send with Date.now() on the same host. The request log (GET /_requests, every body
@@ -202,9 +204,51 @@ async function stateEvents(stateDir) {
   };
 }
 
+/**
+ * A second floor's tmux: one client in control mode (tmux -C), as codemate-inject --serve keeps one, so
+ * that a paste costs no tmux process. `run(line)` sends one command line and resolves once every command
+ * in it is answered (tmux answers each in a %begin/%end block).
+ */
+function controlClient(sessionEnv) {
+  const env = { ...process.env, ...sessionEnv };
+  delete env.TMUX;
+  const child = spawn('tmux', ['-C', 'attach-session', '-t', '=claude-code', '-f', 'no-output,ignore-size'], {
+    env,
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
+  let buffered = '';
+  let inBlock = false;
+  const waiting = [];
+  child.stdout.on('data', (chunk) => {
+    buffered += chunk.toString('utf8');
+    let nl;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (!inBlock) inBlock = line.startsWith('%begin ');
+      else if (line.startsWith('%end ') || line.startsWith('%error ')) {
+        inBlock = false;
+        waiting.shift()?.(line.startsWith('%end '));
+      }
+    }
+  });
+  const answer = () => new Promise((resolve) => waiting.push(resolve));
+  const attached = answer(); // the attach itself is answered first
+  return {
+    async run(line) {
+      await attached;
+      const answers = line.split(' ; ').map(() => answer());
+      child.stdin.write(`${line}\n`);
+      const ok = await Promise.all(answers);
+      if (!ok.every(Boolean)) throw new Error(`tmux -C: ${line}: failed`);
+    },
+    close: () => child.stdin.end(),
+  };
+}
+
 // ------------------------------------------------------------------------------------------- samples
 /** The floor: the text codemate-inject would paste for such a comment, pasted and submitted by hand. */
-async function viaTmux(ctx, d) {
+async function viaTmux(ctx, d, { control = false } = {}) {
   const message = messageOf(ctx.cm, d);
   // The marker line of codemate-inject, with a tag that does not verify: the hook reads it and
   // acknowledges nothing (no such message was pasted), as for a person's prompt.
@@ -218,7 +262,16 @@ async function viaTmux(ctx, d) {
     'send-keys', '-t', target, 'Enter',
   ];
   const t0 = Date.now();
-  await tmux(ctx.sessionEnv, commands, text.trimEnd());
+  if (control) {
+    // The text from a file, which the tmux server reads (a control client's stdin is its commands).
+    const file = path.join(ctx.textDir, buffer);
+    await writeFile(file, text.trimEnd());
+    await ctx.control.run(
+      `load-buffer -b ${buffer} ${file} ; paste-buffer -p -d -b ${buffer} -t ${target} ; send-keys -t ${target} Enter`,
+    );
+  } else {
+    await tmux(ctx.sessionEnv, commands, text.trimEnd());
+  }
   const sent = Date.now();
   let nudged = false;
   const prompt = await ctx.transcript.turn(d.token, {
@@ -230,7 +283,14 @@ async function viaTmux(ctx, d) {
       await tmux(ctx.sessionEnv, ['send-keys', '-t', target, 'Enter']);
     },
   });
-  return { path: 'direct', token: d.token, t0, sent, prompt, ...(nudged ? { nudged } : {}) };
+  return {
+    path: control ? 'direct-control' : 'direct',
+    token: d.token,
+    t0,
+    sent,
+    prompt,
+    ...(nudged ? { nudged } : {}),
+  };
 }
 
 /** The measured path: a signed delivery to the sandbox's webhook. */
@@ -450,6 +510,8 @@ const stateDir = await mkdtemp(path.join(os.tmpdir(), 'codemate-bench-'));
 const repos = await mkdtemp(path.join(os.tmpdir(), 'codemate-bench-repos-'));
 const github = await startGitHubStub();
 let events;
+let control;
+let textDir;
 try {
   await localOrigin(repos);
   // Read by the operator (GitHub) and the pod runtime (clone URL) that sandboxUp starts.
@@ -473,11 +535,15 @@ try {
     webhook: { url: up.webhook.url },
     transcript: new Transcript(sessionEnv.CLAUDE_CONFIG_DIR),
     events,
+    control: (control = controlClient(sessionEnv)),
+    textDir: (textDir = await mkdtemp(path.join(os.tmpdir(), 'codemate-bench-texts-'))),
   };
   const hooked = deliveries(secret, { token: (id) => `[bench token wh-${id}]` });
   const unsent = deliveries(secret, { token: (id) => `[bench token dx-${id}]` });
+  const unsentControl = deliveries(secret, { token: (id) => `[bench token cx-${id}]` });
 
   const direct = [];
+  const directControl = [];
   const webhook = [];
   const probes = [];
   const loads = [];
@@ -489,12 +555,15 @@ try {
     const b = await viaWebhook(ctx, hooked());
     const probe = await execProbe(ctx);
     await sleep(options.pauseMs);
+    const c = await viaTmux(ctx, unsentControl(), { control: true });
+    await sleep(options.pauseMs);
     if (k >= 0) {
       direct.push(a);
+      directControl.push(c);
       webhook.push(b);
       probes.push(probe);
     }
-    if (k >= 0 && (k + 1) % 25 === 0) console.error(`${k + 1}/${options.samples} pairs`);
+    if (k >= 0 && (k + 1) % 25 === 0) console.error(`${k + 1}/${options.samples} rounds`);
   }
   const seconds = Math.round((Date.now() - started) / 1000);
 
@@ -507,11 +576,12 @@ try {
   const hook = options.traces > 0 ? await hookTimes(ctx, options.traces) : undefined;
 
   const requests = await (await fetch(`${modelServer}/_requests`)).json();
-  const problems = arrivals([...direct, ...webhook], requests);
+  const problems = arrivals([...direct, ...webhook, ...directControl], requests);
   if (problems.length) console.error(`tokens not seen exactly once at the model:\n${problems.join('\n')}`);
   const total = (s) => s.model - s.t0;
   const directTotals = direct.filter((s) => s.model).map(total);
   const webhookTotals = webhook.filter((s) => s.model).map(total);
+  const controlTotals = directControl.filter((s) => s.model).map(total);
 
   const results = {
     date: new Date().toISOString(),
@@ -530,12 +600,23 @@ try {
     ratioP50: ratio(quantile(webhookTotals, 0.5), quantile(directTotals, 0.5)),
     ratioP99: ratio(quantile(webhookTotals, 0.99), quantile(directTotals, 0.99)),
     target: 'p50 ratio at most 1.2',
+    // The same floor with its tmux command sent through a control client (no tmux process), as the
+    // session channel sends its own since adr/0020: the webhook path against the fastest hand paste.
+    directControl: { ...summary(controlTotals), mean: mean(controlTotals) },
+    ratioP50Control: ratio(quantile(webhookTotals, 0.5), quantile(controlTotals, 0.5)),
+    ratioP99Control: ratio(quantile(webhookTotals, 0.99), quantile(controlTotals, 0.99)),
     breakdown: {
       direct: {
         tmuxPasteAndEnter: segment(direct, 't0', 'sent'),
         enterToPromptInTranscript: segment(direct, 'sent', 'prompt'),
         promptToModel: segment(direct, 'prompt', 'model'),
         enterToModel: segment(direct, 'sent', 'model'),
+      },
+      directControl: {
+        tmuxPasteAndEnter: segment(directControl, 't0', 'sent'),
+        enterToPromptInTranscript: segment(directControl, 'sent', 'prompt'),
+        promptToModel: segment(directControl, 'prompt', 'model'),
+        enterToModel: segment(directControl, 'sent', 'model'),
       },
       viaWebhook: {
         webhookAck201: segment(webhook, 't0', 'acked'),
@@ -557,7 +638,7 @@ try {
     },
     anomalies: {
       tokensNotExactlyOnce: problems,
-      directEnterNudged: direct.filter((s) => s.nudged).length,
+      directEnterNudged: [...direct, ...directControl].filter((s) => s.nudged).length,
       webhookRetriedDeliveries: webhook.filter((s) => s.attempts > 1).length,
       webhookMissingEvents: webhook.filter((s) => !s.injectStart || !s.paste || !s.enter || !s.receipt)
         .length,
@@ -568,6 +649,8 @@ try {
   await writeResults('model-latency', results);
 } finally {
   events?.close();
+  control?.close();
+  if (textDir) await rm(textDir, { recursive: true, force: true });
   await sandboxDown(stateDir);
   await github.close();
   await rm(stateDir, { recursive: true, force: true });
