@@ -374,30 +374,30 @@ function injectSteps(trace, spawnedAt) {
     const m = /^(\++)(\d+\.\d+) (\S+):\d+ (.*)$/.exec(l);
     if (m) lines.push({ depth: m[1].length, at: Number(m[2]) * 1000, fn: m[3], text: m[4] });
   }
-  // The injection's own statements: the body of `inject`, which the script runs once its arguments are read.
-  const top = lines.map((l, i) => ({ ...l, i })).filter((l) => l.depth === 2 && l.fn === 'inject');
+  // The injection's own statements: the bodies of `inject` and of `deliver`, which it ends in.
+  const top = lines
+    .map((l, i) => ({ ...l, i }))
+    .filter((l) => (l.depth === 2 && l.fn === 'inject') || (l.depth === 3 && l.fn === 'deliver'));
   const startUp = 'start-up: bash, lib, arguments, mkdir';
   const steps = { [startUp]: top[0].at - spawnedAt };
   const add = (k, ms) => (steps[k] = (steps[k] ?? 0) + ms);
+  const named = {
+    lock_injection: 'flock inject.lock',
+    look_at_box: 'quick_box (one capture-pane)',
+    clear_box: 'clear_box',
+    move_file: 'mv pasted/<id>',
+    paste_file: 'tmux: load-buffer, paste-buffer, Enter',
+    await_ack: 'await_ack',
+  };
   let locked = false;
   for (let k = 0; k + 1 < top.length; k++) {
     const [a, b] = [top[k], top[k + 1]];
     const nested = lines.slice(a.i + 1, b.i);
     const word = a.text.split(' ')[0];
-    if (word === 'flock') locked = true;
+    if (word === 'lock_injection') locked = true;
     const step = nested.some((l) => l.fn === 'frame_message')
       ? 'frame_message: one perl (stdin, tag, cleaning)'
-      : word === 'tmux'
-        ? `tmux ${a.text.split(' ')[1]}`
-        : word === 'mv' || word === 'move_file'
-          ? 'mv pasted/<id>'
-          : ['quick_box', 'read_box', 'await_box', 'await_still_box', 'press_enter', 'await_ack'].includes(
-                word,
-              )
-            ? word
-            : locked
-              ? 'other statements'
-              : startUp;
+      : (named[word] ?? (locked ? 'other statements' : startUp));
     add(step, b.at - a.at);
   }
   return { steps };

@@ -283,6 +283,16 @@ export function withRetired(
   return { ...(before ? { before } : {}), items };
 }
 
+/**
+ * The delivered messages (oldest first) that retention deletes now: none while at most `retention` plus a
+ * fifth of it are kept, then all but the newest `retention`. Trimming in batches writes the CodeMate's
+ * history once per batch, not once per delivery (adr/0020).
+ */
+export function retiredNow<T>(delivered: readonly T[], retention: number): T[] {
+  if (delivered.length <= retention + Math.floor(retention / 5)) return [];
+  return delivered.slice(0, delivered.length - retention);
+}
+
 /** True when the item is recorded in the history (its message was delivered and later deleted). */
 export function inHistory(
   history: History | undefined,

@@ -32,6 +32,7 @@ import {
   isFinal,
   messageKind,
   messagePlural,
+  retiredNow,
   withRetired,
   type CodeMateMessage,
   type History,
@@ -442,7 +443,10 @@ export interface DeliveryOptions {
   /** The controller's CodeMate cache: a change of a session wakes its deliveries. */
   codemates: Watched<CodeMateObject>;
   supervision: Supervision;
-  /** Keep this many delivered messages per CodeMate; older ones are deleted and recorded as history. */
+  /**
+   * Keep this many delivered messages per CodeMate; older ones are deleted and recorded as history, in
+   * batches: up to a fifth more are kept between two trims (retiredNow).
+   */
   retention: number;
   /** codemate-inject's ack timeout (config: injectAckTimeoutSeconds); the exec's own is derived from it. */
   ackTimeoutSeconds?: number;
@@ -813,7 +817,7 @@ export class DeliveryWorker {
   }
 
   /**
-   * Deletes delivered messages beyond the newest `retention`. Before a GitHub-sourced one goes, its source
+   * Deletes delivered messages beyond the newest `retention`, in batches (retiredNow). Before a GitHub-sourced one goes, its source
    * is recorded in the CodeMate's status.history, so that neither the poller nor the webhook re-creates
    * it from a listing or a redelivery (what was delivered stays known after its object is gone).
    */
@@ -824,7 +828,7 @@ export class DeliveryWorker {
       .map((m) => this.current(m))
       .filter((m) => m.status?.phase === 'Delivered')
       .sort(deliveryOrder);
-    const old = delivered.slice(0, Math.max(0, delivered.length - this.options.retention));
+    const old = retiredNow(delivered, this.options.retention);
     if (old.length === 0) return undefined;
     const cm = this.codemate(namespace, codemate);
     if (!cm) return undefined;

@@ -5,6 +5,7 @@ import {
   historyLimit,
   inHistory,
   messageName,
+  retiredNow,
   withRetired,
   type CodeMateMessage,
   type MessageStatus,
@@ -306,6 +307,26 @@ describe('history of retired messages', () => {
     expect(inHistory(h, 'issue_comment', '1001', sources[1]!.createdAt)).toBe(true);
     expect(inHistory(h, 'issue_comment', '9999', '2026-01-01T00:00:01Z')).toBe(true);
     expect(inHistory(h, 'issue_comment', '9999', '2026-02-01T00:00:00Z')).toBe(false);
+  });
+});
+
+describe('retention', () => {
+  const kept = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+  it('trims to the newest N only once a fifth more have gathered, then all at once', () => {
+    expect(retiredNow(kept(50), 50)).toEqual([]);
+    expect(retiredNow(kept(60), 50)).toEqual([]);
+    expect(retiredNow(kept(61), 50)).toEqual(kept(11));
+    expect(retiredNow(kept(75), 50)).toEqual(kept(25));
+  });
+
+  it('keeps exactly N when N is too small for a batch, and none for 0', () => {
+    expect(retiredNow(kept(4), 4)).toEqual([]);
+    expect(retiredNow(kept(5), 4)).toEqual([0]);
+    expect(retiredNow(kept(1), 1)).toEqual([]);
+    expect(retiredNow(kept(2), 1)).toEqual([0]);
+    expect(retiredNow(kept(3), 0)).toEqual([0, 1, 2]);
+    expect(retiredNow([], 0)).toEqual([]);
   });
 });
 
