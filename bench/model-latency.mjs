@@ -377,7 +377,7 @@ function injectSteps(trace, spawnedAt) {
   // The injection's own statements: the bodies of `inject` and of `deliver`, which it ends in.
   const top = lines
     .map((l, i) => ({ ...l, i }))
-    .filter((l) => (l.depth === 2 && l.fn === 'inject') || (l.depth === 3 && l.fn === 'deliver'));
+    .filter((l) => l.depth === 2 && (l.fn === 'inject' || l.fn === 'deliver'));
   const startUp = 'start-up: bash, lib, arguments, mkdir';
   const steps = { [startUp]: top[0].at - spawnedAt };
   const add = (k, ms) => (steps[k] = (steps[k] ?? 0) + ms);

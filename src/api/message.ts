@@ -283,13 +283,18 @@ export function withRetired(
   return { ...(before ? { before } : {}), items };
 }
 
+/** The most delivered messages retention keeps per CodeMate: `retention`, plus a fifth of it between trims. */
+export function keptAtMost(retention: number): number {
+  return retention + Math.floor(retention / 5);
+}
+
 /**
- * The delivered messages (oldest first) that retention deletes now: none while at most `retention` plus a
- * fifth of it are kept, then all but the newest `retention`. Trimming in batches writes the CodeMate's
- * history once per batch, not once per delivery (adr/0020).
+ * The delivered messages (oldest first) that retention deletes now: none while at most keptAtMost are
+ * kept, then all but the newest `retention`. Trimming in batches writes the CodeMate's history once per
+ * batch, not once per delivery (adr/0020).
  */
 export function retiredNow<T>(delivered: readonly T[], retention: number): T[] {
-  if (delivered.length <= retention + Math.floor(retention / 5)) return [];
+  if (delivered.length <= keptAtMost(retention)) return [];
   return delivered.slice(0, delivered.length - retention);
 }
 

@@ -4,6 +4,7 @@ import {
   frameBody,
   historyLimit,
   inHistory,
+  keptAtMost,
   messageName,
   retiredNow,
   withRetired,
@@ -314,6 +315,7 @@ describe('retention', () => {
   const kept = (n: number) => Array.from({ length: n }, (_, i) => i);
 
   it('trims to the newest N only once a fifth more have gathered, then all at once', () => {
+    expect(keptAtMost(50)).toBe(60);
     expect(retiredNow(kept(50), 50)).toEqual([]);
     expect(retiredNow(kept(60), 50)).toEqual([]);
     expect(retiredNow(kept(61), 50)).toEqual(kept(11));
