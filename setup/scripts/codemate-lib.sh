@@ -60,13 +60,20 @@ tmux_run() {
   return "$code"
 }
 
-# tmux_do ARG...: tmux ARG..., through the control client when it can, else as its own client; the exit
-# code (3 when the control client stopped answering).
+# tmux_do ARG...: tmux ARG..., through the control client when it can, else as its own client. Fails as
+# tmux would (1, with tmux's reason on stderr); a control client that stopped answering ends the process.
 tmux_do() {
   local code=0
   tmux_run - "$@" || code=$?
-  [ "$code" = 2 ] || return "$code"
-  tmux "$@"
+  case "$code" in
+    0) ;;
+    2) tmux "$@" ;;
+    3) die 1 "tmux did not answer in 10 s" ;;
+    *)
+      printf '%s\n' "${tmux_error:-tmux failed}" >&2
+      return 1
+      ;;
+  esac
 }
 
 # --- message tags: what makes a marker line unforgeable ----------------------------------------------
