@@ -330,21 +330,25 @@ frame_perl='
     if ($tmux_pid) { kill "TERM", $tmux_pid; waitpid $tmux_pid, 0 }
     ($tmux_pid, $tmux_in, $tmux_out, $tmux_buffer) = ();
   }
-  # The next answer: (0 or 1, its lines), or () when none came in 10 s or the client ended.
+  # The next answer to a command of ours: (0 or 1, its lines), or () when none came in 10 s or the client
+  # ended. Outside a block, a line is a notification. A block whose flags are not 1 answers a command that
+  # this client did not send (its attach, a hook), and is skipped whole.
   sub tmux_answer {
-    my ($begin, @lines);
+    my ($begin, $ours, @lines);
     my $deadline = time + 10;
     for (;;) {
       while ($tmux_buffer =~ s/\A([^\n]*)\n//) {
         my $line = $1;
         if (!defined $begin) {
-          # Outside a block: a notification, skipped.
-          $begin = $1 if $line =~ /\A%begin (.*)\z/;
+          if ($line =~ /\A%begin (\d+ \d+ (\d+))\z/) { ($begin, $ours, @lines) = ($1, $2 eq "1") }
           next;
         }
         # The text of a pane (capture-pane) comes unescaped: only the exact closing line ends the block.
-        return (0, @lines) if $line eq "%end $begin";
-        return (1, @lines) if $line eq "%error $begin";
+        if ($line eq "%end $begin" || $line eq "%error $begin") {
+          return ($line eq "%end $begin" ? 0 : 1, @lines) if $ours;
+          undef $begin;
+          next;
+        }
         push @lines, $line;
       }
       my $left = $deadline - time;
@@ -378,13 +382,9 @@ frame_perl='
     $tmux_buffer = "";
     my $old = select $tmux_in; $| = 1; select $old;
     binmode $tmux_out;
-    # The attach is answered first (an empty block), then this command.
     print $tmux_in "display-message -p codemate-ready\n";
-    for (1 .. 2) {
-      my ($code, @lines) = tmux_answer();
-      last unless defined $code;
-      return 1 if $code == 0 && "@lines" eq "codemate-ready";
-    }
+    my ($code, @lines) = tmux_answer();
+    return 1 if defined $code && $code == 0 && "@lines" eq "codemate-ready";
     tmux_stop();
     return 0;
   }
@@ -393,9 +393,10 @@ frame_perl='
     my ($out, @args) = @_;
     my @words;
     for my $arg (@args) {
-      # Plain words as they are; others single-quoted, which tmux takes literally (no quote inside).
+      # Plain words as they are; others single-quoted, which tmux takes literally (no quote inside). No #:
+      # some commands expand formats in their arguments (load-buffer in its path).
       if ($arg =~ m{\A[A-Za-z0-9_./:=@+,-]+\z} || $arg eq ";") { push @words, $arg }
-      elsif ($arg !~ /[\x27\x00-\x1f]/) { push @words, "\x27$arg\x27" }
+      elsif ($arg !~ /[\x27#\x00-\x1f]/) { push @words, "\x27$arg\x27" }
       else { return (2, "an argument that cannot be quoted") }
     }
     tmux_start($ENV{CODEMATE_SESSION}) or return (2, "no control client");

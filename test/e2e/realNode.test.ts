@@ -331,8 +331,14 @@ describe.skipIf(!isRoot || !hasTools)('a CodeMate on the real node (needs root, 
     const socket = path.join(stateDir, 'term.sock');
     const host = (...args: string[]) => run('tmux', ['-S', socket, ...args]);
     const screen = async () => (await host('capture-pane', '-p', '-t', 'term')).stdout;
+    // The terminals attached: not the session channel's control client (adr/0020), which has no say in
+    // the window's size.
     const clients = async () =>
-      (await shell(pod, "tmux list-clients -F '#{client_width}x#{client_height}'")).trim().split('\n');
+      (await shell(pod, "tmux list-clients -F '#{client_control_mode} #{client_width}x#{client_height}'"))
+        .trim()
+        .split('\n')
+        .filter((line) => line.startsWith('0 '))
+        .map((line) => line.slice(2));
     await host(
       'new-session',
       '-d',

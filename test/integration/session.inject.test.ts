@@ -670,6 +670,22 @@ describe('the standing channel drives tmux through one control client', () => {
     };
   }
 
+  it('passes arguments to tmux literally, or not at all', async () => {
+    const out = path.join(s.root, 'tmux-run.out');
+    const script = [
+      `source ${path.join(scripts, 'codemate-lib.sh')}`,
+      'frame_server </dev/null',
+      `for arg in 'two words; and a $HOME ~ "quote"' "it's" 'a #{pane_id} format' $'tab\\there'; do`,
+      `  code=0; tmux_run ${out} display-message -p "$arg" || code=$?`,
+      `  printf '%s|%s\n' "$code" "$(cat ${out} 2>/dev/null)"; rm -f ${out}`,
+      'done',
+    ].join('\n');
+    const { stdout } = await run('bash', ['-c', script], { env: s.env });
+    // Sent single-quoted and shown as it is; a quote, a format or a control character: not sent (2), so
+    // the caller runs tmux as its own process instead.
+    expect(stdout.trim().split('\n')).toEqual(['0|two words; and a $HOME ~ "quote"', '2|', '2|', '2|']);
+  });
+
   it('starts tmux once for many messages, replaces a client that ends, and never pastes twice', async () => {
     await idle();
     const before = (await s.prompts()).length;
