@@ -490,28 +490,23 @@ frame_message() {
   read -r framed_nl framed_flat <<<"$meta"
 }
 
+# framer_request WORD...: one request to the frame server (its words joined by tabs); dies unless it
+# answers 0.
+framer_request() {
+  local code text IFS=$'\t'
+  printf '%s\n' "$*" >&"$frame_in"
+  IFS=' ' read -r code text <&"$frame_out" || die 1 "the message framer of this channel is gone"
+  [ "$code" = 0 ] || die 1 "${text#codemate: }"
+}
+
 # move_file FROM TO: mv -f, through the frame server when one runs (no fork).
 move_file() {
-  if [ -n "${frame_in:-}" ]; then
-    local code text
-    printf '=rename\t%s\t%s\n' "$1" "$2" >&"$frame_in"
-    IFS=' ' read -r code text <&"$frame_out" || die 1 "the message framer of this channel is gone"
-    [ "$code" = 0 ] || die 1 "${text#codemate: }"
-  else
-    mv -f "$1" "$2"
-  fi
+  if [ -n "${frame_in:-}" ]; then framer_request '=rename' "$1" "$2"; else mv -f "$1" "$2"; fi
 }
 
 # remove_file FILE: rm -f, through the frame server when one runs (no fork).
 remove_file() {
-  if [ -n "${frame_in:-}" ]; then
-    local code text
-    printf '=remove\t%s\n' "$1" >&"$frame_in"
-    IFS=' ' read -r code text <&"$frame_out" || die 1 "the message framer of this channel is gone"
-    [ "$code" = 0 ] || die 1 "${text#codemate: }"
-  else
-    rm -f "$1"
-  fi
+  if [ -n "${frame_in:-}" ]; then framer_request '=remove' "$1"; else rm -f "$1"; fi
 }
 
 # lock_injection: one injection at a time per session (inject.lock). Under --serve the frame server holds
@@ -519,10 +514,7 @@ remove_file() {
 # the lock is this process's descriptor 9, released when it exits.
 lock_injection() {
   if [ -n "${frame_in:-}" ]; then
-    local code text
-    printf '=lock\t%s\n' "${CODEMATE_STATE_DIR}/inject.lock" >&"$frame_in"
-    IFS=' ' read -r code text <&"$frame_out" || die 1 "the message framer of this channel is gone"
-    [ "$code" = 0 ] || die 1 "${text#codemate: }"
+    framer_request '=lock' "${CODEMATE_STATE_DIR}/inject.lock"
   else
     exec 9>"${CODEMATE_STATE_DIR}/inject.lock"
     flock 9
@@ -530,9 +522,7 @@ lock_injection() {
 }
 
 unlock_injection() {
-  local code text
-  printf '=unlock\n' >&"$frame_in"
-  IFS=' ' read -r code text <&"$frame_out" || die 1 "the message framer of this channel is gone"
+  framer_request '=unlock'
 }
 
 # frame_server: starts one perl process that frames every message of a --serve loop, reading their bodies
