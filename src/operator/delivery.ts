@@ -817,9 +817,10 @@ export class DeliveryWorker {
   }
 
   /**
-   * Deletes delivered messages beyond the newest `retention`, in batches (retiredNow). Before a GitHub-sourced one goes, its source
-   * is recorded in the CodeMate's status.history, so that neither the poller nor the webhook re-creates
-   * it from a listing or a redelivery (what was delivered stays known after its object is gone).
+   * Deletes delivered messages beyond the newest `retention`, in batches (retiredNow). Before a
+   * GitHub-sourced one goes, its source is recorded in the CodeMate's status.history, so that neither the
+   * poller nor the webhook re-creates it from a listing or a redelivery (what was delivered stays known
+   * after its object is gone).
    */
   private async applyRetention(namespace: string, codemate: string): Promise<number | undefined> {
     const delivered = this.messages
